@@ -1,0 +1,172 @@
+package task
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Op is the operation a task carries.
+type Op uint8
+
+// Operations. Client requests first, then the pipeline's internal operations.
+const (
+	OpNone Op = iota
+
+	// Requests that any session may send.
+	OpPing // liveness, answered by the first stage that sees it
+	OpEcho // returns its value; proves the path through the pipeline
+
+	// Data operations, owned by CachePrc.
+	OpGet
+	OpMGet
+	OpSet
+	OpAdd
+	OpReplace
+	OpCAS
+	OpDelete
+	OpIncr
+	OpTouch
+	OpStats
+
+	// Session operations, owned by SessionMgr.
+	OpHello
+	OpHeartbeat
+	OpGoodbye
+	OpSubscribe
+	OpUnsubscribe
+
+	// Server-initiated and internal operations.
+	OpPush  // a change event on its way to a subscriber
+	OpLoad  // CachePrc → Outgoing: read a key from the store
+	OpStore // CachePrc → Outgoing: write a key through to the store
+
+	// Control operations, consumed by the stage loop itself and never seen by handlers.
+	OpStop    // poison pill: the last task a queue will ever deliver
+	OpBarrier // a barrier: signals once every task queued before it has been handled
+
+	numOps
+)
+
+var opNames = [numOps]string{
+	OpNone: "none", OpPing: "ping", OpEcho: "echo",
+	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
+	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
+	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
+	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe",
+	OpPush: "push", OpLoad: "load", OpStore: "store",
+	OpStop: "stop", OpBarrier: "barrier",
+}
+
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// IsControl reports whether o is consumed by the stage loop rather than by a stage's handler.
+func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
+
+// Stage names a pipeline stage; it indexes Task.Enter.
+type Stage uint8
+
+// The four stages, in the order a request meets them.
+const (
+	StageIncoming Stage = iota
+	StageSessionMgr
+	StageCachePrc
+	StageOutgoing
+	NumStages
+)
+
+var stageNames = [NumStages]string{"incoming", "sessionmgr", "cacheprc", "outgoing"}
+
+func (s Stage) String() string {
+	if s < NumStages {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage(%d)", uint8(s))
+}
+
+// Task is one request, reply, push or internal operation in flight between stages.
+//
+// A Task is owned by one stage at a time and is not safe for concurrent use; handing the pointer
+// to a queue hands over ownership.
+type Task struct {
+	Op      Op
+	Code    Code   // result; CodeOK until a stage says otherwise
+	Flags   uint32 // operation-specific flags (for example "value included" on a push)
+	ReqID   uint64 // the client's request id, echoed on the reply
+	Session uint64 // the session (or transport conversation) the task belongs to
+	Version uint64 // the key's version: expected (CAS) on a request, current on a reply
+	Seq     uint64 // per-session sequence number of a push
+	TTLms   int64  // time to live in milliseconds; 0 means none
+	Delta   int64  // incr/decr amount; the counter's value on a reply
+
+	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
+	Value []byte // reused like Key; large buffers are dropped on Put
+	Err   error  // detail for a non-OK Code, for logs and the error message on the wire
+
+	// Enter records when the task entered each stage, in the nanoseconds of that stage's cached
+	// clock (timer.Clock.Nanos). Zero means the task never entered the stage. Clocks of different
+	// stages share an epoch, so differences give per-stage latency.
+	Enter [NumStages]int64
+
+	// Ctx carries a value private to the stage that owns the task (for example the transport's
+	// conversation, or a waiter list), never interpreted by other stages.
+	Ctx any
+
+	done func() // set on OpBarrier tasks: called once the barrier has passed
+}
+
+// keepBuffer is the largest Key/Value capacity kept when a task returns to the pool. Larger
+// buffers (big values) are released so the pool does not pin memory.
+const keepBuffer = 64 << 10
+
+var pool = sync.Pool{New: func() any { return new(Task) }}
+
+// Get returns a zeroed task from the pool. Its Key and Value have length 0 but may have capacity.
+func Get() *Task {
+	return pool.Get().(*Task)
+}
+
+// Put zeroes t and returns it to the pool. The caller must own t and must not use it afterwards.
+func Put(t *Task) {
+	key, value := t.Key[:0], t.Value[:0]
+	if cap(key) > keepBuffer {
+		key = nil
+	}
+	if cap(value) > keepBuffer {
+		value = nil
+	}
+	*t = Task{Key: key, Value: value}
+	pool.Put(t)
+}
+
+// NewBarrier returns a barrier task that calls done once it has passed through a stage loop
+// (that is, after every task queued before it was handled and that iteration's ReadyTimer ran).
+func NewBarrier(done func()) *Task {
+	t := Get()
+	t.Op = OpBarrier
+	t.done = done
+	return t
+}
+
+// BarrierFunc returns the callback of a barrier task (nil for other tasks), to be called once the
+// barrier has passed. Stage loops use it; take it before returning the task to the pool.
+func (t *Task) BarrierFunc() func() { return t.done }
+
+// Reset clears the result fields (Code, Err) and keeps the request, for reuse of a task as its own
+// reply.
+func (t *Task) Reset() {
+	t.Code, t.Err = CodeOK, nil
+}
+
+// Fail sets a non-OK code and its detail.
+func (t *Task) Fail(c Code, err error) {
+	t.Code, t.Err = c, err
+}
+
+func (t *Task) String() string {
+	return fmt.Sprintf("task{op=%s req=%d session=%d key=%q code=%s}", t.Op, t.ReqID, t.Session, t.Key, t.Code)
+}
