@@ -1,0 +1,228 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pipecache/pipecache/task"
+)
+
+// run is the loop's goroutine: set-up, iterations until every inbound queue has delivered its
+// poison pill, then tear-down.
+func (l *Loop) run() {
+	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, affinity and all
+	if err := l.setAffinity(); err != nil {
+		l.state.Store(loopStopped)
+		l.err = err
+		l.release()
+		close(l.done)
+		l.started <- err
+		return
+	}
+	l.startNs = l.clock.Refresh()
+	l.started <- nil
+	l.log.Debug("loop started", "cpus", l.cfg.CPUs)
+	if l.cfg.OnStart != nil {
+		l.cfg.OnStart()
+	}
+
+	for l.open() > 0 {
+		if err := l.iterate(); err != nil {
+			l.err = fmt.Errorf("%w: %s: %w", ErrLoopFailed, l.cfg.Name, err)
+			l.log.Error("loop failed", "err", err)
+			break
+		}
+	}
+
+	if l.cfg.OnStop != nil {
+		l.cfg.OnStop()
+	}
+	l.state.Store(loopStopped)
+	l.release()
+	l.log.Debug("loop stopped", "iterations", l.iterations.Load(), "tasks", l.tasks.Load())
+	close(l.done)
+}
+
+func (l *Loop) setAffinity() error {
+	if len(l.cfg.CPUs) == 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	for _, c := range l.cfg.CPUs {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("stages: loop %s: pin to cpus %v: %w", l.cfg.Name, l.cfg.CPUs, os.NewSyscallError("sched_setaffinity", err))
+	}
+	return nil
+}
+
+// open returns how many inbound queues have not yet delivered their poison pill.
+func (l *Loop) open() int {
+	n := 0
+	for _, in := range l.queues {
+		if !in.done {
+			n++
+		}
+	}
+	return n
+}
+
+// iterate is one turn of the loop: sleep, clock, fds, queues, timers, ReadyTimer. A panic in a
+// handler is logged and counted; the loop goes on with the next iteration.
+func (l *Loop) iterate() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.panics.Add(1)
+			l.log.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	l.iterations.Add(1)
+
+	timeout := l.timeout()
+	slept := timeout != 0 && l.announceSleep()
+	if !slept {
+		timeout = 0
+	}
+	n, werr := unix.EpollWait(l.epfd, l.events, timeout)
+	if slept {
+		for _, in := range l.queues {
+			in.q.sleeping.Store(0)
+		}
+	}
+	if werr != nil && !errors.Is(werr, unix.EINTR) {
+		return os.NewSyscallError("epoll_wait", werr)
+	}
+	now := l.clock.Refresh()
+
+	for i := 0; i < n; i++ {
+		ev := &l.events[i]
+		if h := l.fds[ev.Fd]; h != nil {
+			h(ev.Events)
+		}
+	}
+	l.drain()
+	l.wheel.Advance(now)
+	l.ready.Run()
+
+	if l.ready.Pending() || l.hasWork() {
+		return nil // busy: no clock read, go round again
+	}
+	l.busyNs.Add(l.clock.Refresh() - now)
+	return nil
+}
+
+// timeout returns epoll_wait's timeout in ms: 0 if there is work now, the time to the next
+// timer, or -1 for none.
+func (l *Loop) timeout() int {
+	if l.ready.Pending() || l.hasWork() {
+		return 0
+	}
+	next, ok := l.wheel.NextDeadline()
+	if !ok {
+		return -1
+	}
+	wait := next - l.clock.Nanos()
+	if wait <= 0 {
+		return 0
+	}
+	const msNs = 1_000_000
+	return int(min((wait+msNs-1)/msNs, math.MaxInt32))
+}
+
+// announceSleep tells every producer that the loop is about to sleep, then checks the queues
+// once more. It returns false (and withdraws the announcement) if a task slipped in.
+func (l *Loop) announceSleep() bool {
+	l.sleeps.Add(1)
+	for _, in := range l.queues {
+		if !in.done {
+			in.q.sleeping.Store(1)
+		}
+	}
+	if !l.hasWork() {
+		return true
+	}
+	for _, in := range l.queues {
+		in.q.sleeping.Store(0)
+	}
+	return false
+}
+
+func (l *Loop) hasWork() bool {
+	for _, in := range l.queues {
+		if !in.done && !in.q.empty() {
+			return true
+		}
+	}
+	return false
+}
+
+// drain takes up to Batch tasks from each open queue and hands them to its handler. Control
+// tasks (poison pills, barriers) are consumed here.
+func (l *Loop) drain() {
+	now := l.clock.Nanos()
+	for _, in := range l.queues {
+		if in.done {
+			continue
+		}
+		q := in.q
+		n := uint64(0)
+		for range l.cfg.Batch {
+			t := q.pop()
+			if t == nil {
+				break
+			}
+			switch t.Op {
+			case task.OpStop:
+				task.Put(t)
+				in.done = true
+				l.queueClosed(in)
+			case task.OpBarrier:
+				if done := t.BarrierFunc(); done != nil {
+					l.ready.Post(done)
+				}
+				task.Put(t)
+			default:
+				t.Enter[l.cfg.Stage] = now
+				n++
+				in.handle(t)
+			}
+			if in.done {
+				break
+			}
+		}
+		q.popped.Store(q.head)
+		l.tasks.Add(n)
+	}
+}
+
+func (l *Loop) queueClosed(in *inbound) {
+	if in.q == l.control {
+		if l.cfg.OnStopRequest != nil {
+			l.cfg.OnStopRequest()
+		}
+		return
+	}
+	if l.cfg.OnQueueClosed != nil {
+		l.cfg.OnQueueClosed(in.q)
+	}
+}
+
+// release closes the loop's epoll fd and its queues' eventfds. Called once, after the loop's
+// goroutine is done with them (or instead of starting it).
+func (l *Loop) release() {
+	if err := unix.Close(l.epfd); err != nil {
+		l.log.Warn("closing epoll fd", "err", err)
+	}
+	for _, in := range l.queues {
+		if err := in.q.closeFD(); err != nil {
+			l.log.Warn("closing queue eventfd", "queue", in.q.name, "err", err)
+		}
+	}
+}
