@@ -1,0 +1,296 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"unicode/utf8"
+
+	jsoniter "github.com/json-iterator/go"
+
+	"github.com/pipecache/pipecache/task"
+)
+
+// Version is the protocol version this package speaks. Every message carries one; a peer
+// rejects a version it does not support with CodeVersion.
+const Version = 1
+
+// Limits of the framing. A server may configure lower limits for keys and values.
+const (
+	prefixLen     = 4
+	hlenLen       = 2
+	MaxHeader     = 8 << 10                        // largest JSON header
+	MaxValue      = 4 << 20                        // largest value the framing allows
+	MaxFrame      = hlenLen + MaxHeader + MaxValue // largest length prefix accepted
+	MaxFrameBytes = prefixLen + MaxFrame           // largest frame on the wire
+	minFrame      = hlenLen + len(`{}`)            // smallest length prefix accepted
+)
+
+// Errors of the framing. ErrFrameTooLarge and ErrBadFrame in a stream are fatal for that
+// stream: it cannot be re-synchronised, so the connection must be closed.
+var (
+	ErrFrameTooLarge = errors.New("wire: frame too large")
+	ErrBadFrame      = errors.New("wire: malformed frame")
+	ErrBadHeader     = errors.New("wire: malformed header")
+)
+
+// Header is the JSON header of a frame. Field names are short because every message carries
+// them; unknown fields are ignored so that either side can be upgraded first.
+type Header struct {
+	V     int       // "v": protocol version
+	Op    task.Op   // "op": operation name ("get", "set", "ping", ..., "push" for a push)
+	ID    uint64    // "id": request id chosen by the client, echoed on the reply; 0 on pushes
+	Key   []byte    // "key": the key (UTF-8)
+	TTL   int64     // "ttl": time to live, milliseconds
+	Ver   uint64    // "ver": the key's version
+	Delta int64     // "delta": incr amount; a counter's value on the reply
+	Flags uint32    // "flags"
+	Seq   uint64    // "seq": per-session sequence number of a push
+	Code  task.Code // "code": result code on a reply (0 = ok)
+	Msg   string    // "msg": error message on a reply
+}
+
+// Reset clears h, keeping the Key buffer.
+func (h *Header) Reset() { *h = Header{Key: h.Key[:0]} }
+
+var opByName = func() map[string]task.Op {
+	m := map[string]task.Op{}
+	for o := task.OpNone + 1; ; o++ {
+		name := o.String()
+		if len(name) > 3 && name[:3] == "op(" {
+			return m
+		}
+		if !o.IsControl() && o != task.OpLoad && o != task.OpStore {
+			m[name] = o
+		}
+	}
+}()
+
+// OpByName returns the operation with the given wire name, or OpNone.
+func OpByName(name string) task.Op { return opByName[name] }
+
+// json is the json-iterator configuration used for headers: standard-library compatible, so a
+// header is plain JSON any language can produce.
+var json = jsoniter.ConfigCompatibleWithStandardLibrary
+
+var streamPool = sync.Pool{New: func() any { return jsoniter.NewStream(json, nil, 256) }}
+
+// AppendFrame appends the frame for h and value to dst and returns the extended slice. It fails
+// only if the header or value exceed the framing's limits.
+func AppendFrame(dst []byte, h *Header, value []byte) ([]byte, error) {
+	if len(value) > MaxValue {
+		return dst, fmt.Errorf("%w: value of %d bytes", ErrFrameTooLarge, len(value))
+	}
+	s := streamPool.Get().(*jsoniter.Stream)
+	defer streamPool.Put(s)
+	s.Reset(nil)
+	s.SetBuffer(s.Buffer()[:0])
+	writeHeader(s, h)
+	hdr := s.Buffer()
+	if len(hdr) > MaxHeader {
+		return dst, fmt.Errorf("%w: header of %d bytes", ErrFrameTooLarge, len(hdr))
+	}
+	n := hlenLen + len(hdr) + len(value)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(hdr)))
+	dst = append(dst, hdr...)
+	return append(dst, value...), nil
+}
+
+func writeHeader(s *jsoniter.Stream, h *Header) {
+	s.WriteObjectStart()
+	s.WriteObjectField("v")
+	s.WriteInt(h.V)
+	s.WriteMore()
+	s.WriteObjectField("op")
+	s.WriteString(h.Op.String())
+	if h.ID != 0 {
+		s.WriteMore()
+		s.WriteObjectField("id")
+		s.WriteUint64(h.ID)
+	}
+	if len(h.Key) > 0 {
+		s.WriteMore()
+		s.WriteObjectField("key")
+		s.WriteString(string(h.Key)) // no allocation: the conversion does not escape
+	}
+	writeInt := func(name string, v int64) {
+		if v != 0 {
+			s.WriteMore()
+			s.WriteObjectField(name)
+			s.WriteInt64(v)
+		}
+	}
+	writeUint := func(name string, v uint64) {
+		if v != 0 {
+			s.WriteMore()
+			s.WriteObjectField(name)
+			s.WriteUint64(v)
+		}
+	}
+	writeInt("ttl", h.TTL)
+	writeUint("ver", h.Ver)
+	writeInt("delta", h.Delta)
+	writeUint("flags", uint64(h.Flags))
+	writeUint("seq", h.Seq)
+	writeUint("code", uint64(h.Code))
+	if h.Msg != "" {
+		s.WriteMore()
+		s.WriteObjectField("msg")
+		s.WriteString(h.Msg)
+	}
+	s.WriteObjectEnd()
+}
+
+// Decode parses a frame body (what Splitter.Next returns: everything after the length prefix)
+// into h and returns the value, which aliases body. Unknown header fields are ignored; an
+// unknown op decodes as OpNone with no error (the receiver answers CodeUnknownOp).
+func Decode(body []byte, h *Header) (value []byte, err error) {
+	if len(body) < hlenLen {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadFrame, len(body))
+	}
+	hlen := int(binary.BigEndian.Uint16(body))
+	if hlen > len(body)-hlenLen || hlen > MaxHeader {
+		return nil, fmt.Errorf("%w: header length %d in a frame of %d", ErrBadFrame, hlen, len(body))
+	}
+	if err := parseHeader(body[hlenLen:hlenLen+hlen], h); err != nil {
+		return nil, err
+	}
+	return body[hlenLen+hlen:], nil
+}
+
+var iterPool = sync.Pool{New: func() any { return jsoniter.NewIterator(json) }}
+
+func parseHeader(data []byte, h *Header) error {
+	h.Reset()
+	it := iterPool.Get().(*jsoniter.Iterator)
+	defer iterPool.Put(it)
+	it.ResetBytes(data)
+	it.Error = nil // ResetBytes keeps the error of the iterator's previous use
+	if it.WhatIsNext() != jsoniter.ObjectValue {
+		return fmt.Errorf("%w: not a JSON object", ErrBadHeader)
+	}
+	hasVersion := false
+	for field := it.ReadObject(); field != ""; field = it.ReadObject() {
+		switch field {
+		case "v":
+			h.V, hasVersion = it.ReadInt(), true
+		case "op":
+			h.Op = opByName[string(it.ReadStringAsSlice())]
+		case "id":
+			h.ID = it.ReadUint64()
+		case "key":
+			h.Key = append(h.Key[:0], it.ReadString()...)
+		case "ttl":
+			h.TTL = it.ReadInt64()
+		case "ver":
+			h.Ver = it.ReadUint64()
+		case "delta":
+			h.Delta = it.ReadInt64()
+		case "flags":
+			h.Flags = it.ReadUint32()
+		case "seq":
+			h.Seq = it.ReadUint64()
+		case "code":
+			h.Code = task.Code(it.ReadUint16())
+		case "msg":
+			h.Msg = it.ReadString()
+		default:
+			it.Skip() // unknown fields are ignored: newer peers may send more
+		}
+		if it.Error != nil {
+			break
+		}
+	}
+	if it.Error != nil {
+		return fmt.Errorf("%w: %w", ErrBadHeader, it.Error)
+	}
+	if !hasVersion {
+		return fmt.Errorf("%w: no protocol version", ErrBadHeader)
+	}
+	if !utf8.Valid(h.Key) {
+		return fmt.Errorf("%w: key is not valid UTF-8", ErrBadHeader)
+	}
+	return nil
+}
+
+// Splitter cuts frames out of a byte stream that arrives in pieces. Its buffer grows only with
+// bytes that actually arrived, never with what a length prefix claims, so a hostile prefix costs
+// nothing; a prefix over MaxFrame is an error at once.
+//
+// A Splitter is not safe for concurrent use.
+type Splitter struct {
+	buf []byte
+	off int // start of unconsumed bytes in buf
+	err error
+}
+
+// Write appends stream bytes.
+func (s *Splitter) Write(p []byte) {
+	if s.off > 0 && s.off == len(s.buf) {
+		s.buf, s.off = s.buf[:0], 0
+	}
+	s.buf = append(s.buf, p...)
+}
+
+// Buffer returns free space at the end of the splitter's buffer, at least n bytes, for a reader
+// to fill; Commit then adds the bytes written into it. This lets a KCP Recv write in place.
+func (s *Splitter) Buffer(n int) []byte {
+	if s.off > 0 && s.off == len(s.buf) {
+		s.buf, s.off = s.buf[:0], 0
+	}
+	if cap(s.buf)-len(s.buf) < n {
+		if s.off > 0 { // compact before growing
+			m := copy(s.buf, s.buf[s.off:])
+			s.buf, s.off = s.buf[:m], 0
+		}
+		if cap(s.buf)-len(s.buf) < n {
+			grown := make([]byte, len(s.buf), len(s.buf)+n+len(s.buf)/2)
+			copy(grown, s.buf)
+			s.buf = grown
+		}
+	}
+	return s.buf[len(s.buf) : len(s.buf)+n]
+}
+
+// Commit adds n bytes written into the slice Buffer returned.
+func (s *Splitter) Commit(n int) { s.buf = s.buf[:len(s.buf)+n] }
+
+// Next returns the next complete frame body (after its length prefix), valid until the next call
+// of any Splitter method, or nil if more bytes are needed. A length prefix out of range is an
+// error, and the splitter stays failed: the stream cannot be re-synchronised.
+func (s *Splitter) Next() ([]byte, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	avail := s.buf[s.off:]
+	if len(avail) < prefixLen {
+		return nil, nil
+	}
+	n := binary.BigEndian.Uint32(avail)
+	if n > MaxFrame {
+		s.err = fmt.Errorf("%w: length prefix %d > %d", ErrFrameTooLarge, n, MaxFrame)
+		return nil, s.err
+	}
+	if int(n) < minFrame {
+		s.err = fmt.Errorf("%w: length prefix %d", ErrBadFrame, n)
+		return nil, s.err
+	}
+	if len(avail) < prefixLen+int(n) {
+		return nil, nil
+	}
+	s.off += prefixLen + int(n)
+	return avail[prefixLen : prefixLen+int(n)], nil
+}
+
+// Buffered returns how many bytes are waiting for the rest of their frame.
+func (s *Splitter) Buffered() int { return len(s.buf) - s.off }
+
+// Shrink releases a large buffer once it holds no partial frame, so one big value does not pin
+// memory for the life of a connection.
+func (s *Splitter) Shrink(limit int) {
+	if s.off == len(s.buf) && cap(s.buf) > limit {
+		s.buf, s.off = nil, 0
+	}
+}
