@@ -5,11 +5,19 @@ go 1.26.0
 require (
 	github.com/json-iterator/go v1.1.12
 	github.com/stretchr/testify v1.12.1
+	github.com/xtaci/kcp-go/v5 v5.6.72
 	golang.org/x/sys v0.49.0
 )
 
 require (
+	github.com/klauspost/cpuid/v2 v2.2.6 // indirect
+	github.com/klauspost/reedsolomon v1.12.0 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180228061459-e0a39a4cb421 // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
+	github.com/tjfoc/gmsm v1.4.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/crypto v0.45.0 // indirect
+	golang.org/x/net v0.47.0 // indirect
+	golang.org/x/time v0.14.0 // indirect
 )

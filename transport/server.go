@@ -1,0 +1,520 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+	"golang.org/x/sys/unix"
+
+	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// Loop is what the server needs from the stage loop that drives it (stages.Loop provides it).
+type Loop interface {
+	AddFD(fd int, events uint32, h func(events uint32)) error
+	ModFD(fd int, events uint32) error
+	RemoveFD(fd int) error
+	Clock() *timer.Clock
+	Wheel() *timer.Wheel
+	Ready() *timer.Ready
+}
+
+// Handler receives what conversations deliver. Its methods run on the loop goroutine.
+type Handler interface {
+	// Frame is called with each complete frame body (see wire.Splitter.Next). body is valid only
+	// during the call.
+	Frame(c *Conn, body []byte)
+	// Closed is called once when a conversation ends: expired, evicted, or closed by the
+	// handler. c must not be used afterwards.
+	Closed(c *Conn, reason error)
+}
+
+// Config configures a Server. Zero values mean the defaults.
+type Config struct {
+	Addr         string        // listen address, host:port; default "127.0.0.1:7070"
+	ReusePort    bool          // SO_REUSEPORT, to shard one port over several loops
+	SocketBuffer int           // SO_RCVBUF and SO_SNDBUF; default 4 MiB
+	Batch        int           // datagrams per recvmmsg/sendmmsg; default 64
+	MTU          int           // KCP MTU; default 1400 (kcp-go's)
+	Window       int           // KCP send and receive windows, in segments; default 256
+	Interval     time.Duration // retransmission check interval while data is unacknowledged; default 10 ms
+	IdleTimeout  time.Duration // an established conversation silent this long is dropped; default 60 s
+	MaxConns     int           // conversations at most; default 100,000
+	MaxPending   int           // conversations not yet established, at most; default 1,024
+	PendingRate  int           // new conversations admitted per second; default 2,000
+	PendingTTL   time.Duration // a pending conversation silent this long is dropped; default 5 s
+	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:7070"
+	}
+	def(&c.SocketBuffer, 4<<20)
+	def(&c.Batch, 64)
+	def(&c.MTU, 1400)
+	def(&c.Window, 256)
+	def(&c.MaxConns, 100_000)
+	def(&c.MaxPending, 1024)
+	def(&c.PendingRate, 2000)
+	def(&c.MaxSendQueue, 8192)
+	defDur(&c.Interval, 10*time.Millisecond)
+	defDur(&c.IdleTimeout, 60*time.Second)
+	defDur(&c.PendingTTL, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Errors.
+var (
+	ErrSendQueueFull = errors.New("transport: conversation send queue full") // the peer is not reading
+	ErrConnClosed    = errors.New("transport: conversation closed")
+	ErrIdle          = errors.New("transport: conversation idle too long")
+	ErrBadStream     = errors.New("transport: malformed stream")
+	ErrServerClosed  = errors.New("transport: server closed")
+)
+
+type convKey struct {
+	addr netip.AddrPort
+	conv uint32
+}
+
+// Stats counts what the server has done.
+type Stats struct {
+	DatagramsIn, DatagramsOut uint64
+	BytesIn, BytesOut         uint64
+	Malformed                 uint64 // datagrams too short or not KCP, truncated, or rejected by KCP
+	Refused                   uint64 // datagrams for new conversations refused (cap or rate)
+	SendDropped               uint64 // datagrams the kernel refused (EPERM, ENOBUFS...): lost, KCP retransmits
+	SendBlocked               uint64 // times the socket buffer was full and EPOLLOUT was armed
+	Conns, Pending            int    // conversations now, and how many are not yet established
+	Opened, Closed            uint64 // conversations created and ended
+}
+
+// Server owns a UDP socket and every KCP conversation on it. It belongs to one loop goroutine.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	io      *batchConn
+	loop    Loop
+	handler Handler
+
+	conns   map[convKey]*Conn
+	byID    map[uint64]*Conn
+	nextID  uint64
+	pending int
+
+	dirty     []*Conn
+	flushAll  timer.ReadyEntry
+	wantOut   bool // EPOLLOUT armed
+	tokens    float64
+	tokensAt  int64
+	stats     counters
+	closed    bool
+	frameRoom int // bytes of frame payload per KCP segment
+}
+
+// NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
+func NewServer(cfg Config, h Handler) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.MTU < 256 || cfg.MTU > maxDatagram {
+		return nil, fmt.Errorf("transport: MTU %d out of range [256, %d]", cfg.MTU, maxDatagram)
+	}
+	bc, err := listenUDP(cfg.Addr, cfg.ReusePort, cfg.SocketBuffer, cfg.Batch)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, io: bc, handler: h,
+		conns: make(map[convKey]*Conn), byID: make(map[uint64]*Conn),
+		tokens: float64(cfg.PendingRate), frameRoom: cfg.MTU - kcp.IKCP_OVERHEAD,
+	}
+	s.flushAll.Fn = s.flush
+	return s, nil
+}
+
+// Addr returns the address the server is bound to.
+func (s *Server) Addr() netip.AddrPort { return s.io.local }
+
+// Attach registers the socket with the loop. Call once, before the loop starts or on it.
+func (s *Server) Attach(l Loop) error {
+	s.loop = l
+	s.tokensAt = l.Clock().Nanos()
+	return l.AddFD(s.io.fd, unix.EPOLLIN, s.onReady)
+}
+
+// counters are written by the loop goroutine and read by anyone (uncontended atomics).
+type counters struct {
+	datagramsIn, datagramsOut, bytesIn, bytesOut atomic.Uint64
+	malformed, refused, sendDropped, sendBlocked atomic.Uint64
+	opened, closed                               atomic.Uint64
+	conns, pending                               atomic.Int64
+}
+
+// Stats returns the server's counters. Safe for concurrent use.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		DatagramsIn: c.datagramsIn.Load(), DatagramsOut: c.datagramsOut.Load(),
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+		Malformed: c.malformed.Load(), Refused: c.refused.Load(),
+		SendDropped: c.sendDropped.Load(), SendBlocked: c.sendBlocked.Load(),
+		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
+		Opened: c.opened.Load(), Closed: c.closed.Load(),
+	}
+}
+
+// Conn returns the conversation with the given id, or nil if it has ended.
+func (s *Server) Conn(id uint64) *Conn { return s.byID[id] }
+
+func (s *Server) onReady(events uint32) {
+	if events&unix.EPOLLOUT != 0 {
+		s.sendQueued()
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLERR) != 0 {
+		s.receive()
+	}
+}
+
+// receive drains the socket (edge-triggered: until EAGAIN), a batch at a time.
+func (s *Server) receive() {
+	for !s.closed {
+		n, err := s.io.recv()
+		if err != nil {
+			// ECONNREFUSED and friends report an earlier send's ICMP error: weather, not death.
+			s.log.Debug("recvmmsg", "err", err)
+			continue
+		}
+		if n == 0 {
+			return
+		}
+		for i := range n {
+			data, from, ok := s.io.datagram(i)
+			s.stats.datagramsIn.Add(1)
+			if !ok {
+				s.stats.malformed.Add(1)
+				continue
+			}
+			s.stats.bytesIn.Add(uint64(len(data)))
+			s.input(data, from)
+		}
+	}
+}
+
+// input feeds one datagram to its conversation, creating the conversation if it is new and
+// admissible, and hands complete frames to the handler.
+func (s *Server) input(data []byte, from netip.AddrPort) {
+	if len(data) < kcp.IKCP_OVERHEAD {
+		s.stats.malformed.Add(1)
+		return
+	}
+	key := convKey{addr: from, conv: binary.LittleEndian.Uint32(data)}
+	c := s.conns[key]
+	if c == nil {
+		if !plausibleSegment(data) {
+			s.stats.malformed.Add(1)
+			return
+		}
+		if !s.admit() {
+			s.stats.refused.Add(1)
+			return
+		}
+		c = s.open(key)
+	}
+	c.lastSeen = s.loop.Clock().Nanos()
+	if c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false) < 0 {
+		s.stats.malformed.Add(1)
+	}
+	s.markDirty(c) // ACKs leave at the end of this iteration, with any replies
+	s.readFrames(c)
+}
+
+// plausibleSegment checks the first KCP segment header of a datagram that would open a new
+// conversation: a known command and a length that fits.
+func plausibleSegment(data []byte) bool {
+	cmd := data[4]
+	if cmd < 81 || cmd > 84 { // IKCP_CMD_PUSH, ACK, WASK, WINS
+		return false
+	}
+	n := binary.LittleEndian.Uint32(data[20:24])
+	return int(n) <= len(data)-kcp.IKCP_OVERHEAD
+}
+
+// admit reports whether a new conversation may be opened now: under the caps, and a token is
+// left in the rate limiter's bucket (refilled at PendingRate per second, burst PendingRate).
+func (s *Server) admit() bool {
+	if len(s.conns) >= s.cfg.MaxConns || s.pending >= s.cfg.MaxPending {
+		return false
+	}
+	now := s.loop.Clock().Nanos()
+	rate := float64(s.cfg.PendingRate)
+	s.tokens = min(rate, s.tokens+float64(now-s.tokensAt)*rate/1e9)
+	s.tokensAt = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
+func (s *Server) readFrames(c *Conn) {
+	for !c.closed {
+		size := c.kcp.PeekSize()
+		if size <= 0 {
+			break
+		}
+		n := c.kcp.Recv(c.in.Buffer(size))
+		if n <= 0 {
+			break
+		}
+		c.in.Commit(n)
+	}
+	for !c.closed {
+		body, err := c.in.Next()
+		if err != nil {
+			s.log.Warn("closing conversation: malformed stream", "conn", c.id, "addr", c.key.addr, "err", err)
+			c.Close(fmt.Errorf("%w: %w", ErrBadStream, err))
+			return
+		}
+		if body == nil {
+			break
+		}
+		s.handler.Frame(c, body)
+	}
+	if !c.closed {
+		c.in.Shrink(64 << 10)
+	}
+}
+
+func (s *Server) open(key convKey) *Conn {
+	s.nextID++
+	c := &Conn{srv: s, key: key, id: s.nextID}
+	c.kcp = kcp.NewKCP(key.conv, c.output)
+	c.kcp.NoDelay(1, int(s.cfg.Interval/time.Millisecond), 2, 1)
+	c.kcp.WndSize(s.cfg.Window, s.cfg.Window)
+	c.kcp.SetMtu(s.cfg.MTU)
+	c.retransmit.Fn = c.onRetransmit
+	c.expire.Fn = c.onExpire
+	s.conns[key] = c
+	s.byID[c.id] = c
+	s.pending++
+	s.stats.conns.Store(int64(len(s.conns)))
+	s.stats.pending.Store(int64(s.pending))
+	s.stats.opened.Add(1)
+	s.loop.Wheel().Schedule(&c.expire, s.loop.Clock().Nanos()+int64(s.cfg.PendingTTL))
+	return c
+}
+
+func (s *Server) markDirty(c *Conn) {
+	if !c.dirty {
+		c.dirty = true
+		s.dirty = append(s.dirty, c)
+	}
+	s.loop.Ready().Add(&s.flushAll)
+}
+
+// flush is the ReadyTimer callback: flush every conversation that received or queued data this
+// iteration (its ACKs and replies share datagrams), then send every datagram in one sendmmsg.
+func (s *Server) flush() {
+	now := s.loop.Clock().Nanos()
+	for i, c := range s.dirty {
+		s.dirty[i] = nil
+		c.dirty = false
+		if c.closed {
+			continue
+		}
+		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		if c.kcp.WaitSnd() > 0 && !c.retransmit.Scheduled() {
+			s.loop.Wheel().Schedule(&c.retransmit, now+int64(s.cfg.Interval))
+		}
+	}
+	s.dirty = s.dirty[:0]
+	s.sendQueued()
+}
+
+// sendQueued sends the batch; on a full socket buffer it arms EPOLLOUT and keeps the rest.
+func (s *Server) sendQueued() {
+	sent, dropped, err := s.io.flush()
+	s.stats.datagramsOut.Add(uint64(sent))
+	s.stats.sendDropped.Add(uint64(dropped))
+	switch {
+	case err == errWouldBlock && !s.wantOut:
+		s.wantOut = true
+		s.stats.sendBlocked.Add(1)
+		s.loop.ModFD(s.io.fd, unix.EPOLLIN|unix.EPOLLOUT)
+	case err == nil && s.wantOut:
+		s.wantOut = false
+		s.loop.ModFD(s.io.fd, unix.EPOLLIN)
+	}
+}
+
+// emit queues one datagram of conversation output; a full batch is sent first.
+func (s *Server) emit(to netip.AddrPort, data []byte) {
+	if s.io.queue(to, data) {
+		s.stats.bytesOut.Add(uint64(len(data)))
+		return
+	}
+	s.sendQueued()
+	if s.io.queue(to, data) {
+		s.stats.bytesOut.Add(uint64(len(data)))
+		return
+	}
+	s.stats.sendDropped.Add(1) // socket full and batch full: lost; KCP retransmits
+}
+
+func (s *Server) drop(c *Conn, reason error) {
+	delete(s.conns, c.key)
+	delete(s.byID, c.id)
+	if !c.established {
+		s.pending--
+	}
+	s.stats.conns.Store(int64(len(s.conns)))
+	s.stats.pending.Store(int64(s.pending))
+	s.stats.closed.Add(1)
+	s.loop.Wheel().Cancel(&c.retransmit)
+	s.loop.Wheel().Cancel(&c.expire)
+	s.handler.Closed(c, reason)
+}
+
+// Close ends every conversation and closes the socket. Loop goroutine only.
+func (s *Server) Close() error {
+	if s.closed {
+		return ErrServerClosed
+	}
+	s.flush()
+	for _, c := range s.conns {
+		c.Close(ErrServerClosed)
+	}
+	s.closed = true
+	if s.loop != nil {
+		s.loop.RemoveFD(s.io.fd)
+	}
+	return s.io.close()
+}
+
+// Conn is one KCP conversation. It belongs to the server's loop goroutine.
+type Conn struct {
+	srv         *Server
+	key         convKey
+	id          uint64
+	kcp         *kcp.KCP
+	in          wire.Splitter
+	lastSeen    int64
+	established bool
+	dirty       bool
+	closed      bool
+	retransmit  timer.Timer // armed while sent data is unacknowledged
+	expire      timer.Timer // idle (or pending) expiry, checked lazily against lastSeen
+
+	// Ctx is the owner's per-conversation state (the Incoming stage's session).
+	Ctx any
+}
+
+// ID returns the conversation's handle, unique for the server's life (Task.Session).
+func (c *Conn) ID() uint64 { return c.id }
+
+// Addr returns the peer's address.
+func (c *Conn) Addr() netip.AddrPort { return c.key.addr }
+
+// Conv returns the KCP conversation id.
+func (c *Conn) Conv() uint32 { return c.key.conv }
+
+// Established reports whether the stage above has accepted the peer (see Establish).
+func (c *Conn) Established() bool { return c.established }
+
+// Establish marks the conversation as accepted by the stage above (a successful hello): it no
+// longer counts against the pending cap and expires after IdleTimeout instead of PendingTTL.
+func (c *Conn) Establish() {
+	if c.established || c.closed {
+		return
+	}
+	c.established = true
+	c.srv.pending--
+	c.srv.stats.pending.Store(int64(c.srv.pending))
+}
+
+// Send queues a frame for the peer; it leaves at the end of the loop iteration. A frame is cut
+// into segments of at most one MSS each (frg=0), so the peer's KCP reads it as a byte stream
+// whatever its receive window. Send refuses with ErrSendQueueFull when the peer is not
+// acknowledging fast enough.
+func (c *Conn) Send(frame []byte) error {
+	if c.closed {
+		return ErrConnClosed
+	}
+	if c.kcp.WaitSnd() > c.srv.cfg.MaxSendQueue {
+		return ErrSendQueueFull
+	}
+	for len(frame) > 0 {
+		n := min(len(frame), c.srv.frameRoom)
+		c.kcp.Send(frame[:n])
+		frame = frame[n:]
+	}
+	c.srv.markDirty(c)
+	return nil
+}
+
+// Close ends the conversation: Handler.Closed runs, and later datagrams for it are treated as
+// a new conversation. Queued output is flushed once.
+func (c *Conn) Close(reason error) {
+	if c.closed {
+		return
+	}
+	kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	c.closed = true
+	c.srv.drop(c, reason)
+}
+
+// WaitSnd returns the segments sent but not yet acknowledged, and queued.
+func (c *Conn) WaitSnd() int { return c.kcp.WaitSnd() }
+
+// output is KCP's output callback: it runs inside Input, flush and Update, and its buffer is
+// reused after it returns, so the datagram is copied into the send batch at once.
+func (c *Conn) output(buf []byte, size int) {
+	c.srv.emit(c.key.addr, buf[:size])
+}
+
+func (c *Conn) onRetransmit() {
+	if c.closed {
+		return
+	}
+	c.kcp.Update()
+	c.srv.loop.Ready().Add(&c.srv.flushAll)
+	if c.kcp.WaitSnd() > 0 {
+		c.srv.loop.Wheel().Schedule(&c.retransmit, c.srv.loop.Clock().Nanos()+int64(c.srv.cfg.Interval))
+	}
+}
+
+// onExpire runs when the conversation may have been silent too long. It checks lastSeen and
+// re-arms for the remainder instead of rescheduling on every datagram.
+func (c *Conn) onExpire() {
+	ttl := c.srv.cfg.IdleTimeout
+	if !c.established {
+		ttl = c.srv.cfg.PendingTTL
+	}
+	now := c.srv.loop.Clock().Nanos()
+	if deadline := c.lastSeen + int64(ttl); deadline > now {
+		c.srv.loop.Wheel().Schedule(&c.expire, deadline)
+		return
+	}
+	c.Close(ErrIdle)
+}

@@ -1,0 +1,206 @@
+package transport
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// testLoop drives a Server from the test goroutine: the real clock, wheel and ready list, no
+// epoll (the tests call input directly).
+type testLoop struct {
+	clock *timer.Clock
+	wheel *timer.Wheel
+	ready timer.Ready
+}
+
+func newTestLoop() *testLoop {
+	c := timer.NewClock()
+	return &testLoop{clock: c, wheel: timer.NewWheel(time.Millisecond, c.Nanos())}
+}
+
+func (l *testLoop) AddFD(int, uint32, func(uint32)) error { return nil }
+func (l *testLoop) ModFD(int, uint32) error               { return nil }
+func (l *testLoop) RemoveFD(int) error                    { return nil }
+func (l *testLoop) Clock() *timer.Clock                   { return l.clock }
+func (l *testLoop) Wheel() *timer.Wheel                   { return l.wheel }
+func (l *testLoop) Ready() *timer.Ready                   { return &l.ready }
+
+// iterate runs what the loop would run after the fds: timers, then the ReadyTimer.
+func (l *testLoop) iterate() {
+	l.wheel.Advance(l.clock.Refresh())
+	l.ready.Run()
+}
+
+type recorder struct {
+	frames [][]byte
+	closed []error
+}
+
+func (r *recorder) Frame(c *Conn, body []byte) {
+	r.frames = append(r.frames, append([]byte(nil), body...))
+}
+func (r *recorder) Closed(c *Conn, reason error) { r.closed = append(r.closed, reason) }
+
+func newTestServer(tb testing.TB, cfg Config) (*Server, *testLoop, *recorder) {
+	cfg.Addr = "127.0.0.1:0"
+	rec := &recorder{}
+	s, err := NewServer(cfg, rec)
+	require.NoError(tb, err)
+	l := newTestLoop()
+	require.NoError(tb, s.Attach(l))
+	tb.Cleanup(func() { s.Close() })
+	return s, l, rec
+}
+
+// TestKCPFlushShim fails if a kcp-go upgrade changes the unexported flush the shim links to.
+func TestKCPFlushShim(t *testing.T) {
+	var out int
+	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
+	k.NoDelay(1, 10, 2, 1)
+	k.Send([]byte("hello"))
+	kcpFlush(k, kcp.IKCP_FLUSH_FULL)
+	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
+}
+
+// clientSegments returns the datagrams a KCP client with conv would send for frame.
+func clientSegments(conv uint32, frame []byte) [][]byte {
+	var dgrams [][]byte
+	k := kcp.NewKCP(conv, func(b []byte, n int) { dgrams = append(dgrams, append([]byte(nil), b[:n]...)) })
+	k.NoDelay(1, 10, 2, 1)
+	k.Send(frame)
+	kcpFlush(k, kcp.IKCP_FLUSH_FULL)
+	return dgrams
+}
+
+func TestServerKeysConversationsByAddressAndConv(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{})
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("x"))
+	a := netip.MustParseAddrPort("127.0.0.1:40000")
+	b := netip.MustParseAddrPort("127.0.0.2:40000")
+	for _, from := range []netip.AddrPort{a, b} {
+		for conv := uint32(1); conv <= 3; conv++ {
+			for _, d := range clientSegments(conv, frame) {
+				s.input(d, from)
+			}
+		}
+	}
+	l.iterate()
+	assert.Len(t, rec.frames, 6)
+	assert.Equal(t, 6, s.Stats().Conns)
+}
+
+func TestServerCapsAndRateLimitsPendingConversations(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{MaxPending: 10, PendingRate: 1000})
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for conv := range uint32(100) {
+		for _, d := range clientSegments(conv, frame) {
+			s.input(d, from)
+		}
+	}
+	l.iterate()
+	st := s.Stats()
+	assert.Equal(t, 10, st.Pending, "pending conversations over the cap")
+	assert.Equal(t, uint64(90), st.Refused)
+
+	// Established conversations no longer count against the pending cap.
+	for _, c := range s.byID {
+		c.Establish()
+	}
+	assert.Zero(t, s.Stats().Pending)
+
+	// The rate limit: with the cap lifted, a burst beyond the bucket is refused.
+	s2, l2, _ := newTestServer(t, Config{MaxPending: 100_000, PendingRate: 50})
+	for conv := range uint32(200) {
+		for _, d := range clientSegments(conv, frame) {
+			s2.input(d, from)
+		}
+	}
+	l2.iterate()
+	assert.LessOrEqual(t, s2.Stats().Pending, 51)
+}
+
+func TestServerExpiresSilentPendingConversations(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{PendingTTL: 10 * time.Millisecond})
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(7, frame) {
+		s.input(d, from)
+	}
+	l.iterate()
+	require.Equal(t, 1, s.Stats().Conns)
+	deadline := time.Now().Add(time.Minute)
+	for s.Stats().Conns > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // the wheel runs on the real clock; this only waits for it
+		l.iterate()
+	}
+	assert.Zero(t, s.Stats().Conns)
+	require.Len(t, rec.closed, 1)
+	assert.ErrorIs(t, rec.closed[0], ErrIdle)
+}
+
+func TestServerSendsRepliesInTheSameIteration(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{})
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("ping"))
+	for _, d := range clientSegments(9, frame) {
+		s.input(d, from)
+	}
+	require.Len(t, rec.frames, 1)
+	c := s.byID[1]
+	require.NoError(t, c.Send(frame))
+	l.ready.Run() // end of the iteration: ACK and reply leave together, in one datagram
+	assert.Equal(t, uint64(1), s.Stats().DatagramsOut)
+	peer.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 2048)
+	n, err := peer.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, 2*kcp.IKCP_OVERHEAD+len(frame), n, "one datagram: the ACK and the reply segment")
+}
+
+// FuzzDatagram throws arbitrary datagrams at the server's input path: it must never panic,
+// never hold more pending conversations than the cap, and never buffer more than arrived.
+func FuzzDatagram(f *testing.F) {
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("v"))
+	for _, d := range clientSegments(1, frame) {
+		f.Add(d)
+	}
+	f.Add(make([]byte, 24))
+	hostile := clientSegments(2, []byte{0xff, 0xff, 0xff, 0xff})[0]
+	f.Add(hostile)
+	trunc := append([]byte(nil), clientSegments(3, frame)[0]...)
+	binary.LittleEndian.PutUint32(trunc[20:], 5000) // claims more data than it carries
+	f.Add(trunc)
+
+	s, l, _ := newTestServer(f, Config{MaxPending: 64})
+	from := netip.MustParseAddrPort("127.0.0.1:9") // discard port: replies go nowhere
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for len(data) > 0 {
+			n := min(len(data), 1400)
+			s.input(data[:n], from)
+			data = data[n:]
+		}
+		l.iterate()
+		if st := s.Stats(); st.Pending > 64 {
+			t.Fatalf("%d pending conversations over the cap of 64", st.Pending)
+		}
+		for _, c := range s.byID {
+			if c.in.Buffered() > wire.MaxFrameBytes {
+				t.Fatalf("conversation buffers %d bytes", c.in.Buffered())
+			}
+		}
+	})
+}
