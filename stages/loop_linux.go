@@ -301,13 +301,19 @@ func (l *Loop) Barrier(ctx context.Context) error {
 			close(passed)
 		}
 	}
+	accepted := 0
 	for _, in := range l.queues {
 		if err := pushWait(ctx, in.q, task.NewBarrier(pass)); err != nil {
 			if !errors.Is(err, ErrQueueClosed) {
 				return fmt.Errorf("stages: barrier on loop %s: %w", l.cfg.Name, err)
 			}
 			pass()
+			continue
 		}
+		accepted++
+	}
+	if accepted == 0 {
+		return fmt.Errorf("%w: %s: barrier on a stopped loop", ErrLoopStopped, l.cfg.Name)
 	}
 	select {
 	case <-passed:

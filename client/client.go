@@ -1,0 +1,347 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// Option configures Dial.
+type Option func(*options)
+
+type options struct {
+	dialTimeout time.Duration
+	heartbeat   time.Duration
+	deadAfter   time.Duration
+	window      int
+	logger      *slog.Logger
+	maxBackoff  time.Duration
+}
+
+// WithDialTimeout bounds how long Dial waits for the server's first reply. Default 3 s.
+func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
+
+// WithHeartbeat sets the heartbeat interval and how long the server may stay silent before the
+// session is considered dead and redialled. Defaults 1 s and 5 s.
+func WithHeartbeat(interval, deadAfter time.Duration) Option {
+	return func(o *options) { o.heartbeat, o.deadAfter = interval, deadAfter }
+}
+
+// WithWindow sets the KCP send and receive windows in segments. Default 256.
+func WithWindow(segments int) Option { return func(o *options) { o.window = segments } }
+
+// WithLogger sets where the client logs reconnects. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Client is a connection to one pipecached server, safe for concurrent use.
+type Client struct {
+	addr string
+	opts options
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards sess, pending, closed, bufs
+	sess    *session   // nil while reconnecting
+	pending map[uint64]*call
+	closed  bool
+
+	nextID   atomic.Uint64
+	lastRecv atomic.Int64 // unix nanos of the last frame from the server
+	done     chan struct{}
+	wg       sync.WaitGroup
+	redials  atomic.Uint64
+}
+
+type session struct {
+	kcp *kcp.UDPSession
+	buf []byte // encoding buffer, guarded by Client.mu
+}
+
+// Reply is a server's reply.
+type Reply struct {
+	Header wire.Header
+	Value  []byte // owned by the caller
+}
+
+type call struct {
+	reply chan Reply // buffered 1
+	sess  *session
+}
+
+// Dial connects to the server at addr (host:port) and checks that it answers.
+func Dial(addr string, opts ...Option) (*Client, error) {
+	o := options{dialTimeout: 3 * time.Second, heartbeat: time.Second, deadAfter: 5 * time.Second,
+		window: 256, maxBackoff: 2 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{})}
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.dialTimeout)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("pipecache: dial %s: no answer: %w", addr, err)
+	}
+	c.wg.Add(1)
+	go c.heartbeat()
+	return c, nil
+}
+
+// connect opens a new KCP session and its reader.
+func (c *Client) connect() error {
+	ks, err := kcp.DialWithOptions(c.addr, nil, 0, 0)
+	if err != nil {
+		return fmt.Errorf("%w: dial %s: %w", ErrUnavailable, c.addr, err)
+	}
+	ks.SetStreamMode(true)
+	ks.SetNoDelay(1, 10, 2, 1) // fast mode: 10 ms interval, fast resend, no congestion window
+	ks.SetWindowSize(c.opts.window, c.opts.window)
+	ks.SetACKNoDelay(false) // ACKs ride on the next request or the next 10 ms flush
+	ks.SetReadBuffer(4 << 20)
+	ks.SetWriteBuffer(4 << 20)
+	s := &session{kcp: ks}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ks.Close()
+		return ErrClosed
+	}
+	c.sess = s
+	c.mu.Unlock()
+	c.lastRecv.Store(time.Now().UnixNano())
+	c.wg.Add(1)
+	go c.read(s)
+	return nil
+}
+
+// Do sends one request and waits for its reply, or for ctx. h.ID and h.V are set by Do. A
+// reply with a non-OK code is returned as a *ServerError.
+func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, error) {
+	h.V, h.ID = wire.Version, c.nextID.Add(1)
+	cl := &call{reply: make(chan Reply, 1)}
+	c.mu.Lock()
+	s := c.sess
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return Reply{}, ErrClosed
+	case s == nil:
+		c.mu.Unlock()
+		return Reply{}, fmt.Errorf("%w: reconnecting to %s", ErrUnavailable, c.addr)
+	}
+	var err error
+	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
+	if err != nil {
+		c.mu.Unlock()
+		return Reply{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	cl.sess = s
+	c.pending[h.ID] = cl
+	_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.forget(h.ID)
+		c.sessionFailed(s, err)
+		return Reply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	select {
+	case r, ok := <-cl.reply:
+		if !ok {
+			return Reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
+		}
+		if r.Header.Code != task.CodeOK {
+			return r, &ServerError{Code: r.Header.Code, Msg: r.Header.Msg}
+		}
+		return r, nil
+	case <-ctx.Done():
+		c.forget(h.ID)
+		return Reply{}, fmt.Errorf("%w: %s %s: %w", ErrTimeout, h.Op, c.addr, ctx.Err())
+	}
+}
+
+func (c *Client) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Do(ctx, &wire.Header{Op: task.OpPing}, nil)
+	return err
+}
+
+// Echo sends value through the server's pipeline and returns what came back.
+func (c *Client) Echo(ctx context.Context, value []byte) ([]byte, error) {
+	r, err := c.Do(ctx, &wire.Header{Op: task.OpEcho}, value)
+	return r.Value, err
+}
+
+// read is a session's reader goroutine: it cuts frames out of the stream and completes calls.
+func (c *Client) read(s *session) {
+	defer c.wg.Done()
+	var sp wire.Splitter
+	for {
+		n, err := s.kcp.Read(sp.Buffer(64 << 10))
+		if err != nil {
+			c.sessionFailed(s, err)
+			return
+		}
+		sp.Commit(n)
+		c.lastRecv.Store(time.Now().UnixNano())
+		for {
+			body, err := sp.Next()
+			if err != nil {
+				c.log.Error("malformed stream from server", "addr", c.addr, "err", err)
+				c.sessionFailed(s, err)
+				return
+			}
+			if body == nil {
+				break
+			}
+			c.dispatch(body)
+		}
+		sp.Shrink(1 << 20)
+	}
+}
+
+func (c *Client) dispatch(body []byte) {
+	var r Reply
+	value, err := wire.Decode(body, &r.Header)
+	if err != nil {
+		c.log.Warn("undecodable frame from server", "addr", c.addr, "err", err)
+		return
+	}
+	if r.Header.ID == 0 {
+		return // a push: subscriptions arrive with issue #5
+	}
+	r.Value = append([]byte(nil), value...)
+	c.mu.Lock()
+	cl := c.pending[r.Header.ID]
+	delete(c.pending, r.Header.ID)
+	c.mu.Unlock()
+	if cl != nil {
+		cl.reply <- r
+	}
+}
+
+// sessionFailed tears down s (if it is still current), fails its calls with ErrUnavailable, and
+// starts redialling. Safe to call more than once for the same session.
+func (c *Client) sessionFailed(s *session, cause error) {
+	c.mu.Lock()
+	if c.sess != s {
+		c.mu.Unlock()
+		return
+	}
+	c.sess = nil
+	var failed []*call
+	for id, cl := range c.pending {
+		if cl.sess == s {
+			failed = append(failed, cl)
+			delete(c.pending, id)
+		}
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	s.kcp.Close()
+	for _, cl := range failed {
+		close(cl.reply)
+	}
+	if closed {
+		return
+	}
+	c.log.Warn("session lost; redialling", "addr", c.addr, "cause", cause, "failed_calls", len(failed))
+	c.wg.Add(1)
+	go c.redial()
+}
+
+// redial reconnects with exponential back-off and jitter until it succeeds or the client closes.
+func (c *Client) redial() {
+	defer c.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		c.redials.Add(1)
+		if err := c.connect(); err == nil || errors.Is(err, ErrClosed) {
+			return
+		}
+		backoff = min(2*backoff, c.opts.maxBackoff)
+	}
+}
+
+// heartbeat pings the server every interval; a server silent for deadAfter fails the session.
+func (c *Client) heartbeat() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		if silent := time.Since(time.Unix(0, c.lastRecv.Load())); silent > c.opts.deadAfter {
+			c.sessionFailed(s, fmt.Errorf("server silent for %v", silent.Round(time.Millisecond)))
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.heartbeat)
+			defer cancel()
+			c.Ping(ctx) // the answer refreshes lastRecv; silence is judged above
+		}()
+	}
+}
+
+// Connected reports whether the client has a live session now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess != nil
+}
+
+// Close ends the session and fails calls in flight with ErrUnavailable. Safe to call twice.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	s := c.sess
+	c.mu.Unlock()
+	close(c.done)
+	if s != nil {
+		c.sessionFailed(s, ErrClosed)
+	}
+	c.wg.Wait()
+	return nil
+}

@@ -1,0 +1,13 @@
+// Package client is pipecache's Go SDK.
+//
+// A Client keeps one KCP session (github.com/xtaci/kcp-go/v5 UDPSession) to a pipecached
+// server and is safe for concurrent use: every caller shares the session, so many requests are
+// in flight at once, matched to their replies by request id, and their requests and ACKs share
+// datagrams. The client sends heartbeats, notices a server that has gone silent, fails the
+// requests in flight with ErrUnavailable, and redials with back-off in the background.
+//
+//	c, err := client.Dial("127.0.0.1:7070")
+//	if err != nil { ... }
+//	defer c.Close()
+//	if err := c.Ping(ctx); err != nil { ... }
+package client

@@ -1,0 +1,400 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+func startIncoming(tb testing.TB, cfg IncomingConfig) *Incoming {
+	tb.Helper()
+	if cfg.Transport.Addr == "" {
+		cfg.Transport.Addr = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(tb)
+	}
+	in, err := NewIncoming(cfg)
+	require.NoError(tb, err)
+	require.NoError(tb, in.Start())
+	tb.Cleanup(func() {
+		if err := in.Stop(context.Background()); err != nil && !errors.Is(err, ErrLoopStopped) {
+			tb.Errorf("stopping incoming: %v", err)
+		}
+	})
+	return in
+}
+
+func dial(tb testing.TB, addr string, opts ...client.Option) *client.Client {
+	tb.Helper()
+	c, err := client.Dial(addr, opts...)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestIncomingPingAndEchoThroughSDK(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	c := dial(t, in.Addr().String())
+	ctx := testCtx(t)
+	require.NoError(t, c.Ping(ctx))
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, size := range []int{0, 1, 1375, 1376, 1377, 100_000, 1 << 20} {
+		value := make([]byte, size)
+		for i := range value {
+			value[i] = byte(rng.Uint32())
+		}
+		got, err := c.Echo(ctx, value)
+		require.NoError(t, err, "size %d", size)
+		require.True(t, bytes.Equal(value, got), "size %d: echo differs", size)
+	}
+	_, err := c.Echo(ctx, make([]byte, 1<<20+1))
+	assert.ErrorIs(t, err, client.ErrTooLarge)
+	require.NoError(t, c.Ping(ctx), "the session survives a refused request")
+}
+
+func TestIncomingConcurrentCallersShareOneSession(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	c := dial(t, in.Addr().String())
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 50 {
+				want := []byte(fmt.Sprintf("caller %d request %d", g, i))
+				got, err := c.Echo(ctx, want)
+				if !assert.NoError(t, err) || !assert.Equal(t, want, got) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, in.Stats().Transport.Conns, "all callers share one conversation")
+}
+
+// TestIncomingRoutesToNextStageAndBack: ops with a route become tasks on that stage's queue;
+// the stage's reply comes back through Incoming's reply queue to the right request.
+func TestIncomingRoutesToNextStageAndBack(t *testing.T) {
+	next := newTestQueue(t, "next", 1024)
+	var in *Incoming
+	startLoop(t, LoopConfig{Name: "next"}, next, func(tk *task.Task) {
+		tk.Value = append(append(tk.Value[:0], "value of "...), tk.Key...)
+		tk.Version = 7
+		if err := in.Replies().Push(tk); err != nil {
+			task.Put(tk)
+		}
+	})
+	in = startIncoming(t, IncomingConfig{Routes: map[task.Op]*Queue{task.OpGet: next}})
+	c := dial(t, in.Addr().String())
+	r, err := c.Do(testCtx(t), &wire.Header{Op: task.OpGet, Key: []byte("user:1")}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "value of user:1", string(r.Value))
+	assert.Equal(t, uint64(7), r.Header.Ver)
+
+	_, err = c.Do(testCtx(t), &wire.Header{Op: task.OpSet, Key: []byte("k")}, []byte("v"))
+	assert.ErrorIs(t, err, client.ErrUnknownOp, "an op with no stage behind it is refused clearly")
+}
+
+// rawSession is a stock kcp-go client speaking the wire protocol by hand.
+type rawSession struct {
+	tb   testing.TB
+	sess *kcp.UDPSession
+	sp   wire.Splitter
+}
+
+func dialRaw(tb testing.TB, addr string) *rawSession {
+	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
+	require.NoError(tb, err)
+	s.SetNoDelay(1, 10, 2, 1)
+	s.SetStreamMode(true)
+	tb.Cleanup(func() { s.Close() })
+	return &rawSession{tb: tb, sess: s}
+}
+
+func (r *rawSession) write(b []byte) {
+	_, err := r.sess.Write(b)
+	require.NoError(r.tb, err)
+}
+
+func (r *rawSession) roundTrip(h wire.Header, value []byte) (wire.Header, []byte) {
+	frame, err := wire.AppendFrame(nil, &h, value)
+	require.NoError(r.tb, err)
+	r.write(frame)
+	return r.readReply()
+}
+
+func (r *rawSession) readReply() (wire.Header, []byte) {
+	r.sess.SetReadDeadline(time.Now().Add(testTimeout))
+	for {
+		body, err := r.sp.Next()
+		require.NoError(r.tb, err)
+		if body != nil {
+			var h wire.Header
+			v, err := wire.Decode(body, &h)
+			require.NoError(r.tb, err)
+			return h, append([]byte(nil), v...)
+		}
+		n, err := r.sess.Read(r.sp.Buffer(64 << 10))
+		require.NoError(r.tb, err)
+		r.sp.Commit(n)
+	}
+}
+
+func TestIncomingStockKCPClientAndCodedErrors(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{MaxKey: 16})
+	r := dialRaw(t, in.Addr().String())
+
+	h, _ := r.roundTrip(wire.Header{V: 1, Op: task.OpPing, ID: 1}, nil)
+	assert.Equal(t, uint64(1), h.ID)
+	assert.Equal(t, task.CodeOK, h.Code)
+
+	h, v := r.roundTrip(wire.Header{V: 1, Op: task.OpEcho, ID: 2}, []byte("hi"))
+	assert.Equal(t, uint64(2), h.ID)
+	assert.Equal(t, "hi", string(v))
+
+	// An unknown op, a future protocol version, an oversized key: each a coded error reply.
+	frame := rawFrame(`{"v":1,"op":"teleport","id":3}`)
+	r.write(frame)
+	h, _ = r.readReply()
+	assert.Equal(t, task.CodeUnknownOp, h.Code)
+	assert.Equal(t, uint64(3), h.ID)
+
+	h, _ = r.roundTrip(wire.Header{V: 99, Op: task.OpPing, ID: 4}, nil)
+	assert.Equal(t, task.CodeVersion, h.Code)
+
+	h, _ = r.roundTrip(wire.Header{V: 1, Op: task.OpEcho, ID: 5, Key: bytes.Repeat([]byte("k"), 17)}, nil)
+	assert.Equal(t, task.CodeTooLarge, h.Code)
+
+	r.write(rawFrame(`{"v":1,"op":`))
+	h, _ = r.readReply()
+	assert.Equal(t, task.CodeBadRequest, h.Code)
+	assert.NotEmpty(t, h.Msg)
+
+	h, _ = r.roundTrip(wire.Header{V: 1, Op: task.OpPing, ID: 6}, nil)
+	assert.Equal(t, task.CodeOK, h.Code, "the session still works after bad frames")
+	assert.Equal(t, uint64(1), in.Stats().BadFrames)
+}
+
+func rawFrame(hdr string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(2+len(hdr)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(hdr)))
+	return append(b, hdr...)
+}
+
+// TestIncomingHostileInputHarmsNobodyElse: junk datagrams, truncated segments, wrong convs and
+// a stream with a hostile length prefix; a well-behaved client keeps working throughout, and the
+// hostile conversation alone is closed.
+func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	good := dial(t, in.Addr().String())
+	ctx := testCtx(t)
+
+	junk, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(in.Addr()))
+	require.NoError(t, err)
+	defer junk.Close()
+	rng := rand.New(rand.NewPCG(3, 3))
+	for i := range 2000 {
+		b := make([]byte, rng.IntN(100))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if i%3 == 0 && len(b) >= 24 { // looks like a KCP push for a random conv, with a lying length
+			b[4] = 81
+			binary.LittleEndian.PutUint32(b[20:], rng.Uint32())
+		}
+		junk.Write(b)
+		if i%200 == 0 {
+			require.NoError(t, good.Ping(ctx))
+		}
+	}
+
+	hostile := dialRaw(t, in.Addr().String())
+	hostile.write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3})
+	waitFor(t, func() bool { return in.Stats().Transport.Closed >= 1 }, "hostile conversation never closed")
+
+	got, err := good.Echo(ctx, []byte("still here"))
+	require.NoError(t, err)
+	assert.Equal(t, "still here", string(got))
+	st := in.Stats().Transport
+	assert.NotZero(t, st.Malformed)
+	t.Logf("transport: %+v", st)
+}
+
+// lossyRelay forwards UDP between clients and a server, dropping, duplicating and reordering
+// a share of datagrams each way. It knows one client at a time per source address.
+type lossyRelay struct {
+	conn     *net.UDPConn
+	server   *net.UDPAddr
+	loss     float64
+	mu       sync.Mutex
+	upstream map[string]*net.UDPConn // client address -> socket towards the server
+	rng      *rand.Rand
+	wg       sync.WaitGroup
+}
+
+// direction holds the datagrams held back for reordering on one path, until the next passes.
+type direction struct{ held [][]byte }
+
+func newLossyRelay(tb testing.TB, server *net.UDPAddr, loss float64) *lossyRelay {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(tb, err)
+	r := &lossyRelay{conn: conn, server: server, loss: loss, upstream: map[string]*net.UDPConn{},
+		rng: rand.New(rand.NewPCG(5, 5))}
+	r.wg.Go(r.fromClients)
+	tb.Cleanup(func() {
+		conn.Close()
+		r.mu.Lock()
+		for _, u := range r.upstream {
+			u.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *lossyRelay) addr() string { return r.conn.LocalAddr().String() }
+
+// deliver applies loss, duplication and reordering on one direction, then sends with send.
+func (r *lossyRelay) deliver(d *direction, b []byte, send func([]byte)) {
+	r.mu.Lock()
+	p := r.rng.Float64()
+	r.mu.Unlock()
+	switch {
+	case p < r.loss: // drop
+	case p < 2*r.loss: // duplicate
+		send(b)
+		send(b)
+	case p < 3*r.loss: // reorder: hold, then send after the next one
+		r.mu.Lock()
+		d.held = append(d.held, append([]byte(nil), b...))
+		r.mu.Unlock()
+	default:
+		send(b)
+		r.mu.Lock()
+		held := d.held
+		d.held = nil
+		r.mu.Unlock()
+		for _, h := range held {
+			send(h)
+		}
+	}
+}
+
+func (r *lossyRelay) fromClients() {
+	var d direction
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := r.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		up := r.upstream[from.String()]
+		if up == nil {
+			up, err = net.DialUDP("udp", nil, r.server)
+			if err != nil {
+				r.mu.Unlock()
+				continue
+			}
+			r.upstream[from.String()] = up
+			r.wg.Go(func() { r.fromServer(up, from) })
+		}
+		r.mu.Unlock()
+		r.deliver(&d, buf[:n], func(b []byte) { up.Write(b) })
+	}
+}
+
+func (r *lossyRelay) fromServer(up *net.UDPConn, client *net.UDPAddr) {
+	var d direction
+	buf := make([]byte, 2048)
+	for {
+		n, err := up.Read(buf)
+		if err != nil {
+			return
+		}
+		r.deliver(&d, buf[:n], func(b []byte) { r.conn.WriteToUDP(b, client) })
+	}
+}
+
+// TestIncomingUnderLossDuplicationReordering: with 10% of datagrams lost, 10% duplicated and 10%
+// reordered each way, every reply arrives intact and matched to its request.
+func TestIncomingUnderLossDuplicationReordering(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	relay := newLossyRelay(t, net.UDPAddrFromAddrPort(in.Addr()), 0.10)
+	c := dial(t, relay.addr(), client.WithDialTimeout(testTimeout), client.WithHeartbeat(time.Second, testTimeout))
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 9))
+			for i := range 40 {
+				want := make([]byte, rng.IntN(20_000))
+				for j := range want {
+					want[j] = byte(rng.Uint32())
+				}
+				want = binary.LittleEndian.AppendUint64(want, uint64(g<<32|i)) // unique per request
+				got, err := c.Echo(ctx, want)
+				if !assert.NoError(t, err) || !assert.True(t, bytes.Equal(want, got), "caller %d request %d: wrong reply", g, i) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("transport: %+v", in.Stats().Transport)
+}
+
+func TestIncomingClientSurvivesServerRestartWithClearErrors(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	addr := in.Addr().String()
+	c := dial(t, addr, client.WithHeartbeat(20*time.Millisecond, 200*time.Millisecond))
+	ctx := testCtx(t)
+	require.NoError(t, c.Ping(ctx))
+	require.NoError(t, in.Stop(ctx))
+
+	// The server is gone: calls fail with a clear error instead of hanging.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := c.Ping(short)
+	cancel()
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, client.ErrTimeout) || errors.Is(err, client.ErrUnavailable), "got %v", err)
+
+	// A new server on the same address: the client redials by itself.
+	in2, err := NewIncoming(IncomingConfig{Transport: transport.Config{Addr: addr}, Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, in2.Start())
+	t.Cleanup(func() { in2.Stop(context.Background()) })
+	waitFor(t, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		return c.Ping(pctx) == nil
+	}, "client never reconnected")
+}
+
+func TestDialGoneServerFailsClearly(t *testing.T) {
+	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	addr := l.LocalAddr().String()
+	l.Close() // nobody listens here now
+	_, err = client.Dial(addr, client.WithDialTimeout(200*time.Millisecond))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "no answer")
+}
