@@ -1,0 +1,81 @@
+// Command pipecached is the pipecache daemon.
+//
+// Every flag can also be set from the environment: -listen from PIPECACHE_LISTEN, and so on
+// (upper case, dashes as underscores, prefixed PIPECACHE_). Flags given on the command line win.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pipecache/pipecache/stages"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("pipecached", flag.ContinueOnError)
+	var cfg stages.DaemonConfig
+	fs.StringVar(&cfg.Incoming.Transport.Addr, "listen", "127.0.0.1:7070", "UDP address to serve on")
+	fs.IntVar(&cfg.Incoming.MaxKey, "max-key", 250, "largest key, in bytes")
+	fs.IntVar(&cfg.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
+	fs.DurationVar(&cfg.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
+	fs.IntVar(&cfg.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return 2
+	}
+	var lv slog.LevelVar
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "pipecached: -log-level: %v\n", err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &lv}))
+
+	// Signals first: a supervisor may send SIGTERM as soon as we say we are listening.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := stages.StartDaemon(cfg)
+	if err != nil {
+		cfg.Logger.Error("start", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Stop(sctx); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// parse reads flags, letting PIPECACHE_* environment variables set those not on the command
+// line.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "PIPECACHE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+				fmt.Fprintf(os.Stderr, "pipecached: %v\n", err)
+			}
+		}
+	})
+	return err
+}
