@@ -398,3 +398,60 @@ func TestDialGoneServerFailsClearly(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "no answer")
 }
+
+// TestIncomingManyConversationsFromOneAddress: 20 KCP conversations share one client socket
+// (one address, different convs); each gets its own replies.
+func TestIncomingManyConversationsFromOneAddress(t *testing.T) {
+	in := startIncoming(t, IncomingConfig{})
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(in.Addr()))
+	require.NoError(t, err)
+	defer conn.Close()
+
+	const convs = 20
+	ks := make(map[uint32]*kcp.KCP, convs)
+	splitters := make(map[uint32]*wire.Splitter, convs)
+	for conv := uint32(100); conv < 100+convs; conv++ {
+		k := kcp.NewKCP(conv, func(b []byte, n int) { conn.Write(b[:n]) })
+		k.NoDelay(1, 10, 2, 1)
+		frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpEcho, ID: uint64(conv)}, []byte(fmt.Sprint("conv ", conv)))
+		require.NoError(t, err)
+		k.Send(frame)
+		k.Update()
+		ks[conv], splitters[conv] = k, &wire.Splitter{}
+	}
+	got := map[uint32]string{}
+	buf := make([]byte, 2048)
+	deadline := time.Now().Add(testTimeout)
+	for len(got) < convs && time.Now().Before(deadline) {
+		conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil { // quiet: let every conversation retransmit and ACK
+			for _, k := range ks {
+				k.Update()
+			}
+			continue
+		}
+		conv := binary.LittleEndian.Uint32(buf)
+		k := ks[conv]
+		require.NotNil(t, k, "datagram for conv %d we never opened", conv)
+		k.Input(buf[:n], kcp.IKCP_PACKET_REGULAR, true)
+		for size := k.PeekSize(); size > 0; size = k.PeekSize() {
+			sp := splitters[conv]
+			sp.Commit(k.Recv(sp.Buffer(size)))
+			body, err := sp.Next()
+			require.NoError(t, err)
+			if body != nil {
+				var h wire.Header
+				v, err := wire.Decode(body, &h)
+				require.NoError(t, err)
+				assert.Equal(t, uint64(conv), h.ID, "reply crossed conversations")
+				got[conv] = string(v)
+			}
+		}
+	}
+	require.Len(t, got, convs)
+	for conv, v := range got {
+		assert.Equal(t, fmt.Sprint("conv ", conv), v)
+	}
+	assert.Equal(t, convs, in.Stats().Transport.Conns)
+}

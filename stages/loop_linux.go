@@ -86,6 +86,7 @@ type Loop struct {
 	panics     atomic.Uint64
 	busyNs     atomic.Int64
 	startNs    int64
+	awakeSince int64 // clock reading when the loop last woke from a sleep; loop goroutine only
 }
 
 const (

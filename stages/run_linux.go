@@ -26,6 +26,7 @@ func (l *Loop) run() {
 		return
 	}
 	l.startNs = l.clock.Refresh()
+	l.awakeSince = l.startNs
 	l.started <- nil
 	l.log.Debug("loop started", "cpus", l.cfg.CPUs)
 	if l.cfg.OnStart != nil {
@@ -100,6 +101,9 @@ func (l *Loop) iterate() (err error) {
 		return os.NewSyscallError("epoll_wait", werr)
 	}
 	now := l.clock.Refresh()
+	if slept {
+		l.awakeSince = now
+	}
 
 	for i := 0; i < n; i++ {
 		ev := &l.events[i]
@@ -114,7 +118,8 @@ func (l *Loop) iterate() (err error) {
 	if l.ready.Pending() || l.hasWork() {
 		return nil // busy: no clock read, go round again
 	}
-	l.busyNs.Add(l.clock.Refresh() - now)
+	// About to sleep: everything since the last wake-up was work.
+	l.busyNs.Add(l.clock.Refresh() - l.awakeSince)
 	return nil
 }
 

@@ -204,3 +204,31 @@ func FuzzDatagram(f *testing.F) {
 		}
 	})
 }
+
+// TestServerBacksOffRetransmitsToASilentPeer: a peer that stopped ACKing costs a retransmission
+// check at most every maxTick, not every Interval; hearing from it restores the fast period.
+func TestServerBacksOffRetransmitsToASilentPeer(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{})
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(5, frame) {
+		s.input(d, from)
+	}
+	c := s.byID[1]
+	require.NoError(t, c.Send(frame)) // never acknowledged: the peer has vanished
+	l.ready.Run()
+	require.True(t, c.retransmit.Scheduled())
+	assert.Equal(t, s.cfg.Interval, c.tick)
+
+	c.lastSeen -= int64(time.Hour)
+	for range 20 {
+		c.onRetransmit()
+	}
+	assert.Equal(t, maxTick, c.tick, "ticks to a silent peer must back off to maxTick")
+	assert.True(t, c.retransmit.Scheduled(), "unacknowledged data is still retransmitted")
+
+	for _, d := range clientSegments(5, frame) { // the peer speaks again
+		s.input(d, from)
+	}
+	assert.Equal(t, s.cfg.Interval, c.tick)
+}
