@@ -1,0 +1,220 @@
+package nameservice
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The embedded store is a bbolt database: a single file, copy-on-write B+tree, one fsync per
+// transaction, so a Commit of many writes (group commit) costs one fsync. Chosen over Pebble for
+// dependency weight (bbolt is one module with no dependencies beyond x/sys) and because the
+// daemon already batches writes itself; BENCHMARKS.md has its measured write throughput.
+//
+// Layout:
+//
+//	data:   key                      -> version (8) | expireAt (8) | value
+//	expiry: expireAt (8, BE) | key   -> (empty)     index for the sweeper
+//	meta:   "maxversion"             -> version (8)
+var (
+	bucketData   = []byte("data")
+	bucketExpiry = []byte("expiry")
+	bucketMeta   = []byte("meta")
+	keyMaxVer    = []byte("maxversion")
+)
+
+const recordHeader = 16
+
+// FileName is the database file inside the data directory.
+const FileName = "pipecache.db"
+
+// Bolt is the embedded Store.
+type Bolt struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the embedded store in dir.
+func Open(dir string) (*Bolt, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("nameservice: data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o640, &bolt.Options{
+		Timeout:        time.Second, // another process holding the file: fail, do not hang
+		NoFreelistSync: true,        // the freelist is rebuilt on open; commits write less
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nameservice: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketData, bucketExpiry, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("nameservice: init %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+func encodeRecord(r *Record) []byte {
+	b := make([]byte, recordHeader+len(r.Value))
+	binary.BigEndian.PutUint64(b, r.Version)
+	binary.BigEndian.PutUint64(b[8:], uint64(r.ExpireAt))
+	copy(b[recordHeader:], r.Value)
+	return b
+}
+
+// decodeRecord copies v (bbolt's memory is valid only in its transaction).
+func decodeRecord(v []byte) (Record, error) {
+	if len(v) < recordHeader {
+		return Record{}, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(v))
+	}
+	return Record{
+		Version:  binary.BigEndian.Uint64(v),
+		ExpireAt: int64(binary.BigEndian.Uint64(v[8:])),
+		Value:    bytes.Clone(v[recordHeader:]),
+	}, nil
+}
+
+func expiryKey(expireAt int64, key string) []byte {
+	k := make([]byte, 8+len(key))
+	binary.BigEndian.PutUint64(k, uint64(expireAt))
+	copy(k[8:], key)
+	return k
+}
+
+// Get implements Store.
+func (s *Bolt) Get(key string, nowMs int64) (r Record, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketData).Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		r, err = decodeRecord(v)
+		ok = err == nil && !r.Expired(nowMs)
+		return err
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("nameservice: get %q: %w", key, err)
+	}
+	return r, ok, nil
+}
+
+// Commit implements Store: one bbolt transaction, one fsync.
+func (s *Bolt) Commit(writes []Write) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		data, exp, meta := tx.Bucket(bucketData), tx.Bucket(bucketExpiry), tx.Bucket(bucketMeta)
+		maxVer := uint64(0)
+		if v := meta.Get(keyMaxVer); len(v) == 8 {
+			maxVer = binary.BigEndian.Uint64(v)
+		}
+		for i := range writes {
+			w := &writes[i]
+			k := []byte(w.Key)
+			if old := data.Get(k); len(old) >= recordHeader {
+				if at := int64(binary.BigEndian.Uint64(old[8:])); at != 0 {
+					if err := exp.Delete(expiryKey(at, w.Key)); err != nil {
+						return err
+					}
+				}
+			}
+			if w.Delete {
+				if err := data.Delete(k); err != nil {
+					return err
+				}
+			} else {
+				if err := data.Put(k, encodeRecord(&w.Record)); err != nil {
+					return err
+				}
+				if w.Record.ExpireAt != 0 {
+					if err := exp.Put(expiryKey(w.Record.ExpireAt, w.Key), nil); err != nil {
+						return err
+					}
+				}
+			}
+			maxVer = max(maxVer, w.Record.Version)
+		}
+		return meta.Put(keyMaxVer, binary.BigEndian.AppendUint64(nil, maxVer))
+	})
+	if err != nil {
+		return fmt.Errorf("nameservice: commit of %d writes: %w", len(writes), err)
+	}
+	return nil
+}
+
+// MaxVersion implements Store.
+func (s *Bolt) MaxVersion() (v uint64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta).Get(keyMaxVer); len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	return v, err
+}
+
+// Scan implements Store.
+func (s *Bolt) Scan(prefix string, nowMs int64, fn func(key string, r Record) bool) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketData).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			r, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("nameservice: scan at %q: %w", k, err)
+			}
+			if !r.Expired(nowMs) && !fn(string(k), r) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// SweepExpired implements Store: it walks the expiry index from the oldest deadline.
+func (s *Bolt) SweepExpired(nowMs int64, limit int) (n int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		data, exp := tx.Bucket(bucketData), tx.Bucket(bucketExpiry)
+		c := exp.Cursor()
+		var done [][]byte
+		for k, _ := c.First(); k != nil && n < limit; k, _ = c.Next() {
+			at := int64(binary.BigEndian.Uint64(k))
+			if at > nowMs {
+				break
+			}
+			key := k[8:]
+			// Delete the record only if it still carries this deadline (a later put moved it).
+			if v := data.Get(key); len(v) >= recordHeader && int64(binary.BigEndian.Uint64(v[8:])) == at {
+				if err := data.Delete(key); err != nil {
+					return err
+				}
+				n++
+			}
+			done = append(done, bytes.Clone(k))
+		}
+		for _, k := range done {
+			if err := exp.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Close implements Store.
+func (s *Bolt) Close() error { return s.db.Close() }
