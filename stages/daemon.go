@@ -2,51 +2,151 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
+
+	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/task"
 )
 
 // DaemonConfig is everything pipecached is started with.
 type DaemonConfig struct {
+	DataDir  string            // the embedded store's directory; default "./data"
+	Store    nameservice.Store // if set, used instead of opening DataDir (the daemon closes it)
 	Incoming IncomingConfig
+	Cache    CacheConfig
+	Outgoing OutgoingConfig
 	Logger   *slog.Logger
 }
 
-// Daemon is a running pipecached: the stages wired together.
+// dataOps are the operations CachePrc serves.
+var dataOps = []task.Op{task.OpGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
+	task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats}
+
+// Daemon is a running pipecached: the stages wired together over the embedded store.
 //
-// So far it runs the Incoming stage (ping and echo); SessionMgr, CachePrc and Outgoing join it
-// with issue #4.
+//	clients ⇄ Incoming → CachePrc → Outgoing ⇄ nameservice
+//	                  ←          ←
 type Daemon struct {
 	log      *slog.Logger
+	store    nameservice.Store
 	incoming *Incoming
+	cache    *CachePrc
+	outgoing *Outgoing
 }
 
-// StartDaemon binds the listener and starts every stage.
-func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
+// StartDaemon opens the store, wires the stages and starts them.
+func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cfg.Incoming.Logger = cfg.Logger
-	in, err := NewIncoming(cfg.Incoming)
+	if cfg.DataDir == "" {
+		cfg.DataDir = "data"
+	}
+	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
+	d = &Daemon{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			d.abort()
+			err = fmt.Errorf("pipecached: %w", err)
+		}
+	}()
+	d.store = cfg.Store
+	if d.store == nil {
+		if d.store, err = nameservice.Open(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	startVersion, err := d.store.MaxVersion()
 	if err != nil {
-		return nil, fmt.Errorf("pipecached: %w", err)
+		return nil, err
 	}
-	if err := in.Start(); err != nil {
-		return nil, fmt.Errorf("pipecached: %w", err)
+	if d.cache, err = NewCachePrc(cfg.Cache, startVersion); err != nil {
+		return nil, err
 	}
-	d := &Daemon{log: cfg.Logger, incoming: in}
-	d.log.Info("pipecached listening", "addr", in.Addr().String())
+	if d.outgoing, err = NewOutgoing(cfg.Outgoing, d.store, d.cache.Completions()); err != nil {
+		return nil, err
+	}
+	if d.incoming, err = NewIncoming(cfg.Incoming); err != nil {
+		return nil, err
+	}
+	for _, op := range dataOps {
+		d.incoming.SetRoute(op, d.cache.Requests())
+	}
+	d.cache.Connect(d.outgoing.Requests(), d.incoming.Replies())
+	for _, start := range []func() error{d.outgoing.Loop().Start, d.cache.Start, d.incoming.Start} {
+		if err = start(); err != nil {
+			return nil, err
+		}
+	}
+	d.log.Info("pipecached listening", "addr", d.incoming.Addr().String(), "data", cfg.DataDir,
+		"memory", cfg.Cache.Memory, "version", startVersion)
 	return d, nil
+}
+
+// abort releases whatever StartDaemon had set up when it failed.
+func (d *Daemon) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.incoming != nil {
+		d.incoming.Stop(ctx)
+	}
+	if d.cache != nil {
+		d.cache.Loop().Stop(ctx)
+	}
+	if d.outgoing != nil {
+		d.outgoing.Loop().Stop(ctx)
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
 }
 
 // Addr returns the address clients dial.
 func (d *Daemon) Addr() netip.AddrPort { return d.incoming.Addr() }
 
-// Stop finishes in-flight work stage by stage and closes the listener.
+// Stop shuts down without losing an acknowledged write: stop reading the network, let every
+// request already taken finish (its write committed and its reply sent), stop Outgoing (which
+// commits anything left), close the store, and stop the rest.
 func (d *Daemon) Stop(ctx context.Context) error {
-	err := StopAll(ctx, d.incoming.Loop())
+	var errs []error
+	if err := d.incoming.Loop().Run(ctx, d.incoming.StopReading); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.waitCacheIdle(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, d.outgoing.Loop().Stop(ctx))
+	if err := d.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing store: %w", err))
+	}
+	errs = append(errs, StopAll(ctx, d.cache.Loop(), d.incoming.Loop()))
+	err := errors.Join(errs...)
 	st := d.incoming.Stats()
 	d.log.Info("pipecached stopped", "requests", st.Requests, "conversations", st.Transport.Opened, "err", err)
 	return err
 }
+
+// waitCacheIdle waits until CachePrc has nothing in flight at Outgoing and no reply waiting.
+func (d *Daemon) waitCacheIdle(ctx context.Context) error {
+	for {
+		idle := false
+		if err := d.cache.Loop().Run(ctx, func() { idle = d.cache.idle() }); err != nil {
+			return err
+		}
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for in-flight requests: %w", ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// Stats returns the stages' counters.
+func (d *Daemon) Stats() (IncomingStats, CacheStats) { return d.incoming.Stats(), d.cache.Stats() }

@@ -105,6 +105,18 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 // Addr returns the UDP address clients dial.
 func (in *Incoming) Addr() netip.AddrPort { return in.srv.Addr() }
 
+// SetRoute sends op to the stage consuming q. Call before Start.
+func (in *Incoming) SetRoute(op task.Op, q *Queue) {
+	if in.cfg.Routes == nil {
+		in.cfg.Routes = map[task.Op]*Queue{}
+	}
+	in.cfg.Routes[op] = q
+}
+
+// StopReading stops taking datagrams from the network (replies still go out). Loop goroutine
+// only: use Loop.Run.
+func (in *Incoming) StopReading() { in.srv.StopReading() }
+
 // Replies returns the queue other stages push replies and pushes into.
 func (in *Incoming) Replies() *Queue { return in.replies }
 

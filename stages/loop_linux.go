@@ -326,6 +326,24 @@ func (l *Loop) Barrier(ctx context.Context) error {
 	}
 }
 
+// Run calls fn on the loop's goroutine (at the end of an iteration, like a ReadyTimer callback)
+// and returns once it has run. For control from outside the loop: shutdown steps, inspection in
+// tests.
+func (l *Loop) Run(ctx context.Context, fn func()) error {
+	ran := make(chan struct{})
+	if err := pushWait(ctx, l.control, task.NewBarrier(func() { fn(); close(ran) })); err != nil {
+		return fmt.Errorf("stages: run on loop %s: %w", l.cfg.Name, err)
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-l.done:
+		return fmt.Errorf("%w: %s", ErrLoopStopped, l.cfg.Name)
+	case <-ctx.Done():
+		return fmt.Errorf("stages: run on loop %s: %w", l.cfg.Name, ctx.Err())
+	}
+}
+
 // pushWait pushes t, waiting out a full queue until ctx is done. For callers outside the
 // pipeline only (tests, barriers): a stage never waits.
 func pushWait(ctx context.Context, q *Queue, t *task.Task) error {

@@ -67,6 +67,12 @@ func (o Op) String() string {
 // IsControl reports whether o is consumed by the stage loop rather than by a stage's handler.
 func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
 
+// Flags used between stages (the low 16 bits are reserved for flags on the wire).
+const (
+	FlagDelete    uint32 = 1 << 16 // OpStore: delete the key instead of writing Value
+	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
+)
+
 // Stage names a pipeline stage; it indexes Task.Enter.
 type Stage uint8
 

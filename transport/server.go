@@ -131,7 +131,8 @@ type Server struct {
 	tokensAt  int64
 	stats     counters
 	closed    bool
-	frameRoom int // bytes of frame payload per KCP segment
+	stopped   bool // StopReading was called
+	frameRoom int  // bytes of frame payload per KCP segment
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -356,15 +357,18 @@ func (s *Server) flush() {
 
 // sendQueued sends the batch; on a full socket buffer it arms EPOLLOUT and keeps the rest.
 func (s *Server) sendQueued() {
+	if s.closed {
+		return
+	}
 	sent, dropped, err := s.io.flush()
 	s.stats.datagramsOut.Add(uint64(sent))
 	s.stats.sendDropped.Add(uint64(dropped))
 	switch {
-	case err == errWouldBlock && !s.wantOut:
+	case err == errWouldBlock && !s.wantOut && !s.stopped:
 		s.wantOut = true
 		s.stats.sendBlocked.Add(1)
 		s.loop.ModFD(s.io.fd, unix.EPOLLIN|unix.EPOLLOUT)
-	case err == nil && s.wantOut:
+	case err == nil && s.wantOut && !s.stopped:
 		s.wantOut = false
 		s.loop.ModFD(s.io.fd, unix.EPOLLIN)
 	}
@@ -398,6 +402,16 @@ func (s *Server) drop(c *Conn, reason error) {
 	s.handler.Closed(c, reason)
 }
 
+// StopReading stops taking datagrams: the socket leaves the loop's epoll, so requests that
+// arrive from now on are not read (clients retransmit to the next server). Sending goes on.
+// Loop goroutine only.
+func (s *Server) StopReading() {
+	if s.loop != nil && !s.closed && !s.stopped {
+		s.stopped = true
+		s.loop.RemoveFD(s.io.fd)
+	}
+}
+
 // Close ends every conversation and closes the socket. Loop goroutine only.
 func (s *Server) Close() error {
 	if s.closed {
@@ -408,7 +422,7 @@ func (s *Server) Close() error {
 		c.Close(ErrServerClosed)
 	}
 	s.closed = true
-	if s.loop != nil {
+	if s.loop != nil && !s.stopped {
 		s.loop.RemoveFD(s.io.fd)
 	}
 	return s.io.close()

@@ -30,6 +30,14 @@ func run(args []string) int {
 	fs.IntVar(&cfg.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
 	fs.DurationVar(&cfg.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
 	fs.IntVar(&cfg.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
+	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory of the embedded store")
+	memoryMB := fs.Int64("memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
+	fs.DurationVar(&cfg.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
+	fs.DurationVar(&cfg.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
+	fs.IntVar(&cfg.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
+	fs.BoolVar(&cfg.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
+	fs.BoolVar(&cfg.Cache.NoTTLJitter, "no-ttl-jitter", false, "kill switch: use TTLs exactly as given")
+	fs.BoolVar(&cfg.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return 2
@@ -40,6 +48,7 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &lv}))
+	cfg.Cache.Memory = *memoryMB << 20
 
 	// Signals first: a supervisor may send SIGTERM as soon as we say we are listening.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

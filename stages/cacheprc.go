@@ -1,0 +1,334 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/timer"
+)
+
+// CacheConfig configures CachePrc. Zero values mean the defaults.
+type CacheConfig struct {
+	Memory       int64         // budget for keys, values and entry overhead; default 256 MiB
+	NegativeTTL  time.Duration // how long "absent in the store" is cached; default 2 s
+	TTLJitter    float64       // TTLs are stretched by up to this fraction at random; default 0.1
+	StoreTimeout time.Duration // a load or write not done by then is answered "timeout"; default 2 s
+	Queue        int           // capacity of each inbound queue; default 16384
+
+	// Kill switches, one per feature.
+	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
+	NoTTLJitter     bool // use TTLs exactly as given
+
+	Logger *slog.Logger
+}
+
+func (c *CacheConfig) setDefaults() {
+	if c.Memory <= 0 {
+		c.Memory = 256 << 20
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = 2 * time.Second
+	}
+	if c.TTLJitter <= 0 {
+		c.TTLJitter = 0.1
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 2 * time.Second
+	}
+	if c.Queue <= 0 {
+		c.Queue = 1 << 14
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// entryOverhead approximates what an entry costs beyond its key and value: the struct, its map
+// slot and the key's string header. Used for the memory budget.
+const entryOverhead = 160
+
+type entryState uint8
+
+const (
+	stateLoading entryState = iota // unknown until the store answers
+	statePresent
+	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
+)
+
+// entry is one cached key. Owned by the CachePrc loop.
+type entry struct {
+	key      string
+	value    []byte
+	version  uint64
+	expireAt int64 // unix ms; 0 = never (for an absent entry: when to forget the absence)
+	state    entryState
+
+	busy    *task.Task   // the load or write in flight to Outgoing, if any
+	owner   *task.Task   // the client request waiting for busy (nil for a load)
+	waiters []*task.Task // requests queued behind busy, in arrival order
+	timeout timer.Timer  // fires if busy takes longer than StoreTimeout
+	late    bool         // busy has timed out (logged once)
+	expiry  timer.Timer  // fires at expireAt
+
+	prev, next *entry // LRU list, most recent at the head
+}
+
+// CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
+// locked. Misses and writes go to Outgoing; a write is applied to the cache, and answered, once
+// Outgoing reports it durable. Requests for a key with a load or write in flight wait behind it,
+// so operations on one key apply in arrival order, and concurrent misses make one load.
+type CachePrc struct {
+	cfg      CacheConfig
+	log      *slog.Logger
+	loop     *Loop
+	requests *Queue // from Incoming
+	done     *Queue // completions from Outgoing
+	toStore  *Queue // Outgoing's inbound queue
+	replies  *Queue // Incoming's reply queue
+
+	entries     map[string]*entry
+	head, tail  *entry
+	bytes       int64
+	nextVersion uint64
+	rng         *rand.Rand
+	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
+	retry       timer.ReadyEntry
+	inflight    int // loads and writes at Outgoing
+
+	stats cacheCounters
+}
+
+type cacheCounters struct {
+	gets, hits, misses, negativeHits, sets, deletes atomic.Uint64
+	loads, stores, evictions, expirations, timeouts atomic.Uint64
+	items, bytes                                    atomic.Int64
+}
+
+// CacheStats is a snapshot of CachePrc's counters, also returned by the stats op (as JSON).
+type CacheStats struct {
+	Gets         uint64 `json:"gets"`
+	Hits         uint64 `json:"hits"`
+	Misses       uint64 `json:"misses"`
+	NegativeHits uint64 `json:"negative_hits"`
+	Sets         uint64 `json:"sets"`
+	Deletes      uint64 `json:"deletes"`
+	Loads        uint64 `json:"store_loads"`
+	Stores       uint64 `json:"store_writes"`
+	Evictions    uint64 `json:"evictions"`
+	Expirations  uint64 `json:"expirations"`
+	Timeouts     uint64 `json:"store_timeouts"`
+	Items        int64  `json:"items"`
+	Bytes        int64  `json:"bytes"`
+}
+
+// NewCachePrc creates the stage with its two inbound queues (Requests, Completions);
+// startVersion is the highest version the store has seen. Connect it before Start.
+func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
+	cfg.setDefaults()
+	c := &CachePrc{
+		cfg: cfg, log: cfg.Logger.With("stage", "cacheprc"),
+		entries: make(map[string]*entry), nextVersion: startVersion,
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	c.retry.Fn = c.flushOverflow
+	var err error
+	if c.requests, err = NewQueue("cacheprc.requests", cfg.Queue); err != nil {
+		return nil, err
+	}
+	if c.done, err = NewQueue("cacheprc.completions", cfg.Queue); err != nil {
+		return nil, err
+	}
+	c.loop, err = NewLoop(LoopConfig{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger})
+	if err == nil {
+		err = c.loop.AddQueue(c.requests, c.request)
+	}
+	if err == nil {
+		err = c.loop.AddQueue(c.done, c.completion)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect sets where loads and writes go (Outgoing's queue) and where replies go (Incoming's).
+// Call before Start.
+func (c *CachePrc) Connect(toStore, replies *Queue) { c.toStore, c.replies = toStore, replies }
+
+// Start runs the stage.
+func (c *CachePrc) Start() error {
+	if c.toStore == nil || c.replies == nil {
+		return errors.New("stages: cacheprc: Connect before Start")
+	}
+	return c.loop.Start()
+}
+
+// Idle reports (on the loop goroutine) whether nothing is in flight at Outgoing.
+func (c *CachePrc) idle() bool { return c.inflight == 0 && len(c.overflow) == 0 }
+
+// Requests returns the queue Incoming routes data operations to.
+func (c *CachePrc) Requests() *Queue { return c.requests }
+
+// Completions returns the queue Outgoing answers into.
+func (c *CachePrc) Completions() *Queue { return c.done }
+
+// Loop returns the stage's loop.
+func (c *CachePrc) Loop() *Loop { return c.loop }
+
+// Stats returns the counters. Safe for concurrent use.
+func (c *CachePrc) Stats() CacheStats {
+	s := &c.stats
+	return CacheStats{
+		Gets: s.gets.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(), NegativeHits: s.negativeHits.Load(),
+		Sets: s.sets.Load(), Deletes: s.deletes.Load(), Loads: s.loads.Load(), Stores: s.stores.Load(),
+		Evictions: s.evictions.Load(), Expirations: s.expirations.Load(), Timeouts: s.timeouts.Load(),
+		Items: s.items.Load(), Bytes: s.bytes.Load(),
+	}
+}
+
+// nowMs is the cached clock as unix milliseconds (the store's time base).
+func (c *CachePrc) nowMs() int64 { return c.loop.Clock().Time().UnixMilli() }
+
+// request handles a client's data operation.
+func (c *CachePrc) request(t *task.Task) {
+	if t.Op == task.OpStats {
+		c.replyStats(t)
+		return
+	}
+	key := string(t.Key)
+	e := c.entries[key]
+	if e == nil {
+		if t.Op == task.OpSet {
+			// A blind set needs no load. The entry stays unknown until the write is durable, so
+			// a failed write leaves nothing behind (see completion).
+			e = c.newEntry(key, stateLoading)
+			c.write(e, t, t.Value, c.expiry(t.TTLms, c.nowMs()), false)
+			if e.busy == nil {
+				c.remove(e)
+			}
+			return
+		}
+		e = c.newEntry(key, stateLoading)
+		e.waiters = append(e.waiters, t)
+		c.load(e)
+		return
+	}
+	c.touchLRU(e)
+	if e.busy != nil {
+		// A load or write is in flight: a read of a known value is answered now; everything
+		// else waits its turn, so that operations on one key apply in order.
+		if t.Op == task.OpGet && e.state != stateLoading && e.owner == nil {
+			c.execute(e, t)
+			return
+		}
+		e.waiters = append(e.waiters, t)
+		return
+	}
+	c.execute(e, t)
+}
+
+// execute runs t against e, whose state is known and which has nothing in flight.
+func (c *CachePrc) execute(e *entry, t *task.Task) {
+	now := c.nowMs()
+	if e.state == statePresent && e.expireAt != 0 && e.expireAt <= now {
+		c.expire(e)
+	}
+	present := e.state == statePresent
+	switch t.Op {
+	case task.OpGet:
+		c.stats.gets.Add(1)
+		if !present {
+			c.stats.negativeHits.Add(1)
+			c.fail(t, task.CodeNotFound, nil)
+			return
+		}
+		c.stats.hits.Add(1)
+		t.Value = append(t.Value[:0], e.value...)
+		t.Version = e.version
+		c.reply(t)
+	case task.OpSet:
+		c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+	case task.OpAdd:
+		if present {
+			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", e.key))
+			return
+		}
+		c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+	case task.OpReplace, task.OpCAS:
+		switch {
+		case !present:
+			c.fail(t, task.CodeNotFound, nil)
+		case t.Op == task.OpCAS && t.Version != e.version:
+			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", e.key, e.version, t.Version))
+		default:
+			c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+		}
+	case task.OpDelete:
+		if !present {
+			c.fail(t, task.CodeNotFound, nil)
+			return
+		}
+		c.write(e, t, nil, 0, true)
+	case task.OpIncr:
+		c.incr(e, t, present, now)
+	case task.OpTouch:
+		if !present {
+			c.fail(t, task.CodeNotFound, nil)
+			return
+		}
+		c.write(e, t, e.value, c.expiry(t.TTLms, now), false)
+	default:
+		c.fail(t, task.CodeUnknownOp, fmt.Errorf("cacheprc does not serve %s", t.Op))
+	}
+}
+
+// expiry turns a TTL into an absolute deadline, stretched by up to TTLJitter so that keys
+// written together do not expire together.
+func (c *CachePrc) expiry(ttlMs, now int64) int64 {
+	if ttlMs <= 0 {
+		return 0
+	}
+	if !c.cfg.NoTTLJitter {
+		ttlMs += int64(float64(ttlMs) * c.cfg.TTLJitter * c.rng.Float64())
+	}
+	return now + ttlMs
+}
+
+func (c *CachePrc) reply(t *task.Task) {
+	t.TTLms = 0
+	if err := c.replies.Push(t); err != nil {
+		if errors.Is(err, ErrQueueClosed) {
+			task.Put(t)
+			return
+		}
+		c.overflow = append(c.overflow, t) // back-pressure from Incoming: retry at the end of the iteration
+		c.loop.Ready().Add(&c.retry)
+	}
+}
+
+func (c *CachePrc) fail(t *task.Task, code task.Code, err error) {
+	t.Fail(code, err)
+	t.Value = t.Value[:0]
+	c.reply(t)
+}
+
+func (c *CachePrc) flushOverflow() {
+	pending := c.overflow
+	c.overflow = nil
+	for i, t := range pending {
+		if err := c.replies.Push(t); err != nil {
+			if errors.Is(err, ErrQueueFull) {
+				c.overflow = append(c.overflow, pending[i:]...)
+				c.loop.Ready().Add(&c.retry) // try again next iteration
+				return
+			}
+			task.Put(t)
+		}
+	}
+}
