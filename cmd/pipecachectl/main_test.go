@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/transport"
+)
+
+func TestCommandsAndInteractiveMode(t *testing.T) {
+	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
+	require.NoError(t, err)
+	defer d.Stop(context.Background())
+	c, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+
+	do := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(c, 10*time.Second, args, &out)
+		return out.String(), err
+	}
+	out, err := do("set", "greeting", "hello", "1h")
+	require.NoError(t, err)
+	assert.Contains(t, out, "OK (version ")
+	out, err = do("get", "greeting")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(out, "hello\n"))
+	_, err = do("cas", "greeting", "x", "999999")
+	assert.ErrorIs(t, err, client.ErrVersionMismatch)
+	_, err = do("set", "n", "41")
+	require.NoError(t, err)
+	out, err = do("incr", "n")
+	require.NoError(t, err)
+	assert.Equal(t, "(integer) 42\n", out)
+	_, err = do("del", "greeting")
+	require.NoError(t, err)
+	_, err = do("get", "greeting")
+	assert.ErrorIs(t, err, client.ErrNotFound)
+	_, err = do("frobnicate")
+	assert.ErrorContains(t, err, "unknown command")
+	_, err = do("get")
+	assert.ErrorContains(t, err, "wrong number of arguments")
+
+	var screen bytes.Buffer
+	interactive(c, 10*time.Second, "test", strings.NewReader("incr n 8\nget missing\nstats\nquit\n"), &screen)
+	assert.Contains(t, screen.String(), "(integer) 50")
+	assert.Contains(t, screen.String(), "(error) pipecache: not_found")
+	assert.Contains(t, screen.String(), "store_writes:")
+}
