@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,14 @@ type options struct {
 	window      int
 	logger      *slog.Logger
 	maxBackoff  time.Duration
+	token, name string
 }
+
+// WithToken sets the auth token presented in the hello (the server's -auth-tokens).
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
+
+// WithName sets the client name the server logs for this session.
+func WithName(name string) Option { return func(o *options) { o.name = name } }
 
 // WithDialTimeout bounds how long Dial waits for the server's first reply. Default 3 s.
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
@@ -55,11 +63,15 @@ type Client struct {
 	pending map[uint64]*call
 	closed  bool
 
-	nextID   atomic.Uint64
-	lastRecv atomic.Int64 // unix nanos of the last frame from the server
-	done     chan struct{}
-	wg       sync.WaitGroup
-	redials  atomic.Uint64
+	nextID    atomic.Uint64
+	lastRecv  atomic.Int64           // unix nanos of the last frame from the server
+	resume    atomic.Pointer[string] // the session's resume token, once a hello succeeded
+	beat      atomic.Int64           // negotiated heartbeat interval, nanoseconds
+	session   atomic.Uint64          // the server's session id (0 before hello, or without sessions)
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	redials   atomic.Uint64
 }
 
 type session struct {
@@ -78,7 +90,8 @@ type call struct {
 	sess  *session
 }
 
-// Dial connects to the server at addr (host:port) and checks that it answers.
+// Dial connects to the server at addr (host:port) and opens a session (hello with the token
+// and name given as options). It fails if the server does not answer or refuses the hello.
 func Dial(addr string, opts ...Option) (*Client, error) {
 	o := options{dialTimeout: 3 * time.Second, heartbeat: time.Second, deadAfter: 5 * time.Second,
 		window: 256, maxBackoff: 2 * time.Second}
@@ -89,25 +102,22 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{})}
+	c.beat.Store(int64(o.heartbeat))
 	if err := c.connect(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.dialTimeout)
-	defer cancel()
-	if err := c.Ping(ctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("pipecache: dial %s: no answer: %w", addr, err)
+		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
 	}
 	c.wg.Add(1)
 	go c.heartbeat()
 	return c, nil
 }
 
-// connect opens a new KCP session and its reader.
+// connect opens a new KCP session, starts its reader, and says hello on it (resuming the
+// session if there was one). Only then do other calls use it.
 func (c *Client) connect() error {
 	ks, err := kcp.DialWithOptions(c.addr, nil, 0, 0)
 	if err != nil {
-		return fmt.Errorf("%w: dial %s: %w", ErrUnavailable, c.addr, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	ks.SetStreamMode(true)
 	ks.SetNoDelay(1, 10, 2, 1) // fast mode: 10 ms interval, fast resend, no congestion window
@@ -116,6 +126,15 @@ func (c *Client) connect() error {
 	ks.SetReadBuffer(4 << 20)
 	ks.SetWriteBuffer(4 << 20)
 	s := &session{kcp: ks}
+	c.lastRecv.Store(time.Now().UnixNano())
+	c.wg.Add(1)
+	go c.read(s)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+	defer cancel()
+	if err := c.hello(ctx, s); err != nil {
+		ks.Close()
+		return err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -124,26 +143,86 @@ func (c *Client) connect() error {
 	}
 	c.sess = s
 	c.mu.Unlock()
-	c.lastRecv.Store(time.Now().UnixNano())
-	c.wg.Add(1)
-	go c.read(s)
 	return nil
 }
+
+// hello opens (or resumes) the session on s.
+func (c *Client) hello(ctx context.Context, s *session) error {
+	req := helloRequest{Name: c.opts.name, Token: c.opts.token, HeartbeatMs: c.opts.heartbeat.Milliseconds()}
+	if r := c.resume.Load(); r != nil {
+		req.Resume = *r
+	}
+	body, _ := json.Marshal(req)
+	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
+	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
+		c.resume.Store(nil) // the session expired meanwhile: start a new one
+		req.Resume = ""
+		body, _ = json.Marshal(req)
+		r, err = c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
+	}
+	switch {
+	case errors.Is(err, ErrUnknownOp):
+		return nil // a server without sessions (a bare network stage): nothing to open
+	case err != nil:
+		if errors.Is(err, ErrTimeout) {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		return fmt.Errorf("hello: %w", err)
+	}
+	var rep helloReply
+	if err := json.Unmarshal(r.Value, &rep); err != nil {
+		return fmt.Errorf("%w: hello reply: %w", ErrInternal, err)
+	}
+	if rep.Resume != "" {
+		c.resume.Store(&rep.Resume)
+	}
+	if rep.HeartbeatMs > 0 {
+		c.beat.Store(int64(time.Duration(rep.HeartbeatMs) * time.Millisecond))
+	}
+	c.session.Store(rep.Session)
+	return nil
+}
+
+// helloRequest and helloReply mirror the server's JSON (see PROTOCOL.md).
+type helloRequest struct {
+	Name        string `json:"name,omitempty"`
+	Token       string `json:"token,omitempty"`
+	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
+	Resume      string `json:"resume,omitempty"`
+}
+
+type helloReply struct {
+	Session     uint64 `json:"session"`
+	Resume      string `json:"resume"`
+	HeartbeatMs int64  `json:"heartbeat_ms"`
+}
+
+// Session returns the server's id for this client's session (0 before one is open).
+func (c *Client) Session() uint64 { return c.session.Load() }
 
 // Do sends one request and waits for its reply, or for ctx. h.ID and h.V are set by Do. A
 // reply with a non-OK code is returned as a *ServerError.
 func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, error) {
-	h.V, h.ID = wire.Version, c.nextID.Add(1)
-	cl := &call{reply: make(chan Reply, 1)}
 	c.mu.Lock()
-	s := c.sess
+	s, closed := c.sess, c.closed
+	c.mu.Unlock()
 	switch {
-	case c.closed:
-		c.mu.Unlock()
+	case closed:
 		return Reply{}, ErrClosed
 	case s == nil:
-		c.mu.Unlock()
 		return Reply{}, fmt.Errorf("%w: reconnecting to %s", ErrUnavailable, c.addr)
+	}
+	return c.doOn(ctx, s, h, value)
+}
+
+// doOn sends a request on the session s.
+func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []byte) (Reply, error) {
+	h.V, h.ID = wire.Version, c.nextID.Add(1)
+	cl := &call{reply: make(chan Reply, 1), sess: s}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return Reply{}, ErrClosed
 	}
 	var err error
 	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
@@ -151,7 +230,6 @@ func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, e
 		c.mu.Unlock()
 		return Reply{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
-	cl.sess = s
 	c.pending[h.ID] = cl
 	_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
 	if cap(s.buf) > 64<<10 {
@@ -249,7 +327,13 @@ func (c *Client) dispatch(body []byte) {
 func (c *Client) sessionFailed(s *session, cause error) {
 	c.mu.Lock()
 	if c.sess != s {
+		// Not the current session (a hello that failed, or one already replaced): fail its
+		// calls, nothing to redial.
+		failed := c.takeCalls(s)
 		c.mu.Unlock()
+		for _, cl := range failed {
+			close(cl.reply)
+		}
 		return
 	}
 	c.sess = nil
@@ -274,6 +358,18 @@ func (c *Client) sessionFailed(s *session, cause error) {
 	go c.redial()
 }
 
+// takeCalls removes and returns the calls in flight on s. Caller holds c.mu.
+func (c *Client) takeCalls(s *session) []*call {
+	var calls []*call
+	for id, cl := range c.pending {
+		if cl.sess == s {
+			calls = append(calls, cl)
+			delete(c.pending, id)
+		}
+	}
+	return calls
+}
+
 // redial reconnects with exponential back-off and jitter until it succeeds or the client closes.
 func (c *Client) redial() {
 	defer c.wg.Done()
@@ -292,10 +388,12 @@ func (c *Client) redial() {
 	}
 }
 
-// heartbeat pings the server every interval; a server silent for deadAfter fails the session.
+// heartbeat sends a heartbeat every negotiated interval; a server silent for deadAfter fails
+// the session (and the client redials). A server that has expired the session answers
+// "unauthorized": the client then says hello again.
 func (c *Client) heartbeat() {
 	defer c.wg.Done()
-	t := time.NewTicker(c.opts.heartbeat)
+	t := time.NewTimer(time.Duration(c.beat.Load()))
 	defer t.Stop()
 	for {
 		select {
@@ -303,6 +401,7 @@ func (c *Client) heartbeat() {
 			return
 		case <-t.C:
 		}
+		t.Reset(time.Duration(c.beat.Load()))
 		c.mu.Lock()
 		s := c.sess
 		c.mu.Unlock()
@@ -313,11 +412,24 @@ func (c *Client) heartbeat() {
 			c.sessionFailed(s, fmt.Errorf("server silent for %v", silent.Round(time.Millisecond)))
 			continue
 		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), c.opts.heartbeat)
-			defer cancel()
-			c.Ping(ctx) // the answer refreshes lastRecv; silence is judged above
-		}()
+		go c.beatOnce(s)
+	}
+}
+
+func (c *Client) beatOnce(s *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.deadAfter)
+	defer cancel()
+	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat}, nil)
+	switch {
+	case errors.Is(err, ErrUnknownOp):
+		c.doOn(ctx, s, &wire.Header{Op: task.OpPing}, nil) // a server without sessions
+	case errors.Is(err, ErrUnauthorized):
+		// The server does not know this conversation's session: resume it (hello falls back to
+		// a new session if it has expired).
+		c.log.Warn("session not known on this conversation; saying hello again", "addr", c.addr)
+		if err := c.hello(ctx, s); err != nil {
+			c.sessionFailed(s, err)
+		}
 	}
 }
 
@@ -328,20 +440,26 @@ func (c *Client) Connected() bool {
 	return c.sess != nil
 }
 
-// Close ends the session and fails calls in flight with ErrUnavailable. Safe to call twice.
+// Close says goodbye, ends the session and fails calls in flight with ErrUnavailable. Safe to
+// call more than once.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.closed {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		s := c.sess
 		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	s := c.sess
-	c.mu.Unlock()
-	close(c.done)
-	if s != nil {
-		c.sessionFailed(s, ErrClosed)
-	}
-	c.wg.Wait()
+		if s != nil && c.session.Load() != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			c.doOn(ctx, s, &wire.Header{Op: task.OpGoodbye}, nil) // best effort: the lease ends it anyway
+			cancel()
+		}
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.done)
+		if s != nil {
+			c.sessionFailed(s, ErrClosed)
+		}
+		c.wg.Wait()
+	})
 	return nil
 }

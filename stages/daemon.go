@@ -17,6 +17,7 @@ type DaemonConfig struct {
 	DataDir  string            // the embedded store's directory; default "./data"
 	Store    nameservice.Store // if set, used instead of opening DataDir (the daemon closes it)
 	Incoming IncomingConfig
+	Sessions SessionConfig
 	Cache    CacheConfig
 	Outgoing OutgoingConfig
 	Logger   *slog.Logger
@@ -34,6 +35,7 @@ type Daemon struct {
 	log      *slog.Logger
 	store    nameservice.Store
 	incoming *Incoming
+	sessions *SessionMgr
 	cache    *CachePrc
 	outgoing *Outgoing
 }
@@ -47,6 +49,7 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 		cfg.DataDir = "data"
 	}
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
+	cfg.Sessions.Logger = cfg.Logger
 	d = &Daemon{log: cfg.Logger}
 	defer func() {
 		if err != nil {
@@ -70,14 +73,24 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	if d.outgoing, err = NewOutgoing(cfg.Outgoing, d.store, d.cache.Completions()); err != nil {
 		return nil, err
 	}
+	if d.sessions, err = NewSessionMgr(cfg.Sessions); err != nil {
+		return nil, err
+	}
 	if d.incoming, err = NewIncoming(cfg.Incoming); err != nil {
 		return nil, err
 	}
 	for _, op := range dataOps {
 		d.incoming.SetRoute(op, d.cache.Requests())
 	}
+	for _, op := range []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye} {
+		d.incoming.SetRoute(op, d.sessions.Requests())
+	}
 	d.cache.Connect(d.outgoing.Requests(), d.incoming.Replies())
-	for _, start := range []func() error{d.outgoing.Loop().Start, d.cache.Start, d.incoming.Start} {
+	d.sessions.Connect(d.incoming.Replies())
+	if len(cfg.Sessions.Tokens) == 0 {
+		d.log.Warn("no auth tokens configured: any client may use this daemon (set -auth-tokens or -auth-token-file)")
+	}
+	for _, start := range []func() error{d.outgoing.Loop().Start, d.cache.Start, d.sessions.Start, d.incoming.Start} {
 		if err = start(); err != nil {
 			return nil, err
 		}
@@ -96,6 +109,9 @@ func (d *Daemon) abort() {
 	}
 	if d.cache != nil {
 		d.cache.Loop().Stop(ctx)
+	}
+	if d.sessions != nil {
+		d.sessions.Loop().Stop(ctx)
 	}
 	if d.outgoing != nil {
 		d.outgoing.Loop().Stop(ctx)
@@ -123,7 +139,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing store: %w", err))
 	}
-	errs = append(errs, StopAll(ctx, d.cache.Loop(), d.incoming.Loop()))
+	errs = append(errs, StopAll(ctx, d.cache.Loop(), d.sessions.Loop(), d.incoming.Loop()))
 	err := errors.Join(errs...)
 	st := d.incoming.Stats()
 	d.log.Info("pipecached stopped", "requests", st.Requests, "conversations", st.Transport.Opened, "err", err)
@@ -150,3 +166,12 @@ func (d *Daemon) waitCacheIdle(ctx context.Context) error {
 
 // Stats returns the stages' counters.
 func (d *Daemon) Stats() (IncomingStats, CacheStats) { return d.incoming.Stats(), d.cache.Stats() }
+
+// SessionStats returns SessionMgr's counters.
+func (d *Daemon) SessionStats() SessionStats { return d.sessions.Stats() }
+
+// DropConversations closes every client conversation (as if the network had cut them), for
+// tests of reconnection. The sessions survive until their leases end.
+func (d *Daemon) DropConversations(ctx context.Context) error {
+	return d.incoming.Loop().Run(ctx, d.incoming.srv.CloseAll)
+}

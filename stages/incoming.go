@@ -149,15 +149,17 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	value, err := wire.Decode(body, h)
 	if err != nil {
 		in.badFrames.Add(1)
-		in.log.Warn("bad frame", "conn", c.ID(), "addr", c.Addr(), "err", err)
+		in.log.Warn("bad frame", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "err", err)
 		in.replyError(c, h, task.CodeBadRequest, err.Error())
 		return
 	}
 	in.requests.Add(1)
-	if !c.Established() {
-		// Until SessionMgr's hello exists (issue #4), a well-formed frame establishes the
+	st := connStateOf(c)
+	if in.cfg.Routes[task.OpHello] == nil {
+		// No SessionMgr behind us (a bare network stage): a well-formed frame establishes the
 		// conversation; a flood of junk datagrams never does.
 		c.Establish()
+		st.authed = true
 	}
 	switch {
 	case h.V != wire.Version:
@@ -168,6 +170,10 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 		return
 	case len(value) > in.cfg.MaxValue:
 		in.replyError(c, h, task.CodeTooLarge, fmt.Sprintf("value of %d bytes over the limit of %d", len(value), in.cfg.MaxValue))
+		return
+	}
+	if !st.authed && h.Op != task.OpHello {
+		in.replyError(c, h, task.CodeUnauthorized, "hello first")
 		return
 	}
 	switch h.Op {
@@ -213,6 +219,21 @@ func (in *Incoming) Closed(c *transport.Conn, reason error) {
 	in.log.Debug("conversation closed", "conn", c.ID(), "addr", c.Addr(), "reason", reason)
 }
 
+// connState is what Incoming keeps per conversation (transport.Conn.Ctx).
+type connState struct {
+	authed  bool   // a hello succeeded on this conversation
+	session uint64 // its session, for log lines
+}
+
+func connStateOf(c *transport.Conn) *connState {
+	st, _ := c.Ctx.(*connState)
+	if st == nil {
+		st = &connState{}
+		c.Ctx = st
+	}
+	return st
+}
+
 // reply is the handler of the reply queue: a reply or push from another stage (or an echo).
 func (in *Incoming) reply(t *task.Task) {
 	defer task.Put(t)
@@ -220,6 +241,18 @@ func (in *Incoming) reply(t *task.Task) {
 	if c == nil {
 		in.repliesDropped.Add(1) // the client is gone
 		return
+	}
+	switch {
+	case t.Op == task.OpGoodbye && t.Flags&task.FlagDrop != 0:
+		in.log.Info("closing conversation: session gone", "conn", c.ID(), "session", connStateOf(c).session)
+		c.Close(errors.New("session expired"))
+		return
+	case t.Op == task.OpHello && t.Code == task.CodeOK:
+		st := connStateOf(c)
+		st.authed, st.session = true, t.Aux
+		c.Establish()
+	case t.Op == task.OpGoodbye:
+		connStateOf(c).authed = false
 	}
 	h := &in.hdr
 	h.Reset()

@@ -71,6 +71,7 @@ func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
 const (
 	FlagDelete    uint32 = 1 << 16 // OpStore: delete the key instead of writing Value
 	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
+	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.
@@ -108,6 +109,7 @@ type Task struct {
 	Seq     uint64 // per-session sequence number of a push
 	TTLms   int64  // time to live in milliseconds; 0 means none
 	Delta   int64  // incr/decr amount; the counter's value on a reply
+	Aux     uint64 // stage to stage, never on the wire: the session id on a hello reply
 
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
 	Value []byte // reused like Key; large buffers are dropped on Put

@@ -111,8 +111,13 @@ func TestDaemonEnvironmentOverridesAndBadFlags(t *testing.T) {
 	stderr, _ := cmd.StderrPipe()
 	require.NoError(t, cmd.Start())
 	sc := bufio.NewScanner(stderr)
-	require.True(t, sc.Scan())
-	assert.Contains(t, sc.Text(), "addr="+addr, "PIPECACHE_LISTEN was not honoured")
+	listening := ""
+	for listening == "" && sc.Scan() {
+		if strings.Contains(sc.Text(), "pipecached listening") {
+			listening = sc.Text()
+		}
+	}
+	assert.Contains(t, listening, "addr="+addr, "PIPECACHE_LISTEN was not honoured")
 	cmd.Process.Signal(syscall.SIGTERM)
 	for sc.Scan() {
 	}

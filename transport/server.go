@@ -412,6 +412,13 @@ func (s *Server) StopReading() {
 	}
 }
 
+// CloseAll ends every conversation but keeps serving. Loop goroutine only.
+func (s *Server) CloseAll() {
+	for _, c := range s.conns {
+		c.Close(ErrConnClosed)
+	}
+}
+
 // Close ends every conversation and closes the socket. Loop goroutine only.
 func (s *Server) Close() error {
 	if s.closed {

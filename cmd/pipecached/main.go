@@ -38,7 +38,10 @@ func run(args []string) int {
 	fs.BoolVar(&cfg.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
 	fs.BoolVar(&cfg.Cache.NoTTLJitter, "no-ttl-jitter", false, "kill switch: use TTLs exactly as given")
 	fs.BoolVar(&cfg.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
-	level := fs.String("log-level", "info", "debug, info, warn or error")
+	tokens := fs.String("auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
+	tokenFile := fs.String("auth-token-file", "", "file of accepted tokens, one per line")
+	fs.DurationVar(&cfg.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	level := fs.String("log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
 	if err := parse(fs, args); err != nil {
 		return 2
 	}
@@ -49,6 +52,12 @@ func run(args []string) int {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &lv}))
 	cfg.Cache.Memory = *memoryMB << 20
+	var err error
+	if cfg.Sessions.Tokens, err = loadTokens(*tokens, *tokenFile); err != nil {
+		fmt.Fprintf(os.Stderr, "pipecached: %v\n", err)
+		return 2
+	}
+	go levelSignals(&lv)
 
 	// Signals first: a supervisor may send SIGTERM as soon as we say we are listening.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -66,6 +75,44 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// loadTokens gathers auth tokens from the flag (or PIPECACHE_AUTH_TOKENS) and the token file.
+func loadTokens(list, file string) ([]string, error) {
+	var tokens []string
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("-auth-token-file: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+				tokens = append(tokens, t)
+			}
+		}
+	}
+	return tokens, nil
+}
+
+// levelSignals changes the log level while running: SIGUSR1 to debug, SIGUSR2 back to the level
+// the daemon was started with.
+func levelSignals(lv *slog.LevelVar) {
+	start := lv.Level()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
+	for sig := range ch {
+		if sig == syscall.SIGUSR1 {
+			lv.Set(slog.LevelDebug)
+		} else {
+			lv.Set(start)
+		}
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("log level changed", "level", lv.Level().String())
+	}
 }
 
 // parse reads flags, letting PIPECACHE_* environment variables set those not on the command

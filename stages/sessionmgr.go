@@ -1,0 +1,281 @@
+package stages
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/timer"
+)
+
+// SessionConfig configures SessionMgr. Zero values mean the defaults.
+type SessionConfig struct {
+	// Tokens are the accepted auth tokens. Empty means no authentication: any hello succeeds
+	// (the daemon logs a warning at start).
+	Tokens []string
+	// Heartbeat bounds: the client proposes an interval in its hello; the server clamps it.
+	MinHeartbeat, MaxHeartbeat, DefaultHeartbeat time.Duration // defaults 200 ms, 60 s, 2 s
+	// LeaseBeats is how many intervals a session may stay silent before it expires; default 3.
+	LeaseBeats int
+	Queue      int // inbound queue capacity; default 4096
+	Logger     *slog.Logger
+}
+
+// HelloRequest is the JSON value of a hello.
+type HelloRequest struct {
+	Name        string `json:"name,omitempty"`
+	Token       string `json:"token,omitempty"`
+	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
+	Resume      string `json:"resume,omitempty"` // resume token of a session to continue
+}
+
+// HelloReply is the JSON value of a successful hello's reply.
+type HelloReply struct {
+	Session     uint64 `json:"session"`
+	Resume      string `json:"resume"`       // present it in a later hello to continue this session
+	Resumed     bool   `json:"resumed"`      // the hello continued an existing session
+	HeartbeatMs int64  `json:"heartbeat_ms"` // send a heartbeat at least this often
+	LeaseMs     int64  `json:"lease_ms"`     // silent this long, the session expires
+}
+
+type session struct {
+	id     uint64
+	name   string
+	resume string
+	conn   uint64 // the transport conversation it is bound to
+	beat   time.Duration
+	lease  timer.Timer
+}
+
+// SessionMgr owns sessions: hello (with the auth token), heartbeats, expiry of silent
+// sessions, goodbye, and resume after a reconnect. Incoming lets a conversation do nothing but
+// hello until SessionMgr has accepted one on it.
+type SessionMgr struct {
+	cfg     SessionConfig
+	log     *slog.Logger
+	loop    *Loop
+	in      *Queue
+	replies *Queue
+
+	byID     map[uint64]*session
+	byResume map[string]*session
+	byConn   map[uint64]*session
+	nextID   uint64
+
+	sessions, expired, refused atomic.Int64
+}
+
+// NewSessionMgr creates the stage. Connect it to Incoming's reply queue before Start.
+func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
+	if cfg.MinHeartbeat <= 0 {
+		cfg.MinHeartbeat = 200 * time.Millisecond
+	}
+	if cfg.MaxHeartbeat <= 0 {
+		cfg.MaxHeartbeat = time.Minute
+	}
+	if cfg.DefaultHeartbeat <= 0 {
+		cfg.DefaultHeartbeat = 2 * time.Second
+	}
+	if cfg.LeaseBeats <= 0 {
+		cfg.LeaseBeats = 3
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &SessionMgr{cfg: cfg, log: cfg.Logger.With("stage", "sessionmgr"),
+		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{}}
+	var err error
+	if m.in, err = NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
+		return nil, err
+	}
+	if m.loop, err = NewLoop(LoopConfig{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	if err := m.loop.AddQueue(m.in, m.request); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Connect sets where replies go (Incoming's reply queue). Call before Start.
+func (m *SessionMgr) Connect(replies *Queue) { m.replies = replies }
+
+// Start runs the stage.
+func (m *SessionMgr) Start() error {
+	if m.replies == nil {
+		return errors.New("stages: sessionmgr: Connect before Start")
+	}
+	return m.loop.Start()
+}
+
+// Requests returns the queue Incoming routes session operations to.
+func (m *SessionMgr) Requests() *Queue { return m.in }
+
+// Loop returns the stage's loop.
+func (m *SessionMgr) Loop() *Loop { return m.loop }
+
+// SessionStats counts sessions.
+type SessionStats struct {
+	Sessions int64 // alive now
+	Expired  int64 // expired for silence
+	Refused  int64 // hellos refused (bad token, bad resume)
+}
+
+// Stats returns the counters. Safe for concurrent use.
+func (m *SessionMgr) Stats() SessionStats {
+	return SessionStats{Sessions: m.sessions.Load(), Expired: m.expired.Load(), Refused: m.refused.Load()}
+}
+
+func (m *SessionMgr) request(t *task.Task) {
+	switch t.Op {
+	case task.OpHello:
+		m.hello(t)
+	case task.OpHeartbeat:
+		s := m.byConn[t.Session]
+		if s == nil {
+			m.fail(t, task.CodeUnauthorized, errors.New("no session: hello again"))
+			return
+		}
+		m.renew(s)
+		m.reply(t)
+	case task.OpGoodbye:
+		if s := m.byConn[t.Session]; s != nil {
+			m.log.Info("session ended", "session", s.id, "name", s.name, "conn", s.conn)
+			m.end(s)
+		}
+		m.reply(t)
+	default:
+		m.fail(t, task.CodeUnknownOp, fmt.Errorf("sessionmgr does not serve %s", t.Op))
+	}
+}
+
+func (m *SessionMgr) hello(t *task.Task) {
+	var req HelloRequest
+	if len(t.Value) > 0 {
+		if err := json.Unmarshal(t.Value, &req); err != nil {
+			m.fail(t, task.CodeBadRequest, fmt.Errorf("hello: %w", err))
+			return
+		}
+	}
+	if !m.tokenOK(req.Token) {
+		m.refused.Add(1)
+		m.log.Warn("hello refused: bad token", "conn", t.Session, "name", req.Name)
+		m.fail(t, task.CodeUnauthorized, errors.New("bad auth token"))
+		return
+	}
+	var s *session
+	resumed := false
+	if req.Resume != "" {
+		if s = m.byResume[req.Resume]; s == nil {
+			m.refused.Add(1)
+			m.fail(t, task.CodeUnauthorized, errors.New("unknown or expired resume token: hello without it"))
+			return
+		}
+		resumed = true
+		if s.conn != t.Session {
+			m.dropConn(s.conn) // the old conversation is dead or stale
+			delete(m.byConn, s.conn)
+		}
+	} else {
+		if old := m.byConn[t.Session]; old != nil {
+			m.end(old) // a second hello on a conversation replaces its session
+		}
+		s = m.newSession(req.Name)
+	}
+	s.conn = t.Session
+	m.byConn[s.conn] = s
+	s.beat = m.clampBeat(time.Duration(req.HeartbeatMs) * time.Millisecond)
+	m.renew(s)
+	m.log.Info("session", "session", s.id, "name", s.name, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
+	b, _ := json.Marshal(HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
+		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds()})
+	t.Value = append(t.Value[:0], b...)
+	t.Aux = s.id
+	m.reply(t)
+}
+
+func (m *SessionMgr) tokenOK(token string) bool {
+	if len(m.cfg.Tokens) == 0 {
+		return true
+	}
+	ok := 0
+	for _, want := range m.cfg.Tokens {
+		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(want))
+	}
+	return ok == 1
+}
+
+func (m *SessionMgr) newSession(name string) *session {
+	m.nextID++
+	var r [16]byte
+	rand.Read(r[:])
+	s := &session{id: m.nextID, name: name, resume: hex.EncodeToString(r[:])}
+	s.lease.Fn = func() { m.expire(s) }
+	m.byID[s.id] = s
+	m.byResume[s.resume] = s
+	m.sessions.Add(1)
+	return s
+}
+
+func (m *SessionMgr) clampBeat(d time.Duration) time.Duration {
+	if d <= 0 {
+		return m.cfg.DefaultHeartbeat
+	}
+	return min(max(d, m.cfg.MinHeartbeat), m.cfg.MaxHeartbeat)
+}
+
+func (m *SessionMgr) lease(s *session) time.Duration { return time.Duration(m.cfg.LeaseBeats) * s.beat }
+
+func (m *SessionMgr) renew(s *session) { m.loop.After(&s.lease, m.lease(s)) }
+
+// expire ends a session that stayed silent for its lease, and closes its conversation.
+func (m *SessionMgr) expire(s *session) {
+	m.expired.Add(1)
+	m.log.Info("session expired", "session", s.id, "name", s.name, "conn", s.conn, "lease", m.lease(s))
+	m.dropConn(s.conn)
+	m.end(s)
+}
+
+// end forgets s and everything it held.
+func (m *SessionMgr) end(s *session) {
+	m.loop.Wheel().Cancel(&s.lease)
+	delete(m.byID, s.id)
+	delete(m.byResume, s.resume)
+	if m.byConn[s.conn] == s {
+		delete(m.byConn, s.conn)
+	}
+	m.sessions.Add(-1)
+}
+
+// dropConn tells Incoming to close a conversation.
+func (m *SessionMgr) dropConn(conn uint64) {
+	t := task.Get()
+	t.Op, t.Session, t.Flags = task.OpGoodbye, conn, task.FlagDrop
+	if m.replies.Push(t) != nil {
+		task.Put(t) // Incoming full or stopping: its idle timeout closes the conversation
+	}
+}
+
+func (m *SessionMgr) reply(t *task.Task) {
+	if m.replies.Push(t) != nil {
+		m.log.Warn("reply dropped: incoming queue full", "op", t.Op, "conn", t.Session)
+		task.Put(t)
+	}
+}
+
+func (m *SessionMgr) fail(t *task.Task, code task.Code, err error) {
+	t.Fail(code, err)
+	t.Value = t.Value[:0]
+	m.reply(t)
+}

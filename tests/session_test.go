@@ -1,0 +1,124 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
+	_, err := client.Dial(d.Addr().String(), client.WithToken("guess"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, client.ErrUnauthorized)
+	_, err = client.Dial(d.Addr().String())
+	assert.ErrorIs(t, err, client.ErrUnauthorized, "no token at all")
+
+	c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("test"))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Set(testCtx(t), "k", []byte("v"))
+	require.NoError(t, err)
+	assert.NotZero(t, c.Session())
+	assert.Equal(t, int64(2), d.SessionStats().Refused)
+}
+
+// TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused everything.
+func TestNothingButHelloBeforeHello(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{})
+	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
+	require.NoError(t, err)
+	defer s.Close()
+	s.SetNoDelay(1, 10, 2, 1)
+	s.SetStreamMode(true)
+	for _, op := range []task.Op{task.OpGet, task.OpSet, task.OpPing, task.OpEcho, task.OpHeartbeat} {
+		frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: op, ID: 1, Key: []byte("k")}, nil)
+		require.NoError(t, err)
+		_, err = s.Write(frame)
+		require.NoError(t, err)
+		h := readHeader(t, s)
+		assert.Equal(t, task.CodeUnauthorized, h.Code, "%s before hello", op)
+	}
+}
+
+func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
+	t.Helper()
+	var sp wire.Splitter
+	s.SetReadDeadline(time.Now().Add(testTimeout))
+	for {
+		body, err := sp.Next()
+		require.NoError(t, err)
+		if body != nil {
+			var h wire.Header
+			_, err := wire.Decode(body, &h)
+			require.NoError(t, err)
+			return h
+		}
+		n, err := s.Read(sp.Buffer(4096))
+		require.NoError(t, err)
+		sp.Commit(n)
+	}
+}
+
+// TestSilentSessionExpiresAndIsCleanedUp: a client that stops sending heartbeats loses its
+// session after the lease; the server frees it and closes its conversation.
+func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
+	require.NoError(t, err)
+	defer s.Close()
+	s.SetNoDelay(1, 10, 2, 1)
+	s.SetStreamMode(true)
+	frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHello, ID: 1}, []byte(`{"name":"quiet","heartbeat_ms":20}`))
+	require.NoError(t, err)
+	_, err = s.Write(frame)
+	require.NoError(t, err)
+	require.Equal(t, task.CodeOK, readHeader(t, s).Code)
+	require.Equal(t, int64(1), d.SessionStats().Sessions)
+
+	// Say nothing more: three 20 ms beats later the session is gone, and so is its conversation.
+	waitUntil(t, func() bool { return d.SessionStats().Expired == 1 }, "silent session never expired")
+	assert.Zero(t, d.SessionStats().Sessions)
+	in, _ := d.Stats()
+	waitUntil(t, func() bool { in, _ = d.Stats(); return in.Transport.Conns == 0 }, "conversation of an expired session not closed")
+}
+
+// TestClientResumesItsSessionAfterReconnect: a client whose KCP session dies redials and
+// resumes the same server session with its resume token.
+func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{})
+	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
+	require.NoError(t, err)
+	defer c.Close()
+	first := c.Session()
+	require.NotZero(t, first)
+
+	// Cut the conversation on the server side: the client notices the silence and redials.
+	in, _ := d.Stats()
+	require.Equal(t, 1, in.Transport.Conns)
+	require.NoError(t, dropAllConversations(d))
+	ctx := testCtx(t)
+	waitUntil(t, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err := c.Set(pctx, "after", []byte("reconnect"))
+		return err == nil
+	}, "client never came back")
+	assert.Equal(t, first, c.Session(), "the client should have resumed its session, not opened a new one")
+	assert.Equal(t, int64(1), d.SessionStats().Sessions)
+}
+
+func dropAllConversations(d *stages.Daemon) error {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	return d.DropConversations(ctx)
+}
