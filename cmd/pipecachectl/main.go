@@ -1,6 +1,6 @@
 // Command pipecachectl talks to a pipecached server, like redis-cli or etcdctl.
 //
-//	pipecachectl [-addr host:port] get KEY
+//	pipecachectl [-addr host:port] [-token T] get KEY
 //	pipecachectl set KEY VALUE [TTL]         (TTL like 30s, 5m)
 //	pipecachectl add|replace KEY VALUE [TTL]
 //	pipecachectl cas KEY VALUE VERSION [TTL]
@@ -31,10 +31,11 @@ func main() {
 	fs := flag.NewFlagSet("pipecachectl", flag.ContinueOnError)
 	addr := fs.String("addr", envOr("PIPECACHE_ADDR", "127.0.0.1:7070"), "server address (env PIPECACHE_ADDR)")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each command")
+	token := fs.String("token", envOr("PIPECACHE_TOKEN", ""), "auth token (env PIPECACHE_TOKEN)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
-	c, err := client.Dial(*addr)
+	c, err := client.Dial(*addr, client.WithToken(*token), client.WithName("pipecachectl"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
