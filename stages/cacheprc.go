@@ -61,22 +61,37 @@ const (
 	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
 )
 
-// entry is one cached key. Owned by the CachePrc loop.
+// entry is one cached key. Owned by the CachePrc loop. It is kept small and holds few
+// pointers, since there may be tens of millions and the garbage collector visits every one:
+// state needed only while something is in flight, or only for keys with a deadline, lives in
+// pooled side records (BENCHMARKS.md has the measurements behind this layout).
 type entry struct {
 	key      string
 	value    []byte
 	version  uint64
 	expireAt int64 // unix ms; 0 = never (for an absent entry: when to forget the absence)
 	state    entryState
+	fl       *inflight // non-nil while a load or write is in flight or requests wait
+	ttl      *ttlTimer // non-nil while an expiry is armed
 
-	busy    *task.Task   // the load or write in flight to Outgoing, if any
+	prev, next *entry // LRU list, most recent at the head
+}
+
+// inflight is what a key needs while a load or write is at Outgoing: the operation, the request
+// it answers, the requests queued behind it, and its time-out. Pooled.
+type inflight struct {
+	e       *entry
+	busy    *task.Task   // the load or write in flight, nil between operations
 	owner   *task.Task   // the client request waiting for busy (nil for a load)
 	waiters []*task.Task // requests queued behind busy, in arrival order
 	timeout timer.Timer  // fires if busy takes longer than StoreTimeout
 	late    bool         // busy has timed out (logged once)
-	expiry  timer.Timer  // fires at expireAt
+}
 
-	prev, next *entry // LRU list, most recent at the head
+// ttlTimer arms an entry's expiry. Pooled.
+type ttlTimer struct {
+	e *entry
+	t timer.Timer
 }
 
 // CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
@@ -100,6 +115,8 @@ type CachePrc struct {
 	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
 	retry       timer.ReadyEntry
 	inflight    int // loads and writes at Outgoing
+	freeFlights []*inflight
+	freeTTLs    []*ttlTimer
 
 	stats cacheCounters
 }
@@ -169,7 +186,7 @@ func (c *CachePrc) Start() error {
 	return c.loop.Start()
 }
 
-// Idle reports (on the loop goroutine) whether nothing is in flight at Outgoing.
+// idle reports (on the loop goroutine) whether nothing is in flight at Outgoing.
 func (c *CachePrc) idle() bool { return c.inflight == 0 && len(c.overflow) == 0 }
 
 // Requests returns the queue Incoming routes data operations to.
@@ -209,25 +226,24 @@ func (c *CachePrc) request(t *task.Task) {
 			// a failed write leaves nothing behind (see completion).
 			e = c.newEntry(key, stateLoading)
 			c.write(e, t, t.Value, c.expiry(t.TTLms, c.nowMs()), false)
-			if e.busy == nil {
+			if e.fl == nil {
 				c.remove(e)
 			}
 			return
 		}
 		e = c.newEntry(key, stateLoading)
-		e.waiters = append(e.waiters, t)
-		c.load(e)
+		c.load(e, t)
 		return
 	}
 	c.touchLRU(e)
-	if e.busy != nil {
+	if fl := e.fl; fl != nil {
 		// A load or write is in flight: a read of a known value is answered now; everything
 		// else waits its turn, so that operations on one key apply in order.
-		if t.Op == task.OpGet && e.state != stateLoading && e.owner == nil {
+		if t.Op == task.OpGet && e.state != stateLoading && fl.owner == nil {
 			c.execute(e, t)
 			return
 		}
-		e.waiters = append(e.waiters, t)
+		fl.waiters = append(fl.waiters, t)
 		return
 	}
 	c.execute(e, t)

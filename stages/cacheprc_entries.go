@@ -14,8 +14,6 @@ var errStoreTimeout = errors.New("the store did not answer in time")
 
 func (c *CachePrc) newEntry(key string, st entryState) *entry {
 	e := &entry{key: key, state: st}
-	e.timeout.Fn = func() { c.timedOut(e) }
-	e.expiry.Fn = func() { c.expired(e) }
 	c.entries[key] = e
 	c.pushLRU(e)
 	c.account(e, int64(len(key)+entryOverhead))
@@ -23,14 +21,46 @@ func (c *CachePrc) newEntry(key string, st entryState) *entry {
 	return e
 }
 
-// load asks Outgoing for e's key; e's waiters are answered when it comes back.
-func (c *CachePrc) load(e *entry) {
+// flight returns e's in-flight record, taking one from the pool if e has none.
+func (c *CachePrc) flight(e *entry) *inflight {
+	if e.fl != nil {
+		return e.fl
+	}
+	var fl *inflight
+	if n := len(c.freeFlights); n > 0 {
+		fl = c.freeFlights[n-1]
+		c.freeFlights = c.freeFlights[:n-1]
+	} else {
+		fl = &inflight{}
+		fl.timeout.Fn = func() { c.timedOut(fl) } // once per pooled record, not per entry
+	}
+	fl.e, e.fl = e, fl
+	return fl
+}
+
+// settle returns e's in-flight record to the pool once nothing is in flight or waiting.
+func (c *CachePrc) settle(e *entry) {
+	fl := e.fl
+	if fl == nil || fl.busy != nil || len(fl.waiters) > 0 {
+		return
+	}
+	c.loop.Wheel().Cancel(&fl.timeout)
+	fl.e, fl.owner, fl.waiters, fl.late = nil, nil, fl.waiters[:0], false
+	e.fl = nil
+	c.freeFlights = append(c.freeFlights, fl)
+}
+
+// load asks Outgoing for e's key on behalf of t; the waiters are answered when it comes back.
+func (c *CachePrc) load(e *entry, t *task.Task) {
 	c.stats.misses.Add(1)
-	t := task.Get()
-	t.Op = task.OpLoad
-	t.Key = append(t.Key, e.key...)
-	if !c.send(e, t, nil) {
+	fl := c.flight(e)
+	fl.waiters = append(fl.waiters, t)
+	lt := task.Get()
+	lt.Op = task.OpLoad
+	lt.Key = append(lt.Key, e.key...)
+	if !c.send(e, lt, nil) {
 		c.failAll(e, task.CodeBusy, errors.New("store queue full"))
+		c.settle(e)
 		c.remove(e)
 	}
 }
@@ -51,6 +81,7 @@ func (c *CachePrc) write(e *entry, t *task.Task, value []byte, expireAt int64, d
 	}
 	if !c.send(e, st, t) {
 		c.fail(t, task.CodeBusy, errors.New("store queue full"))
+		c.settle(e)
 		return
 	}
 	if st.Version > c.nextVersion {
@@ -61,6 +92,7 @@ func (c *CachePrc) write(e *entry, t *task.Task, value []byte, expireAt int64, d
 // send hands a load or store to Outgoing and arms the time-out. It reports false (and frees
 // st) if Outgoing's queue is full.
 func (c *CachePrc) send(e *entry, st, owner *task.Task) bool {
+	fl := c.flight(e)
 	if err := c.toStore.Push(st); err != nil {
 		task.Put(st)
 		return false
@@ -70,9 +102,9 @@ func (c *CachePrc) send(e *entry, st, owner *task.Task) bool {
 	} else {
 		c.stats.stores.Add(1)
 	}
-	e.busy, e.owner = st, owner
+	fl.busy, fl.owner = st, owner
 	c.inflight++
-	c.loop.After(&e.timeout, c.cfg.StoreTimeout)
+	c.loop.After(&fl.timeout, c.cfg.StoreTimeout)
 	return true
 }
 
@@ -81,14 +113,15 @@ func (c *CachePrc) completion(st *task.Task) {
 	defer task.Put(st)
 	c.inflight--
 	e := c.entries[string(st.Key)]
-	if e == nil || e.busy != st {
+	if e == nil || e.fl == nil || e.fl.busy != st {
 		c.log.Error("completion for no request in flight", "key", string(st.Key), "op", st.Op)
 		return
 	}
-	c.loop.Wheel().Cancel(&e.timeout)
-	e.busy, e.late = nil, false
-	owner := e.owner
-	e.owner = nil
+	fl := e.fl
+	c.loop.Wheel().Cancel(&fl.timeout)
+	fl.busy, fl.late = nil, false
+	owner := fl.owner
+	fl.owner = nil
 	now := c.nowMs()
 	switch {
 	case st.Op == task.OpLoad && st.Code == task.CodeOK:
@@ -120,6 +153,7 @@ func (c *CachePrc) completion(st *task.Task) {
 		}
 		if e.state == stateLoading {
 			c.failAll(e, st.Code, st.Err)
+			c.settle(e)
 			c.remove(e)
 			return
 		}
@@ -133,42 +167,45 @@ func (c *CachePrc) completion(st *task.Task) {
 
 // resume runs the requests that waited for e, until one of them puts something in flight again.
 func (c *CachePrc) resume(e *entry) {
-	for len(e.waiters) > 0 && e.busy == nil {
-		t := e.waiters[0]
-		e.waiters[0] = nil
-		e.waiters = e.waiters[1:]
+	for fl := e.fl; fl != nil && fl.busy == nil && len(fl.waiters) > 0; fl = e.fl {
+		t := fl.waiters[0]
+		fl.waiters[0] = nil
+		fl.waiters = fl.waiters[1:]
 		c.execute(e, t)
 	}
-	if len(e.waiters) == 0 {
-		e.waiters = nil
-	}
-	if e.busy == nil && e.state == stateAbsent && c.cfg.NoNegativeCache {
+	c.settle(e)
+	if e.fl == nil && e.state == stateAbsent && c.cfg.NoNegativeCache {
 		c.remove(e) // absence is not cached: the next request asks the store again
 	}
 }
 
-// timedOut answers everything waiting on e with "timeout". The operation stays in flight: if
-// the store answers later, its result is applied then (a write may well have committed).
-func (c *CachePrc) timedOut(e *entry) {
-	if !e.late {
-		e.late = true
+// timedOut answers everything waiting on an operation with "timeout". The operation stays in
+// flight: if the store answers later, its result is applied then (a write may have committed).
+func (c *CachePrc) timedOut(fl *inflight) {
+	e := fl.e
+	if !fl.late {
+		fl.late = true
 		c.stats.timeouts.Add(1)
-		c.log.Warn("store timed out", "key", e.key, "op", e.busy.Op, "after", c.cfg.StoreTimeout)
+		c.log.Warn("store timed out", "key", e.key, "op", fl.busy.Op, "after", c.cfg.StoreTimeout)
 	}
-	if e.owner != nil {
-		owner := e.owner
-		e.owner = nil
+	if fl.owner != nil {
+		owner := fl.owner
+		fl.owner = nil
 		c.fail(owner, task.CodeTimeout, errStoreTimeout)
 	}
 	c.failAll(e, task.CodeTimeout, errStoreTimeout)
-	c.loop.After(&e.timeout, c.cfg.StoreTimeout) // requests arriving meanwhile time out too
+	c.loop.After(&fl.timeout, c.cfg.StoreTimeout) // requests arriving meanwhile time out too
 }
 
 func (c *CachePrc) failAll(e *entry, code task.Code, err error) {
-	for _, t := range e.waiters {
+	if e.fl == nil {
+		return
+	}
+	for i, t := range e.fl.waiters {
+		e.fl.waiters[i] = nil
 		c.fail(t, code, err)
 	}
-	e.waiters = nil
+	e.fl.waiters = e.fl.waiters[:0]
 }
 
 func (c *CachePrc) setValue(e *entry, value []byte, version uint64, expireAt int64) {
@@ -187,23 +224,44 @@ func (c *CachePrc) setAbsent(e *entry, now int64) {
 
 func (c *CachePrc) armExpiry(e *entry) {
 	if e.expireAt == 0 {
-		c.loop.Wheel().Cancel(&e.expiry)
+		c.disarmExpiry(e)
 		return
 	}
+	if e.ttl == nil {
+		if n := len(c.freeTTLs); n > 0 {
+			e.ttl = c.freeTTLs[n-1]
+			c.freeTTLs = c.freeTTLs[:n-1]
+		} else {
+			tt := &ttlTimer{}
+			tt.t.Fn = func() { c.expired(tt.e) } // once per pooled record, not per entry
+			e.ttl = tt
+		}
+		e.ttl.e = e
+	}
 	wait := time.Duration(e.expireAt-c.nowMs()) * time.Millisecond
-	c.loop.After(&e.expiry, max(wait, 0))
+	c.loop.After(&e.ttl.t, max(wait, 0))
+}
+
+func (c *CachePrc) disarmExpiry(e *entry) {
+	if e.ttl == nil {
+		return
+	}
+	c.loop.Wheel().Cancel(&e.ttl.t)
+	e.ttl.e = nil
+	c.freeTTLs = append(c.freeTTLs, e.ttl)
+	e.ttl = nil
 }
 
 // expired is e's expiry timer: a value past its TTL is gone (the store forgets it too), and a
 // cached absence past the negative TTL is forgotten so the next request asks the store.
 func (c *CachePrc) expired(e *entry) {
-	if e.busy != nil {
-		return // the operation in flight decides; it re-arms the timer
+	if e.fl != nil && e.fl.busy != nil {
+		return // the operation in flight decides, and re-arms the expiry
 	}
 	if e.state == statePresent && e.expireAt != 0 && e.expireAt <= c.nowMs() {
 		c.expire(e)
 	}
-	if e.state == stateAbsent {
+	if e.state == stateAbsent && e.fl == nil {
 		c.remove(e)
 	}
 }
@@ -240,8 +298,7 @@ func (c *CachePrc) replyStats(t *task.Task) {
 
 // remove forgets e entirely. e must have nothing in flight.
 func (c *CachePrc) remove(e *entry) {
-	c.loop.Wheel().Cancel(&e.expiry)
-	c.loop.Wheel().Cancel(&e.timeout)
+	c.disarmExpiry(e)
 	delete(c.entries, e.key)
 	c.unlinkLRU(e)
 	c.account(e, -int64(len(e.key)+len(e.value)+entryOverhead))
@@ -258,7 +315,7 @@ func (c *CachePrc) account(_ *entry, delta int64) {
 func (c *CachePrc) evict() {
 	for e := c.tail; c.bytes > c.cfg.Memory && e != nil; {
 		prev := e.prev
-		if e.busy == nil && len(e.waiters) == 0 {
+		if e.fl == nil {
 			c.remove(e)
 			c.stats.evictions.Add(1)
 		}
