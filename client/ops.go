@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -38,9 +39,33 @@ func (c *Client) Get(ctx context.Context, key string) (Item, error) {
 	return Item{Key: key, Value: r.Value, Version: r.Header.Ver}, nil
 }
 
-// MGet returns the values of several keys; keys that do not exist are absent from the map. The
-// gets are pipelined on the one session (all in flight at once, sharing datagrams).
+// MGet returns the values of several keys (at most wire.MaxMGetKeys) in one request; keys that
+// do not exist are absent from the map. Against a server without the mget op it pipelines gets.
 func (c *Client) MGet(ctx context.Context, keys ...string) (map[string]Item, error) {
+	if len(keys) > wire.MaxMGetKeys {
+		return nil, fmt.Errorf("%w: %d keys in one mget (at most %d)", ErrTooLarge, len(keys), wire.MaxMGetKeys)
+	}
+	r, err := c.Do(ctx, &wire.Header{Op: task.OpMGet}, wire.AppendKeys(nil, keys))
+	if errors.Is(err, ErrUnknownOp) {
+		return c.pipelinedGets(ctx, keys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	results, err := wire.SplitMGetResults(r.Value, len(keys))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInternal, err)
+	}
+	items := make(map[string]Item, len(keys))
+	for i, res := range results {
+		if res.Found {
+			items[keys[i]] = Item{Key: keys[i], Value: res.Value, Version: res.Version}
+		}
+	}
+	return items, nil
+}
+
+func (c *Client) pipelinedGets(ctx context.Context, keys []string) (map[string]Item, error) {
 	type result struct {
 		item Item
 		err  error

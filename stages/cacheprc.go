@@ -20,6 +20,7 @@ type CacheConfig struct {
 	TTLJitter    float64       // TTLs are stretched by up to this fraction at random; default 0.1
 	StoreTimeout time.Duration // a load or write not done by then is answered "timeout"; default 2 s
 	Queue        int           // capacity of each inbound queue; default 16384
+	MaxKey       int           // largest key in an mget; default 250 (the daemon passes Incoming's)
 
 	// Kill switches, one per feature.
 	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
@@ -43,6 +44,9 @@ func (c *CacheConfig) setDefaults() {
 	}
 	if c.Queue <= 0 {
 		c.Queue = 1 << 14
+	}
+	if c.MaxKey <= 0 {
+		c.MaxKey = 250
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -214,8 +218,12 @@ func (c *CachePrc) nowMs() int64 { return c.loop.Clock().Time().UnixMilli() }
 
 // request handles a client's data operation.
 func (c *CachePrc) request(t *task.Task) {
-	if t.Op == task.OpStats {
+	switch t.Op {
+	case task.OpStats:
 		c.replyStats(t)
+		return
+	case task.OpMGet:
+		c.mget(t)
 		return
 	}
 	key := string(t.Key)
@@ -317,6 +325,10 @@ func (c *CachePrc) expiry(ttlMs, now int64) int64 {
 }
 
 func (c *CachePrc) reply(t *task.Task) {
+	if t.Flags&task.FlagSub != 0 {
+		c.subDone(t)
+		return
+	}
 	t.TTLms = 0
 	if err := c.replies.Push(t); err != nil {
 		if errors.Is(err, ErrQueueClosed) {

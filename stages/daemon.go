@@ -24,7 +24,7 @@ type DaemonConfig struct {
 }
 
 // dataOps are the operations CachePrc serves.
-var dataOps = []task.Op{task.OpGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
+var dataOps = []task.Op{task.OpGet, task.OpMGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
 	task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats}
 
 // Daemon is a running pipecached: the stages wired together over the embedded store.
@@ -50,6 +50,7 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	}
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
 	cfg.Sessions.Logger = cfg.Logger
+	cfg.Cache.MaxKey = cfg.Incoming.MaxKey
 	d = &Daemon{log: cfg.Logger}
 	defer func() {
 		if err != nil {

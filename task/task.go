@@ -72,6 +72,7 @@ const (
 	FlagDelete    uint32 = 1 << 16 // OpStore: delete the key instead of writing Value
 	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
 	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
+	FlagSub       uint32 = 1 << 19 // CachePrc internal: one key's get inside an mget
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.

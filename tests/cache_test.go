@@ -325,3 +325,43 @@ func waitUntil(tb testing.TB, cond func() bool, msg string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
+	dir := t.TempDir()
+	kv := map[string]string{}
+	keys := []string{}
+	for i := range 100 {
+		k := fmt.Sprint("user:", i)
+		kv[k] = fmt.Sprint("profile ", i)
+		keys = append(keys, k)
+	}
+	seed(t, dir, kv)
+	d := startInProcess(t, stages.DaemonConfig{DataDir: dir})
+	c := dialT(t, d.Addr().String())
+	ctx := testCtx(t)
+	in0, _ := d.Stats()
+
+	items, err := c.MGet(ctx, append(keys, "ghost:1", "ghost:2")...)
+	require.NoError(t, err)
+	require.Len(t, items, 100)
+	assert.Equal(t, "profile 42", string(items["user:42"].Value))
+	assert.NotZero(t, items["user:42"].Version)
+	in1, cs := d.Stats()
+	assert.Equal(t, uint64(1), in1.Requests-in0.Requests, "an mget is one request on the wire")
+	assert.Equal(t, uint64(102), cs.Loads, "each cold key loads once")
+
+	items, err = c.MGet(ctx, keys...)
+	require.NoError(t, err)
+	assert.Len(t, items, 100)
+	_, cs = d.Stats()
+	assert.Equal(t, uint64(102), cs.Loads, "a second mget is served from the cache")
+
+	tooMany := make([]string, 1001)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprint(i)
+	}
+	_, err = c.MGet(ctx, tooMany...)
+	assert.ErrorIs(t, err, client.ErrTooLarge)
+	_, err = c.Do(ctx, &wire.Header{Op: task.OpMGet}, []byte{0, 9, 'x'})
+	assert.ErrorIs(t, err, client.ErrBadRequest, "a malformed key list is a coded error")
+}

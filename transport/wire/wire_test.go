@@ -200,3 +200,42 @@ func FuzzSplitter(f *testing.F) {
 		}
 	})
 }
+
+func TestMGetEncodingRoundTrip(t *testing.T) {
+	keys := []string{"a", "user:1", "ü"}
+	got, err := SplitKeys(AppendKeys(nil, keys), 250)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	assert.Equal(t, "user:1", string(got[1]))
+
+	_, err = SplitKeys([]byte{0, 5, 'a'}, 250)
+	assert.ErrorIs(t, err, ErrBadFrame)
+	_, err = SplitKeys(AppendKeys(nil, []string{"toolong"}), 3)
+	assert.ErrorIs(t, err, ErrFrameTooLarge)
+
+	var reply []byte
+	reply = AppendMGetResult(reply, true, 7, []byte("v"))
+	reply = AppendMGetResult(reply, false, 0, nil)
+	res, err := SplitMGetResults(reply, 2)
+	require.NoError(t, err)
+	assert.Equal(t, MGetResult{Found: true, Version: 7, Value: []byte("v")}, res[0])
+	assert.False(t, res[1].Found)
+	_, err = SplitMGetResults(reply[:len(reply)-1], 2)
+	assert.ErrorIs(t, err, ErrBadFrame)
+}
+
+func FuzzSplitKeys(f *testing.F) {
+	f.Add(AppendKeys(nil, []string{"a", "bb"}))
+	f.Add([]byte{0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, err := SplitKeys(b, 250)
+		if err != nil {
+			return
+		}
+		ks := make([]string, len(keys))
+		for i, k := range keys {
+			ks[i] = string(k)
+		}
+		assert.Equal(t, b, AppendKeys(nil, ks), "keys must re-encode to the same bytes")
+	})
+}

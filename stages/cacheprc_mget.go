@@ -1,0 +1,85 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// mgetState gathers the results of an mget's per-key gets.
+type mgetState struct {
+	parent  *task.Task
+	results []mgetResult
+	pending int
+	failed  task.Code // the first error other than not-found, if any
+	err     error
+}
+
+type mgetResult struct {
+	found   bool
+	version uint64
+	value   []byte
+}
+
+// mget runs one get per key through the normal request path (so a cold key loads once and a
+// key with a write in flight waits for it) and answers when all are in.
+func (c *CachePrc) mget(t *task.Task) {
+	keys, err := wire.SplitKeys(t.Value, c.cfg.MaxKey)
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		c.fail(t, task.CodeTooLarge, err)
+		return
+	case err != nil:
+		c.fail(t, task.CodeBadRequest, err)
+		return
+	case len(keys) == 0:
+		t.Value = t.Value[:0]
+		c.reply(t)
+		return
+	}
+	st := &mgetState{parent: t, results: make([]mgetResult, len(keys)), pending: len(keys)}
+	subs := make([]*task.Task, len(keys))
+	for i, k := range keys { // copy the keys out of t.Value before the sub-gets run
+		sub := task.Get()
+		sub.Op, sub.Flags, sub.Aux, sub.Ctx = task.OpGet, task.FlagSub, uint64(i), st
+		sub.Key = append(sub.Key, k...)
+		subs[i] = sub
+	}
+	for _, sub := range subs {
+		c.request(sub)
+	}
+}
+
+// subDone records one key's result; the last one answers the mget.
+func (c *CachePrc) subDone(sub *task.Task) {
+	st := sub.Ctx.(*mgetState)
+	switch sub.Code {
+	case task.CodeOK:
+		st.results[sub.Aux] = mgetResult{found: true, version: sub.Version, value: append([]byte(nil), sub.Value...)}
+	case task.CodeNotFound:
+	default:
+		if st.failed == task.CodeOK {
+			st.failed, st.err = sub.Code, fmt.Errorf("key %q: %w", sub.Key, sub.Err)
+		}
+	}
+	task.Put(sub)
+	if st.pending--; st.pending > 0 {
+		return
+	}
+	t := st.parent
+	if st.failed != task.CodeOK {
+		c.fail(t, st.failed, st.err)
+		return
+	}
+	t.Value = t.Value[:0]
+	for _, r := range st.results {
+		t.Value = wire.AppendMGetResult(t.Value, r.found, r.version, r.value)
+	}
+	if len(t.Value) > wire.MaxValue {
+		c.fail(t, task.CodeTooLarge, fmt.Errorf("mget reply of %d bytes over %d", len(t.Value), wire.MaxValue))
+		return
+	}
+	c.reply(t)
+}
