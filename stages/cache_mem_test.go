@@ -36,8 +36,7 @@ func benchCacheMemory(b *testing.B, n int) {
 	key := make([]byte, 0, 32)
 	for i := range n {
 		key = strconv.AppendInt(append(key[:0], "user:"...), int64(i), 10)
-		e := c.newEntry(string(key), stateLoading)
-		c.setValue(e, value, uint64(i+1), 0)
+		c.setValue(c.newSlot(key), value, uint64(i+1), 0)
 	}
 	runtime.GC()
 	var after runtime.MemStats

@@ -3,6 +3,7 @@ package stages
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -53,9 +54,9 @@ func (c *CacheConfig) setDefaults() {
 	}
 }
 
-// entryOverhead approximates what an entry costs beyond its key and value: the struct, its map
-// slot and the key's string header. Used for the memory budget.
-const entryOverhead = 160
+// slotOverhead approximates what an item costs beyond its arena cell: its slot, its index
+// entry and their share of free space. Used for the memory budget.
+const slotOverhead = 96
 
 type entryState uint8
 
@@ -65,37 +66,16 @@ const (
 	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
 )
 
-// entry is one cached key. Owned by the CachePrc loop. It is kept small and holds few
-// pointers, since there may be tens of millions and the garbage collector visits every one:
-// state needed only while something is in flight, or only for keys with a deadline, lives in
-// pooled side records (BENCHMARKS.md has the measurements behind this layout).
-type entry struct {
-	key      string
-	value    []byte
-	version  uint64
-	expireAt int64 // unix ms; 0 = never (for an absent entry: when to forget the absence)
-	state    entryState
-	fl       *inflight // non-nil while a load or write is in flight or requests wait
-	ttl      *ttlTimer // non-nil while an expiry is armed
-
-	prev, next *entry // LRU list, most recent at the head
-}
-
 // inflight is what a key needs while a load or write is at Outgoing: the operation, the request
-// it answers, the requests queued behind it, and its time-out. Pooled.
+// it answers, the requests queued behind it, and its time-out. It holds pointers, so it exists
+// only while a key has work in flight (pooled), never for every cached item.
 type inflight struct {
-	e       *entry
+	slot    uint32
 	busy    *task.Task   // the load or write in flight, nil between operations
 	owner   *task.Task   // the client request waiting for busy (nil for a load)
 	waiters []*task.Task // requests queued behind busy, in arrival order
 	timeout timer.Timer  // fires if busy takes longer than StoreTimeout
 	late    bool         // busy has timed out (logged once)
-}
-
-// ttlTimer arms an entry's expiry. Pooled.
-type ttlTimer struct {
-	e *entry
-	t timer.Timer
 }
 
 // CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
@@ -111,16 +91,23 @@ type CachePrc struct {
 	toStore  *Queue // Outgoing's inbound queue
 	replies  *Queue // Incoming's reply queue
 
-	entries     map[string]*entry
-	head, tail  *entry
+	arena       *arena
+	slots       slotTable
+	index       map[uint64]uint32 // key hash -> first slot with that hash
+	seed        maphash.Seed
+	head, tail  uint32 // LRU ends
+	flights     map[uint32]*inflight
+	freeFlights []*inflight
+	buckets     map[int64][]uint32 // expiry: 100 ms bucket -> slots due in it
+	due         bucketHeap         // bucket ids in buckets, earliest first
+	sweep       timer.Timer        // fires when the earliest bucket is due
 	bytes       int64
+	items       int64
 	nextVersion uint64
 	rng         *rand.Rand
 	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
 	retry       timer.ReadyEntry
 	inflight    int // loads and writes at Outgoing
-	freeFlights []*inflight
-	freeTTLs    []*ttlTimer
 
 	stats cacheCounters
 }
@@ -153,11 +140,13 @@ type CacheStats struct {
 func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	cfg.setDefaults()
 	c := &CachePrc{
-		cfg: cfg, log: cfg.Logger.With("stage", "cacheprc"),
-		entries: make(map[string]*entry), nextVersion: startVersion,
+		cfg: cfg, log: cfg.Logger.With("stage", "cacheprc"), nextVersion: startVersion,
+		arena: newArena(), index: make(map[uint64]uint32), seed: maphash.MakeSeed(),
+		flights: make(map[uint32]*inflight), buckets: make(map[int64][]uint32),
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	c.retry.Fn = c.flushOverflow
+	c.sweep.Fn = c.sweepExpired
 	var err error
 	if c.requests, err = NewQueue("cacheprc.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -226,44 +215,43 @@ func (c *CachePrc) request(t *task.Task) {
 		c.mget(t)
 		return
 	}
-	key := string(t.Key)
-	e := c.entries[key]
-	if e == nil {
+	i := c.lookup(t.Key)
+	if i == 0 {
 		if t.Op == task.OpSet {
 			// A blind set needs no load. The entry stays unknown until the write is durable, so
 			// a failed write leaves nothing behind (see completion).
-			e = c.newEntry(key, stateLoading)
-			c.write(e, t, t.Value, c.expiry(t.TTLms, c.nowMs()), false)
-			if e.fl == nil {
-				c.remove(e)
+			i = c.newSlot(t.Key)
+			c.write(i, t, t.Value, c.expiry(t.TTLms, c.nowMs()), false)
+			if c.flights[i] == nil {
+				c.removeSlot(i)
 			}
 			return
 		}
-		e = c.newEntry(key, stateLoading)
-		c.load(e, t)
+		c.load(c.newSlot(t.Key), t)
 		return
 	}
-	c.touchLRU(e)
-	if fl := e.fl; fl != nil {
+	c.touchLRU(i)
+	if fl := c.flights[i]; fl != nil {
 		// A load or write is in flight: a read of a known value is answered now; everything
 		// else waits its turn, so that operations on one key apply in order.
-		if t.Op == task.OpGet && e.state != stateLoading && fl.owner == nil {
-			c.execute(e, t)
+		if t.Op == task.OpGet && c.slots.get(i).state != stateLoading && fl.owner == nil {
+			c.execute(i, t)
 			return
 		}
 		fl.waiters = append(fl.waiters, t)
 		return
 	}
-	c.execute(e, t)
+	c.execute(i, t)
 }
 
-// execute runs t against e, whose state is known and which has nothing in flight.
-func (c *CachePrc) execute(e *entry, t *task.Task) {
+// execute runs t against slot i, whose state is known and which has nothing in flight.
+func (c *CachePrc) execute(i uint32, t *task.Task) {
 	now := c.nowMs()
-	if e.state == statePresent && e.expireAt != 0 && e.expireAt <= now {
-		c.expire(e)
+	s := c.slots.get(i)
+	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
+		c.expire(i)
 	}
-	present := e.state == statePresent
+	present := s.state == statePresent
 	switch t.Op {
 	case task.OpGet:
 		c.stats.gets.Add(1)
@@ -273,40 +261,40 @@ func (c *CachePrc) execute(e *entry, t *task.Task) {
 			return
 		}
 		c.stats.hits.Add(1)
-		t.Value = append(t.Value[:0], e.value...)
-		t.Version = e.version
+		t.Value = append(t.Value[:0], c.value(s)...)
+		t.Version = s.version
 		c.reply(t)
 	case task.OpSet:
-		c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
 	case task.OpAdd:
 		if present {
-			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", e.key))
+			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", c.key(s)))
 			return
 		}
-		c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
 	case task.OpReplace, task.OpCAS:
 		switch {
 		case !present:
 			c.fail(t, task.CodeNotFound, nil)
-		case t.Op == task.OpCAS && t.Version != e.version:
-			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", e.key, e.version, t.Version))
+		case t.Op == task.OpCAS && t.Version != s.version:
+			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", c.key(s), s.version, t.Version))
 		default:
-			c.write(e, t, t.Value, c.expiry(t.TTLms, now), false)
+			c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
 		}
 	case task.OpDelete:
 		if !present {
 			c.fail(t, task.CodeNotFound, nil)
 			return
 		}
-		c.write(e, t, nil, 0, true)
+		c.write(i, t, nil, 0, true)
 	case task.OpIncr:
-		c.incr(e, t, present, now)
+		c.incr(i, t, present)
 	case task.OpTouch:
 		if !present {
 			c.fail(t, task.CodeNotFound, nil)
 			return
 		}
-		c.write(e, t, e.value, c.expiry(t.TTLms, now), false)
+		c.write(i, t, c.value(s), c.expiry(t.TTLms, now), false)
 	default:
 		c.fail(t, task.CodeUnknownOp, fmt.Errorf("cacheprc does not serve %s", t.Op))
 	}

@@ -1,9 +1,12 @@
 package stages
 
 import (
+	"bytes"
+	"container/heap"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"time"
 
@@ -12,19 +15,108 @@ import (
 
 var errStoreTimeout = errors.New("the store did not answer in time")
 
-func (c *CachePrc) newEntry(key string, st entryState) *entry {
-	e := &entry{key: key, state: st}
-	c.entries[key] = e
-	c.pushLRU(e)
-	c.account(e, int64(len(key)+entryOverhead))
-	c.stats.items.Add(1)
-	return e
+// ---- slots: lookup, creation, removal, key and value bytes ----
+
+func (c *CachePrc) key(s *slot) []byte   { return c.arena.cell(s.kv)[:s.klen] }
+func (c *CachePrc) value(s *slot) []byte { return c.arena.cell(s.kv)[s.klen : int(s.klen)+int(s.vlen)] }
+
+// lookup returns the slot holding key, or 0.
+func (c *CachePrc) lookup(key []byte) uint32 {
+	for i := c.index[maphash.Bytes(c.seed, key)]; i != 0; {
+		s := c.slots.get(i)
+		if bytes.Equal(c.key(s), key) {
+			return i
+		}
+		i = s.chain
+	}
+	return 0
 }
 
-// flight returns e's in-flight record, taking one from the pool if e has none.
-func (c *CachePrc) flight(e *entry) *inflight {
-	if e.fl != nil {
-		return e.fl
+// newSlot creates the slot of a key not cached yet, in state loading.
+func (c *CachePrc) newSlot(key []byte) uint32 {
+	i := c.slots.alloc()
+	s := c.slots.get(i)
+	s.used, s.state = true, stateLoading
+	s.hash = maphash.Bytes(c.seed, key)
+	s.klen = uint16(len(key))
+	s.kv = c.arena.alloc(len(key))
+	copy(c.arena.cell(s.kv), key)
+	s.chain = c.index[s.hash] // a hash collision chains behind the existing slot
+	c.index[s.hash] = i
+	c.pushLRU(i)
+	c.items++
+	c.stats.items.Store(c.items)
+	c.account()
+	return i
+}
+
+// removeSlot forgets slot i entirely. It must have nothing in flight.
+func (c *CachePrc) removeSlot(i uint32) {
+	s := c.slots.get(i)
+	if head := c.index[s.hash]; head == i {
+		if s.chain != 0 {
+			c.index[s.hash] = s.chain
+		} else {
+			delete(c.index, s.hash)
+		}
+	} else {
+		for p := head; p != 0; p = c.slots.get(p).chain {
+			if ps := c.slots.get(p); ps.chain == i {
+				ps.chain = s.chain
+				break
+			}
+		}
+	}
+	c.unlinkLRU(i)
+	c.arena.free(s.kv)
+	c.slots.release(i) // stale expiry-bucket references to i are recognised and skipped
+	c.items--
+	c.stats.items.Store(c.items)
+	c.account()
+}
+
+// resize makes slot i's cell fit its key and a value of n bytes, moving it if needed.
+func (c *CachePrc) resize(s *slot, n int) {
+	need := int(s.klen) + n
+	size := c.arena.cellSize(s.kv)
+	if need <= size && (size <= 2*minCell || need > size/2) {
+		return
+	}
+	kv := c.arena.alloc(need)
+	copy(c.arena.cell(kv), c.key(s))
+	c.arena.free(s.kv)
+	s.kv = kv
+}
+
+func (c *CachePrc) setValue(i uint32, value []byte, version uint64, expireAt int64) {
+	s := c.slots.get(i)
+	c.resize(s, len(value))
+	copy(c.arena.cell(s.kv)[s.klen:], value)
+	s.vlen, s.version, s.expireAt, s.state = uint32(len(value)), version, expireAt, statePresent
+	c.armExpiry(i)
+	c.account()
+}
+
+func (c *CachePrc) setAbsent(i uint32, now int64) {
+	s := c.slots.get(i)
+	c.resize(s, 0)
+	s.vlen, s.version, s.state = 0, 0, stateAbsent
+	s.expireAt = now + c.cfg.NegativeTTL.Milliseconds()
+	c.armExpiry(i)
+	c.account()
+}
+
+func (c *CachePrc) account() {
+	c.bytes = c.arena.inUse + c.items*slotOverhead
+	c.stats.bytes.Store(c.bytes)
+}
+
+// ---- operations in flight ----
+
+// flight returns slot i's in-flight record, taking one from the pool if it has none.
+func (c *CachePrc) flight(i uint32) *inflight {
+	if fl := c.flights[i]; fl != nil {
+		return fl
 	}
 	var fl *inflight
 	if n := len(c.freeFlights); n > 0 {
@@ -32,44 +124,46 @@ func (c *CachePrc) flight(e *entry) *inflight {
 		c.freeFlights = c.freeFlights[:n-1]
 	} else {
 		fl = &inflight{}
-		fl.timeout.Fn = func() { c.timedOut(fl) } // once per pooled record, not per entry
+		fl.timeout.Fn = func() { c.timedOut(fl) } // once per pooled record, not per item
 	}
-	fl.e, e.fl = e, fl
+	fl.slot = i
+	c.flights[i] = fl
 	return fl
 }
 
-// settle returns e's in-flight record to the pool once nothing is in flight or waiting.
-func (c *CachePrc) settle(e *entry) {
-	fl := e.fl
+// settle returns slot i's in-flight record to the pool once nothing is in flight or waiting.
+func (c *CachePrc) settle(i uint32) {
+	fl := c.flights[i]
 	if fl == nil || fl.busy != nil || len(fl.waiters) > 0 {
 		return
 	}
 	c.loop.Wheel().Cancel(&fl.timeout)
-	fl.e, fl.owner, fl.waiters, fl.late = nil, nil, fl.waiters[:0], false
-	e.fl = nil
+	fl.owner, fl.waiters, fl.late = nil, fl.waiters[:0], false
+	delete(c.flights, i)
 	c.freeFlights = append(c.freeFlights, fl)
 }
 
-// load asks Outgoing for e's key on behalf of t; the waiters are answered when it comes back.
-func (c *CachePrc) load(e *entry, t *task.Task) {
+// load asks Outgoing for slot i's key on behalf of t; the waiters are answered when it comes back.
+func (c *CachePrc) load(i uint32, t *task.Task) {
 	c.stats.misses.Add(1)
-	fl := c.flight(e)
+	fl := c.flight(i)
 	fl.waiters = append(fl.waiters, t)
 	lt := task.Get()
 	lt.Op = task.OpLoad
-	lt.Key = append(lt.Key, e.key...)
-	if !c.send(e, lt, nil) {
-		c.failAll(e, task.CodeBusy, errors.New("store queue full"))
-		c.settle(e)
-		c.remove(e)
+	lt.Key = append(lt.Key, c.key(c.slots.get(i))...)
+	if !c.send(i, lt, nil) {
+		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
+		c.settle(i)
+		c.removeSlot(i)
 	}
 }
 
-// write sends a new value (or a delete) for e to Outgoing on behalf of the request t.
-func (c *CachePrc) write(e *entry, t *task.Task, value []byte, expireAt int64, del bool) {
+// write sends a new value (or a delete) for slot i to Outgoing on behalf of the request t.
+func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, del bool) {
+	s := c.slots.get(i)
 	st := task.Get()
 	st.Op = task.OpStore
-	st.Key = append(st.Key, e.key...)
+	st.Key = append(st.Key, c.key(s)...)
 	st.Value = append(st.Value, value...)
 	st.TTLms = expireAt
 	if del {
@@ -77,11 +171,11 @@ func (c *CachePrc) write(e *entry, t *task.Task, value []byte, expireAt int64, d
 	}
 	st.Version = c.nextVersion + 1
 	if t.Op == task.OpTouch {
-		st.Version = e.version // a new deadline is not a new value
+		st.Version = s.version // a new deadline is not a new value
 	}
-	if !c.send(e, st, t) {
+	if !c.send(i, st, t) {
 		c.fail(t, task.CodeBusy, errors.New("store queue full"))
-		c.settle(e)
+		c.settle(i)
 		return
 	}
 	if st.Version > c.nextVersion {
@@ -91,8 +185,8 @@ func (c *CachePrc) write(e *entry, t *task.Task, value []byte, expireAt int64, d
 
 // send hands a load or store to Outgoing and arms the time-out. It reports false (and frees
 // st) if Outgoing's queue is full.
-func (c *CachePrc) send(e *entry, st, owner *task.Task) bool {
-	fl := c.flight(e)
+func (c *CachePrc) send(i uint32, st, owner *task.Task) bool {
+	fl := c.flight(i)
 	if err := c.toStore.Push(st); err != nil {
 		task.Put(st)
 		return false
@@ -112,12 +206,12 @@ func (c *CachePrc) send(e *entry, st, owner *task.Task) bool {
 func (c *CachePrc) completion(st *task.Task) {
 	defer task.Put(st)
 	c.inflight--
-	e := c.entries[string(st.Key)]
-	if e == nil || e.fl == nil || e.fl.busy != st {
+	i := c.lookup(st.Key)
+	fl := c.flights[i]
+	if i == 0 || fl == nil || fl.busy != st {
 		c.log.Error("completion for no request in flight", "key", string(st.Key), "op", st.Op)
 		return
 	}
-	fl := e.fl
 	c.loop.Wheel().Cancel(&fl.timeout)
 	fl.busy, fl.late = nil, false
 	owner := fl.owner
@@ -125,21 +219,21 @@ func (c *CachePrc) completion(st *task.Task) {
 	now := c.nowMs()
 	switch {
 	case st.Op == task.OpLoad && st.Code == task.CodeOK:
-		c.setValue(e, st.Value, st.Version, st.TTLms)
+		c.setValue(i, st.Value, st.Version, st.TTLms)
 	case st.Op == task.OpLoad && st.Code == task.CodeNotFound:
-		c.setAbsent(e, now)
+		c.setAbsent(i, now)
 	case st.Op == task.OpStore && st.Code == task.CodeOK:
 		if st.Flags&task.FlagDelete != 0 {
 			c.stats.deletes.Add(1)
-			c.setAbsent(e, now)
+			c.setAbsent(i, now)
 		} else {
 			c.stats.sets.Add(1)
-			c.setValue(e, st.Value, st.Version, st.TTLms)
+			c.setValue(i, st.Value, st.Version, st.TTLms)
 		}
 		if owner != nil {
 			owner.Version = st.Version
 			if owner.Op == task.OpIncr {
-				owner.Value = append(owner.Value[:0], e.value...)
+				owner.Value = append(owner.Value[:0], c.value(c.slots.get(i))...)
 			} else {
 				owner.Value = owner.Value[:0]
 			}
@@ -151,139 +245,77 @@ func (c *CachePrc) completion(st *task.Task) {
 			c.fail(owner, st.Code, st.Err)
 			owner = nil
 		}
-		if e.state == stateLoading {
-			c.failAll(e, st.Code, st.Err)
-			c.settle(e)
-			c.remove(e)
+		if c.slots.get(i).state == stateLoading {
+			c.failAll(i, st.Code, st.Err)
+			c.settle(i)
+			c.removeSlot(i)
 			return
 		}
 	}
 	if owner != nil { // answered by a time-out already
 		task.Put(owner)
 	}
-	c.resume(e)
+	c.resume(i)
 	c.evict()
 }
 
-// resume runs the requests that waited for e, until one of them puts something in flight again.
-func (c *CachePrc) resume(e *entry) {
-	for fl := e.fl; fl != nil && fl.busy == nil && len(fl.waiters) > 0; fl = e.fl {
+// resume runs the requests that waited for slot i, until one puts something in flight again.
+func (c *CachePrc) resume(i uint32) {
+	for fl := c.flights[i]; fl != nil && fl.busy == nil && len(fl.waiters) > 0; fl = c.flights[i] {
 		t := fl.waiters[0]
 		fl.waiters[0] = nil
 		fl.waiters = fl.waiters[1:]
-		c.execute(e, t)
+		c.execute(i, t)
 	}
-	c.settle(e)
-	if e.fl == nil && e.state == stateAbsent && c.cfg.NoNegativeCache {
-		c.remove(e) // absence is not cached: the next request asks the store again
+	c.settle(i)
+	if c.flights[i] == nil && c.slots.get(i).state == stateAbsent && c.cfg.NoNegativeCache {
+		c.removeSlot(i) // absence is not cached: the next request asks the store again
 	}
 }
 
 // timedOut answers everything waiting on an operation with "timeout". The operation stays in
 // flight: if the store answers later, its result is applied then (a write may have committed).
 func (c *CachePrc) timedOut(fl *inflight) {
-	e := fl.e
 	if !fl.late {
 		fl.late = true
 		c.stats.timeouts.Add(1)
-		c.log.Warn("store timed out", "key", e.key, "op", fl.busy.Op, "after", c.cfg.StoreTimeout)
+		c.log.Warn("store timed out", "key", string(c.key(c.slots.get(fl.slot))), "op", fl.busy.Op, "after", c.cfg.StoreTimeout)
 	}
 	if fl.owner != nil {
 		owner := fl.owner
 		fl.owner = nil
 		c.fail(owner, task.CodeTimeout, errStoreTimeout)
 	}
-	c.failAll(e, task.CodeTimeout, errStoreTimeout)
+	c.failAll(fl.slot, task.CodeTimeout, errStoreTimeout)
 	c.loop.After(&fl.timeout, c.cfg.StoreTimeout) // requests arriving meanwhile time out too
 }
 
-func (c *CachePrc) failAll(e *entry, code task.Code, err error) {
-	if e.fl == nil {
+func (c *CachePrc) failAll(i uint32, code task.Code, err error) {
+	fl := c.flights[i]
+	if fl == nil {
 		return
 	}
-	for i, t := range e.fl.waiters {
-		e.fl.waiters[i] = nil
+	for j, t := range fl.waiters {
+		fl.waiters[j] = nil
 		c.fail(t, code, err)
 	}
-	e.fl.waiters = e.fl.waiters[:0]
+	fl.waiters = fl.waiters[:0]
 }
 
-func (c *CachePrc) setValue(e *entry, value []byte, version uint64, expireAt int64) {
-	c.account(e, int64(len(value)-len(e.value)))
-	e.value = append(e.value[:0], value...)
-	e.version, e.expireAt, e.state = version, expireAt, statePresent
-	c.armExpiry(e)
-}
-
-func (c *CachePrc) setAbsent(e *entry, now int64) {
-	c.account(e, -int64(len(e.value)))
-	e.value, e.version, e.state = nil, 0, stateAbsent
-	e.expireAt = now + c.cfg.NegativeTTL.Milliseconds()
-	c.armExpiry(e)
-}
-
-func (c *CachePrc) armExpiry(e *entry) {
-	if e.expireAt == 0 {
-		c.disarmExpiry(e)
-		return
-	}
-	if e.ttl == nil {
-		if n := len(c.freeTTLs); n > 0 {
-			e.ttl = c.freeTTLs[n-1]
-			c.freeTTLs = c.freeTTLs[:n-1]
-		} else {
-			tt := &ttlTimer{}
-			tt.t.Fn = func() { c.expired(tt.e) } // once per pooled record, not per entry
-			e.ttl = tt
-		}
-		e.ttl.e = e
-	}
-	wait := time.Duration(e.expireAt-c.nowMs()) * time.Millisecond
-	c.loop.After(&e.ttl.t, max(wait, 0))
-}
-
-func (c *CachePrc) disarmExpiry(e *entry) {
-	if e.ttl == nil {
-		return
-	}
-	c.loop.Wheel().Cancel(&e.ttl.t)
-	e.ttl.e = nil
-	c.freeTTLs = append(c.freeTTLs, e.ttl)
-	e.ttl = nil
-}
-
-// expired is e's expiry timer: a value past its TTL is gone (the store forgets it too), and a
-// cached absence past the negative TTL is forgotten so the next request asks the store.
-func (c *CachePrc) expired(e *entry) {
-	if e.fl != nil && e.fl.busy != nil {
-		return // the operation in flight decides, and re-arms the expiry
-	}
-	if e.state == statePresent && e.expireAt != 0 && e.expireAt <= c.nowMs() {
-		c.expire(e)
-	}
-	if e.state == stateAbsent && e.fl == nil {
-		c.remove(e)
-	}
-}
-
-func (c *CachePrc) expire(e *entry) {
-	c.stats.expirations.Add(1)
-	c.setAbsent(e, c.nowMs())
-}
-
-func (c *CachePrc) incr(e *entry, t *task.Task, present bool, now int64) {
+func (c *CachePrc) incr(i uint32, t *task.Task, present bool) {
 	if !present {
 		c.fail(t, task.CodeNotFound, nil)
 		return
 	}
-	n, err := strconv.ParseInt(string(e.value), 10, 64)
+	s := c.slots.get(i)
+	n, err := strconv.ParseInt(string(c.value(s)), 10, 64)
 	if err != nil {
-		c.fail(t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", e.key))
+		c.fail(t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.key(s)))
 		return
 	}
 	n += t.Delta
 	t.Delta = n
-	c.write(e, t, strconv.AppendInt(nil, n, 10), e.expireAt, false)
+	c.write(i, t, strconv.AppendInt(nil, n, 10), s.expireAt, false)
 }
 
 func (c *CachePrc) replyStats(t *task.Task) {
@@ -296,61 +328,124 @@ func (c *CachePrc) replyStats(t *task.Task) {
 	c.reply(t)
 }
 
-// remove forgets e entirely. e must have nothing in flight.
-func (c *CachePrc) remove(e *entry) {
-	c.disarmExpiry(e)
-	delete(c.entries, e.key)
-	c.unlinkLRU(e)
-	c.account(e, -int64(len(e.key)+len(e.value)+entryOverhead))
-	c.stats.items.Add(-1)
+// ---- expiry: 100 ms buckets of slot indices, swept by one timer ----
+
+const bucketMs = 100
+
+// armExpiry files slot i under its deadline. Nothing is ever unfiled: a bucket may hold slots
+// whose deadline has moved, or that were removed and reused, and the sweep skips those.
+func (c *CachePrc) armExpiry(i uint32) {
+	s := c.slots.get(i)
+	if s.expireAt == 0 {
+		return
+	}
+	b := (s.expireAt + bucketMs - 1) / bucketMs
+	list, ok := c.buckets[b]
+	c.buckets[b] = append(list, i)
+	if !ok {
+		heap.Push(&c.due, b)
+		if c.due[0] == b {
+			c.armSweep()
+		}
+	}
 }
 
-func (c *CachePrc) account(_ *entry, delta int64) {
-	c.bytes += delta
-	c.stats.bytes.Store(c.bytes)
+func (c *CachePrc) armSweep() {
+	if len(c.due) == 0 {
+		c.loop.Wheel().Cancel(&c.sweep)
+		return
+	}
+	wait := time.Duration(c.due[0]*bucketMs-c.nowMs()) * time.Millisecond
+	c.loop.After(&c.sweep, max(wait, 0))
 }
 
-// evict drops least recently used entries with nothing in flight until the cache fits its
+// sweepExpired expires every value past its TTL (the store forgets it too) and forgets every
+// cached absence past the negative TTL, bucket by bucket.
+func (c *CachePrc) sweepExpired() {
+	now := c.nowMs()
+	for len(c.due) > 0 && c.due[0]*bucketMs <= now {
+		b := heap.Pop(&c.due).(int64)
+		list := c.buckets[b]
+		delete(c.buckets, b)
+		for _, i := range list {
+			s := c.slots.get(i)
+			if !s.used || s.expireAt == 0 || (s.expireAt+bucketMs-1)/bucketMs != b || c.flights[i] != nil {
+				continue // moved, removed, or in flight (the operation decides and re-files it)
+			}
+			if s.state == statePresent && s.expireAt <= now {
+				c.expire(i)
+			} else if s.state == stateAbsent && s.expireAt <= now {
+				c.removeSlot(i)
+			}
+		}
+	}
+	c.armSweep()
+}
+
+func (c *CachePrc) expire(i uint32) {
+	c.stats.expirations.Add(1)
+	c.setAbsent(i, c.nowMs())
+}
+
+// bucketHeap is a min-heap of bucket ids.
+type bucketHeap []int64
+
+func (h bucketHeap) Len() int           { return len(h) }
+func (h bucketHeap) Less(a, b int) bool { return h[a] < h[b] }
+func (h bucketHeap) Swap(a, b int)      { h[a], h[b] = h[b], h[a] }
+func (h *bucketHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *bucketHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// ---- memory budget and LRU ----
+
+// evict drops least recently used items with nothing in flight until the cache fits its
 // budget. The store still has them; the next access reloads.
 func (c *CachePrc) evict() {
-	for e := c.tail; c.bytes > c.cfg.Memory && e != nil; {
-		prev := e.prev
-		if e.fl == nil {
-			c.remove(e)
+	for i := c.tail; c.bytes > c.cfg.Memory && i != 0; {
+		prev := c.slots.get(i).prev
+		if c.flights[i] == nil {
+			c.removeSlot(i)
 			c.stats.evictions.Add(1)
 		}
-		e = prev
+		i = prev
 	}
 }
 
-func (c *CachePrc) pushLRU(e *entry) {
-	e.prev, e.next = nil, c.head
-	if c.head != nil {
-		c.head.prev = e
+func (c *CachePrc) pushLRU(i uint32) {
+	s := c.slots.get(i)
+	s.prev, s.next = 0, c.head
+	if c.head != 0 {
+		c.slots.get(c.head).prev = i
 	}
-	c.head = e
-	if c.tail == nil {
-		c.tail = e
+	c.head = i
+	if c.tail == 0 {
+		c.tail = i
 	}
 }
 
-func (c *CachePrc) unlinkLRU(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
+func (c *CachePrc) unlinkLRU(i uint32) {
+	s := c.slots.get(i)
+	if s.prev != 0 {
+		c.slots.get(s.prev).next = s.next
 	} else {
-		c.head = e.next
+		c.head = s.next
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
+	if s.next != 0 {
+		c.slots.get(s.next).prev = s.prev
 	} else {
-		c.tail = e.prev
+		c.tail = s.prev
 	}
-	e.prev, e.next = nil, nil
+	s.prev, s.next = 0, 0
 }
 
-func (c *CachePrc) touchLRU(e *entry) {
-	if c.head != e {
-		c.unlinkLRU(e)
-		c.pushLRU(e)
+func (c *CachePrc) touchLRU(i uint32) {
+	if c.head != i {
+		c.unlinkLRU(i)
+		c.pushLRU(i)
 	}
 }
