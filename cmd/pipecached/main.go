@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ func run(args []string) int {
 	tokens := fs.String("auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
 	tokenFile := fs.String("auth-token-file", "", "file of accepted tokens, one per line")
 	fs.DurationVar(&cfg.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	level := fs.String("log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
 	if err := parse(fs, args); err != nil {
 		return 2
@@ -58,6 +60,19 @@ func run(args []string) int {
 		return 2
 	}
 	go levelSignals(&lv)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pipecached: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "pipecached: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	// Signals first: a supervisor may send SIGTERM as soon as we say we are listening.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -1,0 +1,91 @@
+// Command pipecache-bench is a load generator for pipecached, and for Redis and memcached with
+// the identical workload (so the client side costs the same for every server).
+//
+//	pipecache-bench -server pipecache -addr 127.0.0.1:7070 -sessions 50 -inflight 1 \
+//	    -mix get=90,set=10 -keys 100000 -value 100 -duration 10s -preload -warmup 2s
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pipecache/pipecache/bench"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var cfg bench.Config
+	fs := flag.NewFlagSet("pipecache-bench", flag.ContinueOnError)
+	fs.StringVar(&cfg.Server, "server", "pipecache", "pipecache, redis or memcached")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "server address")
+	fs.StringVar(&cfg.Token, "token", os.Getenv("PIPECACHE_TOKEN"), "pipecache auth token (env PIPECACHE_TOKEN)")
+	fs.IntVar(&cfg.Sessions, "sessions", 50, "connections (sessions)")
+	fs.IntVar(&cfg.InFlight, "inflight", 1, "requests in flight per session")
+	fs.StringVar(&cfg.Mix, "mix", "get=90,set=10", "operation weights: get, set, mget, incr, cas")
+	fs.IntVar(&cfg.Keys, "keys", 100_000, "key space")
+	fs.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipf")
+	fs.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "Zipf exponent (> 1)")
+	fs.IntVar(&cfg.Value, "value", 100, "value size in bytes")
+	fs.IntVar(&cfg.MGetKeys, "mget-keys", 10, "keys per mget")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time (0: until -requests)")
+	fs.Int64Var(&cfg.Requests, "requests", 0, "measured requests (0: until -duration)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured run before measuring")
+	fs.BoolVar(&cfg.Preload, "preload", true, "set every key before the warm-up, so gets hit")
+	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix")
+	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation")
+	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
+	quiet := fs.Bool("quiet", false, "no progress line")
+	label := fs.String("label", "", "with -json: the workload's name, added to the result")
+	summarize := fs.String("summarize", "", "print the comparison table of a JSON-lines results file, and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	if *summarize != "" {
+		f, err := os.Open(*summarize)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+			return 1
+		}
+		defer f.Close()
+		results, err := bench.ReadResults(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+			return 1
+		}
+		bench.Summarize(os.Stdout, results)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := bench.Open(cfg.Server, cfg.Addr, cfg.Sessions, cfg.Token)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+		return 1
+	}
+	defer d.Close()
+	var progress io.Writer = os.Stderr
+	if *quiet {
+		progress = nil
+	}
+	res, err := bench.Run(ctx, cfg, d, progress)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+		return 1
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(bench.Labelled{Workload: *label, Result: res})
+	} else {
+		bench.Report(os.Stdout, []bench.Result{res})
+	}
+	return 0
+}
