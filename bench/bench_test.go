@@ -137,4 +137,3 @@ func startServer(t *testing.T, server string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

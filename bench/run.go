@@ -60,7 +60,7 @@ type Result struct {
 	Misses    int64            `json:"misses"`
 	Conflicts int64            `json:"cas_conflicts"`
 	Errors    map[string]int64 `json:"errors,omitempty"`
-	Steal     int64            `json:"steal_jiffies"` // CPU stolen by the host during the run (/proc/stat)
+	Steal     int64            `json:"steal_jiffies"`                  // CPU stolen by the host during the run (/proc/stat)
 	ServerCPU float64          `json:"server_cpu_us_per_op,omitempty"` // the server process's CPU time per operation
 }
 
