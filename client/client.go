@@ -63,11 +63,16 @@ type Client struct {
 	pending map[uint64]*call
 	closed  bool
 
-	nextID    atomic.Uint64
-	lastRecv  atomic.Int64           // unix nanos of the last frame from the server
-	resume    atomic.Pointer[string] // the session's resume token, once a hello succeeded
-	beat      atomic.Int64           // negotiated heartbeat interval, nanoseconds
-	session   atomic.Uint64          // the server's session id (0 before hello, or without sessions)
+	nextID   atomic.Uint64
+	lastRecv atomic.Int64           // unix nanos of the last frame from the server
+	resume   atomic.Pointer[string] // the session's resume token, once a hello succeeded
+	beat     atomic.Int64           // negotiated heartbeat interval, nanoseconds
+	session  atomic.Uint64          // the server's session id (0 before hello, or without sessions)
+
+	subMu     sync.Mutex // guards subs, lastSeq, repairing
+	subs      []*Subscription
+	lastSeq   uint64 // the last push sequence number delivered
+	repairing bool   // a replay request is under way
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -151,6 +156,9 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 	req := helloRequest{Name: c.opts.name, Token: c.opts.token, HeartbeatMs: c.opts.heartbeat.Milliseconds()}
 	if r := c.resume.Load(); r != nil {
 		req.Resume = *r
+		c.subMu.Lock()
+		req.LastSeq = c.lastSeq
+		c.subMu.Unlock()
 	}
 	body, _ := json.Marshal(req)
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
@@ -180,6 +188,7 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		c.beat.Store(int64(time.Duration(rep.HeartbeatMs) * time.Millisecond))
 	}
 	c.session.Store(rep.Session)
+	c.afterHello(rep.Resumed, rep.Seq)
 	return nil
 }
 
@@ -189,12 +198,15 @@ type helloRequest struct {
 	Token       string `json:"token,omitempty"`
 	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
 	Resume      string `json:"resume,omitempty"`
+	LastSeq     uint64 `json:"last_seq,omitempty"`
 }
 
 type helloReply struct {
 	Session     uint64 `json:"session"`
 	Resume      string `json:"resume"`
+	Resumed     bool   `json:"resumed"`
 	HeartbeatMs int64  `json:"heartbeat_ms"`
+	Seq         uint64 `json:"seq"`
 }
 
 // Session returns the server's id for this client's session (0 before one is open).
@@ -310,7 +322,10 @@ func (c *Client) dispatch(body []byte) {
 		return
 	}
 	if r.Header.ID == 0 {
-		return // a push: subscriptions arrive with issue #5
+		if r.Header.Op == task.OpPush {
+			c.push(&r.Header, value)
+		}
+		return
 	}
 	r.Value = append([]byte(nil), value...)
 	c.mu.Lock()
@@ -460,6 +475,13 @@ func (c *Client) Close() error {
 			c.sessionFailed(s, ErrClosed)
 		}
 		c.wg.Wait()
+		c.subMu.Lock()
+		subs := c.subs
+		c.subs = nil
+		c.subMu.Unlock()
+		for _, sub := range subs {
+			sub.close()
+		}
 	})
 	return nil
 }

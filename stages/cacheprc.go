@@ -105,6 +105,9 @@ type CachePrc struct {
 	items       int64
 	nextVersion uint64
 	rng         *rand.Rand
+	events      *Queue       // SessionMgr's queue, for change events
+	listening   func() bool  // whether any session subscribes
+	eventsLate  []*task.Task // events SessionMgr had no room for; retried each iteration
 	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
 	retry       timer.ReadyEntry
 	inflight    int // loads and writes at Outgoing
@@ -171,6 +174,12 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 // Call before Start.
 func (c *CachePrc) Connect(toStore, replies *Queue) { c.toStore, c.replies = toStore, replies }
 
+// ConnectEvents sets where change events go (SessionMgr's queue) and how to tell whether anyone
+// listens (events are made only then). Call before Start; without it no events are made.
+func (c *CachePrc) ConnectEvents(events *Queue, listening func() bool) {
+	c.events, c.listening = events, listening
+}
+
 // Start runs the stage.
 func (c *CachePrc) Start() error {
 	if c.toStore == nil || c.replies == nil {
@@ -180,7 +189,9 @@ func (c *CachePrc) Start() error {
 }
 
 // idle reports (on the loop goroutine) whether nothing is in flight at Outgoing.
-func (c *CachePrc) idle() bool { return c.inflight == 0 && len(c.overflow) == 0 }
+func (c *CachePrc) idle() bool {
+	return c.inflight == 0 && len(c.overflow) == 0 && len(c.eventsLate) == 0
+}
 
 // Requests returns the queue Incoming routes data operations to.
 func (c *CachePrc) Requests() *Queue { return c.requests }
@@ -335,16 +346,38 @@ func (c *CachePrc) fail(t *task.Task, code task.Code, err error) {
 }
 
 func (c *CachePrc) flushOverflow() {
-	pending := c.overflow
-	c.overflow = nil
-	for i, t := range pending {
-		if err := c.replies.Push(t); err != nil {
+	c.overflow = c.pushAll(c.replies, c.overflow)
+	c.eventsLate = c.pushAll(c.events, c.eventsLate)
+}
+
+// pushAll pushes ts in order and returns what did not fit (retried next iteration).
+func (c *CachePrc) pushAll(q *Queue, ts []*task.Task) []*task.Task {
+	for i, t := range ts {
+		if err := q.Push(t); err != nil {
 			if errors.Is(err, ErrQueueFull) {
-				c.overflow = append(c.overflow, pending[i:]...)
 				c.loop.Ready().Add(&c.retry) // try again next iteration
-				return
+				return append(ts[:0], ts[i:]...)
 			}
 			task.Put(t)
 		}
+	}
+	return ts[:0]
+}
+
+// emit sends a change event (a set, delete or expiry of key at version) to SessionMgr, if any
+// session listens. Events keep their order: when SessionMgr is full they wait in line.
+func (c *CachePrc) emit(key []byte, version uint64, kind uint32, value []byte) {
+	if c.events == nil || !c.listening() {
+		return
+	}
+	ev := task.Get()
+	ev.Op, ev.Version, ev.Flags = task.OpPush, version, kind
+	ev.Key = append(ev.Key, key...)
+	if kind == task.PushSet {
+		ev.Value = append(ev.Value, value...)
+	}
+	if len(c.eventsLate) > 0 || c.events.Push(ev) != nil {
+		c.eventsLate = append(c.eventsLate, ev)
+		c.loop.Ready().Add(&c.retry)
 	}
 }

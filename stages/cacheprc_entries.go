@@ -88,6 +88,8 @@ func (c *CachePrc) resize(s *slot, n int) {
 	s.kv = kv
 }
 
+// setValue stores a value in slot i (which has its operation in flight, so eviction, which runs
+// here before anyone is answered, never takes it).
 func (c *CachePrc) setValue(i uint32, value []byte, version uint64, expireAt int64) {
 	s := c.slots.get(i)
 	c.resize(s, len(value))
@@ -95,6 +97,7 @@ func (c *CachePrc) setValue(i uint32, value []byte, version uint64, expireAt int
 	s.vlen, s.version, s.expireAt, s.state = uint32(len(value)), version, expireAt, statePresent
 	c.armExpiry(i)
 	c.account()
+	c.evict()
 }
 
 func (c *CachePrc) setAbsent(i uint32, now int64) {
@@ -226,9 +229,11 @@ func (c *CachePrc) completion(st *task.Task) {
 		if st.Flags&task.FlagDelete != 0 {
 			c.stats.deletes.Add(1)
 			c.setAbsent(i, now)
+			c.emit(st.Key, st.Version, task.PushDelete, nil)
 		} else {
 			c.stats.sets.Add(1)
 			c.setValue(i, st.Value, st.Version, st.TTLms)
+			c.emit(st.Key, st.Version, task.PushSet, st.Value)
 		}
 		if owner != nil {
 			owner.Version = st.Version
@@ -384,6 +389,8 @@ func (c *CachePrc) sweepExpired() {
 
 func (c *CachePrc) expire(i uint32) {
 	c.stats.expirations.Add(1)
+	s := c.slots.get(i)
+	c.emit(c.key(s), s.version, task.PushExpire, nil)
 	c.setAbsent(i, c.nowMs())
 }
 

@@ -83,11 +83,12 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	for _, op := range dataOps {
 		d.incoming.SetRoute(op, d.cache.Requests())
 	}
-	for _, op := range []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye} {
+	for _, op := range []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye, task.OpSubscribe, task.OpUnsubscribe} {
 		d.incoming.SetRoute(op, d.sessions.Requests())
 	}
 	d.cache.Connect(d.outgoing.Requests(), d.incoming.Replies())
 	d.sessions.Connect(d.incoming.Replies())
+	d.cache.ConnectEvents(d.sessions.Requests(), d.sessions.HasSubscribers)
 	if len(cfg.Sessions.Tokens) == 0 {
 		d.log.Warn("no auth tokens configured: any client may use this daemon (set -auth-tokens or -auth-token-file)")
 	}

@@ -25,8 +25,10 @@ type SessionConfig struct {
 	MinHeartbeat, MaxHeartbeat, DefaultHeartbeat time.Duration // defaults 200 ms, 60 s, 2 s
 	// LeaseBeats is how many intervals a session may stay silent before it expires; default 3.
 	LeaseBeats int
-	Queue      int // inbound queue capacity; default 4096
-	Logger     *slog.Logger
+	// ReplayWindow is how many pushes each session keeps for replay after a gap; default 1024.
+	ReplayWindow int
+	Queue        int // inbound queue capacity; default 4096
+	Logger       *slog.Logger
 }
 
 // HelloRequest is the JSON value of a hello.
@@ -34,7 +36,8 @@ type HelloRequest struct {
 	Name        string `json:"name,omitempty"`
 	Token       string `json:"token,omitempty"`
 	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
-	Resume      string `json:"resume,omitempty"` // resume token of a session to continue
+	Resume      string `json:"resume,omitempty"`   // resume token of a session to continue
+	LastSeq     uint64 `json:"last_seq,omitempty"` // with resume: the last push seen; the rest is replayed
 }
 
 // HelloReply is the JSON value of a successful hello's reply.
@@ -44,6 +47,7 @@ type HelloReply struct {
 	Resumed     bool   `json:"resumed"`      // the hello continued an existing session
 	HeartbeatMs int64  `json:"heartbeat_ms"` // send a heartbeat at least this often
 	LeaseMs     int64  `json:"lease_ms"`     // silent this long, the session expires
+	Seq         uint64 `json:"seq"`          // the session's last push sequence number
 }
 
 type session struct {
@@ -53,6 +57,7 @@ type session struct {
 	conn   uint64 // the transport conversation it is bound to
 	beat   time.Duration
 	lease  timer.Timer
+	notify *notifyState // subscriptions and push stream; nil until the first subscribe
 }
 
 // SessionMgr owns sessions: hello (with the auth token), heartbeats, expiry of silent
@@ -70,7 +75,10 @@ type SessionMgr struct {
 	byConn   map[uint64]*session
 	nextID   uint64
 
-	sessions, expired, refused atomic.Int64
+	exactSubs, prefixSubs map[string]map[*session]struct{} // key or prefix -> subscribed sessions
+
+	sessions, expired, refused            atomic.Int64
+	subscriptions, pushesDropped, resyncs atomic.Int64
 }
 
 // NewSessionMgr creates the stage. Connect it to Incoming's reply queue before Start.
@@ -87,6 +95,9 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 	if cfg.LeaseBeats <= 0 {
 		cfg.LeaseBeats = 3
 	}
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = 1024
+	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
 	}
@@ -94,7 +105,8 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &SessionMgr{cfg: cfg, log: cfg.Logger.With("stage", "sessionmgr"),
-		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{}}
+		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{},
+		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{}}
 	var err error
 	if m.in, err = NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -127,15 +139,23 @@ func (m *SessionMgr) Loop() *Loop { return m.loop }
 
 // SessionStats counts sessions.
 type SessionStats struct {
-	Sessions int64 // alive now
-	Expired  int64 // expired for silence
-	Refused  int64 // hellos refused (bad token, bad resume)
+	Sessions      int64 // alive now
+	Expired       int64 // expired for silence
+	Refused       int64 // hellos refused (bad token, bad resume)
+	Subscriptions int64 // keys and prefixes subscribed to, over all sessions
+	PushesDropped int64 // pushes Incoming could not take (kept for replay)
+	Resyncs       int64 // resync pushes sent because a gap left the replay window
 }
 
 // Stats returns the counters. Safe for concurrent use.
 func (m *SessionMgr) Stats() SessionStats {
-	return SessionStats{Sessions: m.sessions.Load(), Expired: m.expired.Load(), Refused: m.refused.Load()}
+	return SessionStats{Sessions: m.sessions.Load(), Expired: m.expired.Load(), Refused: m.refused.Load(),
+		Subscriptions: m.subscriptions.Load(), PushesDropped: m.pushesDropped.Load(), Resyncs: m.resyncs.Load()}
 }
+
+// HasSubscribers reports whether any session subscribes to anything, so that CachePrc emits
+// change events only when someone listens. Safe for concurrent use.
+func (m *SessionMgr) HasSubscribers() bool { return m.subscriptions.Load() > 0 }
 
 func (m *SessionMgr) request(t *task.Task) {
 	switch t.Op {
@@ -149,6 +169,16 @@ func (m *SessionMgr) request(t *task.Task) {
 		}
 		m.renew(s)
 		m.reply(t)
+	case task.OpPush:
+		m.fanOut(t)
+	case task.OpSubscribe, task.OpUnsubscribe:
+		s := m.byConn[t.Session]
+		if s == nil {
+			m.fail(t, task.CodeUnauthorized, errors.New("no session: hello again"))
+			return
+		}
+		m.renew(s)
+		m.subscribe(s, t)
 	case task.OpGoodbye:
 		if s := m.byConn[t.Session]; s != nil {
 			m.log.Info("session ended", "session", s.id, "name", s.name, "conn", s.conn)
@@ -198,11 +228,18 @@ func (m *SessionMgr) hello(t *task.Task) {
 	s.beat = m.clampBeat(time.Duration(req.HeartbeatMs) * time.Millisecond)
 	m.renew(s)
 	m.log.Info("session", "session", s.id, "name", s.name, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
+	var seq uint64
+	if s.notify != nil {
+		seq = s.notify.seq
+	}
 	b, _ := json.Marshal(HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
-		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds()})
+		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq})
 	t.Value = append(t.Value[:0], b...)
 	t.Aux = s.id
 	m.reply(t)
+	if resumed {
+		m.replay(s, req.LastSeq) // after the reply, on the same conversation: in order
+	}
 }
 
 func (m *SessionMgr) tokenOK(token string) bool {
@@ -250,6 +287,7 @@ func (m *SessionMgr) expire(s *session) {
 // end forgets s and everything it held.
 func (m *SessionMgr) end(s *session) {
 	m.loop.Wheel().Cancel(&s.lease)
+	m.dropSubscriptions(s)
 	delete(m.byID, s.id)
 	delete(m.byResume, s.resume)
 	if m.byConn[s.conn] == s {

@@ -73,6 +73,14 @@ const (
 	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
 	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
 	FlagSub       uint32 = 1 << 19 // CachePrc internal: one key's get inside an mget
+
+	// On the wire: subscribe flags, and the kind of a push (in its low byte).
+	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix
+	FlagWithValue uint32 = 1 << 1 // subscribe: pushes of sets carry the new value
+	PushSet       uint32 = 1      // push kind: the key was set (Version is the new version)
+	PushDelete    uint32 = 2      // push kind: the key was deleted
+	PushExpire    uint32 = 3      // push kind: the key expired
+	PushResync    uint32 = 4      // push kind: events were lost; reload what you subscribed to
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.

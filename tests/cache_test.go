@@ -114,7 +114,7 @@ func TestEveryOperationAndItsErrors(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrTooLarge)
 	_, err = c.Set(ctx, "big", make([]byte, 1<<16+1))
 	assert.ErrorIs(t, err, client.ErrTooLarge)
-	_, err = c.Do(ctx, &wire.Header{Op: task.OpSubscribe, Key: []byte("k")}, nil)
+	_, err = c.Do(ctx, &wire.Header{Op: task.Op(200), Key: []byte("k")}, nil)
 	assert.ErrorIs(t, err, client.ErrUnknownOp)
 
 	stats, err := c.Stats(ctx)

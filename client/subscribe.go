@@ -1,0 +1,236 @@
+package client
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// EventKind says what happened to a key.
+type EventKind uint32
+
+// Kinds of events.
+const (
+	EventSet    = EventKind(task.PushSet)    // the key was set; Version is its new version
+	EventDelete = EventKind(task.PushDelete) // the key was deleted
+	EventExpire = EventKind(task.PushExpire) // the key expired
+	// EventResync means events may have been lost (the server's replay window was exceeded, the
+	// session had to be reopened, or the subscriber did not keep up): reload what you subscribed
+	// to. It has no key.
+	EventResync = EventKind(task.PushResync)
+)
+
+func (k EventKind) String() string {
+	return [...]string{"?", "set", "delete", "expire", "resync"}[min(int(k), 4)]
+}
+
+// Event is one change of a subscribed key.
+type Event struct {
+	Kind    EventKind
+	Key     string
+	Version uint64 // versions increase with every change: an older one is stale
+	Value   []byte // the new value, for sets, if the subscription asked for values
+	Seq     uint64 // the session's push sequence number
+}
+
+// SubOption modifies a subscription.
+type SubOption func(*subOptions)
+
+type subOptions struct {
+	prefix, values bool
+	buffer         int
+}
+
+// Prefix subscribes to every key that starts with the given string.
+func Prefix() SubOption { return func(o *subOptions) { o.prefix = true } }
+
+// WithValues makes set events carry the new value.
+func WithValues() SubOption { return func(o *subOptions) { o.values = true } }
+
+// Buffer sets how many events may wait in the channel; default 1024. A subscriber that falls
+// further behind gets an EventResync instead of the events it could not take.
+func Buffer(n int) SubOption { return func(o *subOptions) { o.buffer = n } }
+
+// Subscription delivers the events of one key or prefix on C until Unsubscribe or Close.
+type Subscription struct {
+	C <-chan Event
+
+	c      *Client
+	key    string
+	opts   subOptions
+	ch     chan Event
+	mu     sync.Mutex // guards lost, closed
+	lost   bool       // an event was dropped: send a resync when there is room
+	closed bool
+}
+
+// Subscribe starts delivering the changes of key (or, with Prefix, of every key starting with
+// it) on the subscription's channel. Changes are delivered in order, each once, with no silent
+// gap: see PROTOCOL.md for the guarantee.
+func (c *Client) Subscribe(ctx context.Context, key string, opts ...SubOption) (*Subscription, error) {
+	o := subOptions{buffer: 1024}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Subscription{c: c, key: key, opts: o, ch: make(chan Event, o.buffer)}
+	s.C = s.ch
+	c.subMu.Lock()
+	c.subs = append(c.subs, s)
+	c.subMu.Unlock()
+	if err := c.sendSubscribe(ctx, s, task.OpSubscribe); err != nil {
+		c.removeSub(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Client) sendSubscribe(ctx context.Context, s *Subscription, op task.Op) error {
+	h := &wire.Header{Op: op, Key: []byte(s.key)}
+	if s.opts.prefix {
+		h.Flags |= task.FlagPrefix
+	}
+	if s.opts.values {
+		h.Flags |= task.FlagWithValue
+	}
+	_, err := c.Do(ctx, h, nil)
+	return err
+}
+
+// Unsubscribe stops the subscription and closes its channel.
+func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	s.c.removeSub(s)
+	return s.c.sendSubscribe(ctx, s, task.OpUnsubscribe)
+}
+
+func (c *Client) removeSub(s *Subscription) {
+	c.subMu.Lock()
+	for i, x := range c.subs {
+		if x == s {
+			c.subs = append(c.subs[:i], c.subs[i+1:]...)
+			break
+		}
+	}
+	c.subMu.Unlock()
+	s.close()
+}
+
+func (s *Subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
+}
+
+func (s *Subscription) matches(key string) bool {
+	if s.opts.prefix {
+		return strings.HasPrefix(key, s.key)
+	}
+	return key == s.key
+}
+
+// deliver hands ev to the subscriber without ever blocking the connection's reader.
+func (s *Subscription) deliver(ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.lost {
+		select {
+		case s.ch <- Event{Kind: EventResync}:
+			s.lost = false
+		default:
+			return
+		}
+	}
+	select {
+	case s.ch <- ev:
+	default:
+		s.lost = true
+	}
+}
+
+// push handles a push frame from the reader: in sequence it is delivered; a duplicate is
+// dropped; a gap makes the client ask the server for what it missed (a resuming hello with the
+// last sequence seen), dropping pushes until the sequence is whole again.
+func (c *Client) push(h *wire.Header, value []byte) {
+	c.subMu.Lock()
+	switch {
+	case h.Seq <= c.lastSeq:
+		c.subMu.Unlock()
+		return // already seen (a replay overlapping what arrived)
+	case h.Seq > c.lastSeq+1 && EventKind(h.Flags) != EventResync:
+		// (a resync jumps the sequence forward: it stands for everything before it)
+		repairing := c.repairing
+		c.repairing = true
+		c.subMu.Unlock()
+		if !repairing {
+			go c.repair()
+		}
+		return
+	}
+	c.lastSeq = h.Seq
+	subs := append([]*Subscription(nil), c.subs...)
+	c.subMu.Unlock()
+	ev := Event{Kind: EventKind(h.Flags), Key: string(h.Key), Version: h.Ver, Seq: h.Seq}
+	if len(value) > 0 {
+		ev.Value = append([]byte(nil), value...)
+	}
+	for _, s := range subs {
+		if ev.Kind == EventResync || s.matches(ev.Key) {
+			s.deliver(ev)
+		}
+	}
+}
+
+// repair asks the server to replay what followed the last push seen.
+func (c *Client) repair() {
+	defer func() {
+		c.subMu.Lock()
+		c.repairing = false
+		c.subMu.Unlock()
+	}()
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return // the redial's hello asks for the replay
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+	defer cancel()
+	if err := c.hello(ctx, s); err != nil {
+		c.log.Warn("asking for missed pushes failed", "addr", c.addr, "err", err)
+	}
+}
+
+// afterHello runs once a hello succeeded: if the server opened a new session although this
+// client had subscriptions, they were lost with the old one: subscribe again and tell every
+// subscriber to resync.
+func (c *Client) afterHello(resumed bool, seq uint64) {
+	c.subMu.Lock()
+	if resumed {
+		c.subMu.Unlock()
+		return
+	}
+	c.lastSeq = seq
+	subs := append([]*Subscription(nil), c.subs...)
+	c.subMu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+		defer cancel()
+		for _, s := range subs {
+			if err := c.sendSubscribe(ctx, s, task.OpSubscribe); err != nil {
+				c.log.Warn("re-subscribing failed", "key", s.key, "err", err)
+			}
+			s.deliver(Event{Kind: EventResync})
+		}
+	}()
+}

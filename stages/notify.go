@@ -1,0 +1,184 @@
+package stages
+
+import (
+	"strings"
+
+	"github.com/pipecache/pipecache/task"
+)
+
+// Reverse notification, SessionMgr's side: subscriptions, per-session sequence numbers, a
+// bounded replay buffer per session, and the fan-out of CachePrc's change events to the
+// subscribed sessions' conversations (through Incoming).
+//
+// Delivery: every push a session is sent carries the next sequence number of that session and
+// is kept in its replay buffer (the last ReplayWindow pushes). A client that sees a gap in the
+// sequence, or reconnects, says hello with its resume token and the last sequence it saw; the
+// server then sends exactly the pushes after it, in order, or, if they have left the window, one
+// push of kind resync telling the client to reload what it subscribed to. Every push carries the
+// key's version, so a duplicate or a stale push is recognisable.
+
+// change is one event for one session, kept for replay.
+type change struct {
+	seq     uint64
+	key     string
+	version uint64
+	kind    uint32
+	value   []byte // only for sets to a with-value subscription
+}
+
+// notifyState is a session's subscriptions and its push stream.
+type notifyState struct {
+	exact    map[string]uint32 // key -> subscribe flags
+	prefixes map[string]uint32 // prefix -> subscribe flags
+	seq      uint64            // the last sequence number used
+	ring     []change          // the last ReplayWindow pushes, oldest first (a circular buffer)
+	start    int               // index of the oldest in ring
+}
+
+func (n *notifyState) record(c change, window int) {
+	if len(n.ring) < window {
+		n.ring = append(n.ring, c)
+		return
+	}
+	n.ring[n.start] = c
+	n.start = (n.start + 1) % len(n.ring)
+}
+
+// since returns the pushes after seq, oldest first, and whether the window still holds them all.
+func (n *notifyState) since(seq uint64) ([]change, bool) {
+	if seq >= n.seq {
+		return nil, true
+	}
+	var out []change
+	for i := range n.ring {
+		c := n.ring[(n.start+i)%len(n.ring)]
+		if c.seq > seq {
+			out = append(out, c)
+		}
+	}
+	return out, len(out) == int(n.seq-seq)
+}
+
+// subscribe handles subscribe and unsubscribe for session s.
+func (m *SessionMgr) subscribe(s *session, t *task.Task) {
+	if s.notify == nil {
+		s.notify = &notifyState{exact: map[string]uint32{}, prefixes: map[string]uint32{}}
+	}
+	n, key := s.notify, string(t.Key)
+	set := n.exact
+	if t.Flags&task.FlagPrefix != 0 {
+		set = n.prefixes
+	}
+	before := len(n.exact) + len(n.prefixes)
+	if t.Op == task.OpSubscribe {
+		set[key] = t.Flags
+		m.watch(key, t.Flags&task.FlagPrefix != 0, s)
+	} else {
+		delete(set, key)
+		m.unwatch(key, t.Flags&task.FlagPrefix != 0, s)
+	}
+	m.subscriptions.Add(int64(len(n.exact) + len(n.prefixes) - before))
+	t.Seq = n.seq // the client learns where the stream stands
+	m.reply(t)
+}
+
+// watch and unwatch maintain the indexes used by the fan-out.
+func (m *SessionMgr) watch(key string, prefix bool, s *session) {
+	idx := m.exactSubs
+	if prefix {
+		idx = m.prefixSubs
+	}
+	if idx[key] == nil {
+		idx[key] = map[*session]struct{}{}
+	}
+	idx[key][s] = struct{}{}
+}
+
+func (m *SessionMgr) unwatch(key string, prefix bool, s *session) {
+	idx := m.exactSubs
+	if prefix {
+		idx = m.prefixSubs
+	}
+	delete(idx[key], s)
+	if len(idx[key]) == 0 {
+		delete(idx, key)
+	}
+}
+
+// dropSubscriptions forgets everything s subscribed to (the session ended).
+func (m *SessionMgr) dropSubscriptions(s *session) {
+	if s.notify == nil {
+		return
+	}
+	for k := range s.notify.exact {
+		m.unwatch(k, false, s)
+	}
+	for k := range s.notify.prefixes {
+		m.unwatch(k, true, s)
+	}
+	m.subscriptions.Add(-int64(len(s.notify.exact) + len(s.notify.prefixes)))
+	s.notify = nil
+}
+
+// fanOut sends a change event from CachePrc to every session subscribed to its key.
+func (m *SessionMgr) fanOut(ev *task.Task) {
+	defer task.Put(ev)
+	key := string(ev.Key)
+	for s := range m.exactSubs[key] {
+		m.push(s, ev, s.notify.exact[key])
+	}
+	for p, subs := range m.prefixSubs {
+		if !strings.HasPrefix(key, p) {
+			continue
+		}
+		for s := range subs {
+			if _, exact := s.notify.exact[key]; exact {
+				continue // one push per session and change, even if subscribed twice
+			}
+			m.push(s, ev, s.notify.prefixes[p])
+		}
+	}
+}
+
+func (m *SessionMgr) push(s *session, ev *task.Task, subFlags uint32) {
+	n := s.notify
+	n.seq++
+	c := change{seq: n.seq, key: string(ev.Key), version: ev.Version, kind: ev.Flags}
+	if subFlags&task.FlagWithValue != 0 && ev.Flags == task.PushSet {
+		c.value = append([]byte(nil), ev.Value...)
+	}
+	n.record(c, m.cfg.ReplayWindow)
+	m.send(s, c)
+}
+
+// send hands one push to Incoming for s's conversation. If Incoming cannot take it, the push is
+// still in the replay buffer: the client sees the gap and asks for it.
+func (m *SessionMgr) send(s *session, c change) {
+	t := task.Get()
+	t.Op, t.Session, t.Seq, t.Version, t.Flags = task.OpPush, s.conn, c.seq, c.version, c.kind
+	t.Key = append(t.Key, c.key...)
+	t.Value = append(t.Value, c.value...)
+	if m.replies.Push(t) != nil {
+		m.pushesDropped.Add(1)
+		task.Put(t)
+	}
+}
+
+// replay sends s the pushes after seq, or a resync if they have left the window.
+func (m *SessionMgr) replay(s *session, seq uint64) {
+	if s.notify == nil {
+		return
+	}
+	missed, ok := s.notify.since(seq)
+	if !ok {
+		s.notify.seq++
+		c := change{seq: s.notify.seq, kind: task.PushResync}
+		s.notify.record(c, m.cfg.ReplayWindow)
+		m.resyncs.Add(1)
+		m.send(s, c)
+		return
+	}
+	for _, c := range missed {
+		m.send(s, c)
+	}
+}

@@ -1,0 +1,238 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/stages"
+)
+
+// next waits for the next event on s.
+func next(t *testing.T, s *client.Subscription) client.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-s.C:
+		require.True(t, ok, "subscription closed")
+		return ev
+	case <-time.After(testTimeout):
+		t.Fatal("no event")
+		return client.Event{}
+	}
+}
+
+func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{})
+	ctx := testCtx(t)
+	sub, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
+	key, err := sub.Subscribe(ctx, "k", client.WithValues())
+	require.NoError(t, err)
+	room, err := sub.Subscribe(ctx, "room:", client.Prefix())
+	require.NoError(t, err)
+
+	v1, err := writer.Set(ctx, "k", []byte("one"))
+	require.NoError(t, err)
+	v2, err := writer.Set(ctx, "k", []byte("two"))
+	require.NoError(t, err)
+	require.NoError(t, writer.Delete(ctx, "k"))
+	_, err = writer.Set(ctx, "other", []byte("x")) // nobody subscribed
+	require.NoError(t, err)
+	vr, err := writer.Set(ctx, "room:1", []byte("hi"))
+	require.NoError(t, err)
+
+	ev := next(t, key)
+	assert.Equal(t, client.Event{Kind: client.EventSet, Key: "k", Version: v1, Value: []byte("one"), Seq: ev.Seq}, ev)
+	ev = next(t, key)
+	assert.Equal(t, client.EventSet, ev.Kind)
+	assert.Equal(t, v2, ev.Version)
+	assert.Equal(t, "two", string(ev.Value))
+	ev = next(t, key)
+	assert.Equal(t, client.EventDelete, ev.Kind)
+	assert.Greater(t, ev.Version, v2, "a delete is a change with its own version")
+	ev = next(t, room)
+	assert.Equal(t, client.EventSet, ev.Kind)
+	assert.Equal(t, "room:1", ev.Key)
+	assert.Equal(t, vr, ev.Version)
+	assert.Nil(t, ev.Value, "a subscription without WithValues gets no values")
+
+	require.NoError(t, key.Unsubscribe(ctx))
+	_, err = writer.Set(ctx, "k", []byte("three"))
+	require.NoError(t, err)
+	_, open := <-key.C
+	assert.False(t, open, "Unsubscribe closes the channel")
+}
+
+func TestExpiryIsPushed(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Cache: stages.CacheConfig{NoTTLJitter: true}})
+	ctx := testCtx(t)
+	c := dialT(t, d.Addr().String())
+	ps, err := c.Subscribe(ctx, "tmp:", client.Prefix())
+	require.NoError(t, err)
+	v, err := c.Set(ctx, "tmp:1", []byte("v"), client.WithTTL(50*time.Millisecond))
+	require.NoError(t, err)
+	assert.Equal(t, client.EventSet, next(t, ps).Kind)
+	ev := next(t, ps)
+	assert.Equal(t, client.EventExpire, ev.Kind)
+	assert.Equal(t, "tmp:1", ev.Key)
+	assert.Equal(t, v, ev.Version, "an expiry carries the version that expired")
+}
+
+// TestResumeReplaysExactlyWhatWasMissed: the subscriber's conversation is cut while 20 changes
+// happen; it comes back, resumes its session with the last sequence it saw, and receives the 20
+// changes in order, once each, without a resync.
+func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{})
+	ctx := testCtx(t)
+	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
+	require.NoError(t, err)
+	defer sub.Close()
+	writer := dialT(t, d.Addr().String())
+	s, err := sub.Subscribe(ctx, "counter")
+	require.NoError(t, err)
+	_, err = writer.Set(ctx, "counter", []byte("0"))
+	require.NoError(t, err)
+	first := next(t, s)
+
+	require.NoError(t, dropAllConversations(d)) // the writer redials too; the subscriber misses pushes
+	var versions []uint64
+	for i := 1; i <= 20; i++ {
+		waitUntil(t, func() bool {
+			v, err := writer.Set(ctx, "counter", []byte(fmt.Sprint(i)))
+			if err == nil {
+				versions = append(versions, v)
+			}
+			return err == nil
+		}, "writer never got back")
+	}
+	for i, want := range versions {
+		ev := next(t, s)
+		require.NotEqual(t, client.EventResync, ev.Kind, "event %d: a resync, although the window holds everything", i)
+		assert.Equal(t, want, ev.Version, "event %d out of order or missing", i)
+		assert.Equal(t, first.Seq+uint64(i)+1, ev.Seq)
+	}
+}
+
+// TestGapsAreAnnouncedWithAResync: a subscriber away while 30 changes happen, with a replay
+// window of 4, gets a resync when it comes back instead of silently skipping changes. Two ways:
+// its session survived (a long lease) and the server finds the gap beyond the window; or its
+// session expired and the SDK, given a new one, subscribes again and announces the resync.
+func TestGapsAreAnnouncedWithAResync(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		leaseBeats int
+		byServer   bool
+	}{
+		{"beyond the replay window", 100, true},
+		{"session expired", 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
+			ctx := testCtx(t)
+			relay := newPausableRelay(t, d.Addr().String())
+			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
+			require.NoError(t, err)
+			defer sub.Close()
+			writer := dialT(t, d.Addr().String())
+			s, err := sub.Subscribe(ctx, "hot")
+			require.NoError(t, err)
+
+			relay.pause(true) // cut off long enough for the subscriber to give its conversation up
+			waitUntil(t, func() bool { return !sub.Connected() }, "the subscriber never noticed the cut")
+			if !tc.byServer {
+				waitUntil(t, func() bool { return d.SessionStats().Expired > 0 }, "the session never expired")
+			}
+			for i := range 30 {
+				_, err := writer.Set(ctx, "hot", []byte(fmt.Sprint(i)))
+				require.NoError(t, err)
+			}
+			relay.pause(false)
+			for next(t, s).Kind != client.EventResync {
+			}
+			if tc.byServer {
+				assert.Positive(t, d.SessionStats().Resyncs, "the server should have found the gap")
+				assert.Zero(t, d.SessionStats().Expired)
+			}
+			// Either way the subscription goes on: the next change arrives.
+			v, err := writer.Set(ctx, "hot", []byte("after"))
+			require.NoError(t, err)
+			for {
+				ev := next(t, s)
+				if ev.Version == v {
+					break
+				}
+			}
+		})
+	}
+}
+
+// pausableRelay forwards UDP between clients and a server, or drops everything while paused.
+type pausableRelay struct {
+	conn   *net.UDPConn
+	server *net.UDPAddr
+	paused atomic.Bool
+	mu     sync.Mutex
+	up     map[string]*net.UDPConn
+}
+
+func newPausableRelay(t *testing.T, server string) *pausableRelay {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	sa, err := net.ResolveUDPAddr("udp", server)
+	require.NoError(t, err)
+	r := &pausableRelay{conn: conn, server: sa, up: map[string]*net.UDPConn{}}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			up := r.up[from.String()]
+			if up == nil {
+				if up, err = net.DialUDP("udp", nil, sa); err != nil {
+					r.mu.Unlock()
+					continue
+				}
+				r.up[from.String()] = up
+				wg.Go(func() {
+					b := make([]byte, 2048)
+					for {
+						n, err := up.Read(b)
+						if err != nil {
+							return
+						}
+						if !r.paused.Load() {
+							conn.WriteToUDP(b[:n], from)
+						}
+					}
+				})
+			}
+			r.mu.Unlock()
+			if !r.paused.Load() {
+				up.Write(buf[:n])
+			}
+		}
+	})
+	t.Cleanup(func() {
+		conn.Close()
+		r.mu.Lock()
+		for _, u := range r.up {
+			u.Close()
+		}
+		r.mu.Unlock()
+		wg.Wait()
+	})
+	return r
+}
+
+func (r *pausableRelay) addr() string  { return r.conn.LocalAddr().String() }
+func (r *pausableRelay) pause(on bool) { r.paused.Store(on) }
