@@ -9,6 +9,7 @@
 //	pipecachectl touch KEY TTL
 //	pipecachectl mget KEY...
 //	pipecachectl stats | ping
+//	pipecachectl watch KEY|PREFIX*             (print every change until Ctrl-C; PREFIX* for a prefix)
 //	pipecachectl                              (interactive: one command per line)
 package main
 
@@ -19,9 +20,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pipecache/pipecache/client"
@@ -41,6 +44,15 @@ func main() {
 		os.Exit(1)
 	}
 	defer c.Close()
+	if fs.NArg() == 2 && fs.Arg(0) == "watch" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := watch(ctx, c, fs.Arg(1), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if fs.NArg() > 0 {
 		if err := run(c, *timeout, fs.Args(), os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -76,6 +88,38 @@ func interactive(c *client.Client, timeout time.Duration, addr string, in io.Rea
 		}
 		if err := run(c, timeout, args, out); err != nil {
 			fmt.Fprintf(out, "(error) %v\n", err)
+		}
+	}
+}
+
+// watch prints every change of key (or of every key under prefix, written "prefix*") until ctx
+// ends.
+func watch(ctx context.Context, c *client.Client, target string, out io.Writer) error {
+	var opts []client.SubOption
+	if p, ok := strings.CutSuffix(target, "*"); ok {
+		target, opts = p, append(opts, client.Prefix())
+	}
+	sub, err := c.Subscribe(ctx, target, append(opts, client.WithValues())...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "watching %s (Ctrl-C to stop)\n", target)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			switch ev.Kind {
+			case client.EventResync:
+				fmt.Fprintf(out, "[%d] resync: changes were missed; re-read what you watch\n", ev.Seq)
+			case client.EventSet:
+				fmt.Fprintf(out, "[%d] set %s = %s (version %d)\n", ev.Seq, ev.Key, ev.Value, ev.Version)
+			default:
+				fmt.Fprintf(out, "[%d] %s %s (version %d)\n", ev.Seq, ev.Kind, ev.Key, ev.Version)
+			}
 		}
 	}
 }

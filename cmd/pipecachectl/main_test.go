@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,3 +58,48 @@ func TestCommandsAndInteractiveMode(t *testing.T) {
 	assert.Contains(t, screen.String(), "(error) pipecache: not_found")
 	assert.Contains(t, screen.String(), "store_writes:")
 }
+
+func TestWatchPrintsChanges(t *testing.T) {
+	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
+	require.NoError(t, err)
+	defer d.Stop(context.Background())
+	watcher, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer watcher.Close()
+	writer, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer writer.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- watch(ctx, watcher, "user:*", out) }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out.String(), "watching") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = writer.Set(context.Background(), "user:1", []byte("alice"))
+	require.NoError(t, err)
+	require.NoError(t, writer.Delete(context.Background(), "user:1"))
+	for !strings.Contains(out.String(), "delete user:1") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	assert.Contains(t, out.String(), "set user:1 = alice (version ")
+	assert.Contains(t, out.String(), "delete user:1 (version ")
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
