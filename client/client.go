@@ -81,7 +81,8 @@ type Client struct {
 
 type session struct {
 	kcp *kcp.UDPSession
-	buf []byte // encoding buffer, guarded by Client.mu
+	wmu sync.Mutex // serialises frames onto kcp (kcp-go's Write may block on a full window)
+	buf []byte     // encoding buffer, guarded by wmu
 }
 
 // Reply is a server's reply.
@@ -236,22 +237,34 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 		c.mu.Unlock()
 		return Reply{}, ErrClosed
 	}
+	c.pending[h.ID] = cl
+	c.mu.Unlock()
+
+	// The write takes only the session's write lock, so a writer blocked on a full window
+	// never keeps the reader from matching replies.
+	s.wmu.Lock()
 	var err error
 	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
-	if err != nil {
-		c.mu.Unlock()
-		return Reply{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	if err == nil {
+		_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	} else {
+		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
-	c.pending[h.ID] = cl
-	_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
 	if cap(s.buf) > 64<<10 {
 		s.buf = nil
 	}
-	c.mu.Unlock()
+	s.wmu.Unlock()
+	if errors.Is(err, ErrTooLarge) {
+		c.forget(h.ID)
+		return Reply{}, err
+	}
 	if err != nil {
 		c.forget(h.ID)
 		c.sessionFailed(s, err)
-		return Reply{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return Reply{}, err
 	}
 	select {
 	case r, ok := <-cl.reply:

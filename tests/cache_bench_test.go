@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -96,12 +95,7 @@ func BenchmarkCache(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			all := slices.Concat(lat...)
-			slices.Sort(all)
-			if len(all) > 0 {
-				b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-			}
+			reportLatency(b, lat)
 			_, cs := d.Stats()
 			b.ReportMetric(float64(cs.Loads-cs0.Loads)/float64(b.N), "store-loads/op")
 		})

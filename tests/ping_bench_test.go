@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
-	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -52,14 +50,7 @@ func benchPing(b *testing.B, impl string, sessions, inflight int) {
 	)
 	switch impl {
 	case "pipecache":
-		in, err := stages.NewIncoming(stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := in.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer in.Stop(context.Background())
+		in := startBareIncoming(b, transport.Config{})
 		addr = in.Addr().String()
 		datagram = func() uint64 { st := in.Stats().Transport; return st.DatagramsIn + st.DatagramsOut }
 		busy = func() time.Duration { return in.Loop().Stats().Busy }
@@ -117,12 +108,7 @@ func benchPing(b *testing.B, impl string, sessions, inflight int) {
 	wg.Wait()
 	b.StopTimer()
 
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	if len(all) > 0 {
-		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
-	}
+	reportLatency(b, lat)
 	if impl == "udp" {
 		b.ReportMetric(2, "datagrams/op")
 	} else {
@@ -256,14 +242,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
-		in, err := stages.NewIncoming(stages.IncomingConfig{Transport: transport.Config{
-			Addr: "127.0.0.1:0", MaxPending: 2 * n, PendingRate: 1 << 20}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := in.Start(); err != nil {
-			b.Fatal(err)
-		}
+		in := startBareIncoming(b, transport.Config{MaxPending: 2 * n, PendingRate: 1 << 20})
 		openConversations(b, in.Addr().String(), n)
 		deadline := time.Now().Add(time.Minute)
 		for in.Stats().Transport.Conns < n && time.Now().Before(deadline) {
@@ -336,14 +315,8 @@ func openConversations(b *testing.B, addr string, n int) {
 // goroutines, measured over 100 connections to one server.
 func BenchmarkClientCost(b *testing.B) {
 	const n = 100
-	in, err := stages.NewIncoming(stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := in.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer in.Stop(context.Background())
+	in := startBareIncoming(b, transport.Config{})
+	var err error
 	for range b.N {
 		runtime.GC()
 		var before runtime.MemStats
