@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,7 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
 			ctx := testCtx(t)
-			relay := newPausableRelay(t, d.Addr().String())
+			relay := newPausableRelay(t, d.Addr().String(), 0)
 			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 			require.NoError(t, err)
 			defer sub.Close()
@@ -177,16 +178,17 @@ type pausableRelay struct {
 	conn   *net.UDPConn
 	server *net.UDPAddr
 	paused atomic.Bool
+	loss   float64 // share of datagrams dropped, and as many duplicated, each way
 	mu     sync.Mutex
 	up     map[string]*net.UDPConn
 }
 
-func newPausableRelay(t *testing.T, server string) *pausableRelay {
+func newPausableRelay(t *testing.T, server string, loss float64) *pausableRelay {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	sa, err := net.ResolveUDPAddr("udp", server)
 	require.NoError(t, err)
-	r := &pausableRelay{conn: conn, server: sa, up: map[string]*net.UDPConn{}}
+	r := &pausableRelay{conn: conn, server: sa, loss: loss, up: map[string]*net.UDPConn{}}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		buf := make([]byte, 2048)
@@ -210,14 +212,14 @@ func newPausableRelay(t *testing.T, server string) *pausableRelay {
 						if err != nil {
 							return
 						}
-						if !r.paused.Load() {
+						for range r.copies() {
 							conn.WriteToUDP(b[:n], from)
 						}
 					}
 				})
 			}
 			r.mu.Unlock()
-			if !r.paused.Load() {
+			for range r.copies() {
 				up.Write(buf[:n])
 			}
 		}
@@ -236,3 +238,18 @@ func newPausableRelay(t *testing.T, server string) *pausableRelay {
 
 func (r *pausableRelay) addr() string  { return r.conn.LocalAddr().String() }
 func (r *pausableRelay) pause(on bool) { r.paused.Store(on) }
+
+// copies returns how many times to forward a datagram: 0 while paused or when it is lost, 2
+// when it is duplicated, else 1.
+func (r *pausableRelay) copies() int {
+	if r.paused.Load() {
+		return 0
+	}
+	switch p := rand.Float64(); {
+	case p < r.loss:
+		return 0
+	case p < 2*r.loss:
+		return 2
+	}
+	return 1
+}
