@@ -8,7 +8,6 @@ var (
 	ErrQueueClosed  = errors.New("stages: queue closed")         // the consumer is stopping or stopped
 	ErrLoopStopped  = errors.New("stages: loop already stopped") // Stop or Start after a stop
 	ErrLoopStarted  = errors.New("stages: loop already started")
-	ErrNotStarted   = errors.New("stages: loop not started")
 	ErrQueueInUse   = errors.New("stages: queue already has a consumer")
 	ErrUnknownFD    = errors.New("stages: fd not registered")
 	ErrLoopFailed   = errors.New("stages: loop failed")

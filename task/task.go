@@ -173,12 +173,6 @@ func NewBarrier(done func()) *Task {
 // barrier has passed. Stage loops use it; take it before returning the task to the pool.
 func (t *Task) BarrierFunc() func() { return t.done }
 
-// Reset clears the result fields (Code, Err) and keeps the request, for reuse of a task as its own
-// reply.
-func (t *Task) Reset() {
-	t.Code, t.Err = CodeOK, nil
-}
-
 // Fail sets a non-OK code and its detail.
 func (t *Task) Fail(c Code, err error) {
 	t.Code, t.Err = c, err

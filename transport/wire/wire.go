@@ -67,9 +67,6 @@ var opByName = func() map[string]task.Op {
 	}
 }()
 
-// OpByName returns the operation with the given wire name, or OpNone.
-func OpByName(name string) task.Op { return opByName[name] }
-
 // json is the json-iterator configuration used for headers: standard-library compatible, so a
 // header is plain JSON any language can produce.
 var json = jsoniter.ConfigCompatibleWithStandardLibrary
