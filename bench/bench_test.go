@@ -61,6 +61,18 @@ func TestRunAgainstPipecache(t *testing.T) {
 	res := runShort(t, "pipecache", d.Addr().String())
 	assert.Empty(t, res.Errors)
 	assert.Zero(t, res.Misses, "every key was preloaded")
+
+	// With subscribers, every measured set, incr (counters are not under the key prefix, so
+	// not those) and cas reaches them.
+	dr, err := Open("pipecache", d.Addr().String(), 2, "")
+	require.NoError(t, err)
+	defer dr.Close()
+	sres, err := Run(context.Background(), Config{Server: "pipecache", Addr: d.Addr().String(), Sessions: 2, InFlight: 1,
+		Mix: "set=1", Keys: 50, Dist: "uniform", Value: 8, Requests: 200, Prefix: "s:", Subscribers: 3}, dr, nil)
+	require.NoError(t, err)
+	assert.Empty(t, sres.Errors)
+	assert.Positive(t, sres.Pushes, "subscribers received no pushes")
+	assert.LessOrEqual(t, sres.Pushes, int64(3*200))
 	_, cs := d.Stats()
 	assert.Positive(t, cs.Gets)
 }

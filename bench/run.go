@@ -38,6 +38,9 @@ type Config struct {
 	Preload  bool          // set every key (and counter) before the warm-up, so gets hit
 	Prefix   string        // key prefix, so runs do not collide
 	PID      int           // the server's process id, to measure its CPU per operation (0: not measured)
+	// Subscribers opens this many extra pipecache sessions subscribed to every key of the
+	// workload (a prefix subscription), to load the notification path; their pushes are counted.
+	Subscribers int
 }
 
 // Result is what a run measured. Latencies are in microseconds.
@@ -62,6 +65,7 @@ type Result struct {
 	Errors    map[string]int64 `json:"errors,omitempty"`
 	Steal     int64            `json:"steal_jiffies"`                  // CPU stolen by the host during the run (/proc/stat)
 	ServerCPU float64          `json:"server_cpu_us_per_op,omitempty"` // the server process's CPU time per operation
+	Pushes    int64            `json:"pushes,omitempty"`               // change events the subscribers received
 }
 
 type op uint8
@@ -165,12 +169,17 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 			return Result{}, fmt.Errorf("preload: %w", err)
 		}
 	}
+	pushes, stopSubs, err := startSubscribers(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	defer stopSubs()
 	if cfg.Warmup > 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
 		run(wctx, cfg, d, mix, value, 0, nil)
 		cancel()
 	}
-	steal0, cpu0 := readSteal(), processCPU(cfg.PID)
+	steal0, cpu0, pushes0 := readSteal(), processCPU(cfg.PID), pushes.Load()
 	mctx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Duration > 0 {
 		mctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -196,6 +205,7 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 		}
 	}
 	res.Ops = h.TotalCount()
+	res.Pushes = pushes.Load() - pushes0
 	if cfg.PID > 0 && res.Ops > 0 {
 		res.ServerCPU = float64(processCPU(cfg.PID)-cpu0) / float64(res.Ops)
 	}
@@ -396,11 +406,50 @@ func processCPU(pid int) int64 {
 	return (utime + stime) * 10_000
 }
 
+// startSubscribers opens cfg.Subscribers pipecache sessions subscribed to the workload's keys
+// and counts the pushes they receive.
+func startSubscribers(ctx context.Context, cfg Config) (*atomic.Int64, func(), error) {
+	var n atomic.Int64
+	if cfg.Subscribers == 0 {
+		return &n, func() {}, nil
+	}
+	if cfg.Server != "pipecache" {
+		return nil, nil, fmt.Errorf("subscribers: reverse notification is pipecache's, not %s's", cfg.Server)
+	}
+	var clients []*client.Client
+	var wg sync.WaitGroup
+	stop := func() {
+		for _, c := range clients {
+			c.Close() // closes the subscription channels, ending the counters
+		}
+		wg.Wait()
+	}
+	for range cfg.Subscribers {
+		c, err := client.Dial(cfg.Addr, client.WithToken(cfg.Token), client.WithName("pipecache-bench-subscriber"))
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		clients = append(clients, c)
+		sub, err := c.Subscribe(ctx, cfg.Prefix+"key:", client.Prefix())
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		wg.Go(func() {
+			for range sub.C {
+				n.Add(1)
+			}
+		})
+	}
+	return &n, stop, nil
+}
+
 // Report writes results as a table.
 func Report(w io.Writer, results []Result) {
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Server < results[j].Server })
-	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "errors")
+	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s %10s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "pushes/s", "errors")
 	for _, r := range results {
-		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, r.Errors)
+		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d %10.0f  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, float64(r.Pushes)/r.Seconds, r.Errors)
 	}
 }

@@ -43,6 +43,7 @@ func run() int {
 	fs.BoolVar(&cfg.Preload, "preload", true, "set every key before the warm-up, so gets hit")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation")
+	fs.IntVar(&cfg.Subscribers, "subscribers", 0, "extra pipecache sessions subscribed to every key (loads the notification path)")
 	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	label := fs.String("label", "", "with -json: the workload's name, added to the result")
