@@ -89,7 +89,8 @@ func TestExpiryIsPushed(t *testing.T) {
 // happen; it comes back, resumes its session with the last sequence it saw, and receives the 20
 // changes in order, once each, without a resync.
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	// A long lease: this tests replay, and a slow machine must not expire the session first.
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	ctx := testCtx(t)
 	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)

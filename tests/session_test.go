@@ -95,7 +95,8 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 // TestClientResumesItsSessionAfterReconnect: a client whose KCP session dies redials and
 // resumes the same server session with its resume token.
 func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	// A long lease: this tests resuming, and a slow machine must not expire the session first.
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
 	defer c.Close()
