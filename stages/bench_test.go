@@ -2,6 +2,8 @@ package stages
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"runtime"
 	"slices"
 	"sync"
@@ -73,22 +75,12 @@ func benchQueueHandoff(b *testing.B, producers int, pooled bool) {
 	bt := newBenchTasks(pooled)
 	q := newTestQueue(b, "bench", benchQueueSize)
 	handled, all := 0, make(chan struct{}) // handled: loop goroutine only
-	l, err := NewLoop(LoopConfig{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := l.AddQueue(q, func(t *task.Task) {
+	l := startLoop(b, LoopConfig{Name: "bench", Logger: discard}, q, func(t *task.Task) {
 		bt.put(t)
 		if handled++; handled == b.N {
 			close(all)
 		}
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if err := l.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer l.Stop(testCtx(b))
+	})
 	b.ReportAllocs()
 	b.ResetTimer()
 	produce(b.N, producers, func() {
@@ -149,21 +141,11 @@ func BenchmarkWakeup(b *testing.B) {
 		q := newTestQueue(b, "wake", 64)
 		lat := make([]int64, 0, b.N)
 		var handled atomic.Int64
-		l, err := NewLoop(LoopConfig{Name: "wake"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := l.AddQueue(q, func(t *task.Task) {
+		startLoop(b, LoopConfig{Name: "wake", Logger: discard}, q, func(t *task.Task) {
 			lat = append(lat, timer.Now()-t.TTLms)
 			task.Put(t)
 			handled.Add(1)
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if err := l.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer l.Stop(testCtx(b))
+		})
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -221,3 +203,6 @@ func reportLatency(b *testing.B, lat []int64) {
 	b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
 }
+
+// discard keeps benchmark output free of the loops' debug lines.
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
