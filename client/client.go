@@ -29,6 +29,9 @@ type options struct {
 	logger      *slog.Logger
 	maxBackoff  time.Duration
 	token, name string
+
+	nearSize     int
+	nearMaxStale time.Duration
 }
 
 // WithToken sets the auth token presented in the hello (the server's -auth-tokens).
@@ -69,10 +72,15 @@ type Client struct {
 	beat     atomic.Int64           // negotiated heartbeat interval, nanoseconds
 	session  atomic.Uint64          // the server's session id (0 before hello, or without sessions)
 
-	subMu     sync.Mutex // guards subs, lastSeq, repairing
+	subMu     sync.Mutex // guards subs, lastSeq, repairing, ackSent, ackArmed
 	subs      []*Subscription
 	lastSeq   uint64 // the last push sequence number delivered
 	repairing bool   // a replay request is under way
+	ackSent   uint64 // the last sequence number acknowledged to the server
+	ackArmed  bool   // an acknowledgment is scheduled
+	ackNow    chan struct{}
+	ackEvery  atomic.Uint64 // acknowledge at least every this many pushes: a quarter of the server's window
+	near      *nearCache    // nil unless WithNearCache
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -92,8 +100,9 @@ type Reply struct {
 }
 
 type call struct {
-	reply chan Reply // buffered 1
-	sess  *session
+	reply  chan Reply // buffered 1
+	sess   *session
+	sentAt int64 // unix nanos when the request was written
 }
 
 // Dial connects to the server at addr (host:port) and opens a session (hello with the token
@@ -107,14 +116,24 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{})}
+	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
+		ackNow: make(chan struct{}, 1)}
+	c.ackEvery.Store(64)
 	c.beat.Store(int64(o.heartbeat))
+	if o.nearSize > 0 {
+		c.near = newNearCache(c, o.nearSize, o.nearMaxStale)
+	}
 	if err := c.connect(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.heartbeat()
+	go c.acker()
+	if c.near != nil {
+		c.wg.Add(1)
+		go c.near.unsubscriber()
+	}
 	return c, nil
 }
 
@@ -189,6 +208,9 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		c.beat.Store(int64(time.Duration(rep.HeartbeatMs) * time.Millisecond))
 	}
 	c.session.Store(rep.Session)
+	if rep.PushWindow > 0 {
+		c.ackEvery.Store(uint64(max(1, min(64, rep.PushWindow/4))))
+	}
 	c.afterHello(rep.Resumed, rep.Seq)
 	return nil
 }
@@ -208,6 +230,7 @@ type helloReply struct {
 	Resumed     bool   `json:"resumed"`
 	HeartbeatMs int64  `json:"heartbeat_ms"`
 	Seq         uint64 `json:"seq"`
+	PushWindow  int    `json:"push_window"`
 }
 
 // Session returns the server's id for this client's session (0 before one is open).
@@ -230,8 +253,8 @@ func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, e
 
 // doOn sends a request on the session s.
 func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []byte) (Reply, error) {
-	h.V, h.ID = wire.Version, c.nextID.Add(1)
-	cl := &call{reply: make(chan Reply, 1), sess: s}
+	h.ID = c.nextID.Add(1)
+	cl := &call{reply: make(chan Reply, 1), sess: s, sentAt: time.Now().UnixNano()}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -240,23 +263,7 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 	c.pending[h.ID] = cl
 	c.mu.Unlock()
 
-	// The write takes only the session's write lock, so a writer blocked on a full window
-	// never keeps the reader from matching replies.
-	s.wmu.Lock()
-	var err error
-	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
-	if err == nil {
-		_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
-		if err != nil {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	} else {
-		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
-	}
-	if cap(s.buf) > 64<<10 {
-		s.buf = nil
-	}
-	s.wmu.Unlock()
+	err := c.writeFrame(s, h, value)
 	if errors.Is(err, ErrTooLarge) {
 		c.forget(h.ID)
 		return Reply{}, err
@@ -279,6 +286,29 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 		c.forget(h.ID)
 		return Reply{}, fmt.Errorf("%w: %s %s: %w", ErrTimeout, h.Op, c.addr, ctx.Err())
 	}
+}
+
+// writeFrame writes one frame on s. It takes only the session's write lock, so a writer
+// blocked on a full window never keeps the reader from matching replies. h.ID 0 is a frame
+// that expects no reply (an ack).
+func (c *Client) writeFrame(s *session, h *wire.Header, value []byte) error {
+	h.V = wire.Version
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var err error
+	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
+	if err == nil {
+		_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	} else {
+		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil
+	}
+	return err
 }
 
 func (c *Client) forget(id uint64) {
@@ -345,9 +375,14 @@ func (c *Client) dispatch(body []byte) {
 	cl := c.pending[r.Header.ID]
 	delete(c.pending, r.Header.ID)
 	c.mu.Unlock()
-	if cl != nil {
-		cl.reply <- r
+	if cl == nil {
+		return
 	}
+	if r.Header.Op == task.OpHeartbeat && r.Header.Code == task.CodeOK {
+		// In the reader, in stream order: every push sent before this reply has been handled.
+		c.heartbeatReply(cl.sentAt, &r.Header)
+	}
+	cl.reply <- r
 }
 
 // sessionFailed tears down s (if it is still current), fails its calls with ErrUnavailable, and
@@ -436,6 +471,11 @@ func (c *Client) heartbeat() {
 		if s == nil {
 			continue
 		}
+		if c.near != nil {
+			// Heartbeat replies are what lets the near cache serve: beat often enough that
+			// entries stay usable while the session is healthy.
+			t.Reset(min(time.Duration(c.beat.Load()), c.near.maxStale/3))
+		}
 		if silent := time.Since(time.Unix(0, c.lastRecv.Load())); silent > c.opts.deadAfter {
 			c.sessionFailed(s, fmt.Errorf("server silent for %v", silent.Round(time.Millisecond)))
 			continue
@@ -447,7 +487,11 @@ func (c *Client) heartbeat() {
 func (c *Client) beatOnce(s *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.deadAfter)
 	defer cancel()
-	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat}, nil)
+	c.subMu.Lock()
+	seq := c.lastSeq // the heartbeat acknowledges the pushes processed so far
+	c.ackSent = max(c.ackSent, seq)
+	c.subMu.Unlock()
+	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat, Seq: seq}, nil)
 	switch {
 	case errors.Is(err, ErrUnknownOp):
 		c.doOn(ctx, s, &wire.Header{Op: task.OpPing}, nil) // a server without sessions

@@ -30,8 +30,16 @@ func WithTTL(d time.Duration) WriteOption {
 	return func(h *wire.Header) { h.TTL = d.Milliseconds() }
 }
 
-// Get returns key's value. A missing or expired key is ErrNotFound.
+// Get returns key's value. A missing or expired key is ErrNotFound. With WithNearCache the
+// value may come from the near cache, within its staleness bound.
 func (c *Client) Get(ctx context.Context, key string) (Item, error) {
+	if c.near != nil {
+		return c.near.get(ctx, key)
+	}
+	return c.getRemote(ctx, key)
+}
+
+func (c *Client) getRemote(ctx context.Context, key string) (Item, error) {
 	r, err := c.Do(ctx, &wire.Header{Op: task.OpGet, Key: []byte(key)}, nil)
 	if err != nil {
 		return Item{}, err
@@ -94,7 +102,15 @@ func (c *Client) write(ctx context.Context, op task.Op, key string, value []byte
 		o(h)
 	}
 	r, err := c.Do(ctx, h, value)
+	c.wrote(key)
 	return r.Header.Ver, err
+}
+
+// wrote tells the near cache about a write of key by this client (whatever its outcome).
+func (c *Client) wrote(key string) {
+	if c.near != nil {
+		c.near.written(key)
+	}
 }
 
 // Set stores value under key and returns its new version. The write is durable in the store
@@ -121,6 +137,7 @@ func (c *Client) CAS(ctx context.Context, key string, value []byte, version uint
 // Delete removes key (ErrNotFound if it does not exist).
 func (c *Client) Delete(ctx context.Context, key string) error {
 	_, err := c.Do(ctx, &wire.Header{Op: task.OpDelete, Key: []byte(key)}, nil)
+	c.wrote(key)
 	return err
 }
 
@@ -128,6 +145,7 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 // value. ErrNotFound if the key does not exist, ErrNotCounter if its value is not an integer.
 func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	r, err := c.Do(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta}, nil)
+	c.wrote(key)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -34,6 +35,9 @@ type Event struct {
 	Version uint64 // versions increase with every change: an older one is stale
 	Value   []byte // the new value, for sets, if the subscription asked for values
 	Seq     uint64 // the session's push sequence number
+	// Coalesced says versions of this key were skipped: the server held this subscriber's
+	// changes back (it was not acknowledging fast enough) and kept only the newest per key.
+	Coalesced bool
 }
 
 // SubOption modifies a subscription.
@@ -102,7 +106,22 @@ func (c *Client) sendSubscribe(ctx context.Context, s *Subscription, op task.Op)
 // Unsubscribe stops the subscription and closes its channel.
 func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	s.c.removeSub(s)
+	if !s.opts.prefix && (s.c.userSubscribed(s.key) || s.c.near.holds(s.key)) {
+		return nil // the server keeps one subscription per key and session: still in use
+	}
 	return s.c.sendSubscribe(ctx, s, task.OpUnsubscribe)
+}
+
+// userSubscribed reports whether an application subscription to exactly key exists.
+func (c *Client) userSubscribed(key string) bool {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	for _, s := range c.subs {
+		if !s.opts.prefix && s.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Client) removeSub(s *Subscription) {
@@ -175,16 +194,88 @@ func (c *Client) push(h *wire.Header, value []byte) {
 		return
 	}
 	c.lastSeq = h.Seq
+	c.scheduleAck()
 	subs := append([]*Subscription(nil), c.subs...)
 	c.subMu.Unlock()
-	ev := Event{Kind: EventKind(h.Flags), Key: string(h.Key), Version: h.Ver, Seq: h.Seq}
-	if len(value) > 0 {
-		ev.Value = append([]byte(nil), value...)
+	ev := Event{Kind: EventKind(h.Flags & task.PushKindMask), Key: string(h.Key), Version: h.Ver, Seq: h.Seq,
+		Coalesced: h.Flags&task.PushCoalesced != 0}
+	if c.near != nil {
+		c.near.apply(ev.Kind, ev.Key, ev.Version, value)
 	}
 	for _, s := range subs {
 		if ev.Kind == EventResync || s.matches(ev.Key) {
-			s.deliver(ev)
+			e := ev
+			if len(value) > 0 && s.opts.values {
+				e.Value = append([]byte(nil), value...)
+			}
+			s.deliver(e)
 		}
+	}
+}
+
+// Acknowledgments: the server keeps at most a window of pushes unacknowledged per session (256
+// by default) and holds the rest back, so the client confirms what it processed, at least every
+// quarter window (c.ackEvery) and at most ackDelay after a push.
+const ackDelay = 5 * time.Millisecond
+
+// scheduleAck arranges for the pushes processed so far to be acknowledged. Caller holds subMu.
+func (c *Client) scheduleAck() {
+	switch {
+	case c.lastSeq-c.ackSent >= c.ackEvery.Load():
+		c.signalAck()
+	case !c.ackArmed:
+		c.ackArmed = true
+		time.AfterFunc(ackDelay, c.signalAck)
+	}
+}
+
+func (c *Client) signalAck() {
+	select {
+	case c.ackNow <- struct{}{}:
+	default:
+	}
+}
+
+// acker sends acknowledgments: one frame with the last sequence number processed, no reply.
+func (c *Client) acker() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.ackNow:
+		}
+		c.subMu.Lock()
+		seq := c.lastSeq
+		c.ackArmed = false
+		if seq <= c.ackSent {
+			c.subMu.Unlock()
+			continue
+		}
+		c.ackSent = seq
+		c.subMu.Unlock()
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		if s == nil {
+			continue // the resuming hello carries it
+		}
+		if err := c.writeFrame(s, &wire.Header{Op: task.OpAck, Seq: seq}, nil); err != nil {
+			c.log.Debug("ack not sent", "addr", c.addr, "err", err)
+		}
+	}
+}
+
+// heartbeatReply runs in the reader when a heartbeat's reply arrives, after every push the
+// server sent before it. If the client has processed all of them and the server holds none back,
+// the push stream is complete up to the moment the heartbeat was sent: the near cache may
+// trust its entries as of then.
+func (c *Client) heartbeatReply(sentAt int64, h *wire.Header) {
+	c.subMu.Lock()
+	complete := !c.repairing && h.Seq <= c.lastSeq && h.Flags&task.FlagBehind == 0
+	c.subMu.Unlock()
+	if complete && c.near != nil {
+		c.near.synced(sentAt)
 	}
 }
 
@@ -217,9 +308,12 @@ func (c *Client) afterHello(resumed bool, seq uint64) {
 		c.subMu.Unlock()
 		return
 	}
-	c.lastSeq = seq
+	c.lastSeq, c.ackSent = seq, seq
 	subs := append([]*Subscription(nil), c.subs...)
 	c.subMu.Unlock()
+	if c.near != nil {
+		c.near.reset() // the server forgot the near cache's subscriptions with the old session
+	}
 	if len(subs) == 0 {
 		return
 	}

@@ -329,6 +329,14 @@ func (c *CachePrc) reply(t *task.Task) {
 		return
 	}
 	t.TTLms = 0
+	if len(c.overflow) > 0 || len(c.eventsLate) > 0 {
+		// Keep order: a reply never overtakes an earlier reply, nor a change event SessionMgr
+		// had no room for (a write's acknowledgment must not reach a client before its event
+		// reaches the subscribers' streams: the SDK's near cache relies on it).
+		c.overflow = append(c.overflow, t)
+		c.loop.Ready().Add(&c.retry)
+		return
+	}
 	if err := c.replies.Push(t); err != nil {
 		if errors.Is(err, ErrQueueClosed) {
 			task.Put(t)
@@ -346,8 +354,10 @@ func (c *CachePrc) fail(t *task.Task, code task.Code, err error) {
 }
 
 func (c *CachePrc) flushOverflow() {
-	c.overflow = c.pushAll(c.replies, c.overflow)
 	c.eventsLate = c.pushAll(c.events, c.eventsLate)
+	if len(c.eventsLate) == 0 {
+		c.overflow = c.pushAll(c.replies, c.overflow)
+	}
 }
 
 // pushAll pushes ts in order and returns what did not fit (retried next iteration).

@@ -83,7 +83,7 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	for _, op := range dataOps {
 		d.incoming.SetRoute(op, d.cache.Requests())
 	}
-	for _, op := range []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye, task.OpSubscribe, task.OpUnsubscribe} {
+	for _, op := range []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye, task.OpSubscribe, task.OpUnsubscribe, task.OpAck} {
 		d.incoming.SetRoute(op, d.sessions.Requests())
 	}
 	d.cache.Connect(d.outgoing.Requests(), d.incoming.Replies())

@@ -16,13 +16,22 @@ import (
 // server then sends exactly the pushes after it, in order, or, if they have left the window, one
 // push of kind resync telling the client to reload what it subscribed to. Every push carries the
 // key's version, so a duplicate or a stale push is recognisable.
+//
+// Flow control: the client acknowledges the pushes it processed (an ack frame, or the seq of a
+// heartbeat). At most PushWindow pushes are out unacknowledged; the window is never wider than
+// the replay buffer, so whatever a client has not confirmed can always be replayed. While the
+// window is full, changes wait in a backlog holding one entry per key: a newer change of a key
+// replaces the waiting one (the push then says "coalesced": versions were skipped). If more than
+// PushBacklog keys are waiting, the backlog is dropped and the session gets one resync when the
+// window opens. So a slow subscriber costs at most window + backlog entries of memory and is
+// never waited for: the fan-out to everyone else goes on.
 
 // change is one event for one session, kept for replay.
 type change struct {
 	seq     uint64
 	key     string
 	version uint64
-	kind    uint32
+	kind    uint32 // PushSet etc., with PushCoalesced if versions were skipped
 	value   []byte // only for sets to a with-value subscription
 }
 
@@ -33,7 +42,16 @@ type notifyState struct {
 	seq      uint64            // the last sequence number used
 	ring     []change          // the last ReplayWindow pushes, oldest first (a circular buffer)
 	start    int               // index of the oldest in ring
+
+	acked     uint64         // the highest sequence number the client confirmed
+	backlog   []change       // changes waiting for room in the window (no seq yet), oldest first
+	head      int            // index of the oldest waiting change in backlog
+	waiting   map[string]int // key -> its index in backlog, for coalescing
+	resyncDue bool           // the backlog overflowed: send a resync when the window opens
 }
+
+// behind reports whether changes are waiting to be pushed.
+func (n *notifyState) behind() bool { return n.resyncDue || n.head < len(n.backlog) }
 
 func (n *notifyState) record(c change, window int) {
 	if len(n.ring) < window {
@@ -62,7 +80,7 @@ func (n *notifyState) since(seq uint64) ([]change, bool) {
 // subscribe handles subscribe and unsubscribe for session s.
 func (m *SessionMgr) subscribe(s *session, t *task.Task) {
 	if s.notify == nil {
-		s.notify = &notifyState{exact: map[string]uint32{}, prefixes: map[string]uint32{}}
+		s.notify = &notifyState{exact: map[string]uint32{}, prefixes: map[string]uint32{}, waiting: map[string]int{}}
 	}
 	n, key := s.notify, string(t.Key)
 	set := n.exact
@@ -141,12 +159,82 @@ func (m *SessionMgr) fanOut(ev *task.Task) {
 }
 
 func (m *SessionMgr) push(s *session, ev *task.Task, subFlags uint32) {
-	n := s.notify
-	n.seq++
-	c := change{seq: n.seq, key: string(ev.Key), version: ev.Version, kind: ev.Flags}
+	c := change{key: string(ev.Key), version: ev.Version, kind: ev.Flags}
 	if subFlags&task.FlagWithValue != 0 && ev.Flags == task.PushSet {
 		c.value = append([]byte(nil), ev.Value...)
 	}
+	n := s.notify
+	switch {
+	case n.resyncDue:
+		m.coalesced.Add(1) // the resync waiting to go out stands for this change too
+	case !n.behind() && n.seq-n.acked < uint64(m.cfg.PushWindow):
+		m.emit(s, c)
+	default:
+		m.hold(s, c)
+	}
+}
+
+// hold puts c in s's backlog, replacing a waiting change of the same key.
+func (m *SessionMgr) hold(s *session, c change) {
+	n := s.notify
+	if i, ok := n.waiting[c.key]; ok {
+		c.kind |= task.PushCoalesced
+		n.backlog[i] = c
+		m.coalesced.Add(1)
+		return
+	}
+	if len(n.backlog)-n.head >= m.cfg.PushBacklog {
+		m.log.Warn("subscriber too slow: dropping its backlog, it will get a resync",
+			"session", s.id, "name", s.name, "backlog", len(n.backlog)-n.head, "unacked", n.seq-n.acked)
+		m.coalesced.Add(int64(len(n.backlog)-n.head) + 1)
+		clear(n.waiting)
+		n.backlog, n.head, n.resyncDue = nil, 0, true
+		return
+	}
+	n.waiting[c.key] = len(n.backlog)
+	n.backlog = append(n.backlog, c)
+	m.held.Add(1)
+}
+
+// ack records that s's client processed every push up to seq, and sends what the window now
+// has room for.
+func (m *SessionMgr) ack(s *session, seq uint64) {
+	n := s.notify
+	if n == nil {
+		return
+	}
+	if seq = min(seq, n.seq); seq > n.acked {
+		n.acked = seq
+	}
+	for n.seq-n.acked < uint64(m.cfg.PushWindow) {
+		if n.resyncDue {
+			n.resyncDue = false
+			m.resyncs.Add(1)
+			m.emit(s, change{kind: task.PushResync})
+			continue
+		}
+		if n.head == len(n.backlog) {
+			break
+		}
+		c := n.backlog[n.head]
+		n.backlog[n.head] = change{}
+		n.head++
+		delete(n.waiting, c.key)
+		m.emit(s, c)
+	}
+	if n.head == len(n.backlog) {
+		n.backlog, n.head = n.backlog[:0], 0
+		if cap(n.backlog) > m.cfg.PushBacklog/4 {
+			n.backlog = nil // a burst is over: give its memory back
+		}
+	}
+}
+
+// emit gives c the session's next sequence number, keeps it for replay and sends it.
+func (m *SessionMgr) emit(s *session, c change) {
+	n := s.notify
+	n.seq++
+	c.seq = n.seq
 	n.record(c, m.cfg.ReplayWindow)
 	m.send(s, c)
 }
@@ -164,21 +252,24 @@ func (m *SessionMgr) send(s *session, c change) {
 	}
 }
 
-// replay sends s the pushes after seq, or a resync if they have left the window.
+// replay sends s the pushes after seq (the last one its client processed), or a resync if they
+// have left the window, then whatever the window has room for.
 func (m *SessionMgr) replay(s *session, seq uint64) {
-	if s.notify == nil {
+	n := s.notify
+	if n == nil {
 		return
 	}
-	missed, ok := s.notify.since(seq)
+	missed, ok := n.since(seq)
 	if !ok {
-		s.notify.seq++
-		c := change{seq: s.notify.seq, kind: task.PushResync}
-		s.notify.record(c, m.cfg.ReplayWindow)
+		// Only a client that lies about what it saw gets here: the window never holds more
+		// unacknowledged pushes than the replay buffer.
+		n.acked = n.seq
 		m.resyncs.Add(1)
-		m.send(s, c)
+		m.emit(s, change{kind: task.PushResync})
 		return
 	}
 	for _, c := range missed {
 		m.send(s, c)
 	}
+	m.ack(s, seq)
 }

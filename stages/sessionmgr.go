@@ -27,8 +27,12 @@ type SessionConfig struct {
 	LeaseBeats int
 	// ReplayWindow is how many pushes each session keeps for replay after a gap; default 1024.
 	ReplayWindow int
-	Queue        int // inbound queue capacity; default 4096
-	Logger       *slog.Logger
+	// PushWindow is how many pushes may be out unacknowledged per session; default 256, never
+	// more than ReplayWindow. PushBacklog is how many keys' changes may wait, coalesced, while
+	// the window is full before the session gets a resync instead; default 1024.
+	PushWindow, PushBacklog int
+	Queue                   int // inbound queue capacity; default 4096
+	Logger                  *slog.Logger
 }
 
 // HelloRequest is the JSON value of a hello.
@@ -48,6 +52,7 @@ type HelloReply struct {
 	HeartbeatMs int64  `json:"heartbeat_ms"` // send a heartbeat at least this often
 	LeaseMs     int64  `json:"lease_ms"`     // silent this long, the session expires
 	Seq         uint64 `json:"seq"`          // the session's last push sequence number
+	PushWindow  int    `json:"push_window"`  // pushes sent unacknowledged at most: ack well before
 }
 
 type session struct {
@@ -79,6 +84,7 @@ type SessionMgr struct {
 
 	sessions, expired, refused            atomic.Int64
 	subscriptions, pushesDropped, resyncs atomic.Int64
+	held, coalesced                       atomic.Int64
 }
 
 // NewSessionMgr creates the stage. Connect it to Incoming's reply queue before Start.
@@ -97,6 +103,13 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 	}
 	if cfg.ReplayWindow <= 0 {
 		cfg.ReplayWindow = 1024
+	}
+	if cfg.PushWindow <= 0 {
+		cfg.PushWindow = 256
+	}
+	cfg.PushWindow = min(cfg.PushWindow, cfg.ReplayWindow)
+	if cfg.PushBacklog <= 0 {
+		cfg.PushBacklog = 1024
 	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
@@ -144,13 +157,16 @@ type SessionStats struct {
 	Refused       int64 // hellos refused (bad token, bad resume)
 	Subscriptions int64 // keys and prefixes subscribed to, over all sessions
 	PushesDropped int64 // pushes Incoming could not take (kept for replay)
-	Resyncs       int64 // resync pushes sent because a gap left the replay window
+	Resyncs       int64 // resync pushes sent (a gap left the replay window, or a backlog overflowed)
+	Held          int64 // changes that waited for room in a slow subscriber's push window
+	Coalesced     int64 // changes replaced by a newer one of the same key, or covered by a resync
 }
 
 // Stats returns the counters. Safe for concurrent use.
 func (m *SessionMgr) Stats() SessionStats {
 	return SessionStats{Sessions: m.sessions.Load(), Expired: m.expired.Load(), Refused: m.refused.Load(),
-		Subscriptions: m.subscriptions.Load(), PushesDropped: m.pushesDropped.Load(), Resyncs: m.resyncs.Load()}
+		Subscriptions: m.subscriptions.Load(), PushesDropped: m.pushesDropped.Load(), Resyncs: m.resyncs.Load(),
+		Held: m.held.Load(), Coalesced: m.coalesced.Load()}
 }
 
 // HasSubscribers reports whether any session subscribes to anything, so that CachePrc emits
@@ -168,7 +184,24 @@ func (m *SessionMgr) request(t *task.Task) {
 			return
 		}
 		m.renew(s)
+		if n := s.notify; n != nil {
+			// The heartbeat carries the last push the client processed; the reply says where
+			// the stream stands, so the client can tell it has seen every change so far.
+			m.ack(s, t.Seq)
+			t.Seq, t.Flags = n.seq, 0
+			if n.behind() {
+				t.Flags = task.FlagBehind
+			}
+		} else {
+			t.Seq, t.Flags = 0, 0
+		}
 		m.reply(t)
+	case task.OpAck:
+		if s := m.byConn[t.Session]; s != nil {
+			m.renew(s)
+			m.ack(s, t.Seq)
+		}
+		task.Put(t) // acks have no reply
 	case task.OpPush:
 		m.fanOut(t)
 	case task.OpSubscribe, task.OpUnsubscribe:
@@ -233,7 +266,8 @@ func (m *SessionMgr) hello(t *task.Task) {
 		seq = s.notify.seq
 	}
 	b, _ := json.Marshal(HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
-		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq})
+		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq,
+		PushWindow: m.cfg.PushWindow})
 	t.Value = append(t.Value[:0], b...)
 	t.Aux = s.id
 	m.reply(t)

@@ -34,6 +34,7 @@ const (
 	OpGoodbye
 	OpSubscribe
 	OpUnsubscribe
+	OpAck // the last push sequence number a subscriber processed; no reply
 
 	// Server-initiated and internal operations.
 	OpPush  // a change event on its way to a subscriber
@@ -52,7 +53,7 @@ var opNames = [numOps]string{
 	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
-	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe",
+	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
 	OpPush: "push", OpLoad: "load", OpStore: "store",
 	OpStop: "stop", OpBarrier: "barrier",
 }
@@ -81,6 +82,9 @@ const (
 	PushDelete    uint32 = 2      // push kind: the key was deleted
 	PushExpire    uint32 = 3      // push kind: the key expired
 	PushResync    uint32 = 4      // push kind: events were lost; reload what you subscribed to
+	PushKindMask  uint32 = 0xff   // a push's kind is in the low byte of its flags
+	PushCoalesced uint32 = 1 << 8 // push: earlier versions of this key were skipped (slow subscriber)
+	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.

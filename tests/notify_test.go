@@ -122,16 +122,18 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 }
 
 // TestGapsAreAnnouncedWithAResync: a subscriber away while 30 changes happen, with a replay
-// window of 4, gets a resync when it comes back instead of silently skipping changes. Two ways:
-// its session survived (a long lease) and the server finds the gap beyond the window; or its
-// session expired and the SDK, given a new one, subscribes again and announces the resync.
+// window of 4, never silently skips changes when it comes back. Two ways: its session survived
+// (a long lease): the server sent 4 pushes, held the rest back as the client did not
+// acknowledge them, and coalesced them to the newest, which it pushes marked as coalesced after
+// replaying the 4; or its session expired and the SDK, given a new one, subscribes again and
+// announces a resync.
 func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		leaseBeats int
 		byServer   bool
 	}{
-		{"beyond the replay window", 100, true},
+		{"held back and coalesced", 100, true},
 		{"session expired", 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,10 +157,10 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 				require.NoError(t, err)
 			}
 			relay.pause(false)
-			for next(t, s).Kind != client.EventResync {
+			for ev := next(t, s); ev.Kind != client.EventResync && !ev.Coalesced; ev = next(t, s) {
 			}
 			if tc.byServer {
-				assert.Positive(t, d.SessionStats().Resyncs, "the server should have found the gap")
+				assert.Positive(t, d.SessionStats().Coalesced, "the server should have coalesced the held changes")
 				assert.Zero(t, d.SessionStats().Expired)
 			}
 			// Either way the subscription goes on: the next change arrives.
@@ -253,4 +255,76 @@ func (r *pausableRelay) copies() int {
 		return 2
 	}
 	return 1
+}
+
+// TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp: two subscribers to the same
+// prefix; the slow one is cut off (it takes and acknowledges nothing). The fast one gets every
+// change, in order, none coalesced. The slow one gets its window's worth, then the held changes
+// coalesced to the newest per key; when it falls further behind than its backlog holds, a resync.
+func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) {
+	const window, backlog = 64, 8
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
+	ctx := testCtx(t)
+	relay := newPausableRelay(t, d.Addr().String(), 0)
+	slow, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour)) // never gives up
+	require.NoError(t, err)
+	defer slow.Close()
+	fast, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
+	ss, err := slow.Subscribe(ctx, "k:", client.Prefix())
+	require.NoError(t, err)
+	fs, err := fast.Subscribe(ctx, "k:", client.Prefix(), client.Buffer(1<<14))
+	require.NoError(t, err)
+
+	var all []uint64 // every version, in commit order (one writer)
+	last := map[string]uint64{}
+	write := func(key string) {
+		v, err := writer.Set(ctx, key, []byte("x"))
+		require.NoError(t, err)
+		all = append(all, v)
+		last[key] = v
+	}
+
+	// Phase 1: the slow subscriber's window fills, then 16 more changes of 4 keys wait, coalesced.
+	relay.pause(true)
+	for i := range window + 16 {
+		write(fmt.Sprint("k:", i%4))
+	}
+	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12 }, "the held changes were not coalesced")
+	relay.pause(false)
+	for i := range window {
+		ev := next(t, ss)
+		require.False(t, ev.Coalesced)
+		require.Equal(t, all[i], ev.Version, "slow subscriber, push %d", i)
+	}
+	for k := range 4 {
+		ev := next(t, ss)
+		require.True(t, ev.Coalesced, "the held change of k:%d should say it skipped versions", k)
+		require.Equal(t, last[fmt.Sprint("k:", k)], ev.Version, "coalesced to the newest version")
+	}
+
+	// Phase 2: more keys wait than the backlog holds: the slow subscriber gets a resync.
+	relay.pause(true)
+	for i := range window + 8 {
+		write(fmt.Sprint("k:", i%4))
+	}
+	for k := range 2 * backlog {
+		write(fmt.Sprint("k:x", k))
+	}
+	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12+2*backlog }, "the backlog never overflowed")
+	relay.pause(false)
+	for ev := next(t, ss); ev.Kind != client.EventResync; ev = next(t, ss) {
+		require.NotEqual(t, "k:x", ev.Key[:3], "changes beyond the backlog must not be pushed, only announced")
+	}
+	v, err := writer.Set(ctx, "k:after", nil)
+	require.NoError(t, err)
+	ev := next(t, ss)
+	assert.Equal(t, v, ev.Version, "after the resync the stream goes on")
+
+	// Meanwhile the fast subscriber got every change, in order, none coalesced.
+	for i, want := range append(all, v) {
+		ev := next(t, fs)
+		require.False(t, ev.Coalesced, "fast subscriber, push %d", i)
+		require.Equal(t, want, ev.Version, "fast subscriber, push %d", i)
+	}
+	assert.Positive(t, d.SessionStats().Resyncs)
 }

@@ -1,0 +1,273 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// The near cache: an opt-in, bounded LRU of values in the client, kept correct by pushes.
+//
+// The first Get of a key subscribes to it (with values) and then reads it from the server; the
+// entry is then served locally until a push for the key arrives (a set refreshes it with the
+// new value, a delete or expiry drops it), a resync arrives (every entry is dropped), the
+// session is lost (every entry and subscription is dropped), or it is evicted (its
+// subscription ends).
+//
+// Staleness bound. Entries are served only while the push stream is known complete recently:
+// a heartbeat's reply carries the server's last push sequence number and whether changes are
+// held back; when the reader reaches that reply having processed every push up to it, every
+// change acknowledged to any client before the heartbeat was sent has been applied here
+// (CachePrc hands a change to SessionMgr before acknowledging it, and SessionMgr answers the
+// heartbeat after pushing everything it had). So a near-cache hit at time R returns a value at
+// least as new as every write acknowledged before R - MaxStale. Past that, Get goes to the
+// server (and a session that stays silent is redialled as usual).
+
+// WithNearCache enables the near cache, holding up to entries keys, served while the push
+// stream was confirmed complete within maxStale (0: 3 heartbeat intervals; the client then
+// sends heartbeats at least every maxStale/3).
+func WithNearCache(entries int, maxStale time.Duration) Option {
+	return func(o *options) { o.nearSize, o.nearMaxStale = entries, maxStale }
+}
+
+// NearCacheStats counts the near cache's work.
+type NearCacheStats struct {
+	Hits, Misses  uint64 // gets answered locally, and gets that went to the server
+	Stale         uint64 // of the misses: the entry was there but the stream not confirmed recently
+	Refreshed     uint64 // entries updated in place by a pushed value
+	Invalidated   uint64 // entries dropped by a push (delete, expiry, set without value)
+	Evicted       uint64 // entries dropped for room
+	Entries       int
+	Subscriptions int  // keys the near cache subscribes to
+	Synced        bool // the push stream was confirmed complete within MaxStale: entries are served
+}
+
+type nearEntry struct {
+	value   []byte
+	version uint64
+	valid   bool   // value is the key's newest version as of the last event
+	epoch   uint64 // the cache's epoch when value was stored: a resync moves the epoch on
+	gen     uint64 // moves on with every event for the key: a fill started before one is stale
+	subbed  bool   // the server confirmed the subscription
+}
+
+type nearCache struct {
+	c        *Client
+	maxStale time.Duration
+	syncedAt atomic.Int64 // unix nanos: the send time of the newest heartbeat that proved the stream complete
+
+	mu        sync.Mutex // guards everything below
+	lru       *simplelru.LRU[string, *nearEntry]
+	epoch     uint64
+	unsubbing map[string]bool // evicted keys whose unsubscribe is not written yet: not cached meanwhile
+	resetting bool            // evictions during reset need no unsubscribe
+
+	unsub chan string
+
+	hits, misses, stale, refreshed, invalidated, evicted atomic.Uint64
+}
+
+func newNearCache(c *Client, size int, maxStale time.Duration) *nearCache {
+	if maxStale <= 0 {
+		maxStale = 3 * c.opts.heartbeat
+	}
+	n := &nearCache{c: c, maxStale: maxStale, unsubbing: map[string]bool{}, unsub: make(chan string, 4096)}
+	n.lru, _ = simplelru.NewLRU(size, n.onEvict)
+	return n
+}
+
+// onEvict runs under mu when the LRU drops an entry.
+func (n *nearCache) onEvict(key string, e *nearEntry) {
+	if n.resetting || !e.subbed {
+		return
+	}
+	n.evicted.Add(1)
+	n.unsubbing[key] = true
+	select {
+	case n.unsub <- key:
+	default:
+		// The unsubscriber is far behind: keep the key marked (never cached again until its
+		// unsubscribe is written) and write it from a goroutine.
+		go func() {
+			select {
+			case n.unsub <- key:
+			case <-n.c.done:
+			}
+		}()
+	}
+}
+
+// unsubscriber writes the unsubscribes of evicted keys, in order, without waiting for replies.
+// Once one is written, a new subscribe of the same key follows it on the same ordered stream.
+func (n *nearCache) unsubscriber() {
+	defer n.c.wg.Done()
+	for {
+		select {
+		case <-n.c.done:
+			return
+		case key := <-n.unsub:
+			n.c.mu.Lock()
+			s := n.c.sess
+			n.c.mu.Unlock()
+			if s != nil && !n.c.userSubscribed(key) {
+				h := &wire.Header{Op: task.OpUnsubscribe, Key: []byte(key)}
+				n.c.writeFrame(s, h, nil) // reply has id 0: ignored
+			}
+			n.mu.Lock()
+			delete(n.unsubbing, key)
+			n.mu.Unlock()
+		}
+	}
+}
+
+// holds reports whether the near cache subscribes to key. Safe on a nil cache.
+func (n *nearCache) holds(key string) bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, ok := n.lru.Peek(key)
+	return ok && e.subbed
+}
+
+// synced records that the push stream was complete as of sentAt.
+func (n *nearCache) synced(sentAt int64) {
+	for {
+		old := n.syncedAt.Load()
+		if sentAt <= old || n.syncedAt.CompareAndSwap(old, sentAt) {
+			return
+		}
+	}
+}
+
+func (n *nearCache) fresh() bool {
+	return time.Since(time.Unix(0, n.syncedAt.Load())) < n.maxStale
+}
+
+// apply handles a push, in the reader, in stream order.
+func (n *nearCache) apply(kind EventKind, key string, version uint64, value []byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if kind == EventResync {
+		n.epoch++ // every entry stale at once; subscriptions stay
+		return
+	}
+	e, ok := n.lru.Peek(key)
+	if !ok {
+		return
+	}
+	e.gen++
+	if kind == EventSet && value != nil && version >= e.version {
+		e.value, e.version, e.valid, e.epoch = append(e.value[:0:0], value...), version, true, n.epoch
+		n.refreshed.Add(1)
+		return
+	}
+	e.valid = false
+	n.invalidated.Add(1)
+}
+
+// reset forgets every entry: the session (and with it the subscriptions) was lost.
+func (n *nearCache) reset() {
+	n.mu.Lock()
+	n.resetting = true
+	n.lru.Purge()
+	n.resetting = false
+	n.epoch++
+	n.mu.Unlock()
+}
+
+// written is told of this client's own writes, so that it reads its writes even before their
+// push arrives.
+func (n *nearCache) written(key string) {
+	n.mu.Lock()
+	if e, ok := n.lru.Peek(key); ok {
+		e.gen++
+		e.valid = false
+	}
+	n.mu.Unlock()
+}
+
+// get serves key from the near cache or, on a miss, from the server, filling the cache.
+func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
+	n.mu.Lock()
+	e, ok := n.lru.Get(key)
+	if ok && e.valid && e.epoch == n.epoch {
+		if n.fresh() {
+			v := append([]byte(nil), e.value...)
+			ver := e.version
+			n.mu.Unlock()
+			n.hits.Add(1)
+			return Item{Key: key, Value: v, Version: ver}, nil
+		}
+		n.stale.Add(1)
+	}
+	n.misses.Add(1)
+	if n.unsubbing[key] {
+		n.mu.Unlock()
+		return n.c.getRemote(ctx, key) // its unsubscribe is on the way: do not cache it now
+	}
+	if !ok {
+		e = &nearEntry{}
+		n.lru.Add(key, e)
+	}
+	subbed, gen, epoch := e.subbed, e.gen, n.epoch
+	n.mu.Unlock()
+
+	if !subbed {
+		h := &wire.Header{Op: task.OpSubscribe, Key: []byte(key), Flags: task.FlagWithValue}
+		if _, err := n.c.Do(ctx, h, nil); err != nil {
+			n.mu.Lock()
+			if cur, ok := n.lru.Peek(key); ok && cur == e && !e.subbed {
+				n.lru.Remove(key)
+			}
+			n.mu.Unlock()
+			return n.c.getRemote(ctx, key)
+		}
+		n.mu.Lock()
+		if cur, ok := n.lru.Peek(key); ok && cur == e && n.epoch == epoch {
+			e.subbed = true
+			gen = e.gen
+		}
+		n.mu.Unlock()
+	}
+	it, err := n.c.getRemote(ctx, key)
+	if err != nil {
+		return it, err
+	}
+	n.mu.Lock()
+	// Store only if nothing happened to the key meanwhile: no event, no resync, no reset.
+	if cur, ok := n.lru.Peek(key); ok && cur == e && e.subbed && e.gen == gen && n.epoch == epoch {
+		e.value, e.version, e.valid, e.epoch = append(e.value[:0:0], it.Value...), it.Version, true, epoch
+	}
+	n.mu.Unlock()
+	return it, nil
+}
+
+func (n *nearCache) stats() NearCacheStats {
+	n.mu.Lock()
+	entries, subs := n.lru.Len(), 0
+	for _, e := range n.lru.Values() {
+		if e.subbed {
+			subs++
+		}
+	}
+	n.mu.Unlock()
+	return NearCacheStats{Hits: n.hits.Load(), Misses: n.misses.Load(), Stale: n.stale.Load(),
+		Refreshed: n.refreshed.Load(), Invalidated: n.invalidated.Load(), Evicted: n.evicted.Load(),
+		Entries: entries, Subscriptions: subs, Synced: n.fresh()}
+}
+
+// NearCacheStats returns the near cache's counters (zero without WithNearCache).
+func (c *Client) NearCacheStats() NearCacheStats {
+	if c.near == nil {
+		return NearCacheStats{}
+	}
+	return c.near.stats()
+}
