@@ -64,7 +64,7 @@ func TestRunAgainstPipecache(t *testing.T) {
 
 	// With subscribers, every measured set, incr (counters are not under the key prefix, so
 	// not those) and cas reaches them.
-	dr, err := Open("pipecache", d.Addr().String(), 2, "")
+	dr, err := Open("pipecache", d.Addr().String(), 2, "", 0)
 	require.NoError(t, err)
 	defer dr.Close()
 	sres, err := Run(context.Background(), Config{Server: "pipecache", Addr: d.Addr().String(), Sessions: 2, InFlight: 1,
@@ -75,6 +75,20 @@ func TestRunAgainstPipecache(t *testing.T) {
 	assert.LessOrEqual(t, sres.Pushes, int64(3*200))
 	_, cs := d.Stats()
 	assert.Positive(t, cs.Gets)
+
+	// With a near cache, gets of a small, preloaded key space are answered locally.
+	nd, err := Open("pipecache", d.Addr().String(), 2, "", 100)
+	require.NoError(t, err)
+	defer nd.Close()
+	nres, err := Run(context.Background(), Config{Server: "pipecache", Addr: d.Addr().String(), Sessions: 2, InFlight: 1,
+		Mix: "get=1", Keys: 20, Dist: "uniform", Value: 8, Duration: 4 * time.Second, Preload: true, Prefix: "n:", NearCache: 100}, nd, nil)
+	require.NoError(t, err)
+	assert.Empty(t, nres.Errors)
+	assert.Positive(t, nres.NearHits, "no get was answered by the near cache")
+	assert.LessOrEqual(t, nres.NearHits, nres.Ops)
+
+	_, err = Open("redis", "127.0.0.1:1", 1, "", 10)
+	assert.ErrorContains(t, err, "near cache")
 }
 
 // TestRunAgainstRedisAndMemcached drives the other two servers with the same workload when their
@@ -95,7 +109,7 @@ func TestRunAgainstRedisAndMemcached(t *testing.T) {
 
 func runShort(t *testing.T, server, addr string) Result {
 	t.Helper()
-	d, err := Open(server, addr, 4, "")
+	d, err := Open(server, addr, 4, "", 0)
 	require.NoError(t, err)
 	defer d.Close()
 	var progress bytes.Buffer

@@ -37,14 +37,22 @@ var Servers = []string{"pipecache", "redis", "memcached"}
 // Open connects to a server of the given kind with the given number of sessions
 // (connections). For Redis and memcached, workers share a pool of that many connections (their
 // clients send one command per connection at a time); pipecache multiplexes a worker's requests
-// on its session.
-func Open(kind, addr string, sessions int, token string) (Driver, error) {
+// on its session. nearCache > 0 gives every pipecache session a near cache of that many keys
+// (the others have none: it is an error to ask).
+func Open(kind, addr string, sessions int, token string, nearCache int) (Driver, error) {
+	if nearCache > 0 && kind != "pipecache" {
+		return nil, fmt.Errorf("a near cache is pipecache's SDK's, not %s's", kind)
+	}
 	switch kind {
 	case "pipecache":
 		d := &pipecacheDriver{}
 		for range sessions {
-			c, err := client.Dial(addr, client.WithToken(token), client.WithName("pipecache-bench"),
-				client.WithHeartbeat(time.Second, 30*time.Second))
+			opts := []client.Option{client.WithToken(token), client.WithName("pipecache-bench"),
+				client.WithHeartbeat(time.Second, 30*time.Second)}
+			if nearCache > 0 {
+				opts = append(opts, client.WithNearCache(nearCache, 0))
+			}
+			c, err := client.Dial(addr, opts...)
 			if err != nil {
 				d.Close()
 				return nil, err
@@ -73,6 +81,15 @@ func Open(kind, addr string, sessions int, token string) (Driver, error) {
 }
 
 type pipecacheDriver struct{ clients []pipecacheConn }
+
+// NearHits returns the near-cache hits of all sessions so far.
+func (d *pipecacheDriver) NearHits() uint64 {
+	var n uint64
+	for _, c := range d.clients {
+		n += c.c.NearCacheStats().Hits
+	}
+	return n
+}
 
 func (d *pipecacheDriver) Conn(w int) Conn { return d.clients[w%len(d.clients)] }
 func (d *pipecacheDriver) Close() error {

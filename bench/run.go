@@ -41,6 +41,9 @@ type Config struct {
 	// Subscribers opens this many extra pipecache sessions subscribed to every key of the
 	// workload (a prefix subscription), to load the notification path; their pushes are counted.
 	Subscribers int
+	// NearCache gives each pipecache session a near cache of this many keys (0: none). Set by
+	// Open; Run only reports the hits.
+	NearCache int
 }
 
 // Result is what a run measured. Latencies are in microseconds.
@@ -66,6 +69,8 @@ type Result struct {
 	Steal     int64            `json:"steal_jiffies"`                  // CPU stolen by the host during the run (/proc/stat)
 	ServerCPU float64          `json:"server_cpu_us_per_op,omitempty"` // the server process's CPU time per operation
 	Pushes    int64            `json:"pushes,omitempty"`               // change events the subscribers received
+	NearCache int              `json:"near_cache,omitempty"`           // near-cache size per session
+	NearHits  int64            `json:"near_hits,omitempty"`            // gets the near caches answered
 }
 
 type op uint8
@@ -179,7 +184,11 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 		run(wctx, cfg, d, mix, value, 0, nil)
 		cancel()
 	}
-	steal0, cpu0, pushes0 := readSteal(), processCPU(cfg.PID), pushes.Load()
+	nearHits := func() uint64 { return 0 }
+	if nh, ok := d.(interface{ NearHits() uint64 }); ok {
+		nearHits = nh.NearHits
+	}
+	steal0, cpu0, pushes0, near0 := readSteal(), processCPU(cfg.PID), pushes.Load(), nearHits()
 	mctx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Duration > 0 {
 		mctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -206,6 +215,7 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 	}
 	res.Ops = h.TotalCount()
 	res.Pushes = pushes.Load() - pushes0
+	res.NearCache, res.NearHits = cfg.NearCache, int64(nearHits()-near0)
 	if cfg.PID > 0 && res.Ops > 0 {
 		res.ServerCPU = float64(processCPU(cfg.PID)-cpu0) / float64(res.Ops)
 	}
@@ -448,8 +458,12 @@ func startSubscribers(ctx context.Context, cfg Config) (*atomic.Int64, func(), e
 // Report writes results as a table.
 func Report(w io.Writer, results []Result) {
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Server < results[j].Server })
-	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s %10s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "pushes/s", "errors")
+	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s %10s %9s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "pushes/s", "near-hit", "errors")
 	for _, r := range results {
-		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d %10.0f  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, float64(r.Pushes)/r.Seconds, r.Errors)
+		near := "-"
+		if r.NearCache > 0 && r.Ops > 0 {
+			near = fmt.Sprintf("%.1f%%", 100*float64(r.NearHits)/float64(r.Ops))
+		}
+		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d %10.0f %9s  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, float64(r.Pushes)/r.Seconds, near, r.Errors)
 	}
 }

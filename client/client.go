@@ -181,6 +181,7 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		c.subMu.Unlock()
 	}
 	body, _ := json.Marshal(req)
+	sent := time.Now().UnixNano()
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
 		c.resume.Store(nil) // the session expired meanwhile: start a new one
@@ -212,6 +213,9 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		c.ackEvery.Store(uint64(max(1, min(64, rep.PushWindow/4))))
 	}
 	c.afterHello(rep.Resumed, rep.Seq)
+	if !rep.Resumed && c.near != nil {
+		c.near.synced(sent) // a new session: no subscription yet, so nothing it could have missed
+	}
 	return nil
 }
 

@@ -43,6 +43,7 @@ func run() int {
 	fs.BoolVar(&cfg.Preload, "preload", true, "set every key before the warm-up, so gets hit")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation")
+	fs.IntVar(&cfg.NearCache, "near-cache", 0, "give each pipecache session a near cache of this many keys (0: off)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 0, "extra pipecache sessions subscribed to every key (loads the notification path)")
 	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
 	quiet := fs.Bool("quiet", false, "no progress line")
@@ -68,7 +69,7 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	d, err := bench.Open(cfg.Server, cfg.Addr, cfg.Sessions, cfg.Token)
+	d, err := bench.Open(cfg.Server, cfg.Addr, cfg.Sessions, cfg.Token, cfg.NearCache)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
 		return 1
