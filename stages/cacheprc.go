@@ -76,6 +76,10 @@ type inflight struct {
 	waiters []*task.Task // requests queued behind busy, in arrival order
 	timeout timer.Timer  // fires if busy takes longer than StoreTimeout
 	late    bool         // busy has timed out (logged once)
+	// A change by another writer seen by the feed while busy was in flight: applied (as a
+	// dropped entry) after busy completes, if it is newer than busy's result.
+	foreign       uint64
+	foreignDelete bool
 }
 
 // CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
@@ -118,6 +122,7 @@ type CachePrc struct {
 type cacheCounters struct {
 	gets, hits, misses, negativeHits, sets, deletes atomic.Uint64
 	loads, stores, evictions, expirations, timeouts atomic.Uint64
+	foreign                                         atomic.Uint64
 	items, bytes                                    atomic.Int64
 }
 
@@ -134,6 +139,7 @@ type CacheStats struct {
 	Evictions    uint64 `json:"evictions"`
 	Expirations  uint64 `json:"expirations"`
 	Timeouts     uint64 `json:"store_timeouts"`
+	Foreign      uint64 `json:"foreign_changes"` // changes by other writers (the store's feed) applied here
 	Items        int64  `json:"items"`
 	Bytes        int64  `json:"bytes"`
 }
@@ -208,7 +214,7 @@ func (c *CachePrc) Stats() CacheStats {
 	return CacheStats{
 		Gets: s.gets.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(), NegativeHits: s.negativeHits.Load(),
 		Sets: s.sets.Load(), Deletes: s.deletes.Load(), Loads: s.loads.Load(), Stores: s.stores.Load(),
-		Evictions: s.evictions.Load(), Expirations: s.expirations.Load(), Timeouts: s.timeouts.Load(),
+		Evictions: s.evictions.Load(), Expirations: s.expirations.Load(), Timeouts: s.timeouts.Load(), Foreign: s.foreign.Load(),
 		Items: s.items.Load(), Bytes: s.bytes.Load(),
 	}
 }

@@ -141,7 +141,7 @@ func (c *CachePrc) settle(i uint32) {
 		return
 	}
 	c.loop.Wheel().Cancel(&fl.timeout)
-	fl.owner, fl.waiters, fl.late = nil, fl.waiters[:0], false
+	fl.owner, fl.waiters, fl.late, fl.foreign, fl.foreignDelete = nil, fl.waiters[:0], false, 0, false
 	delete(c.flights, i)
 	c.freeFlights = append(c.freeFlights, fl)
 }
@@ -176,13 +176,14 @@ func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, d
 	if t.Op == task.OpTouch {
 		st.Version = s.version // a new deadline is not a new value
 	}
+	version := st.Version // st belongs to Outgoing once sent
 	if !c.send(i, st, t) {
 		c.fail(t, task.CodeBusy, errors.New("store queue full"))
 		c.settle(i)
 		return
 	}
-	if st.Version > c.nextVersion {
-		c.nextVersion = st.Version
+	if version > c.nextVersion {
+		c.nextVersion = version
 	}
 }
 
@@ -208,6 +209,10 @@ func (c *CachePrc) send(i uint32, st, owner *task.Task) bool {
 // completion handles a load or store coming back from Outgoing.
 func (c *CachePrc) completion(st *task.Task) {
 	defer task.Put(st)
+	if st.Op == task.OpChanged {
+		c.changed(st)
+		return
+	}
 	c.inflight--
 	i := c.lookup(st.Key)
 	fl := c.flights[i]
@@ -229,6 +234,7 @@ func (c *CachePrc) completion(st *task.Task) {
 		if st.Flags&task.FlagDelete != 0 {
 			c.stats.deletes.Add(1)
 			c.setAbsent(i, now)
+			c.slots.get(i).version = st.Version // remembered, so the feed's echo of it is recognised
 			c.emit(st.Key, st.Version, task.PushDelete, nil)
 		} else {
 			c.stats.sets.Add(1)
@@ -259,6 +265,9 @@ func (c *CachePrc) completion(st *task.Task) {
 	}
 	if owner != nil { // answered by a time-out already
 		task.Put(owner)
+	}
+	if fl.foreign > c.slots.get(i).version {
+		c.foreignAfter(i, fl)
 	}
 	c.resume(i)
 	c.evict()

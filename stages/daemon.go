@@ -97,6 +97,7 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
+	d.outgoing.Follow(startVersion) // a shared store (etcd): changes by others reach this node
 	d.log.Info("pipecached listening", "addr", d.incoming.Addr().String(), "data", cfg.DataDir,
 		"memory", cfg.Cache.Memory, "version", startVersion)
 	return d, nil

@@ -141,6 +141,14 @@ func (m *SessionMgr) dropSubscriptions(s *session) {
 // fanOut sends a change event from CachePrc to every session subscribed to its key.
 func (m *SessionMgr) fanOut(ev *task.Task) {
 	defer task.Put(ev)
+	if ev.Flags == task.PushResync { // the cache lost track of changes: every subscriber reloads
+		for _, s := range m.byID {
+			if s.notify != nil {
+				m.push(s, ev, 0)
+			}
+		}
+		return
+	}
 	key := string(ev.Key)
 	for s := range m.exactSubs[key] {
 		m.push(s, ev, s.notify.exact[key])

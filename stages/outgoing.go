@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ type Outgoing struct {
 	in    *Queue // from CachePrc, and the committer's "done" notices
 	out   *Queue // CachePrc's completions
 	store nameservice.Store
+	// stopFeed ends the change feed's goroutine (Follow).
+	stopFeed context.CancelFunc
 
 	loads     chan *task.Task   // to the workers
 	commits   chan []*task.Task // to the committer (capacity 1)
@@ -177,9 +180,11 @@ func (o *Outgoing) committer() {
 		if err != nil {
 			o.log.Error("store commit failed", "writes", len(group), "err", err)
 		}
-		for _, t := range group {
+		for i, t := range group {
 			if err != nil {
 				t.Fail(task.CodeUnavailable, err)
+			} else {
+				t.Version = writes[i].Record.Version // a store may number versions itself (etcd)
 			}
 			o.complete(t)
 		}
@@ -190,6 +195,42 @@ func (o *Outgoing) committer() {
 			task.Put(done) // stopping (finish polls the counter) or full (the poll timer retries)
 		}
 	}
+}
+
+// Feed is a store with a change feed (nameservice.Etcd): every change by anyone, in order.
+type Feed interface {
+	Watch(ctx context.Context, after uint64, fn func(changes []nameservice.Change, resync bool))
+}
+
+// Follow starts following the store's change feed from after the given version, handing each
+// change to CachePrc, until the stage stops. Only for a store that is a Feed.
+func (o *Outgoing) Follow(after uint64) {
+	f, ok := o.store.(Feed)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o.stopFeed = cancel
+	o.workers.Go(func() {
+		f.Watch(ctx, after, func(changes []nameservice.Change, resync bool) {
+			if resync {
+				t := task.Get()
+				t.Op, t.Flags = task.OpChanged, task.FlagResync
+				o.complete(t)
+			}
+			for _, ch := range changes {
+				t := task.Get()
+				t.Op, t.Version, t.TTLms = task.OpChanged, ch.Record.Version, ch.Record.ExpireAt
+				t.Key = append(t.Key, ch.Key...)
+				if ch.Delete {
+					t.Flags = task.FlagDelete
+				} else {
+					t.Value = append(t.Value, ch.Record.Value...)
+				}
+				o.complete(t)
+			}
+		})
+	})
 }
 
 // complete hands a finished task back to CachePrc. Called from worker goroutines, which may
@@ -241,5 +282,8 @@ func (o *Outgoing) finish() {
 	}
 	close(o.loads)
 	close(o.commits)
+	if o.stopFeed != nil {
+		o.stopFeed()
+	}
 	o.workers.Wait()
 }

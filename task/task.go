@@ -37,9 +37,10 @@ const (
 	OpAck // the last push sequence number a subscriber processed; no reply
 
 	// Server-initiated and internal operations.
-	OpPush  // a change event on its way to a subscriber
-	OpLoad  // CachePrc → Outgoing: read a key from the store
-	OpStore // CachePrc → Outgoing: write a key through to the store
+	OpPush    // a change event on its way to a subscriber
+	OpLoad    // CachePrc → Outgoing: read a key from the store
+	OpStore   // CachePrc → Outgoing: write a key through to the store
+	OpChanged // Outgoing → CachePrc: the store's change feed saw a key change (any writer)
 
 	// Control operations, consumed by the stage loop itself and never seen by handlers.
 	OpStop    // poison pill: the last task a queue will ever deliver
@@ -54,7 +55,7 @@ var opNames = [numOps]string{
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
 	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
-	OpPush: "push", OpLoad: "load", OpStore: "store",
+	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
 	OpStop: "stop", OpBarrier: "barrier",
 }
 
@@ -74,6 +75,7 @@ const (
 	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
 	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
 	FlagSub       uint32 = 1 << 19 // CachePrc internal: one key's get inside an mget
+	FlagResync    uint32 = 1 << 20 // OpChanged: the feed missed changes (etcd compacted): drop everything
 
 	// On the wire: subscribe flags, and the kind of a push (in its low byte).
 	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -32,6 +33,7 @@ func run(args []string) int {
 	fs.DurationVar(&cfg.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
 	fs.IntVar(&cfg.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
 	fs.StringVar(&cfg.DataDir, "data-dir", "data", "directory of the embedded store")
+	storeURL := fs.String("store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
 	memoryMB := fs.Int64("memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
 	fs.DurationVar(&cfg.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
 	fs.DurationVar(&cfg.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
@@ -77,6 +79,14 @@ func run(args []string) int {
 	// Signals first: a supervisor may send SIGTERM as soon as we say we are listening.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *storeURL != "" {
+		st, err := nameservice.OpenEtcd(*storeURL, cfg.Cache.StoreTimeout, cfg.Logger)
+		if err != nil {
+			cfg.Logger.Error("store", "err", err)
+			return 2
+		}
+		cfg.Store, cfg.DataDir = st, *storeURL
+	}
 	d, err := stages.StartDaemon(cfg)
 	if err != nil {
 		cfg.Logger.Error("start", "err", err)

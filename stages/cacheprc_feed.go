@@ -1,0 +1,103 @@
+package stages
+
+import (
+	"errors"
+
+	"github.com/pipecache/pipecache/task"
+)
+
+// The store's change feed (a shared store: etcd). Every change made by anyone, this node
+// included, comes back as an OpChanged task from Outgoing, in revision order. A change this node
+// already knows (its own write: the cached version is not older) is ignored; any other updates
+// the cached entry, if the key is cached here, and is pushed to this node's subscribers either
+// way, so a write through another node or by any etcd client reaches them.
+
+// changed applies one change from the feed.
+func (c *CachePrc) changed(t *task.Task) {
+	if t.Flags&task.FlagResync != 0 {
+		c.dropAll()
+		c.emit(nil, 0, task.PushResync, nil)
+		return
+	}
+	kind := task.PushSet
+	if t.Flags&task.FlagDelete != 0 {
+		kind = task.PushDelete
+	}
+	i := c.lookup(t.Key)
+	if i == 0 {
+		c.emit(t.Key, t.Version, kind, t.Value) // not cached here: only the subscribers care
+		return
+	}
+	s := c.slots.get(i)
+	if s.version >= t.Version {
+		return // this node's own write (or older news)
+	}
+	if fl := c.flights[i]; fl != nil && fl.busy != nil {
+		// An operation of ours is in flight on the key: whichever is newer wins when it
+		// completes (see foreignAfter).
+		if t.Version > fl.foreign {
+			fl.foreign, fl.foreignDelete = t.Version, kind == task.PushDelete
+		}
+		return
+	}
+	c.stats.foreign.Add(1)
+	if kind == task.PushDelete {
+		c.setAbsent(i, c.nowMs())
+		s.version = t.Version
+		c.emit(t.Key, t.Version, kind, nil)
+		return
+	}
+	c.setValue(i, t.Value, t.Version, t.TTLms)
+	c.emit(t.Key, t.Version, kind, t.Value)
+	c.evict()
+}
+
+// foreignAfter handles a change by another writer that the feed reported while an operation
+// of ours was in flight and that turned out newer than its result: the entry is dropped (the
+// next read loads the newest), and subscribers are told, without a value.
+func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
+	version, del := fl.foreign, fl.foreignDelete
+	fl.foreign, fl.foreignDelete = 0, false
+	c.stats.foreign.Add(1)
+	kind := task.PushSet
+	if del {
+		kind = task.PushDelete
+	}
+	c.emit(c.key(c.slots.get(i)), version, kind, nil)
+	if len(fl.waiters) == 0 {
+		c.settle(i)
+		if c.flights[i] == nil {
+			c.removeSlot(i)
+			return
+		}
+	}
+	// Requests are waiting: they run, in order, against a fresh load rather than the stale entry.
+	s := c.slots.get(i)
+	c.resize(s, 0)
+	s.vlen, s.version, s.state = 0, 0, stateLoading
+	c.stats.misses.Add(1)
+	lt := task.Get()
+	lt.Op = task.OpLoad
+	lt.Key = append(lt.Key, c.key(s)...)
+	if !c.send(i, lt, nil) {
+		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
+		c.settle(i)
+		c.removeSlot(i)
+	}
+}
+
+// dropAll forgets every entry with nothing in flight (the feed lost track of changes).
+func (c *CachePrc) dropAll() {
+	n := 0
+	for _, head := range c.index {
+		for i := head; i != 0; {
+			next := c.slots.get(i).chain
+			if c.flights[i] == nil {
+				c.removeSlot(i)
+				n++
+			}
+			i = next
+		}
+	}
+	c.log.Warn("change feed lost track: dropped the cache", "entries", n)
+}
