@@ -23,13 +23,7 @@ import (
 func BenchmarkFanOut(b *testing.B) {
 	for _, subscribers := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("subscribers=%d", subscribers), func(b *testing.B) {
-			d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: b.TempDir(),
-				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Stop(context.Background())
+			d := startNotifyDaemon(b)
 			ctx := context.Background()
 			writer, err := client.Dial(d.Addr().String())
 			if err != nil {
@@ -103,13 +97,7 @@ func BenchmarkFanOut(b *testing.B) {
 //	go test -run XXX -bench PrefixFanOut -benchtime 1x ./tests/
 func BenchmarkPrefixFanOut(b *testing.B) {
 	const keys, subscribers, writers = 10_000, 100, 16
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: b.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Stop(context.Background())
+	d := startNotifyDaemon(b)
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -155,6 +143,7 @@ func BenchmarkPrefixFanOut(b *testing.B) {
 	}
 	ws := make([]*client.Client, writers)
 	for i := range ws {
+		var err error
 		if ws[i], err = client.Dial(d.Addr().String()); err != nil {
 			b.Fatal(err)
 		}
@@ -232,13 +221,7 @@ func BenchmarkPrefixFanOut(b *testing.B) {
 //	go test -run XXX -bench NearCacheGet ./tests/
 func BenchmarkNearCacheGet(b *testing.B) {
 	const keys = 1000
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: b.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Stop(context.Background())
+	d := startNotifyDaemon(b)
 	ctx := context.Background()
 	w, err := client.Dial(d.Addr().String())
 	if err != nil {
@@ -291,4 +274,17 @@ func BenchmarkNearCacheGet(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startNotifyDaemon runs a quiet daemon on a free loopback port until the benchmark ends,
+// admitting new conversations fast enough for hundreds of subscriber sessions.
+func startNotifyDaemon(b *testing.B) *stages.Daemon {
+	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: b.TempDir(),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Stop(context.Background()) })
+	return d
 }
