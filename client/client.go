@@ -469,9 +469,7 @@ func (c *Client) heartbeat() {
 		case <-t.C:
 		}
 		t.Reset(time.Duration(c.beat.Load()))
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
+		s := c.current()
 		if s == nil {
 			continue
 		}
@@ -509,6 +507,13 @@ func (c *Client) beatOnce(s *session) {
 	}
 }
 
+// current returns the live session, or nil while reconnecting.
+func (c *Client) current() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
 // Connected reports whether the client has a live session now.
 func (c *Client) Connected() bool {
 	c.mu.Lock()
@@ -520,9 +525,7 @@ func (c *Client) Connected() bool {
 // call more than once.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
+		s := c.current()
 		if s != nil && c.session.Load() != 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			c.doOn(ctx, s, &wire.Header{Op: task.OpGoodbye}, nil) // best effort: the lease ends it anyway

@@ -112,9 +112,7 @@ func (n *nearCache) unsubscriber() {
 		case <-n.c.done:
 			return
 		case key := <-n.unsub:
-			n.c.mu.Lock()
-			s := n.c.sess
-			n.c.mu.Unlock()
+			s := n.c.current()
 			if s != nil && !n.c.userSubscribed(key) {
 				h := &wire.Header{Op: task.OpUnsubscribe, Key: []byte(key)}
 				n.c.writeFrame(s, h, nil) // reply has id 0: ignored

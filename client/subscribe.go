@@ -254,9 +254,7 @@ func (c *Client) acker() {
 		}
 		c.ackSent = seq
 		c.subMu.Unlock()
-		c.mu.Lock()
-		s := c.sess
-		c.mu.Unlock()
+		s := c.current()
 		if s == nil {
 			continue // the resuming hello carries it
 		}
@@ -286,9 +284,7 @@ func (c *Client) repair() {
 		c.repairing = false
 		c.subMu.Unlock()
 	}()
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
+	s := c.current()
 	if s == nil {
 		return // the redial's hello asks for the replay
 	}
