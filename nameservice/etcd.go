@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -33,6 +34,10 @@ type Etcd struct {
 
 	mu     sync.Mutex
 	leases map[int64]clientv3.LeaseID // expiry second -> lease
+
+	// watched is the revision up to which Watch has delivered every change (from its events
+	// and etcd's progress notifications); Fresh compares it with etcd's current revision.
+	watched atomic.Int64
 }
 
 // maxTxnOps is etcd's default --max-txn-ops.
@@ -280,6 +285,11 @@ func (e *Etcd) Watch(ctx context.Context, after uint64, fn func(changes []Change
 				e.log.Warn("etcd watch broke; resuming", "from", rev, "err", err)
 				break
 			}
+			if resp.IsProgressNotify() { // nothing missed up to the header's revision
+				rev = max(rev, resp.Header.Revision)
+				e.watched.Store(rev)
+				continue
+			}
 			changes := make([]Change, 0, len(resp.Events))
 			for _, ev := range resp.Events {
 				c := Change{Key: strings.TrimPrefix(string(ev.Kv.Key), e.prefix+"d/"), Delete: ev.Type == clientv3.EventTypeDelete}
@@ -297,6 +307,7 @@ func (e *Etcd) Watch(ctx context.Context, after uint64, fn func(changes []Change
 			if len(changes) > 0 {
 				fn(changes, false)
 			}
+			e.watched.Store(rev)
 			backoff = 100 * time.Millisecond
 		}
 		cancel()
@@ -306,4 +317,33 @@ func (e *Etcd) Watch(ctx context.Context, after uint64, fn func(changes []Change
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
+}
+
+// Fresh reports whether the change feed is known to be complete up to etcd's present: etcd
+// answers a linearizable read (a quorum is up), and Watch has delivered everything up to that
+// read's revision (asking etcd for a progress notification if no change came since). A false
+// answer means reads of cached copies may be stale.
+func (e *Etcd) Fresh(ctx context.Context) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	resp, err := e.cli.Get(rctx, e.prefix+"d/", clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("etcd: %w", err)
+	}
+	now := resp.Header.Revision
+	if e.watched.Load() >= now {
+		return true, nil
+	}
+	// The watch's stream is keyed by its context's metadata: ask on the same one.
+	if err := e.cli.RequestProgress(clientv3.WithRequireLeader(rctx)); err != nil {
+		return false, fmt.Errorf("etcd progress: %w", err)
+	}
+	for e.watched.Load() < now {
+		select {
+		case <-rctx.Done():
+			return false, nil
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true, nil
 }
