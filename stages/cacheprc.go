@@ -22,6 +22,9 @@ type CacheConfig struct {
 	StoreTimeout time.Duration // a load or write not done by then is answered "timeout"; default 2 s
 	Queue        int           // capacity of each inbound queue; default 16384
 	MaxKey       int           // largest key in an mget; default 250 (the daemon passes Incoming's)
+	// StaleReads: while a shared store is unreachable (or its change feed behind), reads of
+	// cached keys are answered from the cache, flagged stale, instead of "unavailable".
+	StaleReads bool
 
 	// Kill switches, one per feature.
 	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
@@ -114,7 +117,8 @@ type CachePrc struct {
 	eventsLate  []*task.Task // events SessionMgr had no room for; retried each iteration
 	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
 	retry       timer.ReadyEntry
-	inflight    int // loads and writes at Outgoing
+	inflight    int  // loads and writes at Outgoing
+	feedDown    bool // a shared store's feed is incomplete: cached copies may be stale
 
 	stats cacheCounters
 }
@@ -122,7 +126,8 @@ type CachePrc struct {
 type cacheCounters struct {
 	gets, hits, misses, negativeHits, sets, deletes atomic.Uint64
 	loads, stores, evictions, expirations, timeouts atomic.Uint64
-	foreign                                         atomic.Uint64
+	foreign, staleReads                             atomic.Uint64
+	unreachable                                     atomic.Int64
 	items, bytes                                    atomic.Int64
 }
 
@@ -139,7 +144,9 @@ type CacheStats struct {
 	Evictions    uint64 `json:"evictions"`
 	Expirations  uint64 `json:"expirations"`
 	Timeouts     uint64 `json:"store_timeouts"`
-	Foreign      uint64 `json:"foreign_changes"` // changes by other writers (the store's feed) applied here
+	Foreign      uint64 `json:"foreign_changes"`   // changes by other writers (the store's feed) applied here
+	StaleReads   uint64 `json:"stale_reads"`       // reads answered from the cache while the shared store was unreachable
+	Unreachable  int64  `json:"store_unreachable"` // 1 while the shared store is unreachable (or its feed behind), else 0
 	Items        int64  `json:"items"`
 	Bytes        int64  `json:"bytes"`
 }
@@ -215,6 +222,7 @@ func (c *CachePrc) Stats() CacheStats {
 		Gets: s.gets.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(), NegativeHits: s.negativeHits.Load(),
 		Sets: s.sets.Load(), Deletes: s.deletes.Load(), Loads: s.loads.Load(), Stores: s.stores.Load(),
 		Evictions: s.evictions.Load(), Expirations: s.expirations.Load(), Timeouts: s.timeouts.Load(), Foreign: s.foreign.Load(),
+		StaleReads: s.staleReads.Load(), Unreachable: s.unreachable.Load(),
 		Items: s.items.Load(), Bytes: s.bytes.Load(),
 	}
 }
@@ -272,6 +280,15 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 	switch t.Op {
 	case task.OpGet:
 		c.stats.gets.Add(1)
+		t.Flags &^= task.FlagStale
+		if c.feedDown {
+			if !c.cfg.StaleReads {
+				c.fail(t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale (start with -stale-reads to serve it)"))
+				return
+			}
+			c.stats.staleReads.Add(1)
+			t.Flags |= task.FlagStale
+		}
 		if !present {
 			c.stats.negativeHits.Add(1)
 			c.fail(t, task.CodeNotFound, nil)

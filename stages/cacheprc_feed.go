@@ -14,6 +14,14 @@ import (
 
 // changed applies one change from the feed.
 func (c *CachePrc) changed(t *task.Task) {
+	if t.Flags&task.FlagFeedState != 0 {
+		c.feedDown = t.Code != task.CodeOK
+		c.stats.unreachable.Store(0)
+		if c.feedDown {
+			c.stats.unreachable.Store(1)
+		}
+		return
+	}
 	if t.Flags&task.FlagResync != 0 {
 		c.dropAll()
 		c.emit(nil, 0, task.PushResync, nil)

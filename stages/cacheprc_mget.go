@@ -14,6 +14,7 @@ type mgetState struct {
 	results []mgetResult
 	pending int
 	failed  task.Code // the first error other than not-found, if any
+	stale   bool      // some key was served stale (the shared store is unreachable)
 	err     error
 }
 
@@ -55,6 +56,7 @@ func (c *CachePrc) mget(t *task.Task) {
 // subDone records one key's result; the last one answers the mget.
 func (c *CachePrc) subDone(sub *task.Task) {
 	st := sub.Ctx.(*mgetState)
+	st.stale = st.stale || sub.Flags&task.FlagStale != 0
 	switch sub.Code {
 	case task.CodeOK:
 		st.results[sub.Aux] = mgetResult{found: true, version: sub.Version, value: append([]byte(nil), sub.Value...)}
@@ -74,6 +76,9 @@ func (c *CachePrc) subDone(sub *task.Task) {
 		return
 	}
 	t.Value = t.Value[:0]
+	if t.Flags &^= task.FlagStale; st.stale {
+		t.Flags |= task.FlagStale
+	}
 	for _, r := range st.results {
 		t.Value = wire.AppendMGetResult(t.Value, r.found, r.version, r.value)
 	}

@@ -20,7 +20,17 @@ type DaemonConfig struct {
 	Sessions SessionConfig
 	Cache    CacheConfig
 	Outgoing OutgoingConfig
-	Logger   *slog.Logger
+	// With a shared store (etcd), the daemon registers itself as a cluster member under this
+	// address (default: the address it listens on) with a lease of MemberTTL (default 5 s): a
+	// node that dies drops out of the member set that long after.
+	Advertise string
+	MemberTTL time.Duration
+	Logger    *slog.Logger
+}
+
+// Registrar is a shared store that keeps a set of live members (nameservice.Etcd).
+type Registrar interface {
+	Register(addr string, ttl time.Duration) (leave func(), err error)
 }
 
 // dataOps are the operations CachePrc serves.
@@ -38,6 +48,7 @@ type Daemon struct {
 	sessions *SessionMgr
 	cache    *CachePrc
 	outgoing *Outgoing
+	leave    func() // leaves the member set; nil without a shared store
 }
 
 // StartDaemon opens the store, wires the stages and starts them.
@@ -98,9 +109,38 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 		}
 	}
 	d.outgoing.Follow(startVersion) // a shared store (etcd): changes by others reach this node
+	if err = d.register(cfg); err != nil {
+		return nil, err
+	}
 	d.log.Info("pipecached listening", "addr", d.incoming.Addr().String(), "data", cfg.DataDir,
 		"memory", cfg.Cache.Memory, "version", startVersion)
 	return d, nil
+}
+
+// register joins the cluster's member set, if the store keeps one. It is the last step of
+// starting: clients route keys here as soon as they see the registration.
+func (d *Daemon) register(cfg DaemonConfig) error {
+	r, ok := d.store.(Registrar)
+	if !ok {
+		return nil
+	}
+	addr := cfg.Advertise
+	if addr == "" {
+		if d.Addr().Addr().IsUnspecified() {
+			return fmt.Errorf("listening on %s: set the address clients should use (-advertise)", d.Addr())
+		}
+		addr = d.Addr().String()
+	}
+	if cfg.MemberTTL <= 0 {
+		cfg.MemberTTL = 5 * time.Second
+	}
+	leave, err := r.Register(addr, cfg.MemberTTL)
+	if err != nil {
+		return err
+	}
+	d.leave = leave
+	d.log.Info("registered as a cluster member", "addr", addr, "ttl", cfg.MemberTTL)
+	return nil
 }
 
 // abort releases whatever StartDaemon had set up when it failed.
@@ -127,11 +167,14 @@ func (d *Daemon) abort() {
 // Addr returns the address clients dial.
 func (d *Daemon) Addr() netip.AddrPort { return d.incoming.Addr() }
 
-// Stop shuts down without losing an acknowledged write: stop reading the network, let every
+// Stop shuts down without losing an acknowledged write: leave the member set, stop reading the network, let every
 // request already taken finish (its write committed and its reply sent), stop Outgoing (which
 // commits anything left), close the store, and stop the rest.
 func (d *Daemon) Stop(ctx context.Context) error {
 	var errs []error
+	if d.leave != nil {
+		d.leave() // first, so that clients move this node's keys elsewhere while it finishes
+	}
 	if err := d.incoming.Loop().Run(ctx, d.incoming.StopReading); err != nil {
 		errs = append(errs, err)
 	}

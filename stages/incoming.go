@@ -257,7 +257,7 @@ func (in *Incoming) reply(t *task.Task) {
 	h := &in.hdr
 	h.Reset()
 	h.V, h.Op, h.ID, h.Code = wire.Version, t.Op, t.ReqID, t.Code
-	h.Ver, h.TTL, h.Delta, h.Seq, h.Flags = t.Version, t.TTLms, t.Delta, t.Seq, t.Flags
+	h.Ver, h.TTL, h.Delta, h.Seq, h.Flags = t.Version, t.TTLms, t.Delta, t.Seq, t.Flags&task.WireFlags
 	if t.Op == task.OpPush {
 		h.Key = append(h.Key, t.Key...)
 	}

@@ -21,6 +21,7 @@ type OutgoingConfig struct {
 	MaxBatch      int           // writes per commit at most; default 1024
 	SweepInterval time.Duration // how often expired records are deleted from the store; default 10 s
 	Queue         int           // inbound queue capacity; default 16384
+	ProbeInterval time.Duration // how often a shared store's reachability and feed are checked; default 1 s
 	NoGroupCommit bool          // kill switch: commit writes one at a time
 	Logger        *slog.Logger
 }
@@ -70,6 +71,9 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *Queue) (*Outg
 	}
 	if cfg.Queue <= 0 {
 		cfg.Queue = 1 << 14
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -200,6 +204,9 @@ func (o *Outgoing) committer() {
 // Feed is a store with a change feed (nameservice.Etcd): every change by anyone, in order.
 type Feed interface {
 	Watch(ctx context.Context, after uint64, fn func(changes []nameservice.Change, resync bool))
+	// Fresh reports whether the store is reachable and the feed has delivered every change
+	// up to its present.
+	Fresh(ctx context.Context) (bool, error)
 }
 
 // Follow starts following the store's change feed from after the given version, handing each
@@ -231,6 +238,37 @@ func (o *Outgoing) Follow(after uint64) {
 			}
 		})
 	})
+	o.workers.Go(func() { o.probeFeed(ctx, f) })
+}
+
+// probeFeed tells CachePrc whenever the feed's state changes: complete (cached copies are as
+// new as the store) or not (the store is unreachable or the feed lags: cached copies may be
+// stale). It asks every ProbeInterval.
+func (o *Outgoing) probeFeed(ctx context.Context, f Feed) {
+	up := true // the daemon started with the store reachable
+	tick := time.NewTicker(o.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fresh, err := f.Fresh(ctx)
+		if fresh == up || ctx.Err() != nil {
+			continue
+		}
+		up = fresh
+		t := task.Get()
+		t.Op, t.Flags = task.OpChanged, task.FlagFeedState
+		if up {
+			o.log.Info("store reachable and change feed complete: cached copies are current again")
+		} else {
+			o.log.Warn("store unreachable or change feed behind: cached copies may be stale", "err", err)
+			t.Code = task.CodeUnavailable
+		}
+		o.complete(t)
+	}
 }
 
 // complete hands a finished task back to CachePrc. Called from worker goroutines, which may

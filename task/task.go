@@ -71,11 +71,14 @@ func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
 
 // Flags used between stages (the low 16 bits are reserved for flags on the wire).
 const (
+	WireFlags uint32 = 1<<16 - 1 // the flags a frame may carry
+
 	FlagDelete    uint32 = 1 << 16 // OpStore: delete the key instead of writing Value
 	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
 	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
 	FlagSub       uint32 = 1 << 19 // CachePrc internal: one key's get inside an mget
 	FlagResync    uint32 = 1 << 20 // OpChanged: the feed missed changes (etcd compacted): drop everything
+	FlagFeedState uint32 = 1 << 21 // OpChanged: Code says whether the feed is complete (OK) or not (Unavailable)
 
 	// On the wire: subscribe flags, and the kind of a push (in its low byte).
 	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix
@@ -87,6 +90,7 @@ const (
 	PushKindMask  uint32 = 0xff   // a push's kind is in the low byte of its flags
 	PushCoalesced uint32 = 1 << 8 // push: earlier versions of this key were skipped (slow subscriber)
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
+	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.
