@@ -32,6 +32,8 @@ type options struct {
 
 	nearSize     int
 	nearMaxStale time.Duration
+
+	attemptTimeout time.Duration // Cluster only
 }
 
 // WithToken sets the auth token presented in the hello (the server's -auth-tokens).
@@ -250,7 +252,7 @@ func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, e
 	case closed:
 		return Reply{}, ErrClosed
 	case s == nil:
-		return Reply{}, fmt.Errorf("%w: reconnecting to %s", ErrUnavailable, c.addr)
+		return Reply{}, fmt.Errorf("%w to %s", errNotSent, c.addr)
 	}
 	return c.doOn(ctx, s, h, value)
 }

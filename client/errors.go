@@ -27,6 +27,9 @@ var (
 	ErrClosed          = errors.New("pipecache: client closed")
 )
 
+// errNotSent: the request was not sent (no session: the client is reconnecting).
+var errNotSent = fmt.Errorf("%w: reconnecting", ErrUnavailable)
+
 var codeErrors = map[task.Code]error{
 	task.CodeNotFound: ErrNotFound, task.CodeExists: ErrExists,
 	task.CodeVersionMismatch: ErrVersionMismatch, task.CodeNotCounter: ErrNotCounter,

@@ -1,0 +1,410 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Nodes is where a Cluster learns the set of live pipecached nodes: a static list, or the
+// member set the nodes keep in etcd (EtcdNodes).
+type Nodes interface {
+	// Watch calls fn with the node set now, then again whenever it changes, until ctx ends.
+	// It returns once fn has been called, or with an error if the set cannot be read.
+	Watch(ctx context.Context, fn func(addrs []string)) error
+}
+
+// StaticNodes is a fixed node set. A node that is down is skipped (its keys go to the node
+// next in their order) until it answers again.
+func StaticNodes(addrs ...string) Nodes { return staticNodes(addrs) }
+
+type staticNodes []string
+
+func (s staticNodes) Watch(_ context.Context, fn func([]string)) error {
+	if len(s) == 0 {
+		return errors.New("no nodes")
+	}
+	fn(s)
+	return nil
+}
+
+// Cluster is a client of several pipecached nodes sharing one store (etcd). Each key is served
+// by one node, chosen by rendezvous hashing over the live nodes (see rendezvous.go for why),
+// so each node caches its share of the keys. A request to a node that has died, or that does
+// not answer within the attempt timeout, is retried on the key's next node; the dead node is
+// skipped until its connection is back, or dropped when it leaves the member set.
+// Subscriptions follow their keys from node to node.
+//
+// A retried write may have been applied by the first node before it died: Set, Delete and
+// Touch are safe to repeat; a repeated Add, Replace or CAS may report ErrExists, ErrNotFound
+// or ErrVersionMismatch about its own first attempt; Incr is never retried once sent.
+type Cluster struct {
+	opts    []Option
+	o       options
+	cancel  context.CancelFunc
+	changed chan struct{} // the member set or a node's health changed: move subscriptions
+
+	mu      sync.Mutex // guards everything below
+	ring    *ring
+	conns   map[string]*nodeConn
+	subs    map[*ClusterSubscription]struct{}
+	closed  bool
+	version uint64 // bumped on every member change
+	wg      sync.WaitGroup
+}
+
+// nodeConn is the client of one node, dialled on first use.
+type nodeConn struct {
+	addr    string
+	mu      sync.Mutex
+	c       *Client
+	dialing chan struct{} // closed when a dial in progress ends
+	downAt  time.Time     // when the node last failed a request or a dial
+}
+
+// WithAttemptTimeout bounds each attempt of a Cluster request on one node (default 1 s): a
+// node that does not answer in time is taken for dead and the request goes to the next node.
+func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
+
+// downFor is how long a node that failed is skipped before it is tried again (unless its
+// connection is back sooner).
+const downFor = time.Second
+
+// DialCluster learns the node set from nodes and returns a client of the cluster. Node
+// connections are opened on first use, with opts (token, heartbeat, near cache...).
+func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, error) {
+	o := options{attemptTimeout: time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	cl := &Cluster{opts: opts, o: o, cancel: cancel, changed: make(chan struct{}, 1), ring: newRing(nil),
+		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}}
+	first := make(chan struct{})
+	var once sync.Once
+	err := nodes.Watch(wctx, func(addrs []string) {
+		cl.setMembers(addrs)
+		once.Do(func() { close(first) })
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("pipecache: cluster nodes: %w", err)
+	}
+	select {
+	case <-first:
+	case <-ctx.Done():
+		cancel()
+		return nil, fmt.Errorf("pipecache: cluster nodes: %w", ctx.Err())
+	}
+	cl.wg.Add(1)
+	go cl.mover(wctx)
+	return cl, nil
+}
+
+// setMembers installs a new member set, closing the clients of nodes that left.
+func (cl *Cluster) setMembers(addrs []string) {
+	r := newRing(addrs)
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return
+	}
+	cl.ring = r
+	cl.version++
+	var gone []*nodeConn
+	for a, nc := range cl.conns {
+		if !r.has(a) {
+			gone = append(gone, nc)
+			delete(cl.conns, a)
+		}
+	}
+	for _, a := range r.addrs {
+		if cl.conns[a] == nil {
+			cl.conns[a] = &nodeConn{addr: a}
+		}
+	}
+	cl.mu.Unlock()
+	cl.o.logger.Info("cluster members", "nodes", r.addrs, "left", len(gone))
+	for _, nc := range gone {
+		go nc.close()
+	}
+	cl.poke()
+}
+
+func (r *ring) has(addr string) bool {
+	for _, a := range r.addrs {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// poke tells the mover to look at the subscriptions.
+func (cl *Cluster) poke() {
+	select {
+	case cl.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Nodes returns the live node set as the cluster client knows it.
+func (cl *Cluster) Nodes() []string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return append([]string(nil), cl.ring.addrs...)
+}
+
+// Owner returns the node that serves key now: the live node that scores highest for it,
+// skipping nodes that are down.
+func (cl *Cluster) Owner(key string) string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.ownerLocked(key, nil)
+}
+
+func (cl *Cluster) ownerLocked(key string, tried map[string]bool) string {
+	now := time.Now()
+	return cl.ring.owner(key, func(a string) bool { return tried[a] || cl.conns[a].down(now) })
+}
+
+// down reports whether the node failed recently and has not reconnected since.
+func (nc *nodeConn) down(now time.Time) bool {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if nc.downAt.IsZero() || now.Sub(nc.downAt) > downFor {
+		return false
+	}
+	return nc.c == nil || !nc.c.Connected()
+}
+
+func (nc *nodeConn) markDown() {
+	nc.mu.Lock()
+	nc.downAt = time.Now()
+	nc.mu.Unlock()
+}
+
+// client returns the node's client, dialling it if needed (one dial at a time).
+func (nc *nodeConn) client(opts []Option) (*Client, error) {
+	nc.mu.Lock()
+	for nc.c == nil && nc.dialing != nil {
+		ch := nc.dialing
+		nc.mu.Unlock()
+		<-ch
+		nc.mu.Lock()
+	}
+	if c := nc.c; c != nil {
+		nc.mu.Unlock()
+		return c, nil
+	}
+	ch := make(chan struct{})
+	nc.dialing = ch
+	nc.mu.Unlock()
+	c, err := Dial(nc.addr, opts...)
+	nc.mu.Lock()
+	nc.dialing = nil
+	if err == nil {
+		nc.c = c
+	} else {
+		nc.downAt = time.Now()
+	}
+	nc.mu.Unlock()
+	close(ch)
+	return c, err
+}
+
+func (nc *nodeConn) close() {
+	nc.mu.Lock()
+	c := nc.c
+	nc.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// sentAndLost reports whether err means the request may have reached the node (so that
+// repeating it elsewhere may apply it twice) and no answer came.
+func sentAndLost(err error) bool { return !errors.Is(err, errNotSent) }
+
+// nodeFailed reports whether err says nothing about the request, only that the node did not
+// answer: then the request is retried on the next node. An error reply from a node (even
+// "unavailable": the store is down) is the node's answer and is returned as it is.
+func nodeFailed(err error) bool {
+	var se *ServerError
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout)
+}
+
+// do runs fn on the node that owns key, and on the next ones in the key's order while nodes
+// fail (at most three attempts). idempotent says fn may be repeated after it was sent.
+func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(ctx context.Context, c *Client) error) error {
+	tried := map[string]bool{}
+	var lastErr error
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		cl.mu.Lock()
+		if cl.closed {
+			cl.mu.Unlock()
+			return ErrClosed
+		}
+		addr := cl.ownerLocked(key, tried)
+		nc := cl.conns[addr]
+		cl.mu.Unlock()
+		if nc == nil {
+			break
+		}
+		tried[addr] = true
+		c, err := nc.client(cl.opts)
+		if err == nil {
+			actx, cancel := context.WithTimeout(ctx, cl.o.attemptTimeout)
+			err = fn(actx, c)
+			cancel()
+			if !nodeFailed(err) {
+				return err
+			}
+		}
+		nc.markDown()
+		cl.poke()
+		lastErr = fmt.Errorf("node %s: %w", addr, err)
+		if !idempotent && err != nil && sentAndLost(err) {
+			return lastErr
+		}
+	}
+	if lastErr == nil {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		}
+		return fmt.Errorf("%w: no live node", ErrUnavailable)
+	}
+	return lastErr
+}
+
+// Get returns key's value from the node that owns it.
+func (cl *Cluster) Get(ctx context.Context, key string) (it Item, err error) {
+	err = cl.do(ctx, key, true, func(ctx context.Context, c *Client) error {
+		it, err = c.Get(ctx, key)
+		return err
+	})
+	return it, err
+}
+
+// MGet returns the values of several keys, asking each owning node for its keys in parallel.
+func (cl *Cluster) MGet(ctx context.Context, keys ...string) (map[string]Item, error) {
+	groups := map[string][]string{}
+	cl.mu.Lock()
+	for _, k := range keys {
+		o := cl.ownerLocked(k, nil)
+		groups[o] = append(groups[o], k)
+	}
+	cl.mu.Unlock()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	items := make(map[string]Item, len(keys))
+	var firstErr error
+	for _, ks := range groups {
+		wg.Go(func() {
+			var got map[string]Item
+			err := cl.do(ctx, ks[0], true, func(ctx context.Context, c *Client) (err error) {
+				got, err = c.MGet(ctx, ks...)
+				return err
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			for k, it := range got {
+				items[k] = it
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return items, nil
+}
+
+func (cl *Cluster) write(ctx context.Context, key string, idempotent bool, fn func(ctx context.Context, c *Client) (uint64, error)) (v uint64, err error) {
+	err = cl.do(ctx, key, idempotent, func(ctx context.Context, c *Client) error {
+		v, err = fn(ctx, c)
+		return err
+	})
+	return v, err
+}
+
+// Set stores value under key; see Client.Set.
+func (cl *Cluster) Set(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Set(ctx, key, value, opts...) })
+}
+
+// Add stores value only if key does not exist; see Client.Add.
+func (cl *Cluster) Add(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Add(ctx, key, value, opts...) })
+}
+
+// Replace stores value only if key exists; see Client.Replace.
+func (cl *Cluster) Replace(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
+	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Replace(ctx, key, value, opts...) })
+}
+
+// CAS stores value only if key is still at version; see Client.CAS.
+func (cl *Cluster) CAS(ctx context.Context, key string, value []byte, version uint64, opts ...WriteOption) (uint64, error) {
+	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) {
+		return c.CAS(ctx, key, value, version, opts...)
+	})
+}
+
+// Delete removes key; see Client.Delete.
+func (cl *Cluster) Delete(ctx context.Context, key string) error {
+	return cl.do(ctx, key, true, func(ctx context.Context, c *Client) error { return c.Delete(ctx, key) })
+}
+
+// Touch gives key a new TTL; see Client.Touch.
+func (cl *Cluster) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	return cl.do(ctx, key, true, func(ctx context.Context, c *Client) error { return c.Touch(ctx, key, ttl) })
+}
+
+// Incr adds delta to the counter at key; see Client.Incr. It is retried on another node only
+// if it was never sent.
+func (cl *Cluster) Incr(ctx context.Context, key string, delta int64) (n int64, err error) {
+	err = cl.do(ctx, key, false, func(ctx context.Context, c *Client) error {
+		n, err = c.Incr(ctx, key, delta)
+		return err
+	})
+	return n, err
+}
+
+// Close closes every node connection and subscription.
+func (cl *Cluster) Close() error {
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return nil
+	}
+	cl.closed = true
+	conns := cl.conns
+	cl.conns = map[string]*nodeConn{}
+	subs := cl.subs
+	cl.subs = map[*ClusterSubscription]struct{}{}
+	cl.mu.Unlock()
+	cl.cancel()
+	cl.wg.Wait()
+	for s := range subs {
+		s.stop()
+	}
+	var wg sync.WaitGroup
+	for _, nc := range conns {
+		wg.Go(nc.close)
+	}
+	wg.Wait()
+	return nil
+}
