@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -31,8 +32,10 @@ type Driver interface {
 	Close() error
 }
 
-// Servers lists the drivers by name.
-var Servers = []string{"pipecache", "redis", "memcached"}
+// Servers lists the drivers by name. pipecache-cluster is several pipecached nodes through the
+// SDK's Cluster: its address is the nodes' etcd store URL (etcd://host:2379/prefix: the member
+// set) or a comma-separated list of nodes.
+var Servers = []string{"pipecache", "pipecache-cluster", "redis", "memcached"}
 
 // Open connects to a server of the given kind with the given number of sessions
 // (connections). For Redis and memcached, workers share a pool of that many connections (their
@@ -40,7 +43,7 @@ var Servers = []string{"pipecache", "redis", "memcached"}
 // on its session. nearCache > 0 gives every pipecache session a near cache of that many keys
 // (the others have none: it is an error to ask).
 func Open(kind, addr string, sessions int, token string, nearCache int) (Driver, error) {
-	if nearCache > 0 && kind != "pipecache" {
+	if nearCache > 0 && !strings.HasPrefix(kind, "pipecache") {
 		return nil, fmt.Errorf("a near cache is pipecache's SDK's, not %s's", kind)
 	}
 	switch kind {
@@ -57,7 +60,29 @@ func Open(kind, addr string, sessions int, token string, nearCache int) (Driver,
 				d.Close()
 				return nil, err
 			}
-			d.clients = append(d.clients, pipecacheConn{c})
+			d.clients = append(d.clients, c)
+		}
+		return d, nil
+	case "pipecache-cluster":
+		nodes := client.StaticNodes(strings.Split(addr, ",")...)
+		if strings.HasPrefix(addr, "etcd://") {
+			nodes = client.EtcdNodes(addr)
+		}
+		d := &clusterDriver{}
+		for range sessions {
+			opts := []client.Option{client.WithToken(token), client.WithName("pipecache-bench"),
+				client.WithHeartbeat(time.Second, 30*time.Second), client.WithAttemptTimeout(5 * time.Second)}
+			if nearCache > 0 {
+				opts = append(opts, client.WithNearCache(nearCache, 0))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cl, err := client.DialCluster(ctx, nodes, opts...)
+			cancel()
+			if err != nil {
+				d.Close()
+				return nil, err
+			}
+			d.clusters = append(d.clusters, cl)
 		}
 		return d, nil
 	case "redis":
@@ -80,26 +105,46 @@ func Open(kind, addr string, sessions int, token string, nearCache int) (Driver,
 	return nil, fmt.Errorf("unknown server %q (one of %v)", kind, Servers)
 }
 
-type pipecacheDriver struct{ clients []pipecacheConn }
+type pipecacheDriver struct{ clients []*client.Client }
 
 // NearHits returns the near-cache hits of all sessions so far.
 func (d *pipecacheDriver) NearHits() uint64 {
 	var n uint64
 	for _, c := range d.clients {
-		n += c.c.NearCacheStats().Hits
+		n += c.NearCacheStats().Hits
 	}
 	return n
 }
 
-func (d *pipecacheDriver) Conn(w int) Conn { return d.clients[w%len(d.clients)] }
+func (d *pipecacheDriver) Conn(w int) Conn { return pipecacheConn{d.clients[w%len(d.clients)]} }
 func (d *pipecacheDriver) Close() error {
 	for _, c := range d.clients {
-		c.c.Close()
+		c.Close()
 	}
 	return nil
 }
 
-type pipecacheConn struct{ c *client.Client }
+// clusterDriver: each session is a Cluster (one SDK client per node).
+type clusterDriver struct{ clusters []*client.Cluster }
+
+func (d *clusterDriver) Conn(w int) Conn { return pipecacheConn{d.clusters[w%len(d.clusters)]} }
+func (d *clusterDriver) Close() error {
+	for _, c := range d.clusters {
+		c.Close()
+	}
+	return nil
+}
+
+// pipecacheKV is what a Client and a Cluster both offer.
+type pipecacheKV interface {
+	Get(ctx context.Context, key string) (client.Item, error)
+	Set(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
+	MGet(ctx context.Context, keys ...string) (map[string]client.Item, error)
+	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...client.WriteOption) (uint64, error)
+}
+
+type pipecacheConn struct{ c pipecacheKV }
 
 func (p pipecacheConn) Get(ctx context.Context, key string) (bool, error) {
 	_, err := p.c.Get(ctx, key)

@@ -175,14 +175,15 @@ func (cl *Cluster) ownerLocked(key string, tried map[string]bool) string {
 	return cl.ring.owner(key, func(a string) bool { return tried[a] || cl.conns[a].down(now) })
 }
 
-// down reports whether the node failed recently and has not reconnected since.
+// down reports whether the node is to be skipped: its connection is lost (the client is
+// redialling it), or a request or dial failed less than downFor ago.
 func (nc *nodeConn) down(now time.Time) bool {
 	nc.mu.Lock()
 	defer nc.mu.Unlock()
-	if nc.downAt.IsZero() || now.Sub(nc.downAt) > downFor {
-		return false
+	if nc.c != nil && !nc.c.Connected() {
+		return true
 	}
-	return nc.c == nil || !nc.c.Connected()
+	return !nc.downAt.IsZero() && now.Sub(nc.downAt) < downFor
 }
 
 func (nc *nodeConn) markDown() {

@@ -100,9 +100,17 @@ func (s *ClusterSubscription) forward(sub *Subscription, moved bool) {
 			return
 		}
 	}
-	for ev := range sub.C {
+	for {
 		select {
-		case s.ch <- ev:
+		case ev, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			select {
+			case s.ch <- ev:
+			case <-s.done:
+				return
+			}
 		case <-s.done:
 			return
 		}

@@ -19,6 +19,9 @@ type Item struct {
 	Key     string
 	Value   []byte
 	Version uint64
+	// Stale: the server answered from its cache while its shared store (etcd) was unreachable
+	// (a daemon started with -stale-reads); the value may be older than the store's.
+	Stale bool
 }
 
 // WriteOption modifies a write.
@@ -44,7 +47,7 @@ func (c *Client) getRemote(ctx context.Context, key string) (Item, error) {
 	if err != nil {
 		return Item{}, err
 	}
-	return Item{Key: key, Value: r.Value, Version: r.Header.Ver}, nil
+	return Item{Key: key, Value: r.Value, Version: r.Header.Ver, Stale: r.Header.Flags&task.FlagStale != 0}, nil
 }
 
 // MGet returns the values of several keys (at most wire.MaxMGetKeys) in one request; keys that
@@ -65,9 +68,10 @@ func (c *Client) MGet(ctx context.Context, keys ...string) (map[string]Item, err
 		return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
 	items := make(map[string]Item, len(keys))
+	stale := r.Header.Flags&task.FlagStale != 0
 	for i, res := range results {
 		if res.Found {
-			items[keys[i]] = Item{Key: keys[i], Value: res.Value, Version: res.Version}
+			items[keys[i]] = Item{Key: keys[i], Value: res.Value, Version: res.Version, Stale: stale}
 		}
 	}
 	return items, nil

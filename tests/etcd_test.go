@@ -18,9 +18,14 @@ import (
 )
 
 // etcdCluster is a real etcd (the Debian etcd-server binary) on loopback ports, one or more
-// members, started for a test and stopped after it.
+// members, started for a test and stopped after it. Members can be killed and restarted (on
+// their data directory and ports).
 type etcdCluster struct {
+	t          testing.TB
+	bin        string
 	clientURLs []string
+	args       [][]string  // each member's command line
+	procs      []*exec.Cmd // nil while a member is down
 }
 
 func (e *etcdCluster) storeURL(prefix string) string {
@@ -52,7 +57,7 @@ func startEtcd(t testing.TB, n int) *etcdCluster {
 		}
 		t.Skip("etcd not installed (apt-get install etcd-server)")
 	}
-	e := &etcdCluster{}
+	e := &etcdCluster{t: t, bin: bin, procs: make([]*exec.Cmd, n)}
 	var peers []string
 	initial := ""
 	for i := range n {
@@ -65,18 +70,47 @@ func startEtcd(t testing.TB, n int) *etcdCluster {
 		e.clientURLs = append(e.clientURLs, fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
 	}
 	for i := range n {
-		cmd := exec.Command(bin, "--name", fmt.Sprint("m", i), "--data-dir", t.TempDir(),
+		e.args = append(e.args, []string{"--name", fmt.Sprint("m", i), "--data-dir", t.TempDir(),
 			"--listen-client-urls", e.clientURLs[i], "--advertise-client-urls", e.clientURLs[i],
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
-			"--initial-cluster", initial, "--initial-cluster-state", "new", "--log-level", "error")
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			"--initial-cluster", initial, "--initial-cluster-state", "new", "--log-level", "error"})
+		e.start(i)
 	}
-	waitUntil(t, func() bool {
-		out, err := exec.Command("etcdctl", "--endpoints", e.clientURLs[0], "endpoint", "health").CombinedOutput()
+	t.Cleanup(func() {
+		for i := range e.procs {
+			e.kill(i)
+		}
+	})
+	e.waitHealthy(0)
+	return e
+}
+
+func (e *etcdCluster) start(i int) {
+	cmd := exec.Command(e.bin, e.args[i]...)
+	require.NoError(e.t, cmd.Start())
+	e.procs[i] = cmd
+}
+
+// kill stops member i at once (SIGKILL).
+func (e *etcdCluster) kill(i int) {
+	if cmd := e.procs[i]; cmd != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		e.procs[i] = nil
+	}
+}
+
+// restart starts member i again on its data and ports, and waits until it is healthy.
+func (e *etcdCluster) restart(i int) {
+	e.start(i)
+	e.waitHealthy(i)
+}
+
+func (e *etcdCluster) waitHealthy(i int) {
+	waitUntil(e.t, func() bool {
+		out, err := exec.Command("etcdctl", "--endpoints", e.clientURLs[i], "endpoint", "health").CombinedOutput()
 		return err == nil && len(out) > 0
 	}, "etcd never became healthy")
-	return e
 }
 
 func startOnEtcd(t *testing.T, e *etcdCluster, prefix string) *stages.Daemon {

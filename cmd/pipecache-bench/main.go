@@ -26,7 +26,7 @@ func main() {
 func run() int {
 	var cfg bench.Config
 	fs := flag.NewFlagSet("pipecache-bench", flag.ContinueOnError)
-	fs.StringVar(&cfg.Server, "server", "pipecache", "pipecache, redis or memcached")
+	fs.StringVar(&cfg.Server, "server", "pipecache", "pipecache, pipecache-cluster (-addr: etcd://host:2379/prefix or node,node,...), redis or memcached")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "server address")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("PIPECACHE_TOKEN"), "pipecache auth token (env PIPECACHE_TOKEN)")
 	fs.IntVar(&cfg.Sessions, "sessions", 50, "connections (sessions)")

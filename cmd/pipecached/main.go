@@ -83,7 +83,9 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *storeURL != "" {
-		st, err := nameservice.OpenEtcd(*storeURL, cfg.Cache.StoreTimeout, cfg.Logger)
+		// etcd's own deadline comes before CachePrc's, so that a request that cannot reach etcd
+		// is answered "unavailable" (the store is down) rather than "timeout".
+		st, err := nameservice.OpenEtcd(*storeURL, cfg.Cache.StoreTimeout*3/4, cfg.Logger)
 		if err != nil {
 			cfg.Logger.Error("store", "err", err)
 			return 2

@@ -1,0 +1,290 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/stages"
+)
+
+// Clusters: several pipecached nodes over one etcd, used through client.Cluster.
+
+func dialCluster(t *testing.T, nodes client.Nodes) *client.Cluster {
+	t.Helper()
+	cl, err := client.DialCluster(testCtx(t), nodes, client.WithHeartbeat(200*time.Millisecond, time.Second),
+		client.WithAttemptTimeout(500*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// loadWriter sets its keys round and round until stopped. A write that fails is repeated
+// (with a new value) until one succeeds, so the last write of every key is acknowledged and
+// acked holds exactly what the store must hold.
+type loadWriter struct {
+	keys   []string
+	acked  map[string]string
+	n      atomic.Int64 // acknowledged writes
+	failed atomic.Int64
+}
+
+func (w *loadWriter) run(ctx context.Context, cl *client.Cluster, stop <-chan struct{}) {
+	seq := 0
+	for i := 0; ; i++ {
+		k := w.keys[i%len(w.keys)]
+		for {
+			seq++
+			v := fmt.Sprint(seq)
+			if _, err := cl.Set(ctx, k, []byte(v)); err == nil {
+				w.acked[k] = v
+				w.n.Add(1)
+				break
+			}
+			w.failed.Add(1)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
+}
+
+// TestClusterKillNodeUnderLoad: three nodes (processes) over etcd, four writers through a
+// Cluster client. One node is killed (SIGKILL) mid-load: requests for its keys fail over to
+// the keys' next nodes, the member set drops it when its lease expires, about a third of the
+// keys (all of them its own) move, a subscription to one of its keys moves with it, and every
+// acknowledged write is in etcd and served.
+func TestClusterKillNodeUnderLoad(t *testing.T) {
+	e := startEtcd(t, 1)
+	bin := buildDaemon(t)
+	url := e.storeURL("kill")
+	var ds []*daemon
+	for range 3 {
+		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s", "-data-dir", t.TempDir()))
+	}
+	cl := dialCluster(t, client.EtcdNodes(url))
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
+	ctx := testCtx(t)
+
+	victim := ds[2].addr
+	const nKeys = 3000
+	before := map[string]string{}
+	var writers [4]*loadWriter
+	for w := range writers {
+		writers[w] = &loadWriter{acked: map[string]string{}}
+	}
+	for i := range nKeys {
+		k := fmt.Sprint("player:", i)
+		before[k] = cl.Owner(k)
+		writers[i%len(writers)].keys = append(writers[i%len(writers)].keys, k)
+	}
+	subKey := ""
+	for i := 0; subKey == ""; i++ {
+		if k := fmt.Sprint("room:", i); cl.Owner(k) == victim {
+			subKey = k
+		}
+	}
+	sub, err := cl.Subscribe(ctx, subKey, client.WithValues())
+	require.NoError(t, err)
+	require.Equal(t, victim, sub.Node())
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, w := range writers {
+		wg.Go(func() { w.run(ctx, cl, stop) })
+	}
+	acked := func() (n int64) {
+		for _, w := range writers {
+			n += w.n.Load()
+		}
+		return n
+	}
+	waitUntil(t, func() bool { return acked() > 2000 }, "the load never got going")
+	require.NoError(t, ds[2].cmd.Process.Kill())
+	killedAt, atKill := time.Now(), acked()
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left the member set")
+	t.Logf("member set without the dead node after %v", time.Since(killedAt).Round(time.Millisecond))
+	waitUntil(t, func() bool { return acked() > atKill+2000 }, "the load did not go on after the kill")
+	close(stop)
+	wg.Wait()
+	var failed int64
+	for _, w := range writers {
+		failed += w.failed.Load()
+	}
+	t.Logf("%d writes acknowledged, %d failed (and repeated) around the kill", acked(), failed)
+
+	moved := 0
+	for k, o := range before {
+		now := cl.Owner(k)
+		if o == victim {
+			moved++
+			assert.NotEqual(t, victim, now)
+		} else {
+			assert.Equal(t, o, now, "key %s moved though its node lives", k)
+		}
+	}
+	t.Logf("%d of %d keys moved", moved, nKeys)
+	assert.InDelta(t, 1.0/3, float64(moved)/nKeys, 0.06)
+
+	st, err := nameservice.OpenEtcd(url, 3*time.Second, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	for _, w := range writers {
+		for k, v := range w.acked {
+			r, ok, err := st.Get(k, time.Now().UnixMilli())
+			require.NoError(t, err)
+			require.True(t, ok, "acknowledged key %s is not in etcd", k)
+			require.Equal(t, v, string(r.Value), "etcd lost the acknowledged write of %s", k)
+			waitUntil(t, func() bool {
+				it, err := cl.Get(ctx, k)
+				return err == nil && string(it.Value) == v
+			}, fmt.Sprintf("the cluster does not serve the acknowledged %s=%s", k, v))
+		}
+	}
+
+	waitUntil(t, func() bool { return sub.Node() != victim }, "the subscription never left the dead node")
+	_, err = cl.Set(ctx, subKey, []byte("after the move"))
+	require.NoError(t, err)
+	for ev := range sub.C {
+		if ev.Kind == client.EventSet && string(ev.Value) == "after the move" {
+			break
+		}
+		if ev.Kind == client.EventResync {
+			assert.Equal(t, subKey, ev.Key)
+		}
+	}
+}
+
+// TestClusterStaticNodesFailover: with a static node list (no membership), a node that stops
+// answering is skipped: its keys are served by their next nodes after one attempt timeout,
+// and come back to it when it answers again... which a stopped node never does, so they stay.
+func TestClusterStaticNodesFailover(t *testing.T) {
+	e := startEtcd(t, 1)
+	var nodes []*stages.Daemon
+	var addrs []string
+	for range 3 {
+		d := startOnEtcd(t, e, "static")
+		nodes, addrs = append(nodes, d), append(addrs, d.Addr().String())
+	}
+	cl := dialCluster(t, client.StaticNodes(addrs...))
+	ctx := testCtx(t)
+	for i := range 300 {
+		_, err := cl.Set(ctx, fmt.Sprint("k", i), []byte("v"))
+		require.NoError(t, err)
+	}
+	require.NoError(t, nodes[0].Stop(ctx))
+	for i := range 300 {
+		k := fmt.Sprint("k", i)
+		it, err := cl.Get(ctx, k)
+		require.NoError(t, err, "key %s", k)
+		assert.Equal(t, "v", string(it.Value))
+		assert.NotEqual(t, addrs[0], cl.Owner(k))
+	}
+}
+
+// TestClusterSurvivesEtcdMemberDeath: a three-member etcd loses one member (the one the
+// cluster's URL names first): writes, reads, notifications across nodes and the member set
+// go on.
+func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
+	e := startEtcd(t, 3)
+	for i := range 3 {
+		e.waitHealthy(i)
+	}
+	a, b := startOnEtcd(t, e, "three"), startOnEtcd(t, e, "three")
+	url := e.storeURL("three")
+	cl := dialCluster(t, client.EtcdNodes(url))
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	ctx := testCtx(t)
+	cb := dialT(t, b.Addr().String())
+	sub, err := dialT(t, a.Addr().String()).Subscribe(ctx, "m:", client.Prefix(), client.WithValues())
+	require.NoError(t, err)
+
+	e.kill(0)
+	// Requests that were at the dead member fail until the etcd client moves to another
+	// one; after that, everything must work.
+	waitUntil(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
+	for i := range 200 {
+		k := fmt.Sprint("m:", i)
+		_, err := cl.Set(ctx, k, []byte(fmt.Sprint(i)))
+		require.NoError(t, err, "write %d after a member died", i)
+		it, err := cl.Get(ctx, k)
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprint(i), string(it.Value))
+	}
+	_, err = cb.Set(ctx, "m:via-b", []byte("b"))
+	require.NoError(t, err)
+	for ev := range sub.C {
+		if ev.Key == "m:via-b" {
+			assert.Equal(t, "b", string(ev.Value))
+			break
+		}
+	}
+	time.Sleep(2 * time.Second) // longer than nothing: the leases must stay alive
+	assert.Len(t, cl.Nodes(), 2, "a node dropped out of the member set")
+}
+
+// TestAllEtcdDown: with etcd gone, writes and cold reads fail "unavailable"; cached keys fail
+// too on a node in the default (consistent) mode, and are served flagged stale on a node
+// started with stale reads. When etcd comes back everything resumes by itself: fresh reads,
+// writes, and changes from one node reaching the other's cache.
+func TestAllEtcdDown(t *testing.T) {
+	e := startEtcd(t, 1)
+	start := func(stale bool) *stages.Daemon {
+		st, err := nameservice.OpenEtcd(e.storeURL("down"), time.Second, nil)
+		require.NoError(t, err)
+		cfg := stages.DaemonConfig{Store: st}
+		cfg.Cache.StaleReads, cfg.Cache.StoreTimeout, cfg.Outgoing.ProbeInterval = stale, 3*time.Second, 100*time.Millisecond
+		return startInProcess(t, cfg)
+	}
+	strict, lenient := start(false), start(true)
+	cs, cl := dialT(t, strict.Addr().String()), dialT(t, lenient.Addr().String())
+	ctx := testCtx(t)
+	_, err := cs.Set(ctx, "k", []byte("v1"))
+	require.NoError(t, err)
+	for _, c := range []*client.Client{cs, cl} {
+		it, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		require.False(t, it.Stale)
+	}
+
+	e.kill(0)
+	waitUntil(t, func() bool { _, err := cs.Get(ctx, "k"); return errors.Is(err, client.ErrUnavailable) },
+		"the strict node kept serving a copy it could not check")
+	waitUntil(t, func() bool { it, err := cl.Get(ctx, "k"); return err == nil && it.Stale }, "the lenient node never flagged its copy stale")
+	it, err := cl.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", string(it.Value))
+	_, err = cs.Set(ctx, "k", []byte("v2"))
+	assert.ErrorIs(t, err, client.ErrUnavailable, "a write with etcd down")
+	_, err = cl.Get(ctx, "cold")
+	assert.ErrorIs(t, err, client.ErrUnavailable, "a cold read with etcd down")
+	stats, err := cl.Stats(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, stats["store_unreachable"])
+	assert.Positive(t, stats["stale_reads"])
+
+	e.restart(0)
+	waitUntil(t, func() bool { _, err := cs.Set(ctx, "k", []byte("v3")); return err == nil }, "writes never resumed")
+	waitUntil(t, func() bool {
+		it, err := cl.Get(ctx, "k")
+		return err == nil && !it.Stale && string(it.Value) == "v3"
+	}, "the lenient node never caught up with the write made through the other")
+	it, err = cs.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.False(t, it.Stale)
+	assert.Equal(t, "v3", string(it.Value))
+}
