@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +73,8 @@ func Open(kind, addr string, sessions int, token string, nearCache int) (Driver,
 		d := &clusterDriver{}
 		for range sessions {
 			opts := []client.Option{client.WithToken(token), client.WithName("pipecache-bench"),
-				client.WithHeartbeat(time.Second, 30*time.Second), client.WithAttemptTimeout(5 * time.Second)}
+				client.WithHeartbeat(time.Second, 30*time.Second), client.WithAttemptTimeout(5 * time.Second),
+				client.WithLogger(warnings)}
 			if nearCache > 0 {
 				opts = append(opts, client.WithNearCache(nearCache, 0))
 			}
@@ -104,6 +107,9 @@ func Open(kind, addr string, sessions int, token string, nearCache int) (Driver,
 	}
 	return nil, fmt.Errorf("unknown server %q (one of %v)", kind, Servers)
 }
+
+// warnings logs the SDK's warnings (a node failing, subscriptions moving) to stderr.
+var warnings = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 type pipecacheDriver struct{ clients []*client.Client }
 

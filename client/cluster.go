@@ -170,9 +170,15 @@ func (cl *Cluster) Owner(key string) string {
 	return cl.ownerLocked(key, nil)
 }
 
+// ownerLocked picks the node for key among those not tried yet: the best one that is not down,
+// or if all are down the best one regardless (a node marked down may be back; failing without
+// trying helps nobody).
 func (cl *Cluster) ownerLocked(key string, tried map[string]bool) string {
 	now := time.Now()
-	return cl.ring.owner(key, func(a string) bool { return tried[a] || cl.conns[a].down(now) })
+	if a := cl.ring.owner(key, func(a string) bool { return tried[a] || cl.conns[a].down(now) }); a != "" {
+		return a
+	}
+	return cl.ring.owner(key, func(a string) bool { return tried[a] })
 }
 
 // down reports whether the node is to be skipped: its connection is lost (the client is
@@ -186,10 +192,14 @@ func (nc *nodeConn) down(now time.Time) bool {
 	return !nc.downAt.IsZero() && now.Sub(nc.downAt) < downFor
 }
 
-func (nc *nodeConn) markDown() {
+// markDown records a failure; it reports whether the node was taken for up until now.
+func (nc *nodeConn) markDown() (wasUp bool) {
 	nc.mu.Lock()
-	nc.downAt = time.Now()
-	nc.mu.Unlock()
+	defer nc.mu.Unlock()
+	now := time.Now()
+	wasUp = nc.downAt.IsZero() || now.Sub(nc.downAt) >= downFor
+	nc.downAt = now
+	return wasUp
 }
 
 // client returns the node's client, dialling it if needed (one dial at a time).
@@ -268,11 +278,13 @@ func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(
 			actx, cancel := context.WithTimeout(ctx, cl.o.attemptTimeout)
 			err = fn(actx, c)
 			cancel()
-			if !nodeFailed(err) {
-				return err
+			if !nodeFailed(err) || ctx.Err() != nil {
+				return err // the node's answer, or the caller gave up: says nothing about the node
 			}
 		}
-		nc.markDown()
+		if nc.markDown() {
+			cl.o.logger.Warn("node failed; its keys go to their next nodes", "node", addr, "err", err)
+		}
 		cl.poke()
 		lastErr = fmt.Errorf("node %s: %w", addr, err)
 		if !idempotent && err != nil && sentAndLost(err) {

@@ -31,7 +31,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 				url := e.storeURL(fmt.Sprintf("notice%d-%d", ttl/time.Second, round))
 				var ds []*daemon
 				for range 3 {
-					ds = append(ds, startDaemon(b, bin, "-store", url, "-member-ttl", ttl.String(), "-log-level", "warn"))
+					ds = append(ds, startDaemon(b, bin, "-store", url, "-member-ttl", ttl.String()))
 				}
 				ctx := testCtx(b)
 				cl, err := client.DialCluster(ctx, client.EtcdNodes(url))
