@@ -33,6 +33,7 @@ type options struct {
 	nearSize     int
 	nearMaxStale time.Duration
 
+	callTimeout    time.Duration // WithCallTimeout
 	attemptTimeout time.Duration // Cluster only
 }
 
@@ -53,6 +54,11 @@ func WithHeartbeat(interval, deadAfter time.Duration) Option {
 
 // WithWindow sets the KCP send and receive windows in segments. Default 256.
 func WithWindow(segments int) Option { return func(o *options) { o.window = segments } }
+
+// WithCallTimeout fails a call that has had no reply for d with ErrTimeout, whatever its
+// context says (0, the default: only the context bounds a call). One goroutine enforces it for
+// all calls, so it costs nothing per call, unlike a context with a timeout.
+func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
 
 // WithLogger sets where the client logs reconnects. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -102,9 +108,10 @@ type Reply struct {
 }
 
 type call struct {
-	reply  chan Reply // buffered 1
-	sess   *session
-	sentAt int64 // unix nanos when the request was written
+	reply    chan Reply // buffered 1; closed if the call failed without a reply
+	sess     *session
+	sentAt   int64 // unix nanos when the request was written
+	timedOut bool  // set before reply is closed: the call outlived the call timeout
 }
 
 // Dial connects to the server at addr (host:port) and opens a session (hello with the token
@@ -135,6 +142,10 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	if c.near != nil {
 		c.wg.Add(1)
 		go c.near.unsubscriber()
+	}
+	if o.callTimeout > 0 {
+		c.wg.Add(1)
+		go c.reaper()
 	}
 	return c, nil
 }
@@ -282,6 +293,9 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 	select {
 	case r, ok := <-cl.reply:
 		if !ok {
+			if cl.timedOut {
+				return Reply{}, fmt.Errorf("%w: %s %s: no reply within %v", ErrTimeout, h.Op, c.addr, c.opts.callTimeout)
+			}
 			return Reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
 		}
 		if r.Header.Code != task.CodeOK {
@@ -506,6 +520,36 @@ func (c *Client) beatOnce(s *session) {
 		if err := c.hello(ctx, s); err != nil {
 			c.sessionFailed(s, err)
 		}
+	}
+}
+
+// reaper fails calls older than the call timeout, checking eight times per timeout.
+func (c *Client) reaper() {
+	defer c.wg.Done()
+	t := time.NewTicker(max(c.opts.callTimeout/8, time.Millisecond))
+	defer t.Stop()
+	var expired []*call
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		limit := time.Now().UnixNano() - int64(c.opts.callTimeout)
+		c.mu.Lock()
+		for id, cl := range c.pending {
+			if cl.sentAt < limit {
+				delete(c.pending, id)
+				expired = append(expired, cl)
+			}
+		}
+		c.mu.Unlock()
+		for _, cl := range expired {
+			cl.timedOut = true
+			close(cl.reply)
+		}
+		clear(expired)
+		expired = expired[:0]
 	}
 }
 

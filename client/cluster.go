@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -68,7 +69,11 @@ type nodeConn struct {
 
 // WithAttemptTimeout bounds each attempt of a Cluster request on one node (default 1 s): a
 // node that does not answer in time is taken for dead and the request goes to the next node.
+// (It is the call timeout of the Cluster's clients: see WithCallTimeout.)
 func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
+
+// maxAttempts is how many nodes a request tries.
+const maxAttempts = 3
 
 // downFor is how long a node that failed is skipped before it is tried again (unless its
 // connection is back sooner).
@@ -84,6 +89,10 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Each node's client enforces the attempt timeout itself (see WithCallTimeout): cheaper
+	// than a context with a timeout per request, which all requests would register with
+	// their shared parent context.
+	opts = append(opts[:len(opts):len(opts)], WithCallTimeout(o.attemptTimeout))
 	wctx, cancel := context.WithCancel(context.Background())
 	cl := &Cluster{opts: opts, o: o, cancel: cancel, changed: make(chan struct{}, 1), ring: newRing(nil),
 		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}}
@@ -173,12 +182,12 @@ func (cl *Cluster) Owner(key string) string {
 // ownerLocked picks the node for key among those not tried yet: the best one that is not down,
 // or if all are down the best one regardless (a node marked down may be back; failing without
 // trying helps nobody).
-func (cl *Cluster) ownerLocked(key string, tried map[string]bool) string {
+func (cl *Cluster) ownerLocked(key string, tried []string) string {
 	now := time.Now()
-	if a := cl.ring.owner(key, func(a string) bool { return tried[a] || cl.conns[a].down(now) }); a != "" {
+	if a := cl.ring.owner(key, func(a string) bool { return slices.Contains(tried, a) || cl.conns[a].down(now) }); a != "" {
 		return a
 	}
-	return cl.ring.owner(key, func(a string) bool { return tried[a] })
+	return cl.ring.owner(key, func(a string) bool { return slices.Contains(tried, a) })
 }
 
 // down reports whether the node is to be skipped: its connection is lost (the client is
@@ -256,11 +265,12 @@ func nodeFailed(err error) bool {
 }
 
 // do runs fn on the node that owns key, and on the next ones in the key's order while nodes
-// fail (at most three attempts). idempotent says fn may be repeated after it was sent.
+// fail (at most maxAttempts). idempotent says fn may be repeated after it was sent.
 func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(ctx context.Context, c *Client) error) error {
-	tried := map[string]bool{}
+	var triedBuf [maxAttempts]string
+	tried := triedBuf[:0]
 	var lastErr error
-	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+	for attempt := 0; attempt < maxAttempts && ctx.Err() == nil; attempt++ {
 		cl.mu.Lock()
 		if cl.closed {
 			cl.mu.Unlock()
@@ -272,12 +282,10 @@ func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(
 		if nc == nil {
 			break
 		}
-		tried[addr] = true
+		tried = append(tried, addr)
 		c, err := nc.client(cl.opts)
 		if err == nil {
-			actx, cancel := context.WithTimeout(ctx, cl.o.attemptTimeout)
-			err = fn(actx, c)
-			cancel()
+			err = fn(ctx, c)
 			if !nodeFailed(err) || ctx.Err() != nil {
 				return err // the node's answer, or the caller gave up: says nothing about the node
 			}

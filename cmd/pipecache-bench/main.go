@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ func run() int {
 	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	label := fs.String("label", "", "with -json: the workload's name, added to the result")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
 	summarize := fs.String("summarize", "", "print the comparison table of a JSON-lines results file, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -66,6 +68,18 @@ func run() int {
 		}
 		bench.Summarize(os.Stdout, results)
 		return 0
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pipecache-bench: -cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
