@@ -65,7 +65,11 @@ type nodeConn struct {
 	c       *Client
 	dialing chan struct{} // closed when a dial in progress ends
 	downAt  time.Time     // when the node last failed a request or a dial
+	gone    bool          // the node left the member set: its client is closed
 }
+
+// errNodeLeft: the node left the member set between picking it and using it.
+var errNodeLeft = fmt.Errorf("%w: the node left the cluster", errNotSent)
 
 // WithAttemptTimeout bounds each attempt of a Cluster request on one node (default 1 s): a
 // node that does not answer in time is taken for dead and the request goes to the next node.
@@ -214,11 +218,18 @@ func (nc *nodeConn) markDown() (wasUp bool) {
 // client returns the node's client, dialling it if needed (one dial at a time).
 func (nc *nodeConn) client(opts []Option) (*Client, error) {
 	nc.mu.Lock()
-	for nc.c == nil && nc.dialing != nil {
-		ch := nc.dialing
+	if ch := nc.dialing; nc.c == nil && ch != nil {
 		nc.mu.Unlock()
 		<-ch
 		nc.mu.Lock()
+		if nc.c == nil && !nc.gone { // that dial failed: so does this call
+			nc.mu.Unlock()
+			return nil, fmt.Errorf("%w: dialling %s failed", errNotSent, nc.addr)
+		}
+	}
+	if nc.gone {
+		nc.mu.Unlock()
+		return nil, errNodeLeft
 	}
 	if c := nc.c; c != nil {
 		nc.mu.Unlock()
@@ -230,23 +241,42 @@ func (nc *nodeConn) client(opts []Option) (*Client, error) {
 	c, err := Dial(nc.addr, opts...)
 	nc.mu.Lock()
 	nc.dialing = nil
-	if err == nil {
-		nc.c = c
-	} else {
+	gone := nc.gone
+	switch {
+	case err != nil:
 		nc.downAt = time.Now()
+	case gone:
+		err = errNodeLeft
+	default:
+		nc.c = c
 	}
 	nc.mu.Unlock()
 	close(ch)
-	return c, err
+	if err != nil {
+		if gone && c != nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
+// close closes the node's client for good (the node left the member set).
 func (nc *nodeConn) close() {
 	nc.mu.Lock()
 	c := nc.c
+	nc.gone = true
 	nc.mu.Unlock()
 	if c != nil {
 		c.Close()
 	}
+}
+
+// left reports whether the node left the member set.
+func (nc *nodeConn) left() bool {
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	return nc.gone
 }
 
 // sentAndLost reports whether err means the request may have reached the node (so that
@@ -286,6 +316,9 @@ func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(
 		c, err := nc.client(cl.opts)
 		if err == nil {
 			err = fn(ctx, c)
+			if errors.Is(err, ErrClosed) && nc.left() {
+				err = errNodeLeft // closed under us because the node left: try the next one
+			}
 			if !nodeFailed(err) || ctx.Err() != nil {
 				return err // the node's answer, or the caller gave up: says nothing about the node
 			}

@@ -10,4 +10,11 @@
 //	if err != nil { ... }
 //	defer c.Close()
 //	if err := c.Ping(ctx); err != nil { ... }
+//
+// A Cluster is the client of several nodes over one shared store (etcd): it learns the live
+// nodes (EtcdNodes, StaticNodes), sends each key to one of them by rendezvous hashing
+// (rendezvous.go), retries a request on the key's next node when its node does not answer,
+// and moves subscriptions with their keys (cluster.go, cluster_sub.go).
+//
+//	cl, err := client.DialCluster(ctx, client.EtcdNodes("etcd://10.0.0.9:2379/pipecache"))
 package client

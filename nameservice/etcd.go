@@ -314,7 +314,7 @@ func (e *Etcd) Watch(ctx context.Context, after uint64, fn func(changes []Change
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, time.Second) // a node serves no fresh reads until it resumes
 		}
 	}
 }

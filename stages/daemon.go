@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
@@ -49,6 +50,8 @@ type Daemon struct {
 	cache    *CachePrc
 	outgoing *Outgoing
 	leave    func() // leaves the member set; nil without a shared store
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // StartDaemon opens the store, wires the stages and starts them.
@@ -170,7 +173,13 @@ func (d *Daemon) Addr() netip.AddrPort { return d.incoming.Addr() }
 // Stop shuts down without losing an acknowledged write: leave the member set, stop reading the network, let every
 // request already taken finish (its write committed and its reply sent), stop Outgoing (which
 // commits anything left), close the store, and stop the rest.
+// Calling it again returns the first call's result.
 func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop(ctx) })
+	return d.stopErr
+}
+
+func (d *Daemon) stop(ctx context.Context) error {
 	var errs []error
 	if d.leave != nil {
 		d.leave() // first, so that clients move this node's keys elsewhere while it finishes

@@ -196,9 +196,8 @@ func TestClusterStaticNodesFailover(t *testing.T) {
 	}
 }
 
-// TestClusterSurvivesEtcdMemberDeath: a three-member etcd loses one member (the one the
-// cluster's URL names first): writes, reads, notifications across nodes and the member set
-// go on.
+// TestClusterSurvivesEtcdMemberDeath: a three-member etcd loses one member, its leader:
+// writes, reads, notifications across nodes and the member set go on.
 func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	e := startEtcd(t, 3)
 	for i := range 3 {
@@ -213,7 +212,9 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	sub, err := dialT(t, a.Addr().String()).Subscribe(ctx, "m:", client.Prefix(), client.WithValues())
 	require.NoError(t, err)
 
-	e.kill(0)
+	leader := e.leader()
+	t.Logf("killing etcd member %d, the leader", leader)
+	e.kill(leader)
 	// Requests that were at the dead member fail until the etcd client moves to another
 	// one; after that, everything must work.
 	waitUntil(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
@@ -283,8 +284,75 @@ func TestAllEtcdDown(t *testing.T) {
 		it, err := cl.Get(ctx, "k")
 		return err == nil && !it.Stale && string(it.Value) == "v3"
 	}, "the lenient node never caught up with the write made through the other")
-	it, err = cs.Get(ctx, "k")
+	waitUntil(t, func() bool {
+		it, err := cs.Get(ctx, "k")
+		return err == nil && !it.Stale && string(it.Value) == "v3"
+	}, "the strict node never served fresh reads again")
+	stats, err = cs.Stats(ctx)
 	require.NoError(t, err)
-	assert.False(t, it.Stale)
-	assert.Equal(t, "v3", string(it.Value))
+	assert.EqualValues(t, 0, stats["store_unreachable"])
+}
+
+// TestClusterJoinAndLeave: a node that joins takes about a third of the keys, all from the
+// others; a node stopped with Stop leaves the member set at once (not at its lease's end) and
+// requests racing its departure are retried on the keys' next nodes, so none fails.
+func TestClusterJoinAndLeave(t *testing.T) {
+	e := startEtcd(t, 1)
+	a := startOnEtcd(t, e, "join")
+	startOnEtcd(t, e, "join")
+	cl := dialCluster(t, client.EtcdNodes(e.storeURL("join")))
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	ctx := testCtx(t)
+	const nKeys = 3000
+	before := map[string]string{}
+	for i := range nKeys {
+		k := fmt.Sprint("j", i)
+		_, err := cl.Set(ctx, k, []byte(k))
+		require.NoError(t, err)
+		before[k] = cl.Owner(k)
+	}
+
+	c := startOnEtcd(t, e, "join")
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw the third node")
+	moved := 0
+	for k, o := range before {
+		if now := cl.Owner(k); now != o {
+			moved++
+			require.Equal(t, c.Addr().String(), now, "a join moved %s between old nodes", k)
+		}
+	}
+	t.Logf("the join moved %d of %d keys", moved, nKeys)
+	assert.InDelta(t, 1.0/3, float64(moved)/nKeys, 0.06)
+
+	stop := make(chan struct{})
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ; i += 4 {
+				k := fmt.Sprint("j", i%nKeys)
+				if it, err := cl.Get(ctx, k); err != nil || string(it.Value) != k {
+					errs.Add(1)
+					t.Errorf("get %s during a leave: %v", k, err)
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	left := time.Now()
+	require.NoError(t, a.Stop(ctx))
+	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
+	t.Logf("the stopped node left the member set after %v", time.Since(left).Round(time.Millisecond))
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, errs.Load())
+	for k := range before {
+		assert.NotEqual(t, a.Addr().String(), cl.Owner(k))
+	}
 }

@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +106,29 @@ func (e *etcdCluster) kill(i int) {
 func (e *etcdCluster) restart(i int) {
 	e.start(i)
 	e.waitHealthy(i)
+}
+
+// leader returns the index of the member that leads the cluster now.
+func (e *etcdCluster) leader() int {
+	out, err := exec.Command("etcdctl", "--endpoints", strings.Join(e.clientURLs, ","), "endpoint", "status", "-w", "json").Output()
+	require.NoError(e.t, err)
+	var status []struct {
+		Endpoint string
+		Status   struct {
+			Header struct {
+				MemberID uint64 `json:"member_id"`
+			}
+			Leader uint64
+		}
+	}
+	require.NoError(e.t, json.Unmarshal(out, &status))
+	for _, st := range status {
+		if st.Status.Header.MemberID == st.Status.Leader {
+			return slices.Index(e.clientURLs, st.Endpoint)
+		}
+	}
+	e.t.Fatalf("no etcd leader in %s", out)
+	return -1
 }
 
 func (e *etcdCluster) waitHealthy(i int) {
