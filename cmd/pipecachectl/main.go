@@ -11,6 +11,12 @@
 //	pipecachectl stats | ping
 //	pipecachectl watch KEY|PREFIX*             (print every change until Ctrl-C; PREFIX* for a prefix)
 //	pipecachectl                              (interactive: one command per line)
+//
+// With -cluster etcd://host:2379/prefix (or a comma-separated node list) it talks to a cluster
+// through the SDK's Cluster, each key to the node that owns it, and has two more commands:
+//
+//	pipecachectl -cluster URL nodes           (the live nodes)
+//	pipecachectl -cluster URL owner KEY       (the node that serves KEY)
 package main
 
 import (
@@ -35,15 +41,19 @@ func main() {
 	addr := fs.String("addr", envOr("PIPECACHE_ADDR", "127.0.0.1:7070"), "server address (env PIPECACHE_ADDR)")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit of each command")
 	token := fs.String("token", envOr("PIPECACHE_TOKEN", ""), "auth token (env PIPECACHE_TOKEN)")
+	cluster := fs.String("cluster", envOr("PIPECACHE_CLUSTER", ""), "a cluster instead of one server: etcd://host:2379/prefix or host:port,host:port,... (env PIPECACHE_CLUSTER)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
-	c, err := client.Dial(*addr, client.WithToken(*token), client.WithName("pipecachectl"))
+	c, err := connect(*addr, *cluster, *timeout, client.WithToken(*token), client.WithName("pipecachectl"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	defer c.Close()
+	if *cluster != "" {
+		*addr = *cluster
+	}
 	if fs.NArg() == 2 && fs.Arg(0) == "watch" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -63,6 +73,34 @@ func main() {
 	interactive(c, *timeout, *addr, os.Stdin, os.Stdout)
 }
 
+// server is what the commands use: a Client (one server) or a Cluster.
+type server interface {
+	Get(ctx context.Context, key string) (client.Item, error)
+	MGet(ctx context.Context, keys ...string) (map[string]client.Item, error)
+	Set(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
+	Add(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
+	Replace(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
+	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...client.WriteOption) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	Close() error
+}
+
+// connect dials the server at addr, or the cluster if one is named.
+func connect(addr, cluster string, timeout time.Duration, opts ...client.Option) (server, error) {
+	if cluster == "" {
+		return client.Dial(addr, opts...)
+	}
+	nodes := client.StaticNodes(strings.Split(cluster, ",")...)
+	if strings.HasPrefix(cluster, "etcd://") {
+		nodes = client.EtcdNodes(cluster)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return client.DialCluster(ctx, nodes, opts...)
+}
+
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
@@ -70,7 +108,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func interactive(c *client.Client, timeout time.Duration, addr string, in io.Reader, out io.Writer) {
+func interactive(c server, timeout time.Duration, addr string, in io.Reader, out io.Writer) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 2<<20)
 	for {
@@ -94,26 +132,41 @@ func interactive(c *client.Client, timeout time.Duration, addr string, in io.Rea
 
 // watch prints every change of key (or of every key under prefix, written "prefix*") until ctx
 // ends.
-func watch(ctx context.Context, c *client.Client, target string, out io.Writer) error {
-	var opts []client.SubOption
+func watch(ctx context.Context, c server, target string, out io.Writer) error {
+	opts := []client.SubOption{client.WithValues()}
 	if p, ok := strings.CutSuffix(target, "*"); ok {
 		target, opts = p, append(opts, client.Prefix())
 	}
-	sub, err := c.Subscribe(ctx, target, append(opts, client.WithValues())...)
-	if err != nil {
-		return err
+	var events <-chan client.Event
+	switch c := c.(type) {
+	case *client.Client:
+		sub, err := c.Subscribe(ctx, target, opts...)
+		if err != nil {
+			return err
+		}
+		events = sub.C
+	case *client.Cluster:
+		sub, err := c.Subscribe(ctx, target, opts...)
+		if err != nil {
+			return err
+		}
+		events = sub.C
 	}
 	fmt.Fprintf(out, "watching %s (Ctrl-C to stop)\n", target)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-sub.C:
+		case ev, ok := <-events:
 			if !ok {
 				return nil
 			}
 			switch ev.Kind {
 			case client.EventResync:
+				if ev.Key != "" {
+					fmt.Fprintf(out, "[%d] resync: %s moved to another node; changes may have been missed\n", ev.Seq, ev.Key)
+					continue
+				}
 				fmt.Fprintf(out, "[%d] resync: changes were missed; re-read what you watch\n", ev.Seq)
 			case client.EventSet:
 				fmt.Fprintf(out, "[%d] set %s = %s (version %d)\n", ev.Seq, ev.Key, ev.Value, ev.Version)
@@ -125,7 +178,7 @@ func watch(ctx context.Context, c *client.Client, target string, out io.Writer) 
 }
 
 // run executes one command and prints its result.
-func run(c *client.Client, timeout time.Duration, args []string, out io.Writer) error {
+func run(c server, timeout time.Duration, args []string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd, args := strings.ToLower(args[0]), args[1:]
@@ -145,12 +198,33 @@ func run(c *client.Client, timeout time.Duration, args []string, out io.Writer) 
 		}
 		return []client.WriteOption{client.WithTTL(d)}, nil
 	}
+	one, isOne := c.(*client.Client)
+	cl, isCluster := c.(*client.Cluster)
+	switch cmd {
+	case "ping", "stats":
+		if !isOne {
+			return fmt.Errorf("%s: ask one node (-addr), not the cluster", cmd)
+		}
+	case "nodes", "owner":
+		if !isCluster {
+			return fmt.Errorf("%s: only with -cluster", cmd)
+		}
+	}
 	switch cmd {
 	case "ping":
-		if err := c.Ping(ctx); err != nil {
+		if err := one.Ping(ctx); err != nil {
 			return err
 		}
 		fmt.Fprintln(out, "PONG")
+	case "nodes":
+		for _, n := range cl.Nodes() {
+			fmt.Fprintln(out, n)
+		}
+	case "owner":
+		if err := need(1, 1); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, cl.Owner(args[0]))
 	case "get":
 		if err := need(1, 1); err != nil {
 			return err
@@ -248,7 +322,7 @@ func run(c *client.Client, timeout time.Duration, args []string, out io.Writer) 
 		}
 		fmt.Fprintln(out, "OK")
 	case "stats":
-		stats, err := c.Stats(ctx)
+		stats, err := one.Stats(ctx)
 		if err != nil {
 			return err
 		}

@@ -103,3 +103,44 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestClusterMode: -cluster with a static list of two nodes: data commands go to each key's
+// owner, nodes and owner answer, and the per-node commands say to ask one node.
+func TestClusterMode(t *testing.T) {
+	var addrs []string
+	for range 2 {
+		d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+			Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
+		require.NoError(t, err)
+		defer d.Stop(context.Background())
+		addrs = append(addrs, d.Addr().String())
+	}
+	c, err := connect("", strings.Join(addrs, ","), 10*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	do := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(c, 10*time.Second, args, &out)
+		return out.String(), err
+	}
+	out, err := do("nodes")
+	require.NoError(t, err)
+	assert.ElementsMatch(t, addrs, strings.Fields(out))
+	out, err = do("owner", "k")
+	require.NoError(t, err)
+	owner := strings.TrimSpace(out)
+	assert.Contains(t, addrs, owner)
+	_, err = do("set", "k", "v")
+	require.NoError(t, err)
+	out, err = do("get", "k")
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(out, "v\n"))
+	one, err := client.Dial(owner) // the owner has it; the stores are separate, so only the owner
+	require.NoError(t, err)
+	defer one.Close()
+	it, err := one.Get(context.Background(), "k")
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(it.Value))
+	_, err = do("stats")
+	assert.ErrorContains(t, err, "ask one node")
+}
