@@ -356,3 +356,15 @@ func TestClusterJoinAndLeave(t *testing.T) {
 		assert.NotEqual(t, a.Addr().String(), cl.Owner(k))
 	}
 }
+
+// TestDaemonWaitsForEtcd: a node started before etcd waits for it (-store-wait), then serves.
+func TestDaemonWaitsForEtcd(t *testing.T) {
+	e := startEtcd(t, 1)
+	e.kill(0)
+	started := e.startAfter(0, 4*time.Second) // longer than one attempt (-store-timeout 2s)
+	d := startDaemon(t, buildDaemon(t), "-store", e.storeURL("wait"), "-store-wait", "1m")
+	require.NoError(t, <-started)
+	c := dialT(t, d.addr)
+	_, err := c.Set(testCtx(t), "k", []byte("v"))
+	require.NoError(t, err)
+}

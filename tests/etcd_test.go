@@ -93,6 +93,21 @@ func (e *etcdCluster) start(i int) {
 	e.procs[i] = cmd
 }
 
+// startAfter starts member i again after d, in the background; receive from the channel
+// before touching the cluster again.
+func (e *etcdCluster) startAfter(i int, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	time.AfterFunc(d, func() {
+		cmd := exec.Command(e.bin, e.args[i]...)
+		err := cmd.Start()
+		if err == nil {
+			e.procs[i] = cmd
+		}
+		done <- err
+	})
+	return done
+}
+
 // kill stops member i at once (SIGKILL).
 func (e *etcdCluster) kill(i int) {
 	if cmd := e.procs[i]; cmd != nil {

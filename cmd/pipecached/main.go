@@ -36,6 +36,7 @@ func run(args []string) int {
 	storeURL := fs.String("store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "with -store etcd: the address clients reach this node at (default: -listen)")
 	fs.DurationVar(&cfg.MemberTTL, "member-ttl", 5*time.Second, "with -store etcd: a node that dies leaves the member set this long after")
+	storeWait := fs.Duration("store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
 	fs.BoolVar(&cfg.Cache.StaleReads, "stale-reads", false, "with -store etcd: while etcd is unreachable, serve cached keys (flagged stale) instead of 'unavailable'")
 	memoryMB := fs.Int64("memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
 	fs.DurationVar(&cfg.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
@@ -91,6 +92,11 @@ func run(args []string) int {
 			return 2
 		}
 		cfg.Store, cfg.DataDir = st, *storeURL
+		if err := waitForStore(ctx, st, *storeWait, cfg.Logger); err != nil {
+			cfg.Logger.Error("store", "err", err)
+			st.Close()
+			return 1
+		}
 	}
 	d, err := stages.StartDaemon(cfg)
 	if err != nil {
@@ -105,6 +111,26 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// waitForStore waits until the store answers (etcd may start after its nodes), for up to
+// wait, or until ctx ends.
+func waitForStore(ctx context.Context, st nameservice.Store, wait time.Duration, log *slog.Logger) error {
+	deadline := time.Now().Add(wait)
+	backoff := 100 * time.Millisecond
+	for {
+		_, err := st.MaxVersion()
+		if err == nil || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		log.Warn("store not answering; waiting for it", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted while waiting for the store: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // loadTokens gathers auth tokens from the flag (or PIPECACHE_AUTH_TOKENS) and the token file.
