@@ -19,25 +19,12 @@ if ! command -v etcd >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "== building"
 go build -o "$work/" ./cmd/pipecached ./cmd/pipecache-bench
 
-free_port() { # a free loopback TCP+UDP port
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (ss -Htuln 2>/dev/null | grep -q ":$p "); then echo "$p"; return; fi
-  done
-}
 CLIENT=$(free_port); PEER=$(free_port)
 echo "== starting etcd on 127.0.0.1:$CLIENT"
 etcd --name bench --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$CLIENT" \

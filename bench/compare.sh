@@ -21,26 +21,13 @@ if ! need redis-server || ! need memcached; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server memcached >/dev/null
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 echo "== building"
 go build -o "$work/pipecached" ./cmd/pipecached
 go build -o "$work/pipecache-bench" ./cmd/pipecache-bench
 
-free_port() { # a free loopback TCP+UDP port
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 20000))
-    if ! (ss -Htuln 2>/dev/null | grep -q ":$p "); then echo "$p"; return; fi
-  done
-}
 REDIS=$(free_port); MC=$(free_port); PC=$(free_port); PCMISS=$(free_port)
 
 echo "== starting servers on 127.0.0.1 (redis :$REDIS, memcached :$MC, pipecached :$PC, pipecached 4 MiB :$PCMISS)"

@@ -16,20 +16,32 @@ import (
 	"github.com/pipecache/pipecache/transport"
 )
 
-func TestCommandsAndInteractiveMode(t *testing.T) {
+// startDaemon runs a daemon with its embedded store on a free loopback port until the test ends.
+func startDaemon(t *testing.T) *stages.Daemon {
+	t.Helper()
 	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
-	defer d.Stop(context.Background())
-	c, err := client.Dial(d.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d
+}
 
-	do := func(args ...string) (string, error) {
+// runner runs one command against c and returns what it printed.
+func runner(c server) func(args ...string) (string, error) {
+	return func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(c, 10*time.Second, args, &out)
 		return out.String(), err
 	}
+}
+
+func TestCommandsAndInteractiveMode(t *testing.T) {
+	d := startDaemon(t)
+	c, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+
+	do := runner(c)
 	out, err := do("set", "greeting", "hello", "1h")
 	require.NoError(t, err)
 	assert.Contains(t, out, "OK (version ")
@@ -60,10 +72,7 @@ func TestCommandsAndInteractiveMode(t *testing.T) {
 }
 
 func TestWatchPrintsChanges(t *testing.T) {
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
-	defer d.Stop(context.Background())
+	d := startDaemon(t)
 	watcher, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer watcher.Close()
@@ -109,20 +118,12 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func TestClusterMode(t *testing.T) {
 	var addrs []string
 	for range 2 {
-		d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
-			Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-		require.NoError(t, err)
-		defer d.Stop(context.Background())
-		addrs = append(addrs, d.Addr().String())
+		addrs = append(addrs, startDaemon(t).Addr().String())
 	}
 	c, err := connect("", strings.Join(addrs, ","), 10*time.Second)
 	require.NoError(t, err)
 	defer c.Close()
-	do := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(c, 10*time.Second, args, &out)
-		return out.String(), err
-	}
+	do := runner(c)
 	out, err := do("nodes")
 	require.NoError(t, err)
 	assert.ElementsMatch(t, addrs, strings.Fields(out))
