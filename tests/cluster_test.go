@@ -74,7 +74,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 	url := e.storeURL("kill")
 	var ds []*daemon
 	for range 3 {
-		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s", "-data-dir", t.TempDir()))
+		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s"))
 	}
 	cl := dialCluster(t, client.EtcdNodes(url))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")

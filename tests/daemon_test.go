@@ -40,6 +40,7 @@ type daemon struct {
 func startDaemon(tb testing.TB, bin string, args ...string) *daemon {
 	tb.Helper()
 	cmd := exec.Command(bin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = tb.TempDir() // the default -data-dir is relative: keep it out of the source tree
 	stderr, err := cmd.StderrPipe()
 	require.NoError(tb, err)
 	require.NoError(tb, cmd.Start())
@@ -107,6 +108,7 @@ func TestDaemonEnvironmentOverridesAndBadFlags(t *testing.T) {
 	l.Close()
 
 	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "PIPECACHE_LISTEN="+addr)
 	stderr, _ := cmd.StderrPipe()
 	require.NoError(t, cmd.Start())
