@@ -49,13 +49,12 @@ type Cluster struct {
 	cancel  context.CancelFunc
 	changed chan struct{} // the member set or a node's health changed: move subscriptions
 
-	mu      sync.Mutex // guards everything below
-	ring    *ring
-	conns   map[string]*nodeConn
-	subs    map[*ClusterSubscription]struct{}
-	closed  bool
-	version uint64 // bumped on every member change
-	wg      sync.WaitGroup
+	mu     sync.Mutex // guards everything below
+	ring   *ring
+	conns  map[string]*nodeConn
+	subs   map[*ClusterSubscription]struct{}
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // nodeConn is the client of one node, dialled on first use.
@@ -130,7 +129,6 @@ func (cl *Cluster) setMembers(addrs []string) {
 		return
 	}
 	cl.ring = r
-	cl.version++
 	var gone []*nodeConn
 	for a, nc := range cl.conns {
 		if !r.has(a) {
@@ -245,6 +243,7 @@ func (nc *nodeConn) client(opts []Option) (*Client, error) {
 	switch {
 	case err != nil:
 		nc.downAt = time.Now()
+		err = fmt.Errorf("%w: %v", errNotSent, err) // nothing was sent: safe to try elsewhere
 	case gone:
 		err = errNodeLeft
 	default:
