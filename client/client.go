@@ -33,7 +33,7 @@ type options struct {
 	nearSize     int
 	nearMaxStale time.Duration
 
-	callTimeout    time.Duration // WithCallTimeout
+	silenceTimeout time.Duration // WithSilenceTimeout
 	attemptTimeout time.Duration // Cluster only
 }
 
@@ -55,10 +55,15 @@ func WithHeartbeat(interval, deadAfter time.Duration) Option {
 // WithWindow sets the KCP send and receive windows in segments. Default 256.
 func WithWindow(segments int) Option { return func(o *options) { o.window = segments } }
 
-// WithCallTimeout fails a call that has had no reply for d with ErrTimeout, whatever its
-// context says (0, the default: only the context bounds a call). One goroutine enforces it for
-// all calls, so it costs nothing per call, unlike a context with a timeout.
-func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
+// WithSilenceTimeout fails the calls in flight with ErrTimeout once the server has sent nothing
+// at all for d (not a reply, not a heartbeat reply): it looks dead, and a caller with another
+// server to try should not wait for the session to be declared dead (WithHeartbeat's deadAfter).
+// A server that keeps talking is alive, and its slow calls (a slow store) keep waiting for their
+// replies, bounded by their contexts and the server's store timeout. The client sends
+// heartbeats at least every d/2 so that a live server is never silent that long (if the server
+// imposes a longer interval, twice that interval is used instead of d). One goroutine checks,
+// so it costs nothing per call. Default 0: off. Cluster uses it for its attempt timeout.
+func WithSilenceTimeout(d time.Duration) Option { return func(o *options) { o.silenceTimeout = d } }
 
 // WithLogger sets where the client logs reconnects. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -128,6 +133,10 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
 		ackNow: make(chan struct{}, 1)}
 	c.ackEvery.Store(64)
+	if o.silenceTimeout > 0 {
+		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
+		c.opts.heartbeat = o.heartbeat
+	}
 	c.beat.Store(int64(o.heartbeat))
 	if o.nearSize > 0 {
 		c.near = newNearCache(c, o.nearSize, o.nearMaxStale)
@@ -143,7 +152,7 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		c.wg.Add(1)
 		go c.near.unsubscriber()
 	}
-	if o.callTimeout > 0 {
+	if o.silenceTimeout > 0 {
 		c.wg.Add(1)
 		go c.reaper()
 	}
@@ -294,7 +303,7 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 	case r, ok := <-cl.reply:
 		if !ok {
 			if cl.timedOut {
-				return Reply{}, fmt.Errorf("%w: %s %s: no reply within %v", ErrTimeout, h.Op, c.addr, c.opts.callTimeout)
+				return Reply{}, fmt.Errorf("%w: %s %s: no reply, and the server silent for %v", ErrTimeout, h.Op, c.addr, c.silence())
 			}
 			return Reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
 		}
@@ -523,10 +532,17 @@ func (c *Client) beatOnce(s *session) {
 	}
 }
 
-// reaper fails calls older than the call timeout, checking eight times per timeout.
+// silence is how long the server may be silent before calls in flight fail: the silence
+// timeout, or twice the negotiated heartbeat interval if the server imposed a longer one.
+func (c *Client) silence() time.Duration {
+	return max(c.opts.silenceTimeout, 2*time.Duration(c.beat.Load()))
+}
+
+// reaper fails the calls in flight whenever the server has been silent for silence(),
+// checking eight times per period.
 func (c *Client) reaper() {
 	defer c.wg.Done()
-	t := time.NewTicker(max(c.opts.callTimeout/8, time.Millisecond))
+	t := time.NewTicker(max(c.opts.silenceTimeout/8, time.Millisecond))
 	defer t.Stop()
 	var expired []*call
 	for {
@@ -535,13 +551,13 @@ func (c *Client) reaper() {
 			return
 		case <-t.C:
 		}
-		limit := time.Now().UnixNano() - int64(c.opts.callTimeout)
+		if time.Now().UnixNano()-c.lastRecv.Load() < int64(c.silence()) {
+			continue // the server spoke recently: alive
+		}
 		c.mu.Lock()
-		for id, cl := range c.pending {
-			if cl.sentAt < limit {
-				delete(c.pending, id)
-				expired = append(expired, cl)
-			}
+		for id, cl := range c.pending { // every call: a silent server answers none of them
+			delete(c.pending, id)
+			expired = append(expired, cl)
 		}
 		c.mu.Unlock()
 		for _, cl := range expired {

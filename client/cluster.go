@@ -70,9 +70,11 @@ type nodeConn struct {
 // errNodeLeft: the node left the member set between picking it and using it.
 var errNodeLeft = fmt.Errorf("%w: the node left the cluster", errNotSent)
 
-// WithAttemptTimeout bounds each attempt of a Cluster request on one node (default 1 s): a
-// node that does not answer in time is taken for dead and the request goes to the next node.
-// (It is the call timeout of the Cluster's clients: see WithCallTimeout.)
+// WithAttemptTimeout sets how long a Cluster waits on a node that has gone silent (default
+// 1 s): a node that has sent nothing for that long, while a request waits, is taken for dead
+// and the request goes to the key's next node. A node that is alive but slow (its store is
+// slow) is waited for: retrying elsewhere would not help. (It is the silence timeout of the
+// Cluster's clients: see WithSilenceTimeout.)
 func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
 
 // maxAttempts is how many nodes a request tries.
@@ -92,10 +94,10 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	// Each node's client enforces the attempt timeout itself (see WithCallTimeout): cheaper
-	// than a context with a timeout per request, which all requests would register with
-	// their shared parent context.
-	opts = append(opts[:len(opts):len(opts)], WithCallTimeout(o.attemptTimeout))
+	// Each node's client watches for its server going silent (WithSilenceTimeout): it tells a
+	// dead node from a slow one, and costs nothing per request, unlike a context with a
+	// timeout (which every request would register with its shared parent context).
+	opts = append(opts[:len(opts):len(opts)], WithSilenceTimeout(o.attemptTimeout))
 	wctx, cancel := context.WithCancel(context.Background())
 	cl := &Cluster{opts: opts, o: o, cancel: cancel, changed: make(chan struct{}, 1), ring: newRing(nil),
 		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}}

@@ -372,3 +372,43 @@ func TestDaemonWaitsForEtcd(t *testing.T) {
 	_, err := c.Set(testCtx(t), "k", []byte("v"))
 	require.NoError(t, err)
 }
+
+// TestClusterWaitsForASlowNode: a node whose store is slow is alive (it keeps answering
+// heartbeats), so a request to it waits for its reply rather than failing over after the
+// attempt timeout. The two nodes have separate stores here, so where the write landed shows
+// which node served it.
+func TestClusterWaitsForASlowNode(t *testing.T) {
+	var addrs []string
+	var stores []*slowStore
+	for range 2 {
+		bolt, err := nameservice.Open(t.TempDir())
+		require.NoError(t, err)
+		st := &slowStore{Store: bolt}
+		d := startInProcess(t, stages.DaemonConfig{Store: st, Cache: stages.CacheConfig{StoreTimeout: 5 * time.Second}})
+		addrs, stores = append(addrs, d.Addr().String()), append(stores, st)
+	}
+	cl := dialCluster(t, client.StaticNodes(addrs...)) // attempt timeout 500 ms
+	ctx := testCtx(t)
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("slow", i); cl.Owner(k) == addrs[0] {
+			key = k
+		}
+	}
+	_, err := cl.Set(ctx, "warm-up", []byte("x")) // connections open before the store slows down
+	require.NoError(t, err)
+	_, err = cl.Get(ctx, key)
+	require.ErrorIs(t, err, client.ErrNotFound)
+
+	stores[0].delay.Store(int64(1500 * time.Millisecond))
+	start := time.Now()
+	_, err = cl.Set(ctx, key, []byte("v"))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 1500*time.Millisecond, "the write did not wait for the slow store")
+	stores[0].delay.Store(0)
+	assert.Equal(t, addrs[0], cl.Owner(key), "the slow node was taken for dead")
+	r, ok, err := stores[0].Get(key, time.Now().UnixMilli())
+	require.NoError(t, err)
+	require.True(t, ok, "the write went elsewhere")
+	assert.Equal(t, "v", string(r.Value))
+}
