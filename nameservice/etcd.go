@@ -267,7 +267,7 @@ type Change struct {
 // Watch calls fn with every change of the data after revision after, in order, until ctx ends.
 // A watch that breaks is resumed from the last revision seen; if etcd has compacted that
 // revision away, fn is called with resync true (changes were missed: drop what you cached) and
-// the watch continues from the present.
+// the watch continues from the compaction point (the oldest revision etcd still holds).
 func (e *Etcd) Watch(ctx context.Context, after uint64, fn func(changes []Change, resync bool)) {
 	rev := int64(after)
 	backoff := 100 * time.Millisecond

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -283,5 +284,45 @@ func BenchmarkEtcdCommit(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "writes/s")
 		})
+	}
+}
+
+// TestEtcdWatchAfterCompaction: a feed resuming from a revision etcd has compacted away says
+// so (resync: changes were missed) and goes on from the compaction point.
+func TestEtcdWatchAfterCompaction(t *testing.T) {
+	e := startEtcd(t, 1)
+	st, err := nameservice.OpenEtcd(e.storeURL("compact"), 3*time.Second, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	for i := range 3 {
+		require.NoError(t, st.Commit([]nameservice.Write{{Key: fmt.Sprint("c", i), Record: nameservice.Record{Value: []byte("v")}}}))
+	}
+	rev, err := st.MaxVersion()
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	_, err = st.Client().Compact(ctx, int64(rev))
+	require.NoError(t, err)
+
+	type call struct {
+		changes []nameservice.Change
+		resync  bool
+	}
+	calls := make(chan call, 16)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go st.Watch(wctx, 1, func(ch []nameservice.Change, resync bool) { calls <- call{ch, resync} })
+	first := <-calls
+	assert.True(t, first.resync, "resuming from a compacted revision must report a resync")
+	require.NoError(t, st.Commit([]nameservice.Write{{Key: "after", Record: nameservice.Record{Value: []byte("new")}}}))
+	// The feed goes on from the compaction point (the oldest revision etcd still has): nothing
+	// older comes back, and the new write arrives.
+	for c := range calls {
+		for _, ch := range c.changes {
+			assert.GreaterOrEqual(t, ch.Record.Version, rev, "a change older than the compaction came back")
+			if ch.Key == "after" {
+				assert.Equal(t, "new", string(ch.Record.Value))
+				return
+			}
+		}
 	}
 }
