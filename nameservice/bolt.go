@@ -3,12 +3,14 @@ package nameservice
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // The embedded store is a bbolt database: a single file, copy-on-write B+tree, one fsync per
@@ -49,6 +51,9 @@ func Open(dir string) (*Bolt, error) {
 		NoFreelistSync: true,        // the freelist is rebuilt on open; commits write less
 		FreelistType:   bolt.FreelistMapType,
 	})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return nil, fmt.Errorf("nameservice: open %s: %w: in use by another process (another pipecached on the same -data-dir?)", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nameservice: open %s: %w", path, err)
 	}

@@ -424,6 +424,10 @@ func (s *Server) Close() error {
 	if s.closed {
 		return ErrServerClosed
 	}
+	if s.loop == nil { // never attached: nothing to flush, no conversation
+		s.closed = true
+		return s.io.close()
+	}
 	s.flush()
 	for _, c := range s.conns {
 		c.Close(ErrServerClosed)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -231,4 +232,21 @@ func TestServerBacksOffRetransmitsToASilentPeer(t *testing.T) {
 		s.input(d, from)
 	}
 	assert.Equal(t, s.cfg.Interval, c.tick)
+}
+
+// TestSecondServerOnAPortIsRefused: a second server cannot bind an address in use (it would
+// take new clients away from the first), unless both ask to share it with SO_REUSEPORT.
+func TestSecondServerOnAPortIsRefused(t *testing.T) {
+	first, err := NewServer(Config{Addr: "127.0.0.1:0"}, &recorder{})
+	require.NoError(t, err)
+	defer first.Close()
+	_, err = NewServer(Config{Addr: first.Addr().String()}, &recorder{})
+	assert.ErrorIs(t, err, unix.EADDRINUSE)
+
+	a, err := NewServer(Config{Addr: "127.0.0.1:0", ReusePort: true}, &recorder{})
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := NewServer(Config{Addr: a.Addr().String(), ReusePort: true}, &recorder{})
+	require.NoError(t, err, "shards that ask for SO_REUSEPORT share the port")
+	b.Close()
 }
