@@ -24,6 +24,8 @@ var (
 	ErrInternal        = errors.New("pipecache: server error")
 	ErrDisabled        = errors.New("pipecache: feature disabled on the server")
 	ErrProtocol        = errors.New("pipecache: protocol version not supported")
+	ErrOverflow        = errors.New("pipecache: increment would overflow")
+	ErrLimit           = errors.New("pipecache: server limit reached")
 	ErrClosed          = errors.New("pipecache: client closed")
 )
 
@@ -37,6 +39,7 @@ var codeErrors = map[task.Code]error{
 	task.CodeUnknownOp: ErrUnknownOp, task.CodeUnauthorized: ErrUnauthorized,
 	task.CodeBusy: ErrBusy, task.CodeUnavailable: ErrUnavailable, task.CodeTimeout: ErrTimeout,
 	task.CodeInternal: ErrInternal, task.CodeDisabled: ErrDisabled, task.CodeVersion: ErrProtocol,
+	task.CodeOverflow: ErrOverflow, task.CodeLimit: ErrLimit,
 }
 
 // ServerError is an error reply: its code, the server's message, and the sentinel it matches.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strconv"
 	"time"
 
@@ -325,6 +326,10 @@ func (c *CachePrc) incr(i uint32, t *task.Task, present bool) {
 	n, err := strconv.ParseInt(string(c.value(s)), 10, 64)
 	if err != nil {
 		c.fail(t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.key(s)))
+		return
+	}
+	if (t.Delta > 0 && n > math.MaxInt64-t.Delta) || (t.Delta < 0 && n < math.MinInt64-t.Delta) {
+		c.fail(t, task.CodeOverflow, fmt.Errorf("%d + %d is out of the 64-bit range", n, t.Delta))
 		return
 	}
 	n += t.Delta
