@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,13 +203,13 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		req.LastSeq = c.lastSeq
 		c.subMu.Unlock()
 	}
-	body, _ := json.Marshal(req)
+	body := req.encode()
 	sent := time.Now().UnixNano()
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
 		c.resume.Store(nil) // the session expired meanwhile: start a new one
 		req.Resume = ""
-		body, _ = json.Marshal(req)
+		body = req.encode()
 		r, err = c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	}
 	switch {
@@ -248,6 +249,19 @@ type helloRequest struct {
 	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
 	Resume      string `json:"resume,omitempty"`
 	LastSeq     uint64 `json:"last_seq,omitempty"`
+	Pad         string `json:"pad,omitempty"` // ignored by the server: makes the hello wire.MinHello long
+}
+
+// encode returns the hello's JSON value, padded so that its frame is at least wire.MinHello
+// bytes (the frame's header adds at least 30).
+func (r helloRequest) encode() []byte {
+	r.Pad = ""
+	b, _ := json.Marshal(r)
+	if need := wire.MinHello - 30 - len(b); need > 0 {
+		r.Pad = strings.Repeat(".", need+len(`,"pad":""`))
+		b, _ = json.Marshal(r)
+	}
+	return b
 }
 
 type helloReply struct {

@@ -60,6 +60,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = limitLogs(cfg.Logger) // no client can flood the log (logs.go)
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"
 	}
@@ -227,6 +228,15 @@ func (d *Daemon) waitCacheIdle(ctx context.Context) error {
 
 // Stats returns the stages' counters.
 func (d *Daemon) Stats() (IncomingStats, CacheStats) { return d.incoming.Stats(), d.cache.Stats() }
+
+// Panics returns how many handler panics the stage loops have recovered from.
+func (d *Daemon) Panics() uint64 {
+	var n uint64
+	for _, l := range []*Loop{d.incoming.Loop(), d.sessions.Loop(), d.cache.Loop(), d.outgoing.Loop()} {
+		n += l.Stats().Panics
+	}
+	return n
+}
 
 // SessionStats returns SessionMgr's counters.
 func (d *Daemon) SessionStats() SessionStats { return d.sessions.Stats() }

@@ -100,37 +100,6 @@ func TestServerKeysConversationsByAddressAndConv(t *testing.T) {
 	assert.Equal(t, 6, s.Stats().Conns)
 }
 
-func TestServerCapsAndRateLimitsPendingConversations(t *testing.T) {
-	s, l, _ := newTestServer(t, Config{MaxPending: 10, PendingRate: 1000})
-	from := netip.MustParseAddrPort("127.0.0.1:40000")
-	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-	for conv := range uint32(100) {
-		for _, d := range clientSegments(conv, frame) {
-			s.input(d, from)
-		}
-	}
-	l.iterate()
-	st := s.Stats()
-	assert.Equal(t, 10, st.Pending, "pending conversations over the cap")
-	assert.Equal(t, uint64(90), st.Refused)
-
-	// Established conversations no longer count against the pending cap.
-	for _, c := range s.byID {
-		c.Establish()
-	}
-	assert.Zero(t, s.Stats().Pending)
-
-	// The rate limit: with the cap lifted, a burst beyond the bucket is refused.
-	s2, l2, _ := newTestServer(t, Config{MaxPending: 100_000, PendingRate: 50})
-	for conv := range uint32(200) {
-		for _, d := range clientSegments(conv, frame) {
-			s2.input(d, from)
-		}
-	}
-	l2.iterate()
-	assert.LessOrEqual(t, s2.Stats().Pending, 51)
-}
-
 func TestServerExpiresSilentPendingConversations(t *testing.T) {
 	s, l, rec := newTestServer(t, Config{PendingTTL: 10 * time.Millisecond})
 	from := netip.MustParseAddrPort("127.0.0.1:40000")
