@@ -44,7 +44,7 @@ type Incoming struct {
 
 	bare bool        // no SessionMgr behind: no hello needed (tests, benchmarks of the network stage)
 	hdr  wire.Header // scratch for decoding, loop goroutine only
-	out []byte      // scratch for encoding, loop goroutine only
+	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
 }

@@ -449,9 +449,9 @@ type Conn struct {
 	limitOut           bool
 	src                *source
 	olderPend, newPend *Conn
-	retransmit  timer.Timer   // armed while sent data is unacknowledged
-	tick        time.Duration // its period: Interval, doubling while the peer is silent
-	expire      timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
+	retransmit         timer.Timer   // armed while sent data is unacknowledged
+	tick               time.Duration // its period: Interval, doubling while the peer is silent
+	expire             timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
 
 	// Ctx is the owner's per-conversation state (the Incoming stage's session).
 	Ctx any
@@ -483,7 +483,6 @@ func (c *Conn) Establish() {
 	c.in.Limit = 0
 	c.srv.markDirty(c) // the window update goes out, and limitOut ends after that flush
 }
-
 
 // Send queues a frame for the peer; it leaves at the end of the loop iteration. A frame is cut
 // into segments of at most one MSS each (frg=0), so the peer's KCP reads it as a byte stream
