@@ -12,7 +12,7 @@ import (
 )
 
 // Nodes is where a Cluster learns the set of live pipecached nodes: a static list, or the
-// member set the nodes keep in etcd (EtcdNodes).
+// member set the nodes keep in etcd (package client/etcdnodes).
 type Nodes interface {
 	// Watch calls fn with the node set now, then again whenever it changes, until ctx ends.
 	// It returns once fn has been called, or with an error if the set cannot be read.

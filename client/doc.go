@@ -12,9 +12,13 @@
 //	if err := c.Ping(ctx); err != nil { ... }
 //
 // A Cluster is the client of several nodes over one shared store (etcd): it learns the live
-// nodes (EtcdNodes, StaticNodes), sends each key to one of them by rendezvous hashing
+// nodes (StaticNodes, or etcdnodes.New from package client/etcdnodes), sends each key to one of them by rendezvous hashing
 // (rendezvous.go), retries a request on the key's next node when its node does not answer,
 // and moves subscriptions with their keys (cluster.go, cluster_sub.go).
 //
-//	cl, err := client.DialCluster(ctx, client.EtcdNodes("etcd://10.0.0.9:2379/pipecache"))
+//	cl, err := client.DialCluster(ctx, etcdnodes.New("etcd://10.0.0.9:2379/pipecache"))
+//
+// Package client itself links no etcd, gRPC or protobuf (a test checks its dependencies):
+// discovery through etcd is package client/etcdnodes, which an application imports only if it
+// uses it.
 package client
