@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/nameservice"
@@ -37,6 +38,28 @@ func startInProcess(tb testing.TB, cfg stages.DaemonConfig) *stages.Daemon {
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Stop(context.Background()) })
 	return d
+}
+
+// rawRequest sends h and value on a conversation of its own after a hello, and returns the
+// reply's header: for requests the SDK does not make (an unknown op, a malformed value).
+func rawRequest(t *testing.T, addr string, h *wire.Header, value []byte) wire.Header {
+	t.Helper()
+	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	s.SetNoDelay(1, 10, 2, 1)
+	s.SetStreamMode(true)
+	send := func(h *wire.Header, value []byte) {
+		frame, err := wire.AppendFrame(nil, h, value)
+		require.NoError(t, err)
+		_, err = s.Write(frame)
+		require.NoError(t, err)
+	}
+	send(&wire.Header{V: wire.Version, Op: task.OpHello, ID: 1}, []byte(`{"name":"raw"}`))
+	require.Equal(t, task.CodeOK, readHeader(t, s).Code, "hello")
+	h.V, h.ID = wire.Version, 2
+	send(h, value)
+	return readHeader(t, s)
 }
 
 func dialT(tb testing.TB, addr string) *client.Client {
@@ -114,8 +137,8 @@ func TestEveryOperationAndItsErrors(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrTooLarge)
 	_, err = c.Set(ctx, "big", make([]byte, 1<<16+1))
 	assert.ErrorIs(t, err, client.ErrTooLarge)
-	_, err = c.Do(ctx, &wire.Header{Op: task.Op(200), Key: []byte("k")}, nil)
-	assert.ErrorIs(t, err, client.ErrUnknownOp)
+	h := rawRequest(t, d.Addr().String(), &wire.Header{Op: task.Op(200), Key: []byte("k")}, nil)
+	assert.Equal(t, task.CodeUnknownOp, h.Code)
 
 	stats, err := c.Stats(ctx)
 	require.NoError(t, err)
@@ -362,6 +385,6 @@ func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 	}
 	_, err = c.MGet(ctx, tooMany...)
 	assert.ErrorIs(t, err, client.ErrTooLarge)
-	_, err = c.Do(ctx, &wire.Header{Op: task.OpMGet}, []byte{0, 9, 'x'})
-	assert.ErrorIs(t, err, client.ErrBadRequest, "a malformed key list is a coded error")
+	h := rawRequest(t, d.Addr().String(), &wire.Header{Op: task.OpMGet}, []byte{0, 9, 'x'})
+	assert.Equal(t, task.CodeBadRequest, h.Code, "a malformed key list is a coded error")
 }
