@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/nameservice"
@@ -44,22 +43,11 @@ func startInProcess(tb testing.TB, cfg stages.DaemonConfig) *stages.Daemon {
 // reply's header: for requests the SDK does not make (an unknown op, a malformed value).
 func rawRequest(t *testing.T, addr string, h *wire.Header, value []byte) wire.Header {
 	t.Helper()
-	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	s.SetNoDelay(1, 10, 2, 1)
-	s.SetStreamMode(true)
-	send := func(h *wire.Header, value []byte) {
-		frame, err := wire.AppendFrame(nil, h, value)
-		require.NoError(t, err)
-		_, err = s.Write(frame)
-		require.NoError(t, err)
-	}
-	send(&wire.Header{V: wire.Version, Op: task.OpHello, ID: 1}, []byte(`{"name":"raw"}`))
-	require.Equal(t, task.CodeOK, readHeader(t, s).Code, "hello")
-	h.V, h.ID = wire.Version, 2
-	send(h, value)
-	return readHeader(t, s)
+	r := dialRawConn(t, addr)
+	r.hello("")
+	h.ID = 2
+	rh, _ := r.call(*h, value)
+	return rh
 }
 
 func dialT(tb testing.TB, addr string) *client.Client {
