@@ -209,7 +209,11 @@ func (c *CachePrc) send(i uint32, st, owner *task.Task) bool {
 
 // completion handles a load or store coming back from Outgoing.
 func (c *CachePrc) completion(st *task.Task) {
-	defer task.Put(st)
+	c.complete(st)
+	task.Put(st) // not deferred: after a panic, onPanic still reads st
+}
+
+func (c *CachePrc) complete(st *task.Task) {
 	if st.Op == task.OpChanged {
 		c.changed(st)
 		return
@@ -280,7 +284,10 @@ func (c *CachePrc) resume(i uint32) {
 		t := fl.waiters[0]
 		fl.waiters[0] = nil
 		fl.waiters = fl.waiters[1:]
+		prev := c.executing
+		c.executing = t
 		c.execute(i, t)
+		c.executing = prev
 	}
 	c.settle(i)
 	if c.flights[i] == nil && c.slots.get(i).state == stateAbsent && c.cfg.NoNegativeCache {
