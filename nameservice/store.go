@@ -49,6 +49,6 @@ type Store interface {
 var (
 	ErrClosed      = errors.New("nameservice: store closed")
 	ErrCorrupt     = errors.New("nameservice: corrupt record")
-	ErrInvalid     = errors.New("nameservice: write refused")  // this write only: see Write.Err
+	ErrInvalid     = errors.New("nameservice: write refused")     // this write only: see Write.Err
 	ErrUnavailable = errors.New("nameservice: store unreachable") // the whole store, for now
 )
