@@ -96,6 +96,8 @@ type Client struct {
 	ackArmed  bool   // an acknowledgment is scheduled
 	ackNow    chan struct{}
 	ackEvery  atomic.Uint64 // acknowledge at least every this many pushes: a quarter of the server's window
+	ackBytes  atomic.Int64  // ... and every this many bytes of values: a quarter of the server's budget
+	unacked   int64         // bytes of values pushed since the last acknowledgment, guarded by subMu
 	near      *nearCache    // nil unless WithNearCache
 	done      chan struct{}
 	closeOnce sync.Once
@@ -170,6 +172,7 @@ func newClient(addr string, opts []Option) *Client {
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
 		ackNow: make(chan struct{}, 1), hook: chain(o.hooks)}
 	c.ackEvery.Store(64)
+	c.ackBytes.Store(1 << 20)
 	c.beat.Store(int64(o.heartbeat))
 	if o.nearSize > 0 {
 		c.near = newNearCache(c, o.nearSize, o.nearMaxStale)
@@ -252,6 +255,9 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		c.beat.Store(int64(time.Duration(rep.HeartbeatMs) * time.Millisecond))
 	}
 	c.session.Store(rep.Session)
+	if rep.PushBytes > 0 {
+		c.ackBytes.Store(max(1, rep.PushBytes/4))
+	}
 	if rep.PushWindow > 0 {
 		c.ackEvery.Store(uint64(max(1, min(64, rep.PushWindow/4))))
 	}
@@ -291,6 +297,7 @@ type helloReply struct {
 	HeartbeatMs int64  `json:"heartbeat_ms"`
 	Seq         uint64 `json:"seq"`
 	PushWindow  int    `json:"push_window"`
+	PushBytes   int64  `json:"push_bytes"`
 }
 
 // Session returns the server's id for this client's session (0 before one is open).
@@ -538,7 +545,9 @@ func (c *Client) beatOnce(s *session) {
 	defer cancel()
 	c.subMu.Lock()
 	seq := c.lastSeq // the heartbeat acknowledges the pushes processed so far
-	c.ackSent = max(c.ackSent, seq)
+	if seq > c.ackSent {
+		c.ackSent, c.unacked = seq, 0
+	}
 	c.subMu.Unlock()
 	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat, Seq: seq}, nil)
 	switch {

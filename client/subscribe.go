@@ -39,6 +39,10 @@ type Event struct {
 	// Coalesced says versions of this key were skipped: the server held this subscriber's
 	// changes back (it was not acknowledging fast enough) and kept only the newest per key.
 	Coalesced bool
+	// NoValue says the subscription asked for values but this set came without one: the server
+	// held too many values for this subscriber (it was not acknowledging fast enough) or for all
+	// of them. Read the key if you need the value.
+	NoValue bool
 }
 
 // SubOption modifies a subscription.
@@ -211,11 +215,15 @@ func (c *Client) push(h *wire.Header, value []byte) {
 		return
 	}
 	c.lastSeq = h.Seq
+	c.unacked += int64(len(value))
 	c.scheduleAck()
 	subs := append([]*Subscription(nil), c.subs...)
 	c.subMu.Unlock()
 	ev := Event{Kind: EventKind(h.Flags & task.PushKindMask), Key: string(h.Key), Version: h.Ver, Seq: h.Seq,
-		Coalesced: h.Flags&task.PushCoalesced != 0}
+		Coalesced: h.Flags&task.PushCoalesced != 0, NoValue: h.Flags&task.PushNoValue != 0}
+	if ev.NoValue {
+		value = nil // not an empty value: none at all (the near cache drops its entry)
+	}
 	if c.near != nil {
 		c.near.apply(ev.Kind, ev.Key, ev.Version, value)
 	}
@@ -238,7 +246,7 @@ const ackDelay = 5 * time.Millisecond
 // scheduleAck arranges for the pushes processed so far to be acknowledged. Caller holds subMu.
 func (c *Client) scheduleAck() {
 	switch {
-	case c.lastSeq-c.ackSent >= c.ackEvery.Load():
+	case c.lastSeq-c.ackSent >= c.ackEvery.Load(), c.unacked >= c.ackBytes.Load():
 		c.signalAck()
 	case !c.ackArmed:
 		c.ackArmed = true
@@ -269,7 +277,7 @@ func (c *Client) acker() {
 			c.subMu.Unlock()
 			continue
 		}
-		c.ackSent = seq
+		c.ackSent, c.unacked = seq, 0
 		c.subMu.Unlock()
 		s := c.current()
 		if s == nil {

@@ -113,6 +113,7 @@ type CachePrc struct {
 	nextVersion uint64
 	rng         *rand.Rand
 	events      *Queue       // SessionMgr's queue, for change events
+	eventBudget *byteBudget  // bounds the values of events in flight to SessionMgr
 	listening   func() bool  // whether any session subscribes
 	eventsLate  []*task.Task // events SessionMgr had no room for; retried each iteration
 	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
@@ -193,8 +194,8 @@ func (c *CachePrc) Connect(toStore, replies *Queue) { c.toStore, c.replies = toS
 
 // ConnectEvents sets where change events go (SessionMgr's queue) and how to tell whether anyone
 // listens (events are made only then). Call before Start; without it no events are made.
-func (c *CachePrc) ConnectEvents(events *Queue, listening func() bool) {
-	c.events, c.listening = events, listening
+func (c *CachePrc) ConnectEvents(events *Queue, listening func() bool, budget *byteBudget) {
+	c.events, c.listening, c.eventBudget = events, listening, budget
 }
 
 // Start runs the stage.
@@ -424,7 +425,11 @@ func (c *CachePrc) emit(key []byte, version uint64, kind uint32, value []byte) {
 	ev.Op, ev.Version, ev.Flags = task.OpPush, version, kind
 	ev.Key = append(ev.Key, key...)
 	if kind == task.PushSet {
-		ev.Value = append(ev.Value, value...)
+		if c.eventBudget.take(len(value)) {
+			ev.Value = append(ev.Value, value...) // SessionMgr gives the bytes back
+		} else {
+			ev.Flags |= task.PushNoValue // too much in flight: subscribers read the key instead
+		}
 	}
 	if len(c.eventsLate) > 0 || c.events.Push(ev) != nil {
 		c.eventsLate = append(c.eventsLate, ev)

@@ -109,7 +109,7 @@ func (d *Daemon) start(cfg DaemonConfig) (err error) {
 	}
 	d.cache.Connect(d.outgoing.Requests(), d.incoming.Replies())
 	d.sessions.Connect(d.incoming.Replies())
-	d.cache.ConnectEvents(d.sessions.Requests(), d.sessions.HasSubscribers)
+	d.cache.ConnectEvents(d.sessions.Requests(), d.sessions.HasSubscribers, d.sessions.EventBudget())
 	if len(cfg.Sessions.Tokens) == 0 {
 		d.log.Warn("no auth tokens configured: any client may use this daemon (set -auth-tokens or -auth-token-file)")
 	}

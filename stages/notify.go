@@ -1,7 +1,8 @@
 package stages
 
 import (
-	"strings"
+	"fmt"
+	"slices"
 
 	"github.com/pipecache/pipecache/task"
 )
@@ -25,6 +26,12 @@ import (
 // PushBacklog keys are waiting, the backlog is dropped and the session gets one resync when the
 // window opens. So a slow subscriber costs at most window + backlog entries of memory and is
 // never waited for: the fan-out to everyone else goes on.
+//
+// Values: a subscription with values gets each set's value in its push while the session holds
+// less than PushBytes of values in pushes not yet acknowledged and changes waiting, and all
+// sessions together less than PushMemory; beyond, the push goes without its value, flagged
+// PushNoValue (read the key). So a subscriber that stops reading costs at most PushBytes of values,
+// however large they are, and all of them at most PushMemory.
 
 // change is one event for one session, kept for replay.
 type change struct {
@@ -44,6 +51,8 @@ type notifyState struct {
 	start    int               // index of the oldest in ring
 
 	acked     uint64         // the highest sequence number the client confirmed
+	released  uint64         // pushes up to this one no longer hold their values (acknowledged)
+	bytes     int64          // values held: in pushes not yet acknowledged, and in the backlog
 	backlog   []change       // changes waiting for room in the window (no seq yet), oldest first
 	head      int            // index of the oldest waiting change in backlog
 	waiting   map[string]int // key -> its index in backlog, for coalescing
@@ -53,13 +62,26 @@ type notifyState struct {
 // behind reports whether changes are waiting to be pushed.
 func (n *notifyState) behind() bool { return n.resyncDue || n.head < len(n.backlog) }
 
-func (n *notifyState) record(c change, window int) {
+// record keeps c (whose seq is n.seq) for replay, and returns the value of the push it pushed
+// out of the ring, if that still held one.
+func (n *notifyState) record(c change, window int) (dropped []byte) {
 	if len(n.ring) < window {
 		n.ring = append(n.ring, c)
-		return
+		return nil
 	}
+	dropped = n.ring[n.start].value
 	n.ring[n.start] = c
 	n.start = (n.start + 1) % len(n.ring)
+	return dropped
+}
+
+// at returns the kept push with sequence number seq, or nil if the ring no longer holds it.
+func (n *notifyState) at(seq uint64) *change {
+	oldest := n.seq - uint64(len(n.ring)) + 1
+	if seq < oldest || seq > n.seq || len(n.ring) == 0 {
+		return nil
+	}
+	return &n.ring[(n.start+int(seq-oldest))%len(n.ring)]
 }
 
 // since returns the pushes after seq, oldest first, and whether the window still holds them all.
@@ -89,6 +111,10 @@ func (m *SessionMgr) subscribe(s *session, t *task.Task) {
 	}
 	before := len(n.exact) + len(n.prefixes)
 	if t.Op == task.OpSubscribe {
+		if _, again := set[key]; !again && before >= m.cfg.MaxSubscriptions {
+			m.fail(t, task.CodeLimit, fmt.Errorf("subscriptions per session over the limit of %d", m.cfg.MaxSubscriptions))
+			return
+		}
 		set[key] = t.Flags
 		m.watch(key, t.Flags&task.FlagPrefix != 0, s)
 	} else {
@@ -101,6 +127,9 @@ func (m *SessionMgr) subscribe(s *session, t *task.Task) {
 }
 
 // watch and unwatch maintain the indexes used by the fan-out.
+// The prefix index is looked up by every prefix of a changed key that has the length of some
+// subscribed prefix (prefixLens): the cost of matching grows with the number of distinct prefix
+// lengths (at most the longest key), never with the number of prefixes subscribed.
 func (m *SessionMgr) watch(key string, prefix bool, s *session) {
 	idx := m.exactSubs
 	if prefix {
@@ -108,6 +137,9 @@ func (m *SessionMgr) watch(key string, prefix bool, s *session) {
 	}
 	if idx[key] == nil {
 		idx[key] = map[*session]struct{}{}
+		if prefix {
+			m.prefixLens.add(len(key))
+		}
 	}
 	idx[key][s] = struct{}{}
 }
@@ -117,9 +149,41 @@ func (m *SessionMgr) unwatch(key string, prefix bool, s *session) {
 	if prefix {
 		idx = m.prefixSubs
 	}
-	delete(idx[key], s)
-	if len(idx[key]) == 0 {
+	subs, ok := idx[key]
+	if !ok {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
 		delete(idx, key)
+		if prefix {
+			m.prefixLens.remove(len(key))
+		}
+	}
+}
+
+// lengths is a counted set of prefix lengths, kept sorted.
+type lengths struct {
+	sorted []int
+	count  map[int]int
+}
+
+func (l *lengths) add(n int) {
+	if l.count == nil {
+		l.count = map[int]int{}
+	}
+	if l.count[n]++; l.count[n] == 1 {
+		i, _ := slices.BinarySearch(l.sorted, n)
+		l.sorted = slices.Insert(l.sorted, i, n)
+	}
+}
+
+func (l *lengths) remove(n int) {
+	if l.count[n]--; l.count[n] == 0 {
+		delete(l.count, n)
+		if i, ok := slices.BinarySearch(l.sorted, n); ok {
+			l.sorted = slices.Delete(l.sorted, i, i+1)
+		}
 	}
 }
 
@@ -135,13 +199,15 @@ func (m *SessionMgr) dropSubscriptions(s *session) {
 		m.unwatch(k, true, s)
 	}
 	m.subscriptions.Add(-int64(len(s.notify.exact) + len(s.notify.prefixes)))
+	m.releaseBytes(s.notify.bytes)
 	s.notify = nil
 }
 
 // fanOut sends a change event from CachePrc to every session subscribed to its key.
 func (m *SessionMgr) fanOut(ev *task.Task) {
 	defer task.Put(ev)
-	if ev.Flags == task.PushResync { // the cache lost track of changes: every subscriber reloads
+	m.events.give(len(ev.Value))                       // taken by CachePrc when it made the event
+	if ev.Flags&task.PushKindMask == task.PushResync { // the cache lost track: every subscriber reloads
 		for _, s := range m.byID {
 			if s.notify != nil {
 				m.push(s, ev, 0)
@@ -153,25 +219,34 @@ func (m *SessionMgr) fanOut(ev *task.Task) {
 	for s := range m.exactSubs[key] {
 		m.push(s, ev, s.notify.exact[key])
 	}
-	for p, subs := range m.prefixSubs {
-		if !strings.HasPrefix(key, p) {
-			continue
+	for _, n := range m.prefixLens.sorted {
+		if n > len(ev.Key) {
+			break
 		}
-		for s := range subs {
+		p := ev.Key[:n]
+		for s := range m.prefixSubs[string(p)] {
 			if _, exact := s.notify.exact[key]; exact {
 				continue // one push per session and change, even if subscribed twice
 			}
-			m.push(s, ev, s.notify.prefixes[p])
+			m.push(s, ev, s.notify.prefixes[string(p)])
 		}
 	}
 }
 
 func (m *SessionMgr) push(s *session, ev *task.Task, subFlags uint32) {
-	c := change{key: string(ev.Key), version: ev.Version, kind: ev.Flags}
-	if subFlags&task.FlagWithValue != 0 && ev.Flags == task.PushSet {
-		c.value = append([]byte(nil), ev.Value...)
-	}
 	n := s.notify
+	c := change{key: string(ev.Key), version: ev.Version, kind: ev.Flags}
+	if subFlags&task.FlagWithValue != 0 && ev.Flags&task.PushKindMask == task.PushSet && ev.Flags&task.PushNoValue == 0 {
+		if m.holdBytes(n, len(ev.Value)) {
+			c.value = append([]byte(nil), ev.Value...)
+		} else {
+			c.kind |= task.PushNoValue
+			m.valuesDropped.Add(1)
+		}
+	}
+	if subFlags&task.FlagWithValue == 0 {
+		c.kind &^= task.PushNoValue // no value was asked for: none is missing
+	}
 	switch {
 	case n.resyncDue:
 		m.coalesced.Add(1) // the resync waiting to go out stands for this change too
@@ -187,6 +262,7 @@ func (m *SessionMgr) hold(s *session, c change) {
 	n := s.notify
 	if i, ok := n.waiting[c.key]; ok {
 		c.kind |= task.PushCoalesced
+		m.releaseValue(n, n.backlog[i].value)
 		n.backlog[i] = c
 		m.coalesced.Add(1)
 		return
@@ -195,6 +271,10 @@ func (m *SessionMgr) hold(s *session, c change) {
 		m.log.Warn("subscriber too slow: dropping its backlog, it will get a resync",
 			"session", s.id, "name", s.name, "backlog", len(n.backlog)-n.head, "unacked", n.seq-n.acked)
 		m.coalesced.Add(int64(len(n.backlog)-n.head) + 1)
+		for _, w := range n.backlog[n.head:] {
+			m.releaseValue(n, w.value)
+		}
+		m.releaseValue(n, c.value)
 		clear(n.waiting)
 		n.backlog, n.head, n.resyncDue = nil, 0, true
 		return
@@ -213,6 +293,12 @@ func (m *SessionMgr) ack(s *session, seq uint64) {
 	}
 	if seq = min(seq, n.seq); seq > n.acked {
 		n.acked = seq
+	}
+	for ; n.released < n.acked; n.released++ { // acknowledged pushes need their values no more
+		if c := n.at(n.released + 1); c != nil && c.value != nil {
+			m.releaseValue(n, c.value)
+			c.value = nil
+		}
 	}
 	for n.seq-n.acked < uint64(m.cfg.PushWindow) {
 		if n.resyncDue {
@@ -243,8 +329,32 @@ func (m *SessionMgr) emit(s *session, c change) {
 	n := s.notify
 	n.seq++
 	c.seq = n.seq
-	n.record(c, m.cfg.ReplayWindow)
+	m.releaseValue(n, n.record(c, m.cfg.ReplayWindow))
 	m.send(s, c)
+}
+
+// holdBytes reports whether s's push state may hold a value of size bytes more (its own budget
+// and everyone's), and counts them if so.
+func (m *SessionMgr) holdBytes(n *notifyState, size int) bool {
+	if n.bytes+int64(size) > m.cfg.PushBytes || m.pushBytes+int64(size) > m.cfg.PushMemory {
+		return false
+	}
+	n.bytes += int64(size)
+	m.pushBytes += int64(size)
+	m.pushBytesGauge.Store(m.pushBytes)
+	return true
+}
+
+func (m *SessionMgr) releaseValue(n *notifyState, value []byte) {
+	if value != nil {
+		n.bytes -= int64(len(value))
+		m.releaseBytes(int64(len(value)))
+	}
+}
+
+func (m *SessionMgr) releaseBytes(size int64) {
+	m.pushBytes -= size
+	m.pushBytesGauge.Store(m.pushBytes)
 }
 
 // send hands one push to Incoming for s's conversation. If Incoming cannot take it, the push is

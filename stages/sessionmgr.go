@@ -31,8 +31,17 @@ type SessionConfig struct {
 	// more than ReplayWindow. PushBacklog is how many keys' changes may wait, coalesced, while
 	// the window is full before the session gets a resync instead; default 1024.
 	PushWindow, PushBacklog int
-	Queue                   int // inbound queue capacity; default 4096
-	Logger                  *slog.Logger
+	// PushBytes bounds the values one session holds in pushes not yet acknowledged and in its
+	// backlog (default 4 MiB); PushMemory, those of all sessions (default 256 MiB). Beyond,
+	// pushes go without their values (notify.go).
+	PushBytes, PushMemory int64
+	// EventMemory bounds the values of change events on their way from CachePrc (default
+	// 64 MiB); beyond, events go without values.
+	EventMemory int64
+	// MaxSubscriptions bounds the keys and prefixes one session subscribes to; default 10,000.
+	MaxSubscriptions int
+	Queue            int // inbound queue capacity; default 4096
+	Logger           *slog.Logger
 }
 
 // HelloRequest is the JSON value of a hello.
@@ -53,6 +62,7 @@ type HelloReply struct {
 	LeaseMs     int64  `json:"lease_ms"`     // silent this long, the session expires
 	Seq         uint64 `json:"seq"`          // the session's last push sequence number
 	PushWindow  int    `json:"push_window"`  // pushes sent unacknowledged at most: ack well before
+	PushBytes   int64  `json:"push_bytes"`   // values held unacknowledged at most: ack well before
 }
 
 type session struct {
@@ -81,10 +91,14 @@ type SessionMgr struct {
 	nextID   uint64
 
 	exactSubs, prefixSubs map[string]map[*session]struct{} // key or prefix -> subscribed sessions
+	prefixLens            lengths                          // the lengths of the prefixes in prefixSubs
+	pushBytes             int64                            // values held by every session's push state
+	events                *byteBudget                      // values of change events in flight from CachePrc
 
 	sessions, expired, refused            atomic.Int64
 	subscriptions, pushesDropped, resyncs atomic.Int64
-	held, coalesced                       atomic.Int64
+	held, coalesced, valuesDropped        atomic.Int64
+	pushBytesGauge                        atomic.Int64
 }
 
 // NewSessionMgr creates the stage. Connect it to Incoming's reply queue before Start.
@@ -114,12 +128,25 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 	if cfg.Queue <= 0 {
 		cfg.Queue = 4096
 	}
+	if cfg.PushBytes <= 0 {
+		cfg.PushBytes = 4 << 20
+	}
+	if cfg.PushMemory <= 0 {
+		cfg.PushMemory = 256 << 20
+	}
+	if cfg.EventMemory <= 0 {
+		cfg.EventMemory = 64 << 20
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = 10_000
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := &SessionMgr{cfg: cfg, log: cfg.Logger.With("stage", "sessionmgr"),
 		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{},
-		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{}}
+		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{},
+		events: &byteBudget{limit: cfg.EventMemory}}
 	var err error
 	if m.in, err = NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -160,14 +187,38 @@ type SessionStats struct {
 	Resyncs       int64 // resync pushes sent (a gap left the replay window, or a backlog overflowed)
 	Held          int64 // changes that waited for room in a slow subscriber's push window
 	Coalesced     int64 // changes replaced by a newer one of the same key, or covered by a resync
+	ValuesDropped int64 // pushes sent without their value: the session's or everyone's value budget was spent
+	PushBytes     int64 // values held now in pushes not yet acknowledged and in backlogs
 }
 
 // Stats returns the counters. Safe for concurrent use.
 func (m *SessionMgr) Stats() SessionStats {
 	return SessionStats{Sessions: m.sessions.Load(), Expired: m.expired.Load(), Refused: m.refused.Load(),
 		Subscriptions: m.subscriptions.Load(), PushesDropped: m.pushesDropped.Load(), Resyncs: m.resyncs.Load(),
-		Held: m.held.Load(), Coalesced: m.coalesced.Load()}
+		Held: m.held.Load(), Coalesced: m.coalesced.Load(), ValuesDropped: m.valuesDropped.Load(),
+		PushBytes: m.pushBytesGauge.Load()}
 }
+
+// EventBudget is what CachePrc takes from for the values of the change events it sends here.
+func (m *SessionMgr) EventBudget() *byteBudget { return m.events }
+
+// byteBudget bounds the bytes in flight from one stage to another: the producer takes before it
+// sends, the consumer gives back when done. Safe for concurrent use.
+type byteBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+// take reports whether n more bytes fit, and counts them if so.
+func (b *byteBudget) take(n int) bool {
+	if b.used.Add(int64(n)) > b.limit {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+func (b *byteBudget) give(n int) { b.used.Add(-int64(n)) }
 
 // HasSubscribers reports whether any session subscribes to anything, so that CachePrc emits
 // change events only when someone listens. Safe for concurrent use.
@@ -267,7 +318,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 	b, _ := json.Marshal(HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
 		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq,
-		PushWindow: m.cfg.PushWindow})
+		PushWindow: m.cfg.PushWindow, PushBytes: m.cfg.PushBytes})
 	t.Value = append(t.Value[:0], b...)
 	t.Aux = s.id
 	m.reply(t)

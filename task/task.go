@@ -89,6 +89,7 @@ const (
 	PushResync    uint32 = 4      // push kind: events were lost; reload what you subscribed to
 	PushKindMask  uint32 = 0xff   // a push's kind is in the low byte of its flags
 	PushCoalesced uint32 = 1 << 8 // push: earlier versions of this key were skipped (slow subscriber)
+	PushNoValue   uint32 = 1 << 9 // push of a set: the subscription wants values, but this one was left out (over a budget): read the key
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
 )

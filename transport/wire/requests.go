@@ -97,7 +97,7 @@ func Check(h *Header) (task.Code, string) {
 func ReplyFlags(op task.Op, flags uint32) uint32 {
 	switch op {
 	case task.OpPush:
-		return flags & (task.PushKindMask | task.PushCoalesced)
+		return flags & (task.PushKindMask | task.PushCoalesced | task.PushNoValue)
 	case task.OpGet, task.OpMGet:
 		return flags & task.FlagStale
 	case task.OpHeartbeat:
