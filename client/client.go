@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,28 @@ type options struct {
 	silenceTimeout time.Duration // WithSilenceTimeout
 	attemptTimeout time.Duration // Cluster only
 	hooks          []Hook        // WithHook
+	crypt          kcp.BlockCrypt
+	cryptErr       error
+}
+
+// WithCryptKey encrypts the session with a pre-shared AES key of 16, 24 or 32 bytes, as a server
+// started with the same key (-crypt-key-file) expects; see ReadKeyFile. A server without a key,
+// or with another, never answers: Dial fails with ErrTimeout.
+func WithCryptKey(key []byte) Option {
+	return func(o *options) {
+		if o.crypt, o.cryptErr = kcp.NewAESBlockCrypt(key); o.cryptErr != nil {
+			o.cryptErr = fmt.Errorf("%w: encryption key: %w", ErrBadRequest, o.cryptErr)
+		}
+	}
+}
+
+// ReadKeyFile reads a pre-shared key file: 32, 48 or 64 hexadecimal digits (PROTOCOL.md).
+func ReadKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseKey(b)
 }
 
 // WithToken sets the auth token presented in the hello (the server's -auth-tokens).
@@ -138,6 +161,9 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 // ctx bounds only the dial: the client's later redials are bounded by the dial timeout.
 func DialContext(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	c := newClient(addr, opts)
+	if c.opts.cryptErr != nil {
+		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, c.opts.cryptErr)
+	}
 	if err := c.connect(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
@@ -184,7 +210,7 @@ func newClient(addr string, opts []Option) *Client {
 // session if there was one), waiting at most the dial timeout and until ctx ends. Only then do
 // other calls use it.
 func (c *Client) connect(ctx context.Context) error {
-	ks, err := kcp.DialWithOptions(c.addr, nil, 0, 0)
+	ks, err := kcp.DialWithOptions(c.addr, c.opts.crypt, 0, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xtaci/kcp-go/v5"
+
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/task"
 )
@@ -26,7 +28,10 @@ type DaemonConfig struct {
 	// node that dies drops out of the member set that long after.
 	Advertise string
 	MemberTTL time.Duration
-	Logger    *slog.Logger
+	// CryptKey, if set, is the pre-shared AES key (16, 24 or 32 bytes) every datagram is
+	// encrypted with (transport/crypt.go); clients need the same key.
+	CryptKey []byte
+	Logger   *slog.Logger
 }
 
 // Registrar is a shared store that keeps a set of live members (nameservice.Etcd).
@@ -97,6 +102,11 @@ func (d *Daemon) start(cfg DaemonConfig) (err error) {
 	}
 	if d.sessions, err = NewSessionMgr(cfg.Sessions); err != nil {
 		return err
+	}
+	if len(cfg.CryptKey) > 0 {
+		if cfg.Incoming.Transport.Crypt, err = kcp.NewAESBlockCrypt(cfg.CryptKey); err != nil {
+			return fmt.Errorf("encryption key: %w", err)
+		}
 	}
 	if d.incoming, err = NewIncoming(cfg.Incoming); err != nil {
 		return err

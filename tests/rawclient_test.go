@@ -24,7 +24,13 @@ type rawConn struct {
 
 func dialRawConn(tb testing.TB, addr string) *rawConn {
 	tb.Helper()
-	s, err := kcp.DialWithOptions(addr, nil, 0, 0)
+	return dialRawConnCrypt(tb, addr, nil)
+}
+
+// dialRawConnCrypt is dialRawConn with kcp-go's own encryption (nil: none).
+func dialRawConnCrypt(tb testing.TB, addr string, block kcp.BlockCrypt) *rawConn {
+	tb.Helper()
+	s, err := kcp.DialWithOptions(addr, block, 0, 0)
 	require.NoError(tb, err)
 	s.SetNoDelay(1, 10, 2, 1)
 	s.SetStreamMode(true)

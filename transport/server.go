@@ -50,6 +50,10 @@ type Config struct {
 	MaxConns     int           // conversations at most; default 100,000
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
 	Logger       *slog.Logger
+	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
+	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; crypt.go).
+	// Datagrams that do not decrypt are dropped and counted as malformed.
+	Crypt kcp.BlockCrypt
 
 	// Pending conversations (not yet established by a hello; see admit.go). Each holds at most
 	// about PendingConnBytes, so PendingMemory bounds them all; MaxPending, if set, caps their
@@ -148,6 +152,8 @@ type Server struct {
 	closed    bool
 	stopped   bool // StopReading was called
 	frameRoom int  // bytes of frame payload per KCP segment
+	kcpMTU    int  // KCP's MTU: the datagram's, less the encryption header
+	crypt     *crypter
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -163,8 +169,10 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, io: bc, handler: h,
 		conns: make(map[convKey]*Conn), byID: make(map[uint64]*Conn),
-		frameRoom: cfg.MTU - kcp.IKCP_OVERHEAD,
+		crypt: newCrypter(cfg.Crypt),
 	}
+	s.kcpMTU = cfg.MTU - s.crypt.overhead() // datagrams stay within the MTU, nonce and CRC included
+	s.frameRoom = s.kcpMTU - kcp.IKCP_OVERHEAD
 	s.adm.init(s)
 	s.flushAll.Fn = s.flush
 	return s, nil
@@ -217,28 +225,41 @@ func (s *Server) onReady(events uint32) {
 
 // receive drains the socket (edge-triggered: until EAGAIN), a batch at a time.
 func (s *Server) receive() {
-	for !s.closed {
+	for errs := 0; !s.closed; {
 		n, err := s.io.recv()
 		if err != nil {
 			// ECONNREFUSED and friends report an earlier send's ICMP error: weather, not death.
+			// An error that persists would spin the loop: give up on this wake-up instead (the
+			// next datagram wakes us again).
+			if errs++; errs > maxRecvErrors {
+				s.log.Error("recvmmsg keeps failing", "err", err)
+				return
+			}
 			s.log.Debug("recvmmsg", "err", err)
 			continue
 		}
 		if n == 0 {
 			return
 		}
+		errs = 0
 		for i := range n {
 			data, from, ok := s.io.datagram(i)
 			s.stats.datagramsIn.Add(1)
+			if ok {
+				s.stats.bytesIn.Add(uint64(len(data)))
+				data, ok = s.crypt.open(data)
+			}
 			if !ok {
 				s.stats.malformed.Add(1)
 				continue
 			}
-			s.stats.bytesIn.Add(uint64(len(data)))
 			s.input(data, from)
 		}
 	}
 }
+
+// maxRecvErrors is how many recvmmsg errors in a row one wake-up tolerates.
+const maxRecvErrors = 16
 
 // input feeds one datagram to its conversation, creating the conversation if it is new and
 // admissible, and hands complete frames to the handler.
@@ -304,7 +325,7 @@ func (s *Server) open(key convKey) *Conn {
 	c.kcp = kcp.NewKCP(key.conv, c.output)
 	c.kcp.NoDelay(1, int(s.cfg.Interval/time.Millisecond), 2, 1)
 	c.kcp.WndSize(s.cfg.Window, pendingWindow)
-	c.kcp.SetMtu(s.cfg.MTU)
+	c.kcp.SetMtu(s.kcpMTU)
 	c.in.Limit = PendingFrame
 	c.retransmit.Fn = c.onRetransmit
 	c.tick = s.cfg.Interval
@@ -368,16 +389,14 @@ func (s *Server) sendQueued() {
 
 // emit queues one datagram of conversation output; a full batch is sent first.
 func (s *Server) emit(to netip.AddrPort, data []byte) {
-	if s.io.queue(to, data) {
-		s.stats.bytesOut.Add(uint64(len(data)))
-		return
+	if !s.io.queue(to, data, s.crypt) {
+		s.sendQueued()
+		if !s.io.queue(to, data, s.crypt) {
+			s.stats.sendDropped.Add(1) // socket full and batch full: lost; KCP retransmits
+			return
+		}
 	}
-	s.sendQueued()
-	if s.io.queue(to, data) {
-		s.stats.bytesOut.Add(uint64(len(data)))
-		return
-	}
-	s.stats.sendDropped.Add(1) // socket full and batch full: lost; KCP retransmits
+	s.stats.bytesOut.Add(uint64(len(data) + s.crypt.overhead()))
 }
 
 func (s *Server) drop(c *Conn, reason error) {

@@ -165,15 +165,16 @@ func (c *batchConn) datagram(i int) (data []byte, from netip.AddrPort, ok bool) 
 	return c.rbuf[i*maxDatagram : i*maxDatagram+int(m.n)], from, true
 }
 
-// queue copies a datagram into the send batch. It reports false when the batch is full (the
+// queue copies a datagram into the send batch, encrypting it with cr (nil: in clear). It
+// reports false when the batch is full (the
 // caller flushes and retries, or drops the datagram: KCP retransmits).
-func (c *batchConn) queue(to netip.AddrPort, data []byte) bool {
-	if c.sn == len(c.smsgs) || len(data) > maxDatagram {
+func (c *batchConn) queue(to netip.AddrPort, data []byte, cr *crypter) bool {
+	if c.sn == len(c.smsgs) || len(data)+cr.overhead() > maxDatagram {
 		return false
 	}
 	i := c.sn
-	copy(c.sbuf[i*maxDatagram:], data)
-	c.siov[i].Len = uint64(len(data))
+	buf := c.sbuf[i*maxDatagram : (i+1)*maxDatagram]
+	c.siov[i].Len = uint64(cr.seal(buf, data))
 	raw := (*[unix.SizeofSockaddrInet6]byte)(unsafe.Pointer(&c.saddrs[i]))
 	clear(raw[:])
 	binary.BigEndian.PutUint16(raw[2:4], to.Port())

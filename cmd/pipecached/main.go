@@ -18,6 +18,7 @@ import (
 
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
 func main() {
@@ -47,6 +48,7 @@ func run(args []string) int {
 	fs.BoolVar(&cfg.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
 	tokens := fs.String("auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
 	tokenFile := fs.String("auth-token-file", "", "file of accepted tokens, one per line")
+	keyFile := fs.String("crypt-key-file", "", "encrypt every datagram with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
 	fs.DurationVar(&cfg.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	level := fs.String("log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
@@ -64,6 +66,16 @@ func run(args []string) int {
 	if cfg.Sessions.Tokens, err = loadTokens(*tokens, *tokenFile); err != nil {
 		fmt.Fprintf(os.Stderr, "pipecached: %v\n", err)
 		return 2
+	}
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err == nil {
+			cfg.CryptKey, err = wire.ParseKey(b)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pipecached: -crypt-key-file: %v\n", err)
+			return 2
+		}
 	}
 	go levelSignals(&lv)
 	if *cpuProfile != "" {

@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/pipecache/pipecache/task"
 )
@@ -113,4 +115,19 @@ func ReplyHasValue(op task.Op) bool {
 		return true
 	}
 	return false
+}
+
+// ParseKey reads a pre-shared encryption key as PROTOCOL.md gives it: 32, 48 or 64 hexadecimal
+// digits (AES-128, -192 or -256), surrounding white space ignored.
+func ParseKey(text []byte) ([]byte, error) {
+	s := strings.TrimSpace(string(text))
+	key, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: not hexadecimal: %w", err)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("encryption key: %d bytes; want 16, 24 or 32 (32, 48 or 64 hex digits)", len(key))
 }
