@@ -104,7 +104,7 @@ func (r *rawConn) reply() (wire.Header, []byte) {
 	r.tb.Helper()
 	for {
 		h, v := r.next()
-		if h.Op != task.OpPush {
+		if h.Op != task.OpPush || h.ID != 0 {
 			return h, v
 		}
 	}

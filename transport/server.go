@@ -244,18 +244,28 @@ func (s *Server) receive() {
 		errs = 0
 		for i := range n {
 			data, from, ok := s.io.datagram(i)
-			s.stats.datagramsIn.Add(1)
-			if ok {
-				s.stats.bytesIn.Add(uint64(len(data)))
-				data, ok = s.crypt.open(data)
-			}
 			if !ok {
+				s.stats.datagramsIn.Add(1)
 				s.stats.malformed.Add(1)
 				continue
 			}
-			s.input(data, from)
+			s.Inject(data, from)
 		}
 	}
+}
+
+// Inject handles one datagram as if it had been received from from (it may be decrypted in
+// place). The loop feeds every received datagram through it; tests and fuzz targets use it to
+// drive the server without a socket. Loop goroutine only.
+func (s *Server) Inject(data []byte, from netip.AddrPort) {
+	s.stats.datagramsIn.Add(1)
+	s.stats.bytesIn.Add(uint64(len(data)))
+	data, ok := s.crypt.open(data)
+	if !ok {
+		s.stats.malformed.Add(1)
+		return
+	}
+	s.input(data, from)
 }
 
 // maxRecvErrors is how many recvmmsg errors in a row one wake-up tolerates.
