@@ -111,10 +111,12 @@ func (r *reader) f64(what string) float64 {
 
 // bytes reads a length-prefixed byte string; it aliases the input.
 func (r *reader) bytes(what string) []byte {
-	n := r.u(what + " length")
-	if r.err != nil {
+	n, w := readUvarint(r.b)
+	if w <= 0 {
+		r.fail("%s length: missing, truncated, over 64 bits or not in its shortest form", what)
 		return nil
 	}
+	r.b = r.b[w:]
 	if n > uint64(len(r.b)) {
 		r.fail("%s: length %d, but %d bytes left", what, n, len(r.b))
 		return nil
