@@ -31,8 +31,11 @@ type Member struct {
 // checkTable checks that t's offsets are canonical: the first entry starts the area, and each
 // entry ends where the next starts (span checks that for every i).
 func checkTable(t *table, what string) error {
-	if t.n > 0 && u32(t.offs) != 0 {
+	switch {
+	case t.n > 0 && u32(t.offs) != 0:
 		return wrongType("%s value: entry 0 does not start the entry area", what)
+	case t.n == 0 && len(t.area) > 0:
+		return wrongType("%s value: %d bytes after an empty table", what, len(t.area))
 	}
 	for i := 0; i < t.n; i++ {
 		if _, _, ok := t.span(i); !ok {
