@@ -143,16 +143,18 @@ func fill(offs, area []byte, old *table, segs []seg) error {
 		}
 		base, _, _ := old.span(s.from)
 		_, end, _ := old.span(s.to - 1)
-		prev := base
-		for j := s.from; j < s.to; j++ {
-			o := u32(old.offs[4*j:])
+		src := old.offs[4*s.from : 4*s.to]
+		dst := offs[4*k : 4*k+len(src)]
+		prev, delta := base, pos-base
+		for i := 0; i+4 <= len(src) && i+4 <= len(dst); i += 4 {
+			o := int(binary.BigEndian.Uint32(src[i:]))
 			if o < prev || o > end {
-				return errCorrupt(j)
+				return errCorrupt(s.from + i/4)
 			}
 			prev = o
-			binary.BigEndian.PutUint32(offs[4*k:], uint32(pos+o-base))
-			k++
+			binary.BigEndian.PutUint32(dst[i:], uint32(o+delta))
 		}
+		k += s.to - s.from
 		pos += copy(area[pos:], old.area[base:end])
 	}
 	return nil

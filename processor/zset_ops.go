@@ -140,34 +140,51 @@ func zsetInsert(t *table, k int, score float64, member []byte, out *Output) erro
 	s := &out.scratch
 	s.buf = append(appendF64(s.buf[:0], score), member...)
 	s.segs = appendOld(append(appendOld(s.segs[:0], 0, k), newSeg(s.buf)), k, t.n)
-	v, mid, n, err := rebuild(out.Value, FormatZSet, t, s.segs, 4, out.maxValue)
+	v, mid, _, err := rebuild(out.Value, FormatZSet, t, s.segs, 4, out.maxValue)
 	if err != nil {
 		return err
 	}
-	w := 0
-	for p := 0; p <= t.n && w < n; p++ {
-		if p == q {
-			putU32(mid, w, k)
-			w++
-		}
-		if p == t.n {
-			break
-		}
-		o, err := t.ordAt(p)
-		if err != nil {
-			return err
+	if len(mid) != 4*(t.n+1) || q > t.n {
+		return wrongType("corrupt zset: score order out of order")
+	}
+	if err := shiftOrds(mid[:4*q], t.mid[:4*q], t.n, k); err != nil {
+		return err
+	}
+	putU32(mid, q, k)
+	if err := shiftOrds(mid[4*q+4:], t.mid[4*q:], t.n, k); err != nil {
+		return err
+	}
+	out.Value, out.Action = v, Set
+	return nil
+}
+
+// shiftOrds copies the member ordinals of src into dst (as long), adding 1 to those at or
+// above k; each must be below n.
+func shiftOrds(dst, src []byte, n, k int) error {
+	for i := 0; i+4 <= len(src) && i+4 <= len(dst); i += 4 {
+		o := int(binary.BigEndian.Uint32(src[i:]))
+		if o >= n {
+			return wrongType("corrupt zset: score order names member %d of %d", o, n)
 		}
 		if o >= k {
 			o++
 		}
-		putU32(mid, w, o)
-		w++
+		binary.BigEndian.PutUint32(dst[i:], uint32(o))
 	}
-	if w != n {
-		return wrongType("corrupt zset: score order out of order")
-	}
-	out.Value, out.Action = v, Set
 	return nil
+}
+
+// below returns the number of gone (ascending) below o.
+func below(gone []int, o int) int {
+	if len(gone) > 8 {
+		j, _ := slices.BinarySearch(gone, o)
+		return j
+	}
+	j := 0
+	for j < len(gone) && gone[j] < o {
+		j++
+	}
+	return j
 }
 
 func zsetRank(t *table, r *reader, out *Output) error {
@@ -301,22 +318,22 @@ func zsetRebuildWithout(t *table, gone []int, out *Output) error {
 		return err
 	}
 	w := 0
-	for p := 0; p < t.n; p++ {
-		o, err := t.ordAt(p)
-		if err != nil {
-			return err
+	for i := 0; i+4 <= len(t.mid); i += 4 {
+		o := int(binary.BigEndian.Uint32(t.mid[i:]))
+		if o >= t.n {
+			return wrongType("corrupt zset: score position %d names member %d of %d", i/4, o, t.n)
 		}
-		j, removed := slices.BinarySearch(gone, o)
-		if removed {
-			continue
+		j := below(gone, o)
+		if j < len(gone) && gone[j] == o {
+			continue // removed
 		}
-		if w == n {
+		if w+4 > len(mid) {
 			return wrongType("corrupt zset: score order out of order")
 		}
-		putU32(mid, w, o-j)
-		w++
+		binary.BigEndian.PutUint32(mid[w:], uint32(o-j))
+		w += 4
 	}
-	if w != n {
+	if w != 4*n {
 		return wrongType("corrupt zset: score order out of order")
 	}
 	out.Value, out.Action = v, Set
