@@ -13,8 +13,10 @@
 //   - the argument encoding shared by the built-ins (codec.go), with builders for callers
 //     (args.go) and decoders of the built-ins' results (results.go);
 //   - the built-in processors hash, list and zset, each with its own documented value
-//     encoding (hash.go, list.go, zset.go, on the layout in table.go), and full decoders and
-//     encoders of those values for clients that read them with a plain get.
+//     encoding (hash.go, list.go, zset.go and zset_ops.go, on the layout in table.go), and
+//     full decoders and encoders of those values (values.go) for clients that read them with
+//     a plain get;
+//   - a text form of the built-ins' arguments and results for command-line tools (text.go).
 //
 // PROCESSORS.md at the repository's root specifies every encoding byte by byte, for clients in
 // other languages.
