@@ -23,6 +23,7 @@ func TestCorruptValues(t *testing.T) {
 	}{
 		{"zset: score order names a member past n", ZSet, func(tb testing.TB) []byte { return put(zset(tb), zmid+8, 7) }, ZTopArgs(3)},
 		{"zset: score order out of order", ZSet, func(tb testing.TB) []byte { return put(put(zset(tb), zmid, 2), zmid+8, 0) }, ZRankArgs("ann", false)},
+		{"zset: rem of a member missing from the score order", ZSet, func(tb testing.TB) []byte { return put(zset(tb), zmid+8, 0) }, ZRemArgs("cy")},
 		{"zset: offset past the end", ZSet, func(tb testing.TB) []byte { return put(zset(tb), offs+4, 1000) }, ZRankArgs("bob", false)},
 		{"zset: entry shorter than a score", ZSet, func(tb testing.TB) []byte { return put(zset(tb), offs+4, 2) }, ZTopArgs(3)},
 		{"hash: offsets going back", Hash, func(tb testing.TB) []byte {
