@@ -166,48 +166,54 @@ func hashSet(t *table, r *reader, out *Output) error {
 	if err := out.Charge(len(kvs)*searchCost(t.n) + t.n); err != nil {
 		return err
 	}
-	segs, added, changed := s.segs[:0], 0, false
-	s.buf = s.buf[:0]
-	prev := 0
-	for i := range kvs {
-		at, found, err := t.searchField(kvs[i].key)
-		if err != nil {
-			return err
-		}
-		if found {
-			_, v, err := t.hashEntry(at)
-			if err != nil {
-				return err
-			}
-			changed = changed || !bytes.Equal(v, kvs[i].value)
-		} else {
-			added++
-		}
-		kvs[i].start = len(s.buf)
-		s.buf = appendBytes(s.buf, kvs[i].key)
-		s.buf = append(s.buf, kvs[i].value...)
-		kvs[i].end = len(s.buf)
-		segs = appendOld(segs, prev, at)
-		segs = append(segs, seg{fresh: true}) // data set below, once s.buf stops moving
-		prev = at
-		if found {
-			prev = at + 1
-		}
+	added, changed, err := hashSetPlan(t, kvs, s)
+	if err != nil {
+		return err
 	}
-	segs = appendOld(segs, prev, t.n)
-	s.segs = segs
 	out.Result = appendU(out.Result, uint64(added))
 	if added == 0 && !changed {
 		return nil // every field already had its value: no new version
 	}
 	k := 0
-	for i := range segs {
-		if segs[i].fresh {
-			segs[i].data = s.buf[kvs[k].start:kvs[k].end]
+	for i := range s.segs {
+		if s.segs[i].fresh {
+			s.segs[i].data = s.buf[kvs[k].start:kvs[k].end]
 			k++
 		}
 	}
-	return setRebuilt(out, FormatHash, t, segs)
+	return setRebuilt(out, FormatHash, t, s.segs)
+}
+
+// hashSetPlan lays out in s.segs the hash t with the fields kvs (sorted, distinct) set, and
+// their new entries in s.buf (kvs[i].start to end; the segments' data is set once s.buf has
+// stopped growing). It says how many fields are new, and whether an existing one changes.
+func hashSetPlan(t *table, kvs []kv, s *scratch) (added int, changed bool, err error) {
+	segs, prev := s.segs[:0], 0
+	s.buf = s.buf[:0]
+	for i := range kvs {
+		at, found, err := t.searchField(kvs[i].key)
+		if err != nil {
+			return 0, false, err
+		}
+		segs = appendOld(segs, prev, at)
+		segs = append(segs, seg{fresh: true})
+		prev = at
+		if found {
+			_, v, err := t.hashEntry(at)
+			if err != nil {
+				return 0, false, err
+			}
+			changed = changed || !bytes.Equal(v, kvs[i].value)
+			prev = at + 1
+		} else {
+			added++
+		}
+		kvs[i].start = len(s.buf)
+		s.buf = append(appendBytes(s.buf, kvs[i].key), kvs[i].value...)
+		kvs[i].end = len(s.buf)
+	}
+	s.segs = appendOld(segs, prev, t.n)
+	return added, changed, nil
 }
 
 // setRebuilt rebuilds t from segs into out.Value and sets it.
