@@ -20,13 +20,8 @@ type Registry struct {
 	funcs atomic.Pointer[map[string]Func] // replaced whole by Register; never written in place
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	r := &Registry{}
-	m := map[string]Func{}
-	r.funcs.Store(&m)
-	return r
-}
+// NewRegistry returns an empty registry. The zero Registry is empty too, and ready to use.
+func NewRegistry() *Registry { return &Registry{} }
 
 // Default returns a new registry holding the built-in processors hash, list and zset. Each
 // call returns a registry of its own.
@@ -62,11 +57,14 @@ func (r *Registry) Register(name string, fn Func) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := *r.funcs.Load()
+	old := r.snapshot()
 	if _, ok := old[name]; ok {
 		return fmt.Errorf("%w: %q", ErrDuplicate, name)
 	}
 	m := maps.Clone(old)
+	if m == nil {
+		m = map[string]Func{}
+	}
 	m[name] = fn
 	r.funcs.Store(&m)
 	return nil
@@ -74,13 +72,21 @@ func (r *Registry) Register(name string, fn Func) error {
 
 // Lookup returns the processor registered under name.
 func (r *Registry) Lookup(name string) (Func, bool) {
-	fn, ok := (*r.funcs.Load())[name]
+	fn, ok := r.snapshot()[name]
 	return fn, ok
+}
+
+// snapshot returns the current map; nil (empty) for a zero Registry.
+func (r *Registry) snapshot() map[string]Func {
+	if m := r.funcs.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // Names returns the registered names, sorted.
 func (r *Registry) Names() []string {
-	m := *r.funcs.Load()
+	m := r.snapshot()
 	names := make([]string, 0, len(m))
 	for k := range m {
 		names = append(names, k)

@@ -59,6 +59,19 @@ func TestRegisterTwice(t *testing.T) {
 	}
 }
 
+func TestZeroRegistry(t *testing.T) {
+	var r Registry
+	if _, ok := r.Lookup("x"); ok || len(r.Names()) != 0 {
+		t.Fatal("the zero Registry is not empty")
+	}
+	if err := r.Register("x", nop); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Lookup("x"); !ok {
+		t.Fatal("x not found")
+	}
+}
+
 func TestDefault(t *testing.T) {
 	a, b := Default(), Default()
 	if got, want := a.Names(), []string{"hash", "list", "zset"}; !slices.Equal(got, want) {
