@@ -1,0 +1,202 @@
+package processor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// Benchmarks of one Call, in size families. The value is the same at every iteration (the
+// new value is not applied), so each figure is the processor's cost alone: what CachePrc's
+// loop spends in it. 100k members need -max-value of 4 MiB: the limits here allow it.
+
+var benchLimits = Limits{MaxValue: 4 << 20}
+
+func benchZSet(b *testing.B, n int) ([]byte, []string) {
+	b.Helper()
+	names := make([]string, n)
+	ms := make([]Member, n)
+	rng := rand.New(rand.NewPCG(7, uint64(n)))
+	for i := range ms {
+		names[i] = fmt.Sprintf("player:%06d", i)
+		ms[i] = Member{names[i], float64(rng.IntN(1_000_000))}
+	}
+	v, err := EncodeZSet(nil, ms)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v, names
+}
+
+var sizes = []int{100, 10_000, 100_000}
+
+// benchCalls runs fn on value with the arguments args(i) for iteration i.
+func benchCalls(b *testing.B, fn Func, value []byte, args func(i int) []byte) {
+	b.Helper()
+	out := &Output{}
+	in := Input{Value: value, Exists: value != nil}
+	const pre = 1024 // arguments built before the timer, cycled
+	all := make([][]byte, pre)
+	for i := range all {
+		all[i] = args(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		in.Args = all[i%pre]
+		if _, err := Call(fn, in, benchLimits, out); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(len(value)), "value-B")
+}
+
+func BenchmarkZSetIncr(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, names := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 2))
+			benchCalls(b, ZSet, v, func(int) []byte { return ZIncrArgs(names[rng.IntN(n)], float64(1+rng.IntN(1000))) })
+		})
+	}
+}
+
+func BenchmarkZSetAddNew(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, _ := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 3))
+			benchCalls(b, ZSet, v, func(i int) []byte { return ZAddArgs(fmt.Sprintf("new:%06d", i), float64(rng.IntN(1_000_000)), 0) })
+		})
+	}
+}
+
+func BenchmarkZSetRem(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, names := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 4))
+			benchCalls(b, ZSet, v, func(int) []byte { return ZRemArgs(names[rng.IntN(n)]) })
+		})
+	}
+}
+
+func BenchmarkZSetRank(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, names := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 5))
+			benchCalls(b, ZSet, v, func(int) []byte { return ZRankArgs(names[rng.IntN(n)], true) })
+		})
+	}
+}
+
+func BenchmarkZSetTop10(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, _ := benchZSet(b, n)
+			benchCalls(b, ZSet, v, func(int) []byte { return ZTopArgs(10) })
+		})
+	}
+}
+
+func BenchmarkZSetRangeByScore(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, _ := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 6))
+			benchCalls(b, ZSet, v, func(int) []byte {
+				return ZRangeArgs(float64(rng.IntN(1_000_000)), 1e6, 0, 0, 10)
+			})
+		})
+	}
+}
+
+// BenchmarkZSetClientSide is the update the way a client does it without processors: decode
+// the whole value, change one score, encode it again (then CAS it, not measured here).
+func BenchmarkZSetClientSide(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			v, _ := benchZSet(b, n)
+			rng := rand.New(rand.NewPCG(1, 7))
+			b.ReportAllocs()
+			var dst []byte
+			for b.Loop() {
+				ms, err := DecodeZSet(v)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms[rng.IntN(n)].Score++
+				if dst, err = EncodeZSet(dst[:0], ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkListPush(b *testing.B) {
+	for _, capacity := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("cap=%d", capacity), func(b *testing.B) {
+			es := make([][]byte, capacity)
+			for i := range es {
+				es[i] = fmt.Appendf(nil, `{"event":%d,"kind":"login"}`, i)
+			}
+			v, err := EncodeList(nil, es) // full: every push drops the oldest
+			if err != nil {
+				b.Fatal(err)
+			}
+			event := []byte(`{"event":-1,"kind":"logout"}`)
+			benchCalls(b, List, v, func(int) []byte { return ListPushArgs(true, uint64(capacity), event) })
+		})
+	}
+}
+
+func BenchmarkListRange10(b *testing.B) {
+	es := make([][]byte, 10_000)
+	for i := range es {
+		es[i] = fmt.Appendf(nil, `{"event":%d}`, i)
+	}
+	v, err := EncodeList(nil, es)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCalls(b, List, v, func(int) []byte { return ListRangeArgs(0, 9) })
+}
+
+func BenchmarkHashSet(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			fs := make([]Field, n)
+			for i := range fs {
+				fs[i] = Field{fmt.Sprintf("field:%04d", i), fmt.Appendf(nil, "%d", i*1000)}
+			}
+			v, err := EncodeHash(nil, fs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 8))
+			benchCalls(b, Hash, v, func(int) []byte {
+				return HashSetArgs(Field{fs[rng.IntN(n)].Name, fmt.Appendf(nil, "%d", rng.IntN(1e9))})
+			})
+		})
+	}
+}
+
+func BenchmarkHashGet(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			fs := make([]Field, n)
+			for i := range fs {
+				fs[i] = Field{fmt.Sprintf("field:%04d", i), fmt.Appendf(nil, "%d", i*1000)}
+			}
+			v, err := EncodeHash(nil, fs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 9))
+			benchCalls(b, Hash, v, func(int) []byte { return HashGetArgs(fs[rng.IntN(n)].Name) })
+		})
+	}
+}

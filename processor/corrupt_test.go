@@ -1,0 +1,98 @@
+package processor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// TestCorruptValues: values whose header is sound but whose tables are not (as a client could
+// write with a plain set) make the processors fail with ErrWrongType, not panic or answer.
+func TestCorruptValues(t *testing.T) {
+	zset := func(tb testing.TB) []byte {
+		return encoded(tb)(EncodeZSet(nil, []Member{{"ann", 1}, {"bob", 2}, {"cy", 3}}))
+	}
+	put := func(b []byte, at, v int) []byte { binary.BigEndian.PutUint32(b[at:], uint32(v)); return b }
+	const offs, zmid = headerLen, headerLen + 4*3 // where the offsets and the zset's score order start
+	tests := []struct {
+		name  string
+		fn    Func
+		value func(testing.TB) []byte
+		args  []byte
+	}{
+		{"zset: score order names a member past n", ZSet, func(tb testing.TB) []byte { return put(zset(tb), zmid+8, 7) }, ZTopArgs(3)},
+		{"zset: score order out of order", ZSet, func(tb testing.TB) []byte { return put(put(zset(tb), zmid, 2), zmid+8, 0) }, ZRankArgs("ann", false)},
+		{"zset: rem of a member missing from the score order", ZSet, func(tb testing.TB) []byte { return put(zset(tb), zmid+8, 0) }, ZRemArgs("cy")},
+		{"zset: offset past the end", ZSet, func(tb testing.TB) []byte { return put(zset(tb), offs+4, 1000) }, ZRankArgs("bob", false)},
+		{"zset: entry shorter than a score", ZSet, func(tb testing.TB) []byte { return put(zset(tb), offs+4, 2) }, ZTopArgs(3)},
+		{"hash: offsets going back", Hash, func(tb testing.TB) []byte {
+			return put(encoded(tb)(EncodeHash(nil, fields("a", "1", "b", "2", "c", "3"))), offs+8, 1)
+		}, HashGetAllArgs()},
+		{"hash: field length past its entry", Hash, func(tb testing.TB) []byte {
+			b := encoded(tb)(EncodeHash(nil, fields("a", "1")))
+			b[len(b)-3] = 9
+			return b
+		}, HashGetArgs("a")},
+		{"hash: rebuild over a bad offset", Hash, func(tb testing.TB) []byte {
+			return put(encoded(tb)(EncodeHash(nil, fields("a", "1", "b", "2", "c", "3"))), offs+4, 0xffff)
+		}, HashSetArgs(fields("0", "x")...)},
+		{"list: offset past the end", List, func(tb testing.TB) []byte {
+			return put(encoded(tb)(EncodeList(nil, elems("a b c"))), offs+8, 99)
+		}, ListRangeArgs(0, -1)},
+		{"list: push over a bad offset", List, func(tb testing.TB) []byte {
+			return put(encoded(tb)(EncodeList(nil, elems("a b c"))), offs+4, 99)
+		}, ListPushArgs(true, 0, []byte("x"))},
+		{"list: n past the bytes", List, func(tb testing.TB) []byte {
+			return put(encoded(tb)(EncodeList(nil, elems("a b c"))), 1, 1<<30)
+		}, ListLenArgs()},
+		{"list: shorter than its header", List, func(testing.TB) []byte { return []byte{FormatList, 0} }, ListLenArgs()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := with(tt.value(t))
+			res, act, err := k.do(t, tt.fn, tt.args)
+			if !errors.Is(err, ErrWrongType) {
+				t.Fatalf("got %x, %v, %v; want ErrWrongType", res, act, err)
+			}
+		})
+	}
+}
+
+// TestBuiltinBudgets: the built-ins charge before they work, so a call over its step budget
+// or its result limit fails and changes nothing.
+func TestBuiltinBudgets(t *testing.T) {
+	k := &key{}
+	for i := range 1000 {
+		k.must(t, ZSet, ZAddArgs(fmt.Sprintf("m%04d", i), float64(i), 0))
+	}
+	before := string(k.value)
+	tests := []struct {
+		name string
+		lim  Limits
+		args []byte
+		err  error
+	}{
+		{"update within budget", Limits{MaxSteps: 2000}, ZIncrArgs("m0001", 1), nil},
+		{"update over budget", Limits{MaxSteps: 500}, ZIncrArgs("m0002", 1), ErrOverBudget},
+		{"top within budget", Limits{MaxSteps: 200}, ZTopArgs(100), nil},
+		{"top over budget", Limits{MaxSteps: 200}, ZTopArgs(1000), ErrOverBudget},
+		{"rank within a tiny budget", Limits{MaxSteps: 30}, ZRankArgs("m0500", false), nil},
+		{"result over the limit", Limits{MaxResult: 100}, ZTopArgs(1000), ErrTooLarge},
+		{"new value over the limit", Limits{MaxValue: 1000}, ZIncrArgs("m0003", 1), ErrTooLarge},
+		{"insert over the limit", Limits{MaxValue: 1000}, ZIncrArgs("new", 1), ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := with([]byte(before))
+			c.lim = tt.lim
+			_, _, err := c.do(t, ZSet, tt.args)
+			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil && string(c.value) != before {
+				t.Fatal("a failed call changed the value")
+			}
+		})
+	}
+}

@@ -1,0 +1,351 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// A text form of the built-ins' arguments and results, for command-line tools
+// (pipecachectl exec KEY PROC ARGS...). The words are PROCESSORS.md's sub-command names:
+//
+//	hash  set F V [F V...] | get F... | del F... | getall | len
+//	list  lpush CAP E... | rpush CAP E... | range START STOP | trim START STOP | len
+//	zset  add [nx|xx|gt|lt]... SCORE MEMBER | incr DELTA MEMBER | rank M | revrank M |
+//	      top N | range MIN MAX [desc] [limit OFFSET COUNT] | rem M... | card
+//
+// A zset range bound may be -inf or +inf, and "(" before it makes it exclusive, as in Redis.
+
+// ErrUnknownProcessor is returned by ParseArgs and FormatResult for a processor that is not a
+// built-in.
+var ErrUnknownProcessor = errors.New("processor: not a built-in")
+
+// ParseArgs encodes the text form of a built-in's arguments.
+func ParseArgs(proc string, words []string) ([]byte, error) {
+	if len(words) == 0 {
+		return nil, badArgs("no sub-command")
+	}
+	var parse func(cmd string, w []string) ([]byte, error)
+	switch proc {
+	case "hash":
+		parse = parseHashText
+	case "list":
+		parse = parseListText
+	case "zset":
+		parse = parseZSetText
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnknownProcessor, proc)
+	}
+	return parse(strings.ToLower(words[0]), words[1:])
+}
+
+func wantWords(cmd string, w []string, n int, usage string) error {
+	if len(w) != n {
+		return badArgs("%s takes %s", cmd, usage)
+	}
+	return nil
+}
+
+func parseHashText(cmd string, w []string) ([]byte, error) {
+	switch cmd {
+	case "set":
+		if len(w) == 0 || len(w)%2 != 0 {
+			return nil, badArgs("set takes FIELD VALUE pairs")
+		}
+		var fs []Field
+		for i := 0; i < len(w); i += 2 {
+			fs = append(fs, Field{w[i], []byte(w[i+1])})
+		}
+		return HashSetArgs(fs...), nil
+	case "get", "del":
+		if len(w) == 0 {
+			return nil, badArgs("%s takes FIELD...", cmd)
+		}
+		if cmd == "get" {
+			return HashGetArgs(w...), nil
+		}
+		return HashDelArgs(w...), nil
+	case "getall", "len":
+		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
+			return nil, err
+		}
+		if cmd == "len" {
+			return HashLenArgs(), nil
+		}
+		return HashGetAllArgs(), nil
+	}
+	return nil, badArgs("hash has no sub-command %q (set, get, del, getall, len)", cmd)
+}
+
+func parseListText(cmd string, w []string) ([]byte, error) {
+	switch cmd {
+	case "lpush", "rpush":
+		if len(w) < 2 {
+			return nil, badArgs("%s takes CAP ELEMENT...", cmd)
+		}
+		capacity, err := strconv.ParseUint(w[0], 10, 64)
+		if err != nil {
+			return nil, badArgs("cap %q: %v", w[0], err)
+		}
+		es := make([][]byte, len(w)-1)
+		for i, e := range w[1:] {
+			es[i] = []byte(e)
+		}
+		return ListPushArgs(cmd == "lpush", capacity, es...), nil
+	case "range", "trim":
+		if err := wantWords(cmd, w, 2, "START STOP"); err != nil {
+			return nil, err
+		}
+		start, err1 := strconv.ParseInt(w[0], 10, 64)
+		stop, err2 := strconv.ParseInt(w[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, badArgs("%s: START and STOP are integers", cmd)
+		}
+		if cmd == "range" {
+			return ListRangeArgs(start, stop), nil
+		}
+		return ListTrimArgs(start, stop), nil
+	case "len":
+		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
+			return nil, err
+		}
+		return ListLenArgs(), nil
+	}
+	return nil, badArgs("list has no sub-command %q (lpush, rpush, range, trim, len)", cmd)
+}
+
+func parseZSetText(cmd string, w []string) ([]byte, error) {
+	switch cmd {
+	case "add":
+		return parseZAddText(w)
+	case "incr":
+		if err := wantWords(cmd, w, 2, "DELTA MEMBER"); err != nil {
+			return nil, err
+		}
+		d, err := strconv.ParseFloat(w[0], 64)
+		if err != nil {
+			return nil, badArgs("delta %q: %v", w[0], err)
+		}
+		return ZIncrArgs(w[1], d), nil
+	case "rank", "revrank":
+		if err := wantWords(cmd, w, 1, "MEMBER"); err != nil {
+			return nil, err
+		}
+		return ZRankArgs(w[0], cmd == "revrank"), nil
+	case "top":
+		if err := wantWords(cmd, w, 1, "N"); err != nil {
+			return nil, err
+		}
+		n, err := strconv.ParseUint(w[0], 10, 64)
+		if err != nil {
+			return nil, badArgs("top %q: %v", w[0], err)
+		}
+		return ZTopArgs(n), nil
+	case "range":
+		return parseZRangeText(w)
+	case "rem":
+		if len(w) == 0 {
+			return nil, badArgs("rem takes MEMBER...")
+		}
+		return ZRemArgs(w...), nil
+	case "card":
+		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
+			return nil, err
+		}
+		return ZCardArgs(), nil
+	}
+	return nil, badArgs("zset has no sub-command %q (add, incr, rank, revrank, top, range, rem, card)", cmd)
+}
+
+func parseZAddText(w []string) ([]byte, error) {
+	var flags byte
+	for len(w) > 2 {
+		f, ok := map[string]byte{"nx": ZAddNX, "xx": ZAddXX, "gt": ZAddGT, "lt": ZAddLT}[strings.ToLower(w[0])]
+		if !ok {
+			return nil, badArgs("add: %q is not nx, xx, gt or lt", w[0])
+		}
+		flags |= f
+		w = w[1:]
+	}
+	if len(w) != 2 {
+		return nil, badArgs("add takes [nx|xx|gt|lt]... SCORE MEMBER")
+	}
+	s, err := strconv.ParseFloat(w[0], 64)
+	if err != nil {
+		return nil, badArgs("score %q: %v", w[0], err)
+	}
+	return ZAddArgs(w[1], s, flags), nil
+}
+
+func parseZRangeText(w []string) ([]byte, error) {
+	if len(w) < 2 {
+		return nil, badArgs("range takes MIN MAX [desc] [limit OFFSET COUNT]")
+	}
+	lo, exLo, err1 := parseBound(w[0])
+	hi, exHi, err2 := parseBound(w[1])
+	if err1 != nil || err2 != nil {
+		return nil, badArgs("range: MIN and MAX are numbers, -inf or +inf, optionally after (")
+	}
+	var flags byte
+	if exLo {
+		flags |= ZRangeMinExclusive
+	}
+	if exHi {
+		flags |= ZRangeMaxExclusive
+	}
+	w = w[2:]
+	if len(w) > 0 && strings.EqualFold(w[0], "desc") {
+		flags |= ZRangeDescending
+		w = w[1:]
+	}
+	var offset, limit uint64
+	if len(w) > 0 {
+		var err3, err4 error
+		if len(w) != 3 || !strings.EqualFold(w[0], "limit") {
+			return nil, badArgs("range: after MIN MAX comes [desc] [limit OFFSET COUNT]")
+		}
+		offset, err3 = strconv.ParseUint(w[1], 10, 64)
+		limit, err4 = strconv.ParseUint(w[2], 10, 64)
+		if err3 != nil || err4 != nil {
+			return nil, badArgs("range: OFFSET and COUNT are unsigned integers")
+		}
+	}
+	return ZRangeArgs(lo, hi, flags, offset, limit), nil
+}
+
+func parseBound(s string) (float64, bool, error) {
+	exclusive := strings.HasPrefix(s, "(")
+	f, err := strconv.ParseFloat(strings.TrimPrefix(s, "("), 64)
+	if err == nil && math.IsNaN(f) {
+		err = badArgs("NaN")
+	}
+	return f, exclusive, err
+}
+
+// FormatResult renders the result of a built-in's call, whose arguments were args, as text:
+// one line per item.
+func FormatResult(proc string, args, result []byte) (string, error) {
+	if len(args) == 0 {
+		return "", badArgs("no sub-command")
+	}
+	shape, ok := resultShapes[shapeKey{proc, args[0]}]
+	if !ok {
+		return "", fmt.Errorf("%w: %q sub-command %q", ErrUnknownProcessor, proc, args[0])
+	}
+	return shape(result)
+}
+
+type shapeKey struct {
+	proc string
+	cmd  byte
+}
+
+var resultShapes = map[shapeKey]func([]byte) (string, error){
+	{"hash", HashCmdSet}: formatCount, {"hash", HashCmdDel}: formatCount, {"hash", HashCmdLen}: formatCount,
+	{"hash", HashCmdGet}: formatOptionals, {"hash", HashCmdGetAll}: formatFields,
+	{"list", ListCmdPushLeft}: formatCount, {"list", ListCmdPushRight}: formatCount,
+	{"list", ListCmdTrim}: formatCount, {"list", ListCmdLen}: formatCount, {"list", ListCmdRange}: formatElements,
+	{"zset", ZSetCmdAdd}: formatScore, {"zset", ZSetCmdIncr}: formatScore, {"zset", ZSetCmdRank}: formatRank,
+	{"zset", ZSetCmdTop}: formatMembers, {"zset", ZSetCmdRange}: formatMembers,
+	{"zset", ZSetCmdRem}: formatCount, {"zset", ZSetCmdCard}: formatCount,
+}
+
+// text quotes b (as a Go string) unless it is printable UTF-8 without spaces.
+func text(b []byte) string {
+	s := string(b)
+	if s != "" && utf8.ValidString(s) && !strings.Contains(s, " ") && isPrintable(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+func isPrintable(s string) bool {
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func formatCount(res []byte) (string, error) {
+	n, err := DecodeCount(res)
+	return line(fmt.Sprintf("(integer) %d", n), err)
+}
+
+// line returns s, or nothing and err.
+func line(s string, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func formatOptionals(res []byte) (string, error) {
+	os, err := DecodeOptionals(res)
+	lines := make([]string, len(os))
+	for i, o := range os {
+		lines[i] = "(nil)"
+		if o.Found {
+			lines[i] = text(o.Value)
+		}
+	}
+	return lines2(lines, err)
+}
+
+func formatFields(res []byte) (string, error) {
+	fs, err := DecodeFields(res)
+	lines := make([]string, len(fs))
+	for i, f := range fs {
+		lines[i] = text([]byte(f.Name)) + " " + text(f.Value)
+	}
+	return lines2(lines, err)
+}
+
+func formatElements(res []byte) (string, error) {
+	es, err := DecodeElements(res)
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = text(e)
+	}
+	return lines2(lines, err)
+}
+
+func formatMembers(res []byte) (string, error) {
+	ms, err := DecodeMembers(res)
+	lines := make([]string, len(ms))
+	for i, m := range ms {
+		lines[i] = text([]byte(m.Name)) + " " + strconv.FormatFloat(m.Score, 'g', -1, 64)
+	}
+	return lines2(lines, err)
+}
+
+func formatScore(res []byte) (string, error) {
+	s, err := DecodeScore(res)
+	status := [...]string{"unchanged", "added", "updated", "absent"}[min(s.Status, ZAbsent)]
+	if s.Status == ZAbsent {
+		return line(status, err)
+	}
+	return line(status+" "+strconv.FormatFloat(s.Score, 'g', -1, 64), err)
+}
+
+func formatRank(res []byte) (string, error) {
+	r, err := DecodeRank(res)
+	if !r.Found {
+		return line("(nil)", err)
+	}
+	return line(fmt.Sprintf("(integer) %d (score %s)", r.Rank, strconv.FormatFloat(r.Score, 'g', -1, 64)), err)
+}
+
+func lines2(lines []string, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	if len(lines) == 0 {
+		return "(empty)", nil
+	}
+	return strings.Join(lines, "\n"), nil
+}
