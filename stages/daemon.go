@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
@@ -26,7 +27,9 @@ type DaemonConfig struct {
 	// node that dies drops out of the member set that long after.
 	Advertise string
 	MemberTTL time.Duration
-	Logger    *slog.Logger
+	// Version names this build (buildinfo.Read().String()); the stats op reports it.
+	Version string
+	Logger  *slog.Logger
 }
 
 // Registrar is a shared store that keeps a set of live members (nameservice.Etcd).
@@ -50,6 +53,9 @@ type Daemon struct {
 	cache    *CachePrc
 	outgoing *Outgoing
 	leave    func() // leaves the member set; nil without a shared store
+	version  string
+	started  time.Time
+	stopping atomic.Bool // Stop has begun (Ready reports it)
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -65,7 +71,8 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
 	cfg.Sessions.Logger = cfg.Logger
 	cfg.Cache.MaxKey = cfg.Incoming.MaxKey
-	d = &Daemon{log: cfg.Logger}
+	d = &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
+	cfg.Cache.Info = d.serverInfo
 	defer func() {
 		if err != nil {
 			d.abort()
@@ -180,6 +187,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 }
 
 func (d *Daemon) stop(ctx context.Context) error {
+	d.stopping.Store(true)
 	var errs []error
 	if d.leave != nil {
 		d.leave() // first, so that clients move this node's keys elsewhere while it finishes

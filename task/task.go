@@ -91,6 +91,7 @@ const (
 	PushCoalesced uint32 = 1 << 8 // push: earlier versions of this key were skipped (slow subscriber)
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
+	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.
