@@ -26,7 +26,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	}
 	adm, err := startAdmin(cfg, build, log)
 	if err != nil {
-		log.Error("admin endpoint", "err", err)
+		log.Error("admin endpoint (choose another address with -admin, or -admin off)", "err", err)
 		return 1
 	}
 	if adm != nil {
