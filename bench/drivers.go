@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/client/etcdnodes"
 )
 
 // Conn is what one worker uses to talk to the server.
@@ -68,7 +69,7 @@ func Open(kind, addr string, sessions int, token string, nearCache int) (Driver,
 	case "pipecache-cluster":
 		nodes := client.StaticNodes(strings.Split(addr, ",")...)
 		if strings.HasPrefix(addr, "etcd://") {
-			nodes = client.EtcdNodes(addr)
+			nodes = etcdnodes.New(addr)
 		}
 		d := &clusterDriver{}
 		for range sessions {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,7 @@ type options struct {
 
 	silenceTimeout time.Duration // WithSilenceTimeout
 	attemptTimeout time.Duration // Cluster only
+	hooks          []Hook        // WithHook
 }
 
 // WithToken sets the auth token presented in the hello (the server's -auth-tokens).
@@ -43,7 +45,8 @@ func WithToken(token string) Option { return func(o *options) { o.token = token 
 // WithName sets the client name the server logs for this session.
 func WithName(name string) Option { return func(o *options) { o.name = name } }
 
-// WithDialTimeout bounds how long Dial waits for the server's first reply. Default 3 s.
+// WithDialTimeout bounds how long Dial, DialContext and each redial wait for the server's
+// first reply. Default 3 s.
 func WithDialTimeout(d time.Duration) Option { return func(o *options) { o.dialTimeout = d } }
 
 // WithHeartbeat sets the heartbeat interval and how long the server may stay silent before the
@@ -98,6 +101,7 @@ type Client struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 	redials   atomic.Uint64
+	hook      ProcessFunc // the WithHook chain; nil without hooks
 }
 
 type session struct {
@@ -106,42 +110,33 @@ type session struct {
 	buf []byte     // encoding buffer, guarded by wmu
 }
 
-// Reply is a server's reply.
-type Reply struct {
+// reply is a server's reply.
+type reply struct {
 	Header wire.Header
 	Value  []byte // owned by the caller
 }
 
 type call struct {
-	reply    chan Reply // buffered 1; closed if the call failed without a reply
+	reply    chan reply // buffered 1; closed if the call failed without a reply
 	sess     *session
 	sentAt   int64 // unix nanos when the request was written
 	timedOut bool  // set before reply is closed: the call outlived the call timeout
 }
 
 // Dial connects to the server at addr (host:port) and opens a session (hello with the token
-// and name given as options). It fails if the server does not answer or refuses the hello.
+// and name given as options). It fails if the server does not answer within the dial timeout
+// (WithDialTimeout, default 3 s) or refuses the hello. It is DialContext with
+// context.Background().
 func Dial(addr string, opts ...Option) (*Client, error) {
-	o := options{dialTimeout: 3 * time.Second, heartbeat: time.Second, deadAfter: 5 * time.Second,
-		window: 256, maxBackoff: 2 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
-		ackNow: make(chan struct{}, 1)}
-	c.ackEvery.Store(64)
-	if o.silenceTimeout > 0 {
-		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
-		c.opts.heartbeat = o.heartbeat
-	}
-	c.beat.Store(int64(o.heartbeat))
-	if o.nearSize > 0 {
-		c.near = newNearCache(c, o.nearSize, o.nearMaxStale)
-	}
-	if err := c.connect(); err != nil {
+	return DialContext(context.Background(), addr, opts...)
+}
+
+// DialContext is Dial bounded by ctx as well as by the dial timeout: if ctx ends first, the
+// error wraps ctx's error (context.Canceled, or context.DeadlineExceeded and ErrTimeout).
+// ctx bounds only the dial: the client's later redials are bounded by the dial timeout.
+func DialContext(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	c := newClient(addr, opts)
+	if err := c.connect(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
 	}
@@ -152,16 +147,40 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		c.wg.Add(1)
 		go c.near.unsubscriber()
 	}
-	if o.silenceTimeout > 0 {
+	if c.opts.silenceTimeout > 0 {
 		c.wg.Add(1)
 		go c.reaper()
 	}
 	return c, nil
 }
 
+// newClient applies the options; the client has no session yet and no goroutine.
+func newClient(addr string, opts []Option) *Client {
+	o := options{dialTimeout: 3 * time.Second, heartbeat: time.Second, deadAfter: 5 * time.Second,
+		window: 256, maxBackoff: 2 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.silenceTimeout > 0 {
+		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
+	}
+	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
+		ackNow: make(chan struct{}, 1), hook: chain(o.hooks)}
+	c.ackEvery.Store(64)
+	c.beat.Store(int64(o.heartbeat))
+	if o.nearSize > 0 {
+		c.near = newNearCache(c, o.nearSize, o.nearMaxStale)
+	}
+	return c
+}
+
 // connect opens a new KCP session, starts its reader, and says hello on it (resuming the
-// session if there was one). Only then do other calls use it.
-func (c *Client) connect() error {
+// session if there was one), waiting at most the dial timeout and until ctx ends. Only then do
+// other calls use it.
+func (c *Client) connect(ctx context.Context) error {
 	ks, err := kcp.DialWithOptions(c.addr, nil, 0, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -176,7 +195,7 @@ func (c *Client) connect() error {
 	c.lastRecv.Store(time.Now().UnixNano())
 	c.wg.Add(1)
 	go c.read(s)
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
 	defer cancel()
 	if err := c.hello(ctx, s); err != nil {
 		ks.Close()
@@ -202,18 +221,20 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		req.LastSeq = c.lastSeq
 		c.subMu.Unlock()
 	}
-	body, _ := json.Marshal(req)
+	body := req.encode()
 	sent := time.Now().UnixNano()
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
 		c.resume.Store(nil) // the session expired meanwhile: start a new one
 		req.Resume = ""
-		body, _ = json.Marshal(req)
+		body = req.encode()
 		r, err = c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	}
 	switch {
 	case errors.Is(err, ErrUnknownOp):
 		return nil // a server without sessions (a bare network stage): nothing to open
+	case errors.Is(err, context.Canceled):
+		return err
 	case err != nil:
 		if errors.Is(err, ErrTimeout) {
 			return fmt.Errorf("no answer: %w", err)
@@ -248,6 +269,19 @@ type helloRequest struct {
 	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
 	Resume      string `json:"resume,omitempty"`
 	LastSeq     uint64 `json:"last_seq,omitempty"`
+	Pad         string `json:"pad,omitempty"` // ignored by the server: makes the hello wire.MinHello long
+}
+
+// encode returns the hello's JSON value, padded so that its frame is at least wire.MinHello
+// bytes (the frame's header adds at least 30).
+func (r helloRequest) encode() []byte {
+	r.Pad = ""
+	b, _ := json.Marshal(r)
+	if need := wire.MinHello - 30 - len(b); need > 0 {
+		r.Pad = strings.Repeat(".", need+len(`,"pad":""`))
+		b, _ = json.Marshal(r)
+	}
+	return b
 }
 
 type helloReply struct {
@@ -262,29 +296,29 @@ type helloReply struct {
 // Session returns the server's id for this client's session (0 before one is open).
 func (c *Client) Session() uint64 { return c.session.Load() }
 
-// Do sends one request and waits for its reply, or for ctx. h.ID and h.V are set by Do. A
-// reply with a non-OK code is returned as a *ServerError.
-func (c *Client) Do(ctx context.Context, h *wire.Header, value []byte) (Reply, error) {
+// roundTrip sends one request on the current session and waits for its reply, or for ctx.
+// h.ID and h.V are set by it. A reply with a non-OK code is returned as a *ServerError.
+func (c *Client) roundTrip(ctx context.Context, h *wire.Header, value []byte) (reply, error) {
 	c.mu.Lock()
 	s, closed := c.sess, c.closed
 	c.mu.Unlock()
 	switch {
 	case closed:
-		return Reply{}, ErrClosed
+		return reply{}, ErrClosed
 	case s == nil:
-		return Reply{}, fmt.Errorf("%w to %s", errNotSent, c.addr)
+		return reply{}, fmt.Errorf("%w to %s", errNotSent, c.addr)
 	}
 	return c.doOn(ctx, s, h, value)
 }
 
 // doOn sends a request on the session s.
-func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []byte) (Reply, error) {
+func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []byte) (reply, error) {
 	h.ID = c.nextID.Add(1)
-	cl := &call{reply: make(chan Reply, 1), sess: s, sentAt: time.Now().UnixNano()}
+	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano()}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return Reply{}, ErrClosed
+		return reply{}, ErrClosed
 	}
 	c.pending[h.ID] = cl
 	c.mu.Unlock()
@@ -292,28 +326,28 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 	err := c.writeFrame(s, h, value)
 	if errors.Is(err, ErrTooLarge) {
 		c.forget(h.ID)
-		return Reply{}, err
+		return reply{}, err
 	}
 	if err != nil {
 		c.forget(h.ID)
 		c.sessionFailed(s, err)
-		return Reply{}, err
+		return reply{}, err
 	}
 	select {
 	case r, ok := <-cl.reply:
 		if !ok {
 			if cl.timedOut {
-				return Reply{}, fmt.Errorf("%w: %s %s: no reply, and the server silent for %v", ErrTimeout, h.Op, c.addr, c.silence())
+				return reply{}, fmt.Errorf("%w: %s %s: no reply, and the server silent for %v", ErrTimeout, h.Op, c.addr, c.silence())
 			}
-			return Reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
+			return reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
 		}
 		if r.Header.Code != task.CodeOK {
-			return r, &ServerError{Code: r.Header.Code, Msg: r.Header.Msg}
+			return r, &ServerError{Code: Code(r.Header.Code), Msg: r.Header.Msg}
 		}
 		return r, nil
 	case <-ctx.Done():
 		c.forget(h.ID)
-		return Reply{}, fmt.Errorf("%w: %s %s: %w", ErrTimeout, h.Op, c.addr, ctx.Err())
+		return reply{}, ctxError(ctx, h.Op.String()+" "+c.addr)
 	}
 }
 
@@ -346,18 +380,6 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
-// Ping checks that the server answers.
-func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.Do(ctx, &wire.Header{Op: task.OpPing}, nil)
-	return err
-}
-
-// Echo sends value through the server's pipeline and returns what came back.
-func (c *Client) Echo(ctx context.Context, value []byte) ([]byte, error) {
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpEcho}, value)
-	return r.Value, err
-}
-
 // read is a session's reader goroutine: it cuts frames out of the stream and completes calls.
 func (c *Client) read(s *session) {
 	defer c.wg.Done()
@@ -387,7 +409,7 @@ func (c *Client) read(s *session) {
 }
 
 func (c *Client) dispatch(body []byte) {
-	var r Reply
+	var r reply
 	value, err := wire.Decode(body, &r.Header)
 	if err != nil {
 		c.log.Warn("undecodable frame from server", "addr", c.addr, "err", err)
@@ -473,7 +495,7 @@ func (c *Client) redial() {
 		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
 		}
 		c.redials.Add(1)
-		if err := c.connect(); err == nil || errors.Is(err, ErrClosed) {
+		if err := c.connect(context.Background()); err == nil || errors.Is(err, ErrClosed) {
 			return
 		}
 		backoff = min(2*backoff, c.opts.maxBackoff)

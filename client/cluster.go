@@ -12,7 +12,7 @@ import (
 )
 
 // Nodes is where a Cluster learns the set of live pipecached nodes: a static list, or the
-// member set the nodes keep in etcd (EtcdNodes).
+// member set the nodes keep in etcd (package client/etcdnodes).
 type Nodes interface {
 	// Watch calls fn with the node set now, then again whenever it changes, until ctx ends.
 	// It returns once fn has been called, or with an error if the set cannot be read.
@@ -55,6 +55,8 @@ type Cluster struct {
 	subs   map[*ClusterSubscription]struct{}
 	closed bool
 	wg     sync.WaitGroup
+
+	hook ProcessFunc // the WithHook chain, run once per Cluster call; nil without hooks
 }
 
 // nodeConn is the client of one node, dialled on first use.
@@ -85,7 +87,8 @@ const maxAttempts = 3
 const downFor = time.Second
 
 // DialCluster learns the node set from nodes and returns a client of the cluster. Node
-// connections are opened on first use, with opts (token, heartbeat, near cache...).
+// connections are opened on first use, with opts (token, heartbeat, near cache...); hooks
+// (WithHook) run around each Cluster call, not in the node clients.
 func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, error) {
 	o := options{attemptTimeout: time.Second}
 	for _, opt := range opts {
@@ -97,10 +100,10 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 	// Each node's client watches for its server going silent (WithSilenceTimeout): it tells a
 	// dead node from a slow one, and costs nothing per request, unlike a context with a
 	// timeout (which every request would register with its shared parent context).
-	opts = append(opts[:len(opts):len(opts)], WithSilenceTimeout(o.attemptTimeout))
+	opts = append(opts[:len(opts):len(opts)], WithSilenceTimeout(o.attemptTimeout), withoutHooks())
 	wctx, cancel := context.WithCancel(context.Background())
 	cl := &Cluster{opts: opts, o: o, cancel: cancel, changed: make(chan struct{}, 1), ring: newRing(nil),
-		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}}
+		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}, hook: chain(o.hooks)}
 	first := make(chan struct{})
 	var once sync.Once
 	err := nodes.Watch(wctx, func(addrs []string) {
@@ -115,7 +118,7 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 	case <-first:
 	case <-ctx.Done():
 		cancel()
-		return nil, fmt.Errorf("pipecache: cluster nodes: %w", ctx.Err())
+		return nil, ctxError(ctx, "cluster nodes")
 	}
 	cl.wg.Add(1)
 	go cl.mover(wctx)
@@ -296,8 +299,9 @@ func nodeFailed(err error) bool {
 }
 
 // do runs fn on the node that owns key, and on the next ones in the key's order while nodes
-// fail (at most maxAttempts). idempotent says fn may be repeated after it was sent.
-func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(ctx context.Context, c *Client) error) error {
+// fail (at most maxAttempts). idempotent says fn may be repeated after it was sent. call (nil
+// without hooks) learns the nodes tried.
+func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, call *Call, fn func(ctx context.Context, c *Client) error) error {
 	var triedBuf [maxAttempts]string
 	tried := triedBuf[:0]
 	var lastErr error
@@ -314,6 +318,9 @@ func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(
 			break
 		}
 		tried = append(tried, addr)
+		if call != nil {
+			call.Addr, call.Attempts = addr, len(tried)
+		}
 		c, err := nc.client(cl.opts)
 		if err == nil {
 			err = fn(ctx, c)
@@ -334,108 +341,12 @@ func (cl *Cluster) do(ctx context.Context, key string, idempotent bool, fn func(
 		}
 	}
 	if lastErr == nil {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		if ctx.Err() != nil {
+			return ctxError(ctx, "cluster")
 		}
 		return fmt.Errorf("%w: no live node", ErrUnavailable)
 	}
 	return lastErr
-}
-
-// Get returns key's value from the node that owns it.
-func (cl *Cluster) Get(ctx context.Context, key string) (it Item, err error) {
-	err = cl.do(ctx, key, true, func(ctx context.Context, c *Client) error {
-		it, err = c.Get(ctx, key)
-		return err
-	})
-	return it, err
-}
-
-// MGet returns the values of several keys, asking each owning node for its keys in parallel.
-func (cl *Cluster) MGet(ctx context.Context, keys ...string) (map[string]Item, error) {
-	groups := map[string][]string{}
-	cl.mu.Lock()
-	for _, k := range keys {
-		o := cl.ownerLocked(k, nil)
-		groups[o] = append(groups[o], k)
-	}
-	cl.mu.Unlock()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	items := make(map[string]Item, len(keys))
-	var firstErr error
-	for _, ks := range groups {
-		wg.Go(func() {
-			var got map[string]Item
-			err := cl.do(ctx, ks[0], true, func(ctx context.Context, c *Client) (err error) {
-				got, err = c.MGet(ctx, ks...)
-				return err
-			})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			for k, it := range got {
-				items[k] = it
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return items, nil
-}
-
-func (cl *Cluster) write(ctx context.Context, key string, idempotent bool, fn func(ctx context.Context, c *Client) (uint64, error)) (v uint64, err error) {
-	err = cl.do(ctx, key, idempotent, func(ctx context.Context, c *Client) error {
-		v, err = fn(ctx, c)
-		return err
-	})
-	return v, err
-}
-
-// Set stores value under key; see Client.Set.
-func (cl *Cluster) Set(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
-	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Set(ctx, key, value, opts...) })
-}
-
-// Add stores value only if key does not exist; see Client.Add.
-func (cl *Cluster) Add(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
-	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Add(ctx, key, value, opts...) })
-}
-
-// Replace stores value only if key exists; see Client.Replace.
-func (cl *Cluster) Replace(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error) {
-	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) { return c.Replace(ctx, key, value, opts...) })
-}
-
-// CAS stores value only if key is still at version; see Client.CAS.
-func (cl *Cluster) CAS(ctx context.Context, key string, value []byte, version uint64, opts ...WriteOption) (uint64, error) {
-	return cl.write(ctx, key, true, func(ctx context.Context, c *Client) (uint64, error) {
-		return c.CAS(ctx, key, value, version, opts...)
-	})
-}
-
-// Delete removes key; see Client.Delete.
-func (cl *Cluster) Delete(ctx context.Context, key string) error {
-	return cl.do(ctx, key, true, func(ctx context.Context, c *Client) error { return c.Delete(ctx, key) })
-}
-
-// Touch gives key a new TTL; see Client.Touch.
-func (cl *Cluster) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	return cl.do(ctx, key, true, func(ctx context.Context, c *Client) error { return c.Touch(ctx, key, ttl) })
-}
-
-// Incr adds delta to the counter at key; see Client.Incr. It is retried on another node only
-// if it was never sent.
-func (cl *Cluster) Incr(ctx context.Context, key string, delta int64) (n int64, err error) {
-	err = cl.do(ctx, key, false, func(ctx context.Context, c *Client) error {
-		n, err = c.Incr(ctx, key, delta)
-		return err
-	})
-	return n, err
 }
 
 // Close closes every node connection and subscription.

@@ -31,6 +31,16 @@ type ClusterSubscription struct {
 // Subscribe subscribes to key (or, with Prefix, to every key starting with it) at the node that
 // owns it, and keeps the subscription with its owner from then on.
 func (cl *Cluster) Subscribe(ctx context.Context, key string, opts ...SubOption) (*ClusterSubscription, error) {
+	if cl.hook != nil {
+		call := &Call{Op: "subscribe", Key: key}
+		return hooked(ctx, cl.hook, call, func(ctx context.Context) (*ClusterSubscription, error) {
+			return cl.subscribe(ctx, key, opts, call)
+		})
+	}
+	return cl.subscribe(ctx, key, opts, nil)
+}
+
+func (cl *Cluster) subscribe(ctx context.Context, key string, opts []SubOption, call *Call) (*ClusterSubscription, error) {
 	o := subOptions{buffer: 1024}
 	for _, opt := range opts {
 		opt(&o)
@@ -38,7 +48,7 @@ func (cl *Cluster) Subscribe(ctx context.Context, key string, opts ...SubOption)
 	s := &ClusterSubscription{cl: cl, key: key, opts: opts, ch: make(chan Event, o.buffer), done: make(chan struct{})}
 	s.C = s.ch
 	s.stop = sync.OnceFunc(s.shutdown)
-	err := cl.do(ctx, key, true, func(ctx context.Context, c *Client) error {
+	err := cl.do(ctx, key, true, call, func(ctx context.Context, c *Client) error {
 		sub, err := c.Subscribe(ctx, key, opts...)
 		if err == nil {
 			s.attach(c.addr, sub, false)
@@ -119,6 +129,13 @@ func (s *ClusterSubscription) forward(sub *Subscription, moved bool) {
 
 // Unsubscribe stops the subscription and closes C.
 func (s *ClusterSubscription) Unsubscribe(ctx context.Context) error {
+	if p := s.cl.hook; p != nil {
+		return hookedErr(ctx, p, &Call{Op: "unsubscribe", Key: s.key, Addr: s.Node()}, s.unsubscribe)
+	}
+	return s.unsubscribe(ctx)
+}
+
+func (s *ClusterSubscription) unsubscribe(ctx context.Context) error {
 	s.cl.mu.Lock()
 	delete(s.cl.subs, s)
 	s.cl.mu.Unlock()

@@ -6,15 +6,24 @@
 // datagrams. The client sends heartbeats, notices a server that has gone silent, fails the
 // requests in flight with ErrUnavailable, and redials with back-off in the background.
 //
-//	c, err := client.Dial("127.0.0.1:7070")
+//	c, err := client.Dial("127.0.0.1:7070") // or DialContext(ctx, addr)
 //	if err != nil { ... }
 //	defer c.Close()
 //	if err := c.Ping(ctx); err != nil { ... }
 //
+// Every call takes a context: a cancelled one fails the call with an error wrapping
+// context.Canceled, a deadline with one wrapping ErrTimeout and context.DeadlineExceeded.
+// Cache is the interface Client and Cluster both satisfy; WithHook wraps every call for the
+// application's metrics and tracing (hook.go), at no cost without hooks.
+//
 // A Cluster is the client of several nodes over one shared store (etcd): it learns the live
-// nodes (EtcdNodes, StaticNodes), sends each key to one of them by rendezvous hashing
+// nodes (StaticNodes, or etcdnodes.New from package client/etcdnodes), sends each key to one of them by rendezvous hashing
 // (rendezvous.go), retries a request on the key's next node when its node does not answer,
 // and moves subscriptions with their keys (cluster.go, cluster_sub.go).
 //
-//	cl, err := client.DialCluster(ctx, client.EtcdNodes("etcd://10.0.0.9:2379/pipecache"))
+//	cl, err := client.DialCluster(ctx, etcdnodes.New("etcd://10.0.0.9:2379/pipecache"))
+//
+// Callers: applications, cmd/pipecachectl and bench. Package client itself links no etcd, gRPC or protobuf (a test checks its dependencies):
+// discovery through etcd is package client/etcdnodes, which an application imports only if it
+// uses it.
 package client

@@ -192,8 +192,8 @@ func (n *nearCache) written(key string) {
 	n.mu.Unlock()
 }
 
-// get serves key from the near cache or, on a miss, from the server, filling the cache.
-func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
+// get serves key from the near cache (local) or, on a miss, from the server, filling the cache.
+func (n *nearCache) get(ctx context.Context, key string) (it Item, local bool, err error) {
 	n.mu.Lock()
 	e, ok := n.lru.Get(key)
 	if ok && e.valid && e.epoch == n.epoch {
@@ -202,14 +202,15 @@ func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
 			ver := e.version
 			n.mu.Unlock()
 			n.hits.Add(1)
-			return Item{Key: key, Value: v, Version: ver}, nil
+			return Item{Key: key, Value: v, Version: ver}, true, nil
 		}
 		n.stale.Add(1)
 	}
 	n.misses.Add(1)
 	if n.unsubbing[key] {
 		n.mu.Unlock()
-		return n.c.getRemote(ctx, key) // its unsubscribe is on the way: do not cache it now
+		it, err = n.c.getRemote(ctx, key) // its unsubscribe is on the way: do not cache it now
+		return it, false, err
 	}
 	if !ok {
 		e = &nearEntry{}
@@ -220,13 +221,14 @@ func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
 
 	if !subbed {
 		h := &wire.Header{Op: task.OpSubscribe, Key: []byte(key), Flags: task.FlagWithValue}
-		if _, err := n.c.Do(ctx, h, nil); err != nil {
+		if _, err := n.c.roundTrip(ctx, h, nil); err != nil {
 			n.mu.Lock()
 			if cur, ok := n.lru.Peek(key); ok && cur == e && !e.subbed {
 				n.lru.Remove(key)
 			}
 			n.mu.Unlock()
-			return n.c.getRemote(ctx, key)
+			it, err = n.c.getRemote(ctx, key)
+			return it, false, err
 		}
 		n.mu.Lock()
 		if cur, ok := n.lru.Peek(key); ok && cur == e && n.epoch == epoch {
@@ -235,9 +237,9 @@ func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
 		}
 		n.mu.Unlock()
 	}
-	it, err := n.c.getRemote(ctx, key)
+	it, err = n.c.getRemote(ctx, key)
 	if err != nil {
-		return it, err
+		return it, false, err
 	}
 	n.mu.Lock()
 	// Store only if nothing happened to the key meanwhile: no event, no resync, no reset.
@@ -245,7 +247,7 @@ func (n *nearCache) get(ctx context.Context, key string) (Item, error) {
 		e.value, e.version, e.valid, e.epoch = append(e.value[:0:0], it.Value...), it.Version, true, epoch
 	}
 	n.mu.Unlock()
-	return it, nil
+	return it, false, nil
 }
 
 func (n *nearCache) stats() NearCacheStats {

@@ -1,16 +1,41 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// Cache is what a Client (one node) and a Cluster (many nodes) both offer, for code that works
+// with either. Subscribe is on each type: a Cluster's subscriptions move between nodes.
+type Cache interface {
+	Get(ctx context.Context, key string) (Item, error)
+	MGet(ctx context.Context, keys ...string) (map[string]Item, error)
+	Set(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error)
+	Add(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error)
+	Replace(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error)
+	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...WriteOption) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	Ping(ctx context.Context) error
+	Stats(ctx context.Context) (map[string]int64, error)
+	Close() error
+}
+
+var (
+	_ Cache = (*Client)(nil)
+	_ Cache = (*Cluster)(nil)
 )
 
 // Item is a key's value and its version. The version increases with every change of the key
@@ -24,39 +49,77 @@ type Item struct {
 	Stale bool
 }
 
+// MaxMGetKeys is the most keys one MGet may name (the protocol's limit).
+const MaxMGetKeys = 1000
+
 // WriteOption modifies a write.
-type WriteOption func(*wire.Header)
+type WriteOption func(*writeOptions)
+
+type writeOptions struct {
+	ttl time.Duration
+}
+
+// writeOpts applies opts (called only with some: the struct they fill escapes).
+func writeOpts(opts []WriteOption) writeOptions {
+	var o writeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
 
 // WithTTL makes the key expire after d (in the cache and in the store). The server stretches it
 // by up to 10% at random, so that keys written together do not expire together.
 func WithTTL(d time.Duration) WriteOption {
-	return func(h *wire.Header) { h.TTL = d.Milliseconds() }
+	return func(o *writeOptions) { o.ttl = d }
 }
 
 // Get returns key's value. A missing or expired key is ErrNotFound. With WithNearCache the
 // value may come from the near cache, within its staleness bound.
 func (c *Client) Get(ctx context.Context, key string) (Item, error) {
-	if c.near != nil {
-		return c.near.get(ctx, key)
+	if c.hook != nil {
+		call := &Call{Op: "get", Key: key, Addr: c.addr}
+		return hooked(ctx, c.hook, call, func(ctx context.Context) (Item, error) { return c.get(ctx, key, call) })
 	}
-	return c.getRemote(ctx, key)
+	return c.get(ctx, key, nil)
+}
+
+// get is Get; call (nil without hooks) learns whether the near cache answered.
+func (c *Client) get(ctx context.Context, key string, call *Call) (Item, error) {
+	if c.near == nil {
+		return c.getRemote(ctx, key)
+	}
+	it, local, err := c.near.get(ctx, key)
+	if call != nil {
+		call.NearCache = local
+	}
+	return it, err
 }
 
 func (c *Client) getRemote(ctx context.Context, key string) (Item, error) {
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpGet, Key: []byte(key)}, nil)
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpGet, Key: []byte(key)}, nil)
 	if err != nil {
 		return Item{}, err
 	}
 	return Item{Key: key, Value: r.Value, Version: r.Header.Ver, Stale: r.Header.Flags&task.FlagStale != 0}, nil
 }
 
-// MGet returns the values of several keys (at most wire.MaxMGetKeys) in one request; keys that
-// do not exist are absent from the map. Against a server without the mget op it pipelines gets.
+// MGet returns the values of several keys (at most MaxMGetKeys) in one request; keys that do
+// not exist are absent from the map. Against a server without the mget op it pipelines gets.
 func (c *Client) MGet(ctx context.Context, keys ...string) (map[string]Item, error) {
+	if c.hook != nil {
+		ks := slices.Clone(keys) // what the hook holds is a copy, so keys stays off the heap without hooks
+		return hooked(ctx, c.hook, &Call{Op: "mget", Keys: ks, Addr: c.addr},
+			func(ctx context.Context) (map[string]Item, error) { return c.mget(ctx, ks) })
+	}
+	return c.mget(ctx, keys)
+}
+
+func (c *Client) mget(ctx context.Context, keys []string) (map[string]Item, error) {
 	if len(keys) > wire.MaxMGetKeys {
 		return nil, fmt.Errorf("%w: %d keys in one mget (at most %d)", ErrTooLarge, len(keys), wire.MaxMGetKeys)
 	}
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpMGet}, wire.AppendKeys(nil, keys))
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpMGet}, wire.AppendKeys(nil, keys))
 	if errors.Is(err, ErrUnknownOp) {
 		return c.pipelinedGets(ctx, keys)
 	}
@@ -85,7 +148,7 @@ func (c *Client) pipelinedGets(ctx context.Context, keys []string) (map[string]I
 	results := make([]result, len(keys))
 	var wg sync.WaitGroup
 	for i, k := range keys {
-		wg.Go(func() { results[i].item, results[i].err = c.Get(ctx, k) })
+		wg.Go(func() { results[i].item, results[i].err = c.get(ctx, k, nil) })
 	}
 	wg.Wait()
 	items := make(map[string]Item, len(keys))
@@ -100,12 +163,25 @@ func (c *Client) pipelinedGets(ctx context.Context, keys []string) (map[string]I
 	return items, nil
 }
 
+// write runs a write. With hooks, the key and value are copied for the hooks' closure: without
+// hooks, nothing the caller passes escapes, so a caller's stack buffers stay on the stack.
 func (c *Client) write(ctx context.Context, op task.Op, key string, value []byte, version uint64, opts []WriteOption) (uint64, error) {
-	h := &wire.Header{Op: op, Key: []byte(key), Ver: version}
-	for _, o := range opts {
-		o(h)
+	var o writeOptions
+	if len(opts) > 0 {
+		o = writeOpts(opts)
 	}
-	r, err := c.Do(ctx, h, value)
+	if c.hook != nil {
+		k, v := strings.Clone(key), bytes.Clone(value)
+		return hooked(ctx, c.hook, &Call{Op: op.String(), Key: k, Addr: c.addr}, func(ctx context.Context) (uint64, error) {
+			return c.writeRemote(ctx, op, k, v, version, o)
+		})
+	}
+	return c.writeRemote(ctx, op, key, value, version, o)
+}
+
+func (c *Client) writeRemote(ctx context.Context, op task.Op, key string, value []byte, version uint64, o writeOptions) (uint64, error) {
+	h := &wire.Header{Op: op, Key: []byte(key), Ver: version, TTL: o.ttl.Milliseconds()}
+	r, err := c.roundTrip(ctx, h, value)
 	c.wrote(key)
 	return r.Header.Ver, err
 }
@@ -140,7 +216,16 @@ func (c *Client) CAS(ctx context.Context, key string, value []byte, version uint
 
 // Delete removes key (ErrNotFound if it does not exist).
 func (c *Client) Delete(ctx context.Context, key string) error {
-	_, err := c.Do(ctx, &wire.Header{Op: task.OpDelete, Key: []byte(key)}, nil)
+	if c.hook != nil {
+		k := strings.Clone(key)
+		return hookedErr(ctx, c.hook, &Call{Op: "delete", Key: k, Addr: c.addr},
+			func(ctx context.Context) error { return c.delete(ctx, k) })
+	}
+	return c.delete(ctx, key)
+}
+
+func (c *Client) delete(ctx context.Context, key string) error {
+	_, err := c.roundTrip(ctx, &wire.Header{Op: task.OpDelete, Key: []byte(key)}, nil)
 	c.wrote(key)
 	return err
 }
@@ -148,7 +233,16 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 // Incr adds delta (which may be negative) to the decimal counter at key and returns the new
 // value. ErrNotFound if the key does not exist, ErrNotCounter if its value is not an integer.
 func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, error) {
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta}, nil)
+	if c.hook != nil {
+		k := strings.Clone(key)
+		return hooked(ctx, c.hook, &Call{Op: "incr", Key: k, Addr: c.addr},
+			func(ctx context.Context) (int64, error) { return c.incr(ctx, k, delta) })
+	}
+	return c.incr(ctx, key, delta)
+}
+
+func (c *Client) incr(ctx context.Context, key string, delta int64) (int64, error) {
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta}, nil)
 	c.wrote(key)
 	if err != nil {
 		return 0, err
@@ -162,13 +256,29 @@ func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, erro
 
 // Touch gives key a new TTL (0: never expire) without changing its value or version.
 func (c *Client) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	_, err := c.Do(ctx, &wire.Header{Op: task.OpTouch, Key: []byte(key), TTL: ttl.Milliseconds()}, nil)
+	if c.hook != nil {
+		k := strings.Clone(key)
+		return hookedErr(ctx, c.hook, &Call{Op: "touch", Key: k, Addr: c.addr},
+			func(ctx context.Context) error { return c.touch(ctx, k, ttl) })
+	}
+	return c.touch(ctx, key, ttl)
+}
+
+func (c *Client) touch(ctx context.Context, key string, ttl time.Duration) error {
+	_, err := c.roundTrip(ctx, &wire.Header{Op: task.OpTouch, Key: []byte(key), TTL: ttl.Milliseconds()}, nil)
 	return err
 }
 
 // Stats returns the server's counters (gets, hits, misses, store loads and writes, items, bytes...).
 func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpStats}, nil)
+	if c.hook != nil {
+		return hooked(ctx, c.hook, &Call{Op: "stats", Addr: c.addr}, c.stats)
+	}
+	return c.stats(ctx)
+}
+
+func (c *Client) stats(ctx context.Context) (map[string]int64, error) {
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpStats}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +289,35 @@ func (c *Client) Stats(ctx context.Context) (map[string]int64, error) {
 	return stats, nil
 }
 
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	if c.hook != nil {
+		return hookedErr(ctx, c.hook, &Call{Op: "ping", Addr: c.addr}, c.ping)
+	}
+	return c.ping(ctx)
+}
+
+func (c *Client) ping(ctx context.Context) error {
+	_, err := c.roundTrip(ctx, &wire.Header{Op: task.OpPing}, nil)
+	return err
+}
+
+// Echo sends value through the server's pipeline and returns what came back.
+func (c *Client) Echo(ctx context.Context, value []byte) ([]byte, error) {
+	if c.hook != nil {
+		v := bytes.Clone(value)
+		return hooked(ctx, c.hook, &Call{Op: "echo", Addr: c.addr},
+			func(ctx context.Context) ([]byte, error) { return c.echo(ctx, v) })
+	}
+	return c.echo(ctx, value)
+}
+
+func (c *Client) echo(ctx context.Context, value []byte) ([]byte, error) {
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpEcho}, value)
+	return r.Value, err
+}
+
 func isNotFound(err error) bool {
 	se, ok := err.(*ServerError)
-	return ok && se.Code == task.CodeNotFound
+	return ok && se.Code == CodeNotFound
 }

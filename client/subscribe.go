@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,15 +14,15 @@ import (
 // EventKind says what happened to a key.
 type EventKind uint32
 
-// Kinds of events.
+// Kinds of events. The values are the protocol's push kinds (PROTOCOL.md).
 const (
-	EventSet    = EventKind(task.PushSet)    // the key was set; Version is its new version
-	EventDelete = EventKind(task.PushDelete) // the key was deleted
-	EventExpire = EventKind(task.PushExpire) // the key expired
+	EventSet    EventKind = 1 // the key was set; Version is its new version
+	EventDelete EventKind = 2 // the key was deleted
+	EventExpire EventKind = 3 // the key expired
 	// EventResync means events may have been lost (the server's replay window was exceeded, the
 	// session had to be reopened, or the subscriber did not keep up): reload what you subscribed
 	// to. It has no key.
-	EventResync = EventKind(task.PushResync)
+	EventResync EventKind = 4
 )
 
 func (k EventKind) String() string {
@@ -75,6 +76,15 @@ type Subscription struct {
 // it) on the subscription's channel. Changes are delivered in order, each once, with no silent
 // gap: see PROTOCOL.md for the guarantee.
 func (c *Client) Subscribe(ctx context.Context, key string, opts ...SubOption) (*Subscription, error) {
+	if c.hook != nil {
+		o := slices.Clone(opts)
+		return hooked(ctx, c.hook, &Call{Op: "subscribe", Key: key, Addr: c.addr},
+			func(ctx context.Context) (*Subscription, error) { return c.subscribe(ctx, key, o) })
+	}
+	return c.subscribe(ctx, key, opts)
+}
+
+func (c *Client) subscribe(ctx context.Context, key string, opts []SubOption) (*Subscription, error) {
 	o := subOptions{buffer: 1024}
 	for _, opt := range opts {
 		opt(&o)
@@ -99,12 +109,19 @@ func (c *Client) sendSubscribe(ctx context.Context, s *Subscription, op task.Op)
 	if s.opts.values {
 		h.Flags |= task.FlagWithValue
 	}
-	_, err := c.Do(ctx, h, nil)
+	_, err := c.roundTrip(ctx, h, nil)
 	return err
 }
 
 // Unsubscribe stops the subscription and closes its channel.
 func (s *Subscription) Unsubscribe(ctx context.Context) error {
+	if p := s.c.hook; p != nil {
+		return hookedErr(ctx, p, &Call{Op: "unsubscribe", Key: s.key, Addr: s.c.addr}, s.unsubscribe)
+	}
+	return s.unsubscribe(ctx)
+}
+
+func (s *Subscription) unsubscribe(ctx context.Context) error {
 	s.c.removeSub(s)
 	if !s.opts.prefix && (s.c.userSubscribed(s.key) || s.c.near.holds(s.key)) {
 		return nil // the server keeps one subscription per key and session: still in use

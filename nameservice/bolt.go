@@ -3,12 +3,14 @@ package nameservice
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 )
 
 // The embedded store is a bbolt database: a single file, copy-on-write B+tree, one fsync per
@@ -49,6 +51,9 @@ func Open(dir string) (*Bolt, error) {
 		NoFreelistSync: true,        // the freelist is rebuilt on open; commits write less
 		FreelistType:   bolt.FreelistMapType,
 	})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return nil, fmt.Errorf("nameservice: open %s: %w: in use by another process (another pipecached on the same -data-dir?)", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nameservice: open %s: %w", path, err)
 	}
@@ -111,9 +116,34 @@ func (s *Bolt) Get(key string, nowMs int64) (r Record, ok bool, err error) {
 	return r, ok, nil
 }
 
-// Commit implements Store: one bbolt transaction, one fsync.
+// Limits of bbolt's own (it refuses larger keys and values inside the transaction).
+const (
+	boltMaxKey   = bolt.MaxKeySize
+	boltMaxValue = bolt.MaxValueSize - recordHeader
+)
+
+// checkWrite returns why bbolt would refuse w, or nil.
+func checkWrite(w *Write) error {
+	switch {
+	case len(w.Key) == 0:
+		return fmt.Errorf("%w: empty key", ErrInvalid)
+	case len(w.Key) > boltMaxKey-8: // the expiry index prefixes the key with 8 bytes
+		return fmt.Errorf("%w: key of %d bytes", ErrInvalid, len(w.Key))
+	case len(w.Record.Value) > boltMaxValue:
+		return fmt.Errorf("%w: value of %d bytes", ErrInvalid, len(w.Record.Value))
+	}
+	return nil
+}
+
+// Commit implements Store: one bbolt transaction, one fsync, for every write bbolt accepts.
 func (s *Bolt) Commit(writes []Write) error {
-	if len(writes) == 0 {
+	valid := 0
+	for i := range writes {
+		if writes[i].Err = checkWrite(&writes[i]); writes[i].Err == nil {
+			valid++
+		}
+	}
+	if valid == 0 {
 		return nil
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -124,6 +154,9 @@ func (s *Bolt) Commit(writes []Write) error {
 		}
 		for i := range writes {
 			w := &writes[i]
+			if w.Err != nil {
+				continue
+			}
 			k := []byte(w.Key)
 			if old := data.Get(k); len(old) >= recordHeader {
 				if at := int64(binary.BigEndian.Uint64(old[8:])); at != 0 {

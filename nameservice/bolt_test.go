@@ -105,3 +105,26 @@ func BenchmarkBoltCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestBoltRefusesBadWritesAloneInAGroup: writes bbolt cannot take get their own error; the rest
+// of the commit is applied.
+func TestBoltRefusesBadWritesAloneInAGroup(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	ws := []Write{
+		{Key: "ok1", Record: Record{Value: []byte("1"), Version: 1}},
+		{Key: "", Record: Record{Value: []byte("x"), Version: 2}},
+		{Key: string(make([]byte, 40_000)), Record: Record{Value: []byte("x"), Version: 3}},
+		{Key: "ok2", Record: Record{Value: []byte("2"), Version: 4}},
+	}
+	require.NoError(t, s.Commit(ws))
+	assert.NoError(t, ws[0].Err)
+	assert.ErrorIs(t, ws[1].Err, ErrInvalid)
+	assert.ErrorIs(t, ws[2].Err, ErrInvalid)
+	assert.NoError(t, ws[3].Err)
+	for _, k := range []string{"ok1", "ok2"} {
+		_, ok, err := s.Get(k, 0)
+		require.NoError(t, err)
+		assert.True(t, ok, k)
+	}
+	require.NoError(t, s.Commit([]Write{{Key: ""}}), "a commit of nothing valid applies nothing")
+}

@@ -3,6 +3,7 @@ package nameservice
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -130,17 +132,37 @@ func (e *Etcd) Get(key string, nowMs int64) (Record, bool, error) {
 	return r, true, nil
 }
 
-// Commit implements Store: the writes in transactions of at most 128, each write's version
-// set to the revision of its transaction. Two writes of one key never share a transaction.
+// maxTxnBytes bounds the values in one transaction, well under etcd's default request limit
+// (--max-request-bytes, 1.5 MiB); a larger write goes alone.
+const maxTxnBytes = 1 << 20
+
+// Commit implements Store: the writes in transactions of at most 128 writes and maxTxnBytes,
+// each write's version set to the revision of its transaction. Two writes of one key never
+// share a transaction. A write etcd refuses alone (too large) gets an Err wrapping ErrInvalid;
+// if a transaction fails after others succeeded, its writes and the rest get Err.
 func (e *Etcd) Commit(writes []Write) error {
+	applied := false
 	for len(writes) > 0 {
-		n, seen := 0, map[string]bool{}
-		for n < len(writes) && n < maxTxnOps && !seen[writes[n].Key] {
+		n, size, seen := 0, 0, map[string]bool{}
+		for n < len(writes) && n < maxTxnOps && !seen[writes[n].Key] &&
+			(n == 0 || size+len(writes[n].Record.Value) <= maxTxnBytes) {
 			seen[writes[n].Key] = true
+			size += len(writes[n].Record.Value)
 			n++
 		}
-		if err := e.commitTxn(writes[:n]); err != nil {
+		err := e.commitTxn(writes[:n])
+		switch {
+		case err == nil:
+			applied = true
+		case n == 1 && errors.Is(err, rpctypes.ErrRequestTooLarge):
+			writes[0].Err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		case !applied:
 			return err
+		default:
+			for i := range writes {
+				writes[i].Err = err
+			}
+			return nil
 		}
 		writes = writes[n:]
 	}
@@ -168,6 +190,9 @@ func (e *Etcd) commitTxn(writes []Write) error {
 	defer cancel()
 	resp, err := e.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
+		if !errors.Is(err, rpctypes.ErrRequestTooLarge) && !errors.Is(err, rpctypes.ErrTooManyOps) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err) // one by one would not do better
+		}
 		return fmt.Errorf("etcd commit of %d writes: %w", len(writes), err)
 	}
 	for i := range writes {
@@ -192,7 +217,7 @@ func (e *Etcd) leaseFor(expireAtMs int64) (clientv3.LeaseID, error) {
 	defer cancel()
 	resp, err := e.cli.Grant(ctx, max(sec-now, 1))
 	if err != nil {
-		return 0, fmt.Errorf("etcd lease: %w", err)
+		return 0, fmt.Errorf("etcd lease: %w: %w", ErrUnavailable, err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -17,6 +17,10 @@ type Write struct {
 	Key    string
 	Delete bool
 	Record Record
+	// Err is set by Commit when this write was not applied although others were: the store
+	// refused it alone (an empty key, a key or value over the store's own limits: the error
+	// wraps ErrInvalid), or a later part of a commit the store splits failed.
+	Err error
 }
 
 // Store is the persistent store. Implementations are safe for concurrent use; calls may block
@@ -24,8 +28,11 @@ type Write struct {
 type Store interface {
 	// Get returns the record for key. ok is false if there is none or it has expired.
 	Get(key string, nowMs int64) (r Record, ok bool, err error)
-	// Commit applies writes atomically and durably: when it returns nil, every write survives a
-	// crash. Writes to the same key apply in order.
+	// Commit applies writes durably: when it returns nil, every write without an Err survives a
+	// crash; a write the store refuses by itself gets an Err and is skipped, never failing the
+	// others. An error means nothing was applied; it wraps ErrUnavailable when the store cannot
+	// be reached at all (retrying the writes one by one would not help). Writes to the same key
+	// apply in order.
 	Commit(writes []Write) error
 	// MaxVersion returns the highest version ever committed, so that a restarted cache continues
 	// numbering above it.
@@ -40,6 +47,8 @@ type Store interface {
 
 // Errors.
 var (
-	ErrClosed  = errors.New("nameservice: store closed")
-	ErrCorrupt = errors.New("nameservice: corrupt record")
+	ErrClosed      = errors.New("nameservice: store closed")
+	ErrCorrupt     = errors.New("nameservice: corrupt record")
+	ErrInvalid     = errors.New("nameservice: write refused")     // this write only: see Write.Err
+	ErrUnavailable = errors.New("nameservice: store unreachable") // the whole store, for now
 )

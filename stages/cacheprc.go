@@ -124,6 +124,10 @@ type CachePrc struct {
 	retry       timer.ReadyEntry
 	inflight    int  // loads and writes at Outgoing
 	feedDown    bool // a shared store's feed is incomplete: cached copies may be stale
+	// executing is the client request being handled, until it is answered: if a handler
+	// panics, onPanic answers it (cacheprc_panic.go).
+	executing *task.Task
+	testHook  func(*task.Task) // tests only: called before each operation runs
 
 	stats cacheCounters
 }
@@ -175,7 +179,7 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	if c.done, err = NewQueue("cacheprc.completions", cfg.Queue); err != nil {
 		return nil, err
 	}
-	c.loop, err = NewLoop(LoopConfig{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger})
+	c.loop, err = NewLoop(LoopConfig{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger, OnPanic: c.onPanic})
 	if err == nil {
 		err = c.loop.AddQueue(c.requests, c.request)
 	}
@@ -237,6 +241,13 @@ func (c *CachePrc) nowMs() int64 { return c.loop.Clock().Time().UnixMilli() }
 
 // request handles a client's data operation.
 func (c *CachePrc) request(t *task.Task) {
+	prev := c.executing // an mget's per-key gets are requests within a request
+	c.executing = t
+	c.serve(t)
+	c.executing = prev
+}
+
+func (c *CachePrc) serve(t *task.Task) {
 	switch t.Op {
 	case task.OpStats:
 		c.replyStats(t)
@@ -276,6 +287,9 @@ func (c *CachePrc) request(t *task.Task) {
 
 // execute runs t against slot i, whose state is known and which has nothing in flight.
 func (c *CachePrc) execute(i uint32, t *task.Task) {
+	if c.testHook != nil {
+		c.testHook(t)
+	}
 	now := c.nowMs()
 	s := c.slots.get(i)
 	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
@@ -352,6 +366,9 @@ func (c *CachePrc) expiry(ttlMs, now int64) int64 {
 }
 
 func (c *CachePrc) reply(t *task.Task) {
+	if t == c.executing {
+		c.executing = nil // answered
+	}
 	if t.Flags&task.FlagSub != 0 {
 		c.subDone(t)
 		return

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strconv"
 	"time"
 
@@ -208,7 +209,11 @@ func (c *CachePrc) send(i uint32, st, owner *task.Task) bool {
 
 // completion handles a load or store coming back from Outgoing.
 func (c *CachePrc) completion(st *task.Task) {
-	defer task.Put(st)
+	c.complete(st)
+	task.Put(st) // not deferred: after a panic, onPanic still reads st
+}
+
+func (c *CachePrc) complete(st *task.Task) {
 	if st.Op == task.OpChanged {
 		c.changed(st)
 		return
@@ -279,7 +284,10 @@ func (c *CachePrc) resume(i uint32) {
 		t := fl.waiters[0]
 		fl.waiters[0] = nil
 		fl.waiters = fl.waiters[1:]
+		prev := c.executing
+		c.executing = t
 		c.execute(i, t)
+		c.executing = prev
 	}
 	c.settle(i)
 	if c.flights[i] == nil && c.slots.get(i).state == stateAbsent && c.cfg.NoNegativeCache {
@@ -325,6 +333,10 @@ func (c *CachePrc) incr(i uint32, t *task.Task, present bool) {
 	n, err := strconv.ParseInt(string(c.value(s)), 10, 64)
 	if err != nil {
 		c.fail(t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.key(s)))
+		return
+	}
+	if (t.Delta > 0 && n > math.MaxInt64-t.Delta) || (t.Delta < 0 && n < math.MinInt64-t.Delta) {
+		c.fail(t, task.CodeOverflow, fmt.Errorf("%d + %d is out of the 64-bit range", n, t.Delta))
 		return
 	}
 	n += t.Delta

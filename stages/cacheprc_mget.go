@@ -11,6 +11,8 @@ import (
 // mgetState gathers the results of an mget's per-key gets.
 type mgetState struct {
 	parent  *task.Task
+	subs    []*task.Task // the per-key gets, requested in order
+	next    int          // subs[next:] are not requested yet
 	results []mgetResult
 	pending int
 	failed  task.Code // the first error other than not-found, if any
@@ -41,16 +43,22 @@ func (c *CachePrc) mget(t *task.Task) {
 		return
 	}
 	st := &mgetState{parent: t, results: make([]mgetResult, len(keys)), pending: len(keys)}
-	subs := make([]*task.Task, len(keys))
+	st.subs = make([]*task.Task, len(keys))
 	for i, k := range keys { // copy the keys out of t.Value before the sub-gets run
 		sub := task.Get()
 		sub.Op, sub.Flags, sub.Aux, sub.Ctx = task.OpGet, task.FlagSub, uint64(i), st
 		sub.Key = append(sub.Key, k...)
-		subs[i] = sub
+		st.subs[i] = sub
 	}
-	for _, sub := range subs {
+	if c.executing == t {
+		c.executing = nil // its per-key gets answer it
+	}
+	for st.next < len(st.subs) {
+		sub := st.subs[st.next]
+		st.next++
 		c.request(sub)
 	}
+	st.subs = nil
 }
 
 // subDone records one key's result; the last one answers the mget.

@@ -60,46 +60,53 @@ type Daemon struct {
 	stopErr  error
 }
 
-// StartDaemon opens the store, wires the stages and starts them.
-func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
+// StartDaemon opens the store, wires the stages and starts them. If any step fails, what was
+// already set up is released and the error says which step failed and why.
+func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Logger = limitLogs(cfg.Logger) // no client can flood the log (logs.go)
 	if cfg.DataDir == "" {
 		cfg.DataDir = "data"
 	}
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
 	cfg.Sessions.Logger = cfg.Logger
 	cfg.Cache.MaxKey = cfg.Incoming.MaxKey
-	d = &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
+	d := &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
 	cfg.Cache.Info = d.serverInfo
-	defer func() {
-		if err != nil {
-			d.abort()
-			err = fmt.Errorf("pipecached: %w", err)
-		}
-	}()
+	if err := d.start(cfg); err != nil {
+		d.abort()
+		return nil, fmt.Errorf("pipecached: %w", err)
+	}
+	return d, nil
+}
+
+// start does the work of StartDaemon; on an error, abort releases what it set up.
+func (d *Daemon) start(cfg DaemonConfig) (err error) {
 	d.store = cfg.Store
 	if d.store == nil {
-		if d.store, err = nameservice.Open(cfg.DataDir); err != nil {
-			return nil, err
+		st, err := nameservice.Open(cfg.DataDir)
+		if err != nil {
+			return err // not through d.store: a nil *Bolt in an interface is not a nil Store
 		}
+		d.store = st
 	}
 	startVersion, err := d.store.MaxVersion()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if d.cache, err = NewCachePrc(cfg.Cache, startVersion); err != nil {
-		return nil, err
+		return err
 	}
 	if d.outgoing, err = NewOutgoing(cfg.Outgoing, d.store, d.cache.Completions()); err != nil {
-		return nil, err
+		return err
 	}
 	if d.sessions, err = NewSessionMgr(cfg.Sessions); err != nil {
-		return nil, err
+		return err
 	}
 	if d.incoming, err = NewIncoming(cfg.Incoming); err != nil {
-		return nil, err
+		return err
 	}
 	for _, op := range dataOps {
 		d.incoming.SetRoute(op, d.cache.Requests())
@@ -115,16 +122,16 @@ func StartDaemon(cfg DaemonConfig) (d *Daemon, err error) {
 	}
 	for _, start := range []func() error{d.outgoing.Loop().Start, d.cache.Start, d.sessions.Start, d.incoming.Start} {
 		if err = start(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	d.outgoing.Follow(startVersion) // a shared store (etcd): changes by others reach this node
 	if err = d.register(cfg); err != nil {
-		return nil, err
+		return err
 	}
 	d.log.Info("pipecached listening", "addr", d.incoming.Addr().String(), "data", cfg.DataDir,
 		"memory", cfg.Cache.Memory, "version", startVersion)
-	return d, nil
+	return nil
 }
 
 // register joins the cluster's member set, if the store keeps one. It is the last step of
@@ -229,6 +236,15 @@ func (d *Daemon) waitCacheIdle(ctx context.Context) error {
 
 // Stats returns the stages' counters.
 func (d *Daemon) Stats() (IncomingStats, CacheStats) { return d.incoming.Stats(), d.cache.Stats() }
+
+// Panics returns how many handler panics the stage loops have recovered from.
+func (d *Daemon) Panics() uint64 {
+	var n uint64
+	for _, l := range []*Loop{d.incoming.Loop(), d.sessions.Loop(), d.cache.Loop(), d.outgoing.Loop()} {
+		n += l.Stats().Panics
+	}
+	return n
+}
 
 // SessionStats returns SessionMgr's counters.
 func (d *Daemon) SessionStats() SessionStats { return d.sessions.Stats() }

@@ -42,8 +42,9 @@ type Incoming struct {
 	srv     *transport.Server
 	replies *Queue
 
-	hdr wire.Header // scratch for decoding, loop goroutine only
-	out []byte      // scratch for encoding, loop goroutine only
+	bare bool        // no SessionMgr behind: no hello needed (tests, benchmarks of the network stage)
+	hdr  wire.Header // scratch for decoding, loop goroutine only
+	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
 }
@@ -75,7 +76,7 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	in := &Incoming{cfg: cfg, log: cfg.Logger.With("stage", "incoming")}
+	in := &Incoming{cfg: cfg, log: limitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
 	var err error
 	if in.replies, err = NewQueue("incoming.replies", cfg.Replies); err != nil {
 		return nil, err
@@ -111,6 +112,9 @@ func (in *Incoming) SetRoute(op task.Op, q *Queue) {
 		in.cfg.Routes = map[task.Op]*Queue{}
 	}
 	in.cfg.Routes[op] = q
+	if op == task.OpHello {
+		in.bare = false
+	}
 }
 
 // StopReading stops taking datagrams from the network (replies still go out). Loop goroutine
@@ -143,54 +147,96 @@ func (in *Incoming) onStop() {
 	}
 }
 
-// Frame implements transport.Handler: one request from a client.
+// Frame implements transport.Handler: one request from a client. It is checked against the
+// protocol (wire.Check) and the server's limits before it goes anywhere: nothing malformed,
+// oversized or undefined reaches another stage. A pending conversation (no hello yet) may only
+// say hello: a malformed frame closes it at once, without a reply, and after maxStrikes refused
+// requests it is closed too.
 func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	h := &in.hdr
-	value, err := wire.Decode(body, h)
-	if err != nil {
-		in.badFrames.Add(1)
-		in.log.Warn("bad frame", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "err", err)
-		in.replyError(c, h, task.CodeBadRequest, err.Error())
-		return
-	}
-	in.requests.Add(1)
+	value, err := wire.Decode(body, h) // on an error h is reset: the reply has id 0 and no op
 	st := connStateOf(c)
-	if in.cfg.Routes[task.OpHello] == nil {
+	if in.bare && err == nil {
 		// No SessionMgr behind us (a bare network stage): a well-formed frame establishes the
 		// conversation; a flood of junk datagrams never does.
 		c.Establish()
 		st.authed = true
 	}
-	switch {
-	case h.V != wire.Version:
-		in.replyError(c, h, task.CodeVersion, fmt.Sprintf("protocol version %d not supported (server speaks %d)", h.V, wire.Version))
-		return
-	case len(h.Key) > in.cfg.MaxKey:
-		in.replyError(c, h, task.CodeTooLarge, fmt.Sprintf("key of %d bytes over the limit of %d", len(h.Key), in.cfg.MaxKey))
-		return
-	case len(value) > in.cfg.MaxValue:
-		in.replyError(c, h, task.CodeTooLarge, fmt.Sprintf("value of %d bytes over the limit of %d", len(value), in.cfg.MaxValue))
+	if err != nil {
+		in.badFrames.Add(1)
+		if !st.authed {
+			in.log.Info("closing pending conversation: malformed frame", "conn", c.ID(), "addr", c.Addr(), "err", err)
+			c.Close(fmt.Errorf("%w: %w", transport.ErrNotHello, err))
+			return
+		}
+		in.log.Info("bad frame", "conn", c.ID(), "session", st.session, "addr", c.Addr(), "err", err)
+		in.replyError(c, h, task.CodeBadRequest, err.Error())
 		return
 	}
-	if !st.authed && h.Op != task.OpHello {
-		in.replyError(c, h, task.CodeUnauthorized, "hello first")
+	in.requests.Add(1)
+	code, msg := in.check(c, st, h, body, value)
+	if code != task.CodeOK {
+		in.refuse(c, st, h, code, msg)
 		return
 	}
 	switch h.Op {
 	case task.OpPing:
 		in.replyError(c, h, task.CodeOK, "")
 		return
-	case task.OpNone:
-		in.replyError(c, h, task.CodeUnknownOp, "unknown operation")
+	case task.OpEcho:
+		in.forward(c, in.replies, h, value) // echo comes back through our own reply queue
 		return
 	}
-	q := in.replies // echo comes back through our own reply queue
-	if h.Op != task.OpEcho {
-		if q = in.cfg.Routes[h.Op]; q == nil {
-			in.replyError(c, h, task.CodeUnknownOp, fmt.Sprintf("operation %s is not served by this server", h.Op))
+	q := in.cfg.Routes[h.Op]
+	if q == nil {
+		in.refuse(c, st, h, task.CodeUnknownOp, fmt.Sprintf("operation %s is not served by this server", h.Op))
+		return
+	}
+	if rule, _ := wire.RequestFor(h.Op); !rule.Value {
+		value = nil // a value the op does not use is not carried further
+	}
+	in.forward(c, q, h, value)
+}
+
+// maxStrikes is how many requests a pending conversation may have refused before it is closed.
+const maxStrikes = 4
+
+// check returns CodeOK if the request h may go on, or the error to answer it with.
+func (in *Incoming) check(c *transport.Conn, st *connState, h *wire.Header, body, value []byte) (task.Code, string) {
+	if code, msg := wire.Check(h); code != task.CodeOK {
+		return code, msg
+	}
+	switch {
+	case len(h.Key) > in.cfg.MaxKey:
+		return task.CodeTooLarge, fmt.Sprintf("key of %d bytes over the limit of %d", len(h.Key), in.cfg.MaxKey)
+	case len(value) > in.cfg.MaxValue:
+		return task.CodeTooLarge, fmt.Sprintf("value of %d bytes over the limit of %d", len(value), in.cfg.MaxValue)
+	case st.authed:
+		return task.CodeOK, ""
+	case h.Op != task.OpHello:
+		return task.CodeUnauthorized, "hello first"
+	case 4+len(body) < wire.MinHello:
+		return task.CodeBadRequest, fmt.Sprintf("a hello must be at least %d bytes: pad it (PROTOCOL.md)", wire.MinHello)
+	}
+	return task.CodeOK, ""
+}
+
+// refuse answers a request with an error; a pending conversation that has been refused too
+// often is closed instead.
+func (in *Incoming) refuse(c *transport.Conn, st *connState, h *wire.Header, code task.Code, msg string) {
+	if !st.authed {
+		if st.strikes++; st.strikes > maxStrikes {
+			in.log.Info("closing pending conversation: refused too often", "conn", c.ID(), "addr", c.Addr(), "last", msg)
+			c.Close(transport.ErrNotHello)
 			return
 		}
 	}
+	in.log.Debug("request refused", "conn", c.ID(), "session", st.session, "addr", c.Addr(), "op", h.Op, "code", code, "msg", msg)
+	in.replyError(c, h, code, msg)
+}
+
+// forward hands the request to the stage consuming q, or answers busy or unavailable.
+func (in *Incoming) forward(c *transport.Conn, q *Queue, h *wire.Header, value []byte) {
 	t := in.newTask(c, h, value)
 	switch err := q.Push(t); {
 	case err == nil:
@@ -223,6 +269,7 @@ func (in *Incoming) Closed(c *transport.Conn, reason error) {
 type connState struct {
 	authed  bool   // a hello succeeded on this conversation
 	session uint64 // its session, for log lines
+	strikes int    // requests refused while pending
 }
 
 func connStateOf(c *transport.Conn) *connState {
@@ -251,24 +298,35 @@ func (in *Incoming) reply(t *task.Task) {
 		st := connStateOf(c)
 		st.authed, st.session = true, t.Aux
 		c.Establish()
+	case t.Op == task.OpHello && !connStateOf(c).authed:
+		st := connStateOf(c)
+		if st.strikes++; st.strikes > maxStrikes {
+			in.log.Info("closing pending conversation: hello refused too often", "conn", c.ID(), "addr", c.Addr())
+			c.Close(transport.ErrNotHello)
+			return
+		}
 	case t.Op == task.OpGoodbye:
 		connStateOf(c).authed = false
 	}
 	h := &in.hdr
 	h.Reset()
 	h.V, h.Op, h.ID, h.Code = wire.Version, t.Op, t.ReqID, t.Code
-	h.Ver, h.TTL, h.Delta, h.Seq, h.Flags = t.Version, t.TTLms, t.Delta, t.Seq, t.Flags&task.WireFlags
+	h.Ver, h.TTL, h.Delta, h.Seq, h.Flags = t.Version, t.TTLms, t.Delta, t.Seq, wire.ReplyFlags(t.Op, t.Flags)
 	if t.Op == task.OpPush {
 		h.Key = append(h.Key, t.Key...)
 	}
 	if t.Err != nil {
 		h.Msg = t.Err.Error()
 	}
-	in.send(c, h, t.Value)
+	value := t.Value
+	if !wire.ReplyHasValue(t.Op) {
+		value = nil
+	}
+	in.send(c, h, value)
 }
 
 func (in *Incoming) replyError(c *transport.Conn, req *wire.Header, code task.Code, msg string) {
-	h := wire.Header{V: wire.Version, Op: req.Op, ID: req.ID, Code: code, Msg: msg}
+	h := wire.Header{V: wire.Version, Op: req.Op, OpName: req.OpName, ID: req.ID, Code: code, Msg: msg}
 	in.send(c, &h, nil)
 }
 
@@ -280,7 +338,8 @@ func (in *Incoming) send(c *transport.Conn, h *wire.Header, value []byte) {
 		return
 	}
 	if err := c.Send(in.out); err != nil {
-		in.log.Warn("reply not sent", "conn", c.ID(), "addr", c.Addr(), "err", err)
+		in.repliesDropped.Add(1)
+		in.log.Warn("reply not sent", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "op", h.Op, "err", err)
 	}
 	if cap(in.out) > 64<<10 {
 		in.out = nil

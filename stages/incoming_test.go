@@ -103,12 +103,12 @@ func TestIncomingRoutesToNextStageAndBack(t *testing.T) {
 	})
 	in = startIncoming(t, IncomingConfig{Routes: map[task.Op]*Queue{task.OpGet: next}})
 	c := dial(t, in.Addr().String())
-	r, err := c.Do(testCtx(t), &wire.Header{Op: task.OpGet, Key: []byte("user:1")}, nil)
+	r, err := c.Get(testCtx(t), "user:1")
 	require.NoError(t, err)
 	assert.Equal(t, "value of user:1", string(r.Value))
-	assert.Equal(t, uint64(7), r.Header.Ver)
+	assert.Equal(t, uint64(7), r.Version)
 
-	_, err = c.Do(testCtx(t), &wire.Header{Op: task.OpSet, Key: []byte("k")}, []byte("v"))
+	_, err = c.Set(testCtx(t), "k", []byte("v"))
 	assert.ErrorIs(t, err, client.ErrUnknownOp, "an op with no stage behind it is refused clearly")
 }
 

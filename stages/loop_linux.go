@@ -45,6 +45,10 @@ type LoopConfig struct {
 	OnStopRequest func()         // when Stop's poison pill arrives on the control queue
 	OnQueueClosed func(q *Queue) // when a queue's poison pill arrives (after every task before it)
 	OnStop        func()         // after the last iteration, before the loop's fds are closed
+	// OnPanic runs when a handler panicked while handling t (recovered, logged and counted):
+	// the stage restores what the handler may have left half done, and answers t if nothing
+	// else will. The loop goes on with the next task.
+	OnPanic func(t *task.Task)
 }
 
 type inbound struct {

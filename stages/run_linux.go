@@ -196,7 +196,7 @@ func (l *Loop) drain() {
 			default:
 				t.Enter[l.cfg.Stage] = now
 				n++
-				in.handle(t)
+				l.handle(in, t)
 			}
 			if in.done {
 				break
@@ -205,6 +205,21 @@ func (l *Loop) drain() {
 		q.popped.Store(q.head)
 		l.tasks.Add(n)
 	}
+}
+
+// handle passes t to its queue's handler. A panic there is contained to that task: logged,
+// counted, and handed to OnPanic so the stage can repair its state; the loop goes on.
+func (l *Loop) handle(in *inbound, t *task.Task) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.panics.Add(1)
+			l.log.Error("handler panicked", "task", t.String(), "panic", r, "stack", string(debug.Stack()))
+			if l.cfg.OnPanic != nil {
+				l.cfg.OnPanic(t)
+			}
+		}
+	}()
+	in.handle(t)
 }
 
 func (l *Loop) queueClosed(in *inbound) {

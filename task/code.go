@@ -23,6 +23,8 @@ const (
 	CodeInternal        Code = 12 // a bug: logged with detail
 	CodeDisabled        Code = 13 // the feature is switched off on this server
 	CodeVersion         Code = 14 // unsupported protocol version
+	CodeOverflow        Code = 15 // incr would leave the 64-bit range; nothing changed
+	CodeLimit           Code = 16 // a per-session or per-server limit was reached (the message says which)
 )
 
 var codeNames = map[Code]string{
@@ -31,7 +33,7 @@ var codeNames = map[Code]string{
 	CodeTooLarge: "too_large", CodeBadRequest: "bad_request", CodeUnknownOp: "unknown_op",
 	CodeUnauthorized: "unauthorized", CodeBusy: "busy", CodeUnavailable: "unavailable",
 	CodeTimeout: "timeout", CodeInternal: "internal", CodeDisabled: "disabled",
-	CodeVersion: "unsupported_version",
+	CodeVersion: "unsupported_version", CodeOverflow: "overflow", CodeLimit: "limit",
 }
 
 func (c Code) String() string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/client/etcdnodes"
 )
 
 // BenchmarkDeadNodeNotice measures how long a three-node cluster takes to notice a node killed
@@ -34,7 +35,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 					ds = append(ds, startDaemon(b, bin, "-store", url, "-member-ttl", ttl.String()))
 				}
 				ctx := testCtx(b)
-				cl, err := client.DialCluster(ctx, client.EtcdNodes(url))
+				cl, err := client.DialCluster(ctx, etcdnodes.New(url))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/client/etcdnodes"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -76,7 +77,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 	for range 3 {
 		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s"))
 	}
-	cl := dialCluster(t, client.EtcdNodes(url))
+	cl := dialCluster(t, etcdnodes.New(url))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
 	ctx := testCtx(t)
 
@@ -204,7 +205,7 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	}
 	a, b := startOnEtcd(t, e, "three"), startOnEtcd(t, e, "three")
 	url := e.storeURL("three")
-	cl := dialCluster(t, client.EtcdNodes(url))
+	cl := dialCluster(t, etcdnodes.New(url))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
 	ctx := testCtx(t)
 	cb := dialT(t, b.Addr().String())
@@ -304,7 +305,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	e := startEtcd(t, 1)
 	a := startOnEtcd(t, e, "join")
 	startOnEtcd(t, e, "join")
-	cl := dialCluster(t, client.EtcdNodes(e.storeURL("join")))
+	cl := dialCluster(t, etcdnodes.New(e.storeURL("join")))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
 	ctx := testCtx(t)
 	const nKeys = 3000

@@ -32,7 +32,8 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 	assert.Equal(t, int64(2), d.SessionStats().Refused)
 }
 
-// TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused everything.
+// TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused
+// everything, a few times, and then its conversation is closed.
 func TestNothingButHelloBeforeHello(t *testing.T) {
 	d := startInProcess(t, stages.DaemonConfig{})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
@@ -40,7 +41,7 @@ func TestNothingButHelloBeforeHello(t *testing.T) {
 	defer s.Close()
 	s.SetNoDelay(1, 10, 2, 1)
 	s.SetStreamMode(true)
-	for _, op := range []task.Op{task.OpGet, task.OpSet, task.OpPing, task.OpEcho, task.OpHeartbeat} {
+	for _, op := range []task.Op{task.OpGet, task.OpSet, task.OpPing, task.OpEcho} {
 		frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: op, ID: 1, Key: []byte("k")}, nil)
 		require.NoError(t, err)
 		_, err = s.Write(frame)
@@ -48,6 +49,13 @@ func TestNothingButHelloBeforeHello(t *testing.T) {
 		h := readHeader(t, s)
 		assert.Equal(t, task.CodeUnauthorized, h.Code, "%s before hello", op)
 	}
+	frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHeartbeat, ID: 1}, nil)
+	require.NoError(t, err)
+	_, err = s.Write(frame)
+	require.NoError(t, err)
+	in, _ := d.Stats()
+	waitUntil(t, func() bool { in, _ = d.Stats(); return in.Transport.Closed == 1 }, "a fifth refusal closes the pending conversation")
+	assert.Zero(t, in.Transport.Conns)
 }
 
 func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
@@ -78,7 +86,7 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 	defer s.Close()
 	s.SetNoDelay(1, 10, 2, 1)
 	s.SetStreamMode(true)
-	frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHello, ID: 1}, []byte(`{"name":"quiet","heartbeat_ms":20}`))
+	frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHello, ID: 1}, []byte(`{"name":"quiet","heartbeat_ms":20,"pad":"`+helloPad+`"}`))
 	require.NoError(t, err)
 	_, err = s.Write(frame)
 	require.NoError(t, err)

@@ -40,10 +40,14 @@ func TestStatsReportsTheServer(t *testing.T) {
 	assert.Contains(t, stats, "gets", "the cache's counters are still there")
 	assert.NotContains(t, stats, "version", "text only when asked")
 
-	r, err := c.Do(ctx, &wire.Header{Op: task.OpStats, Flags: task.FlagStatsText}, nil)
-	require.NoError(t, err)
+	raw := dialRawConn(t, d.Addr().String())
+	raw.hello("")
+	h, v := raw.call(wire.Header{Op: task.OpStats, ID: 2, Flags: task.FlagStatsText}, nil)
+	require.Equal(t, task.CodeOK, h.Code, h.Msg)
 	var full map[string]any
-	require.NoError(t, json.Unmarshal(r.Value, &full))
+	require.NoError(t, json.Unmarshal(v, &full))
 	assert.Equal(t, "v9.9.9-test", full["version"])
-	assert.EqualValues(t, 1, full["sessions"])
+	assert.EqualValues(t, 2, full["sessions"], "the SDK's and the raw one")
+	h, _ = raw.call(wire.Header{Op: task.OpStats, ID: 3, Flags: 2}, nil)
+	assert.Equal(t, task.CodeBadRequest, h.Code, "an undefined flag is refused")
 }

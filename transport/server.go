@@ -48,11 +48,18 @@ type Config struct {
 	Interval     time.Duration // retransmission check interval while data is unacknowledged; default 10 ms
 	IdleTimeout  time.Duration // an established conversation silent this long is dropped; default 60 s
 	MaxConns     int           // conversations at most; default 100,000
-	MaxPending   int           // conversations not yet established, at most; default 1,024
-	PendingRate  int           // new conversations admitted per second; default 2,000
-	PendingTTL   time.Duration // a pending conversation silent this long is dropped; default 5 s
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
 	Logger       *slog.Logger
+
+	// Pending conversations (not yet established by a hello; see admit.go). Each holds at most
+	// about PendingConnBytes, so PendingMemory bounds them all; MaxPending, if set, caps their
+	// number instead.
+	PendingMemory    int64         // bytes for all pending conversations; default 32 MiB
+	MaxPending       int           // pending conversations at most; default PendingMemory / PendingConnBytes
+	PendingRate      int           // new conversations admitted per second; default 2,000
+	PendingTTL       time.Duration // a pending conversation not established this long after it began is dropped; default 5 s
+	PendingPerSource int           // pending conversations one source address may hold; default MaxPending/8 (at least 4)
+	SourceRate       int           // new conversations per second from one source address; default PendingRate/8 (at least 16)
 }
 
 func (c *Config) setDefaults() {
@@ -74,9 +81,14 @@ func (c *Config) setDefaults() {
 	def(&c.MTU, 1400)
 	def(&c.Window, 256)
 	def(&c.MaxConns, 100_000)
-	def(&c.MaxPending, 1024)
-	def(&c.PendingRate, 2000)
 	def(&c.MaxSendQueue, 8192)
+	if c.PendingMemory <= 0 {
+		c.PendingMemory = 32 << 20
+	}
+	def(&c.MaxPending, int(c.PendingMemory/PendingConnBytes))
+	def(&c.PendingRate, 2000)
+	def(&c.PendingPerSource, max(4, c.MaxPending/8))
+	def(&c.SourceRate, max(16, c.PendingRate/8))
 	defDur(&c.Interval, 10*time.Millisecond)
 	defDur(&c.IdleTimeout, 60*time.Second)
 	defDur(&c.PendingTTL, 5*time.Second)
@@ -92,6 +104,8 @@ var (
 	ErrIdle          = errors.New("transport: conversation idle too long")
 	ErrBadStream     = errors.New("transport: malformed stream")
 	ErrServerClosed  = errors.New("transport: server closed")
+	ErrNotHello      = errors.New("transport: pending conversation closed: no hello")
+	ErrEvicted       = errors.New("transport: pending conversation evicted for a newer one")
 )
 
 type convKey struct {
@@ -104,7 +118,10 @@ type Stats struct {
 	DatagramsIn, DatagramsOut uint64
 	BytesIn, BytesOut         uint64
 	Malformed                 uint64 // datagrams too short or not KCP, truncated, or rejected by KCP
-	Refused                   uint64 // datagrams for new conversations refused (cap or rate)
+	Refused                   uint64 // datagrams for new conversations refused (caps or rates)
+	NotStart                  uint64 // datagrams for unknown conversations that do not begin one (no push of sn 0)
+	Evicted                   uint64 // pending conversations closed to make room for newer ones
+	AmplificationDropped      uint64 // datagrams to pending conversations not sent: over 3x what they sent us
 	SendDropped               uint64 // datagrams the kernel refused (EPERM, ENOBUFS...): lost, KCP retransmits
 	SendBlocked               uint64 // times the socket buffer was full and EPOLLOUT was armed
 	Conns, Pending            int    // conversations now, and how many are not yet established
@@ -119,16 +136,14 @@ type Server struct {
 	loop    Loop
 	handler Handler
 
-	conns   map[convKey]*Conn
-	byID    map[uint64]*Conn
-	nextID  uint64
-	pending int
+	conns  map[convKey]*Conn
+	byID   map[uint64]*Conn
+	nextID uint64
+	adm    admission // pending conversations: caps, rates, sources (admit.go)
 
 	dirty     []*Conn
 	flushAll  timer.ReadyEntry
 	wantOut   bool // EPOLLOUT armed
-	tokens    float64
-	tokensAt  int64
 	stats     counters
 	closed    bool
 	stopped   bool // StopReading was called
@@ -148,8 +163,9 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, io: bc, handler: h,
 		conns: make(map[convKey]*Conn), byID: make(map[uint64]*Conn),
-		tokens: float64(cfg.PendingRate), frameRoom: cfg.MTU - kcp.IKCP_OVERHEAD,
+		frameRoom: cfg.MTU - kcp.IKCP_OVERHEAD,
 	}
+	s.adm.init(s)
 	s.flushAll.Fn = s.flush
 	return s, nil
 }
@@ -160,7 +176,7 @@ func (s *Server) Addr() netip.AddrPort { return s.io.local }
 // Attach registers the socket with the loop. Call once, before the loop starts or on it.
 func (s *Server) Attach(l Loop) error {
 	s.loop = l
-	s.tokensAt = l.Clock().Nanos()
+	s.adm.attach(l)
 	return l.AddFD(s.io.fd, unix.EPOLLIN, s.onReady)
 }
 
@@ -168,6 +184,7 @@ func (s *Server) Attach(l Loop) error {
 type counters struct {
 	datagramsIn, datagramsOut, bytesIn, bytesOut atomic.Uint64
 	malformed, refused, sendDropped, sendBlocked atomic.Uint64
+	notStart, evicted, ampDropped                atomic.Uint64
 	opened, closed                               atomic.Uint64
 	conns, pending                               atomic.Int64
 }
@@ -178,7 +195,8 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		DatagramsIn: c.datagramsIn.Load(), DatagramsOut: c.datagramsOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
-		Malformed: c.malformed.Load(), Refused: c.refused.Load(),
+		Malformed: c.malformed.Load(), Refused: c.refused.Load(), NotStart: c.notStart.Load(),
+		Evicted: c.evicted.Load(), AmplificationDropped: c.ampDropped.Load(),
 		SendDropped: c.sendDropped.Load(), SendBlocked: c.sendBlocked.Load(),
 		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
@@ -232,15 +250,12 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 	key := convKey{addr: from, conv: binary.LittleEndian.Uint32(data)}
 	c := s.conns[key]
 	if c == nil {
-		if !plausibleSegment(data) {
-			s.stats.malformed.Add(1)
+		if c = s.adm.admit(key, data); c == nil {
 			return
 		}
-		if !s.admit() {
-			s.stats.refused.Add(1)
-			return
-		}
-		c = s.open(key)
+	}
+	if !c.established {
+		c.bytesIn += uint64(len(data))
 	}
 	c.lastSeen = s.loop.Clock().Nanos()
 	c.tick = s.cfg.Interval // the peer is alive: retransmit checks at full speed again
@@ -249,34 +264,6 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 	}
 	s.markDirty(c) // ACKs leave at the end of this iteration, with any replies
 	s.readFrames(c)
-}
-
-// plausibleSegment checks the first KCP segment header of a datagram that would open a new
-// conversation: a known command and a length that fits.
-func plausibleSegment(data []byte) bool {
-	cmd := data[4]
-	if cmd < 81 || cmd > 84 { // IKCP_CMD_PUSH, ACK, WASK, WINS
-		return false
-	}
-	n := binary.LittleEndian.Uint32(data[20:24])
-	return int(n) <= len(data)-kcp.IKCP_OVERHEAD
-}
-
-// admit reports whether a new conversation may be opened now: under the caps, and a token is
-// left in the rate limiter's bucket (refilled at PendingRate per second, burst PendingRate).
-func (s *Server) admit() bool {
-	if len(s.conns) >= s.cfg.MaxConns || s.pending >= s.cfg.MaxPending {
-		return false
-	}
-	now := s.loop.Clock().Nanos()
-	rate := float64(s.cfg.PendingRate)
-	s.tokens = min(rate, s.tokens+float64(now-s.tokensAt)*rate/1e9)
-	s.tokensAt = now
-	if s.tokens < 1 {
-		return false
-	}
-	s.tokens--
-	return true
 }
 
 func (s *Server) readFrames(c *Conn) {
@@ -308,23 +295,25 @@ func (s *Server) readFrames(c *Conn) {
 	}
 }
 
+// open creates a pending conversation: a small receive window and frame limit until a hello
+// establishes it (admit.go says why).
 func (s *Server) open(key convKey) *Conn {
 	s.nextID++
-	c := &Conn{srv: s, key: key, id: s.nextID}
+	now := s.loop.Clock().Nanos()
+	c := &Conn{srv: s, key: key, id: s.nextID, created: now, limitOut: true}
 	c.kcp = kcp.NewKCP(key.conv, c.output)
 	c.kcp.NoDelay(1, int(s.cfg.Interval/time.Millisecond), 2, 1)
-	c.kcp.WndSize(s.cfg.Window, s.cfg.Window)
+	c.kcp.WndSize(s.cfg.Window, pendingWindow)
 	c.kcp.SetMtu(s.cfg.MTU)
+	c.in.Limit = PendingFrame
 	c.retransmit.Fn = c.onRetransmit
 	c.tick = s.cfg.Interval
 	c.expire.Fn = c.onExpire
 	s.conns[key] = c
 	s.byID[c.id] = c
-	s.pending++
 	s.stats.conns.Store(int64(len(s.conns)))
-	s.stats.pending.Store(int64(s.pending))
 	s.stats.opened.Add(1)
-	s.loop.Wheel().Schedule(&c.expire, s.loop.Clock().Nanos()+int64(s.cfg.PendingTTL))
+	s.loop.Wheel().Schedule(&c.expire, now+int64(s.cfg.PendingTTL))
 	return c
 }
 
@@ -347,6 +336,9 @@ func (s *Server) flush() {
 			continue
 		}
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		if c.established {
+			c.limitOut = false // the flush that carried the hello's reply is done
+		}
 		if c.kcp.WaitSnd() > 0 && !c.retransmit.Scheduled() {
 			s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
 		}
@@ -392,10 +384,9 @@ func (s *Server) drop(c *Conn, reason error) {
 	delete(s.conns, c.key)
 	delete(s.byID, c.id)
 	if !c.established {
-		s.pending--
+		s.adm.leave(c)
 	}
 	s.stats.conns.Store(int64(len(s.conns)))
-	s.stats.pending.Store(int64(s.pending))
 	s.stats.closed.Add(1)
 	s.loop.Wheel().Cancel(&c.retransmit)
 	s.loop.Wheel().Cancel(&c.expire)
@@ -424,6 +415,10 @@ func (s *Server) Close() error {
 	if s.closed {
 		return ErrServerClosed
 	}
+	if s.loop == nil { // never attached: nothing to flush, no conversation
+		s.closed = true
+		return s.io.close()
+	}
 	s.flush()
 	for _, c := range s.conns {
 		c.Close(ErrServerClosed)
@@ -443,12 +438,20 @@ type Conn struct {
 	kcp         *kcp.KCP
 	in          wire.Splitter
 	lastSeen    int64
+	created     int64
 	established bool
 	dirty       bool
 	closed      bool
-	retransmit  timer.Timer   // armed while sent data is unacknowledged
-	tick        time.Duration // its period: Interval, doubling while the peer is silent
-	expire      timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
+
+	// While pending (admit.go): bytes received from and sent to the peer, whether output is
+	// still held to the anti-amplification limit, its source and its place in the pending list.
+	bytesIn, bytesOut  uint64
+	limitOut           bool
+	src                *source
+	olderPend, newPend *Conn
+	retransmit         timer.Timer   // armed while sent data is unacknowledged
+	tick               time.Duration // its period: Interval, doubling while the peer is silent
+	expire             timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
 
 	// Ctx is the owner's per-conversation state (the Incoming stage's session).
 	Ctx any
@@ -467,14 +470,18 @@ func (c *Conn) Conv() uint32 { return c.key.conv }
 func (c *Conn) Established() bool { return c.established }
 
 // Establish marks the conversation as accepted by the stage above (a successful hello): it no
-// longer counts against the pending cap and expires after IdleTimeout instead of PendingTTL.
+// longer counts against the pending caps, gets its full receive window and frame size, and
+// expires after IdleTimeout instead of PendingTTL. What is sent in this iteration (the hello's
+// reply) still counts against the anti-amplification limit.
 func (c *Conn) Establish() {
 	if c.established || c.closed {
 		return
 	}
 	c.established = true
-	c.srv.pending--
-	c.srv.stats.pending.Store(int64(c.srv.pending))
+	c.srv.adm.leave(c)
+	c.kcp.WndSize(c.srv.cfg.Window, c.srv.cfg.Window)
+	c.in.Limit = 0
+	c.srv.markDirty(c) // the window update goes out, and limitOut ends after that flush
 }
 
 // Send queues a frame for the peer; it leaves at the end of the loop iteration. A frame is cut
@@ -514,6 +521,9 @@ func (c *Conn) WaitSnd() int { return c.kcp.WaitSnd() }
 // output is KCP's output callback: it runs inside Input, flush and Update, and its buffer is
 // reused after it returns, so the datagram is copied into the send batch at once.
 func (c *Conn) output(buf []byte, size int) {
+	if c.limitOut && !c.srv.adm.allowOut(c, size) {
+		return // lost, as far as KCP knows: it resends once the peer has sent more
+	}
 	c.srv.emit(c.key.addr, buf[:size])
 }
 
@@ -542,12 +552,13 @@ func (c *Conn) onRetransmit() {
 // onExpire runs when the conversation may have been silent too long. It checks lastSeen and
 // re-arms for the remainder instead of rescheduling on every datagram.
 func (c *Conn) onExpire() {
-	ttl := c.srv.cfg.IdleTimeout
-	if !c.established {
-		ttl = c.srv.cfg.PendingTTL
+	// A pending conversation has PendingTTL from its first datagram, however chatty: resends
+	// cannot keep one alive.
+	deadline := c.created + int64(c.srv.cfg.PendingTTL)
+	if c.established {
+		deadline = c.lastSeen + int64(c.srv.cfg.IdleTimeout)
 	}
-	now := c.srv.loop.Clock().Nanos()
-	if deadline := c.lastSeen + int64(ttl); deadline > now {
+	if now := c.srv.loop.Clock().Nanos(); deadline > now {
 		c.srv.loop.Wheel().Schedule(&c.expire, deadline)
 		return
 	}

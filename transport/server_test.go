@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -97,37 +98,6 @@ func TestServerKeysConversationsByAddressAndConv(t *testing.T) {
 	l.iterate()
 	assert.Len(t, rec.frames, 6)
 	assert.Equal(t, 6, s.Stats().Conns)
-}
-
-func TestServerCapsAndRateLimitsPendingConversations(t *testing.T) {
-	s, l, _ := newTestServer(t, Config{MaxPending: 10, PendingRate: 1000})
-	from := netip.MustParseAddrPort("127.0.0.1:40000")
-	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-	for conv := range uint32(100) {
-		for _, d := range clientSegments(conv, frame) {
-			s.input(d, from)
-		}
-	}
-	l.iterate()
-	st := s.Stats()
-	assert.Equal(t, 10, st.Pending, "pending conversations over the cap")
-	assert.Equal(t, uint64(90), st.Refused)
-
-	// Established conversations no longer count against the pending cap.
-	for _, c := range s.byID {
-		c.Establish()
-	}
-	assert.Zero(t, s.Stats().Pending)
-
-	// The rate limit: with the cap lifted, a burst beyond the bucket is refused.
-	s2, l2, _ := newTestServer(t, Config{MaxPending: 100_000, PendingRate: 50})
-	for conv := range uint32(200) {
-		for _, d := range clientSegments(conv, frame) {
-			s2.input(d, from)
-		}
-	}
-	l2.iterate()
-	assert.LessOrEqual(t, s2.Stats().Pending, 51)
 }
 
 func TestServerExpiresSilentPendingConversations(t *testing.T) {
@@ -231,4 +201,21 @@ func TestServerBacksOffRetransmitsToASilentPeer(t *testing.T) {
 		s.input(d, from)
 	}
 	assert.Equal(t, s.cfg.Interval, c.tick)
+}
+
+// TestSecondServerOnAPortIsRefused: a second server cannot bind an address in use (it would
+// take new clients away from the first), unless both ask to share it with SO_REUSEPORT.
+func TestSecondServerOnAPortIsRefused(t *testing.T) {
+	first, err := NewServer(Config{Addr: "127.0.0.1:0"}, &recorder{})
+	require.NoError(t, err)
+	defer first.Close()
+	_, err = NewServer(Config{Addr: first.Addr().String()}, &recorder{})
+	assert.ErrorIs(t, err, unix.EADDRINUSE)
+
+	a, err := NewServer(Config{Addr: "127.0.0.1:0", ReusePort: true}, &recorder{})
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := NewServer(Config{Addr: a.Addr().String(), ReusePort: true}, &recorder{})
+	require.NoError(t, err, "shards that ask for SO_REUSEPORT share the port")
+	b.Close()
 }

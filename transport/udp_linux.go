@@ -67,9 +67,8 @@ func listenUDP(addr string, reusePort bool, bufSize, batch int) (*batchConn, err
 }
 
 func (c *batchConn) setup(ap netip.AddrPort, reusePort bool, bufSize int) error {
-	if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
-	}
+	// No SO_REUSEADDR: for UDP it would let a second daemon bind this address and take new
+	// clients away from the first. Sharing a port is only ever asked for (SO_REUSEPORT shards).
 	if reusePort {
 		if err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEPORT", err)

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/client/etcdnodes"
 )
 
 func main() {
@@ -94,7 +95,7 @@ func connect(addr, cluster string, timeout time.Duration, opts ...client.Option)
 	}
 	nodes := client.StaticNodes(strings.Split(cluster, ",")...)
 	if strings.HasPrefix(cluster, "etcd://") {
-		nodes = client.EtcdNodes(cluster)
+		nodes = etcdnodes.New(cluster)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -49,6 +49,10 @@ type Header struct {
 	Seq   uint64    // "seq": per-session sequence number of a push
 	Code  task.Code // "code": result code on a reply (0 = ok)
 	Msg   string    // "msg": error message on a reply
+	// OpName is the "op" as sent when it is not one this package knows (Op is then OpNone), so
+	// that the reply to an unknown op can carry it. Encoding writes it when Op is OpNone; with
+	// neither, a frame has no "op" at all (a reply to a frame whose header could not be read).
+	OpName string
 }
 
 // Reset clears h, keeping the Key buffer.
@@ -99,9 +103,16 @@ func writeHeader(s *jsoniter.Stream, h *Header) {
 	s.WriteObjectStart()
 	s.WriteObjectField("v")
 	s.WriteInt(h.V)
-	s.WriteMore()
-	s.WriteObjectField("op")
-	s.WriteString(h.Op.String())
+	switch {
+	case h.Op != task.OpNone:
+		s.WriteMore()
+		s.WriteObjectField("op")
+		s.WriteString(h.Op.String())
+	case h.OpName != "":
+		s.WriteMore()
+		s.WriteObjectField("op")
+		s.WriteString(h.OpName)
+	}
 	if h.ID != 0 {
 		s.WriteMore()
 		s.WriteObjectField("id")
@@ -142,8 +153,11 @@ func writeHeader(s *jsoniter.Stream, h *Header) {
 
 // Decode parses a frame body (what Splitter.Next returns: everything after the length prefix)
 // into h and returns the value, which aliases body. Unknown header fields are ignored; an
-// unknown op decodes as OpNone with no error (the receiver answers CodeUnknownOp).
+// unknown op decodes as OpNone with its name in OpName and no error (the receiver answers
+// CodeUnknownOp). h is reset first, and on an error it is left reset: nothing of an earlier
+// frame survives into the answer to this one.
 func Decode(body []byte, h *Header) (value []byte, err error) {
+	h.Reset()
 	if len(body) < hlenLen {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadFrame, len(body))
 	}
@@ -152,6 +166,7 @@ func Decode(body []byte, h *Header) (value []byte, err error) {
 		return nil, fmt.Errorf("%w: header length %d in a frame of %d", ErrBadFrame, hlen, len(body))
 	}
 	if err := parseHeader(body[hlenLen:hlenLen+hlen], h); err != nil {
+		h.Reset()
 		return nil, err
 	}
 	return body[hlenLen+hlen:], nil
@@ -174,7 +189,10 @@ func parseHeader(data []byte, h *Header) error {
 		case "v":
 			h.V, hasVersion = it.ReadInt(), true
 		case "op":
-			h.Op = opByName[string(it.ReadStringAsSlice())]
+			name := it.ReadStringAsSlice()
+			if h.Op = opByName[string(name)]; h.Op == task.OpNone {
+				h.OpName = string(name)
+			}
 		case "id":
 			h.ID = it.ReadUint64()
 		case "key":
@@ -218,6 +236,10 @@ func parseHeader(data []byte, h *Header) error {
 //
 // A Splitter is not safe for concurrent use.
 type Splitter struct {
+	// Limit, if not 0, is the largest frame (length prefix included) the stream may carry:
+	// lower than the protocol's for a peer that may send only small frames yet.
+	Limit int
+
 	buf []byte
 	off int // start of unconsumed bytes in buf
 	err error
@@ -266,8 +288,12 @@ func (s *Splitter) Next() ([]byte, error) {
 		return nil, nil
 	}
 	n := binary.BigEndian.Uint32(avail)
-	if n > MaxFrame {
-		s.err = fmt.Errorf("%w: length prefix %d > %d", ErrFrameTooLarge, n, MaxFrame)
+	limit := uint32(MaxFrame)
+	if s.Limit > 0 {
+		limit = min(limit, uint32(max(s.Limit-prefixLen, 0)))
+	}
+	if n > limit {
+		s.err = fmt.Errorf("%w: length prefix %d > %d", ErrFrameTooLarge, n, limit)
 		return nil, s.err
 	}
 	if int(n) < minFrame {

@@ -39,7 +39,45 @@ func TestDecodeIgnoresUnknownFieldsAndOps(t *testing.T) {
 	_, err = Decode(rawFrame(`{"v":1,"op":"teleport","id":4}`, nil), &h)
 	require.NoError(t, err, "an unknown op is the receiver's to answer, not a framing error")
 	assert.Equal(t, task.OpNone, h.Op)
+	assert.Equal(t, "teleport", h.OpName, "the op as sent, so the reply can carry it")
 	assert.Equal(t, uint64(4), h.ID)
+	assert.Empty(t, h.Key, "nothing of the previous frame is left")
+
+	frame, err := AppendFrame(nil, &Header{V: 1, OpName: "teleport", ID: 4, Code: task.CodeUnknownOp}, nil)
+	require.NoError(t, err)
+	assert.Contains(t, string(frame), `"op":"teleport"`, "a reply to an unknown op carries the op sent")
+}
+
+// TestDecodeFailureLeavesNothingOfTheLastFrame: a header that cannot be read leaves h empty (id
+// 0, no op), never the fields of the frame decoded before it, whoever sent that one.
+func TestDecodeFailureLeavesNothingOfTheLastFrame(t *testing.T) {
+	for name, body := range map[string][]byte{
+		"hlen past the frame": {0x00, 0x40, '{', '}'},
+		"header over 8 KiB":   rawFrame(`{"v":1,"pad":"`+string(bytes.Repeat([]byte("x"), MaxHeader))+`"}`, nil),
+		"short body":          {0x00},
+		"not json":            rawFrame(`{"v":1,"op":`, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var h Header
+			_, err := Decode(rawFrame(`{"v":1,"op":"delete","id":777777,"key":"theirs","flags":1}`, nil), &h)
+			require.NoError(t, err)
+			_, err = Decode(body, &h)
+			require.Error(t, err)
+			assert.Zero(t, h.ID)
+			assert.Equal(t, task.OpNone, h.Op)
+			assert.Empty(t, h.OpName)
+			assert.Empty(t, h.Key)
+			assert.Zero(t, h.Flags)
+		})
+	}
+}
+
+// TestReplyWithoutOpOmitsIt: a reply to a frame whose op could not be read says no op at all,
+// rather than "none".
+func TestReplyWithoutOpOmitsIt(t *testing.T) {
+	frame, err := AppendFrame(nil, &Header{V: 1, Code: task.CodeBadRequest, Msg: "bad"}, nil)
+	require.NoError(t, err)
+	assert.NotContains(t, string(frame), `"op"`)
 }
 
 func TestDecodeRejectsBadHeaders(t *testing.T) {
@@ -236,6 +274,9 @@ func FuzzSplitKeys(f *testing.F) {
 		for i, k := range keys {
 			ks[i] = string(k)
 		}
-		assert.Equal(t, b, AppendKeys(nil, ks), "keys must re-encode to the same bytes")
+		// bytes.Equal, not assert.Equal: an empty input re-encodes to nil, the same keys.
+		if again := AppendKeys(nil, ks); !bytes.Equal(b, again) {
+			t.Fatalf("keys %q re-encode to %x, not %x", ks, again, b)
+		}
 	})
 }

@@ -1,0 +1,226 @@
+package transport
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/timer"
+)
+
+// Pending conversations: what a stranger's datagrams can make the server do before a hello.
+//
+// UDP needs no handshake, so any datagram that looks like the start of a KCP conversation makes
+// the server keep state for it. Until the stage above establishes the conversation (a
+// successful hello), it is pending, and everything it can cost is bounded:
+//
+//   - Admission: a conversation begins only with a datagram holding a KCP push of sequence
+//     number 0 (anything else for an unknown conversation is counted and dropped). New
+//     conversations are admitted at PendingRate per second overall and SourceRate per source
+//     address (IPv4 address, IPv6 /64), at most PendingPerSource pending per source, and at most
+//     MaxPending in all: when that is reached, the oldest pending conversation is evicted, so
+//     that a flood cannot lock others out (a legitimate hello completes in one round trip; a
+//     flood's conversations never do).
+//   - Memory: a pending conversation gets a receive window of pendingWindow segments and may
+//     send frames of at most PendingFrame bytes, so it holds at most PendingConnBytes; all of
+//     them together at most PendingMemory.
+//   - Time: PendingTTL from its first datagram, however chatty it is.
+//   - Traffic: the server sends a pending conversation at most Amplification times the bytes
+//     it received from it, KCP ACKs and the hello's reply included (QUIC's anti-amplification
+//     limit, RFC 9000 section 8.1), so a spoofed source address cannot turn the server into an
+//     amplifier. Output over the limit is dropped; KCP resends it once the peer has sent more.
+
+const (
+	// PendingFrame is the largest frame a pending conversation may send (a hello fits).
+	PendingFrame = 8 << 10
+	// Amplification bounds what is sent to a pending conversation: at most this many times the
+	// bytes it sent.
+	Amplification = 3
+	// PendingConnBytes bounds what one pending conversation holds: kcp-go's KCP object with its
+	// initial rings and flush buffer (about 20 KB), pendingWindow out-of-order segments in
+	// pooled 1500-byte buffers, the frame splitter (PendingFrame) and the Conn itself.
+	PendingConnBytes = 40 << 10
+
+	pendingWindow = 8       // a pending conversation's KCP receive window, in segments
+	maxSources    = 1 << 16 // source addresses tracked at once; beyond, new sources are refused
+	sourceSweep   = time.Second
+)
+
+// source is one address's share of admission.
+type source struct {
+	addr    netip.Addr
+	pending int
+	bucket  tokenBucket
+}
+
+// admission is the Server's bookkeeping of pending conversations. Loop goroutine only.
+type admission struct {
+	srv            *Server
+	pending        int
+	bucket         tokenBucket
+	sources        map[netip.Addr]*source
+	oldest, newest *Conn // pending conversations, oldest first
+	sweep          timer.Timer
+}
+
+func (a *admission) init(s *Server) {
+	a.srv = s
+	a.sources = make(map[netip.Addr]*source)
+	a.sweep.Fn = a.forgetIdleSources
+}
+
+func (a *admission) attach(l Loop) {
+	now := l.Clock().Nanos()
+	a.bucket = newBucket(a.srv.cfg.PendingRate, now)
+	l.Wheel().Schedule(&a.sweep, now+int64(sourceSweep))
+}
+
+// admit returns a new pending conversation for the datagram data from key, or nil (counted)
+// if it does not begin a conversation or may not be admitted now.
+func (a *admission) admit(key convKey, data []byte) *Conn {
+	s := a.srv
+	if !startsConversation(data) {
+		s.stats.notStart.Add(1)
+		return nil
+	}
+	now := s.loop.Clock().Nanos()
+	src := a.sourceOf(key.addr.Addr(), now)
+	if src == nil || len(s.conns) >= s.cfg.MaxConns || src.pending >= s.cfg.PendingPerSource ||
+		!a.bucket.has(now) || !src.bucket.has(now) {
+		s.stats.refused.Add(1)
+		return nil
+	}
+	if a.pending >= s.cfg.MaxPending && a.oldest != nil {
+		s.stats.evicted.Add(1)
+		a.oldest.Close(ErrEvicted)
+	}
+	a.bucket.take()
+	src.bucket.take()
+	c := s.open(key)
+	a.join(c, src)
+	return c
+}
+
+// sourceOf returns the admission share of addr's source, creating it, or nil if too many
+// sources are tracked already.
+func (a *admission) sourceOf(addr netip.Addr, now int64) *source {
+	addr = addr.Unmap()
+	if addr.Is6() {
+		addr = netip.PrefixFrom(addr, 64).Masked().Addr() // one source per /64
+	}
+	if src := a.sources[addr]; src != nil {
+		return src
+	}
+	if len(a.sources) >= maxSources {
+		return nil
+	}
+	src := &source{addr: addr, bucket: newBucket(a.srv.cfg.SourceRate, now)}
+	a.sources[addr] = src
+	return src
+}
+
+func (a *admission) join(c *Conn, src *source) {
+	c.src = src
+	src.pending++
+	a.pending++
+	c.olderPend = a.newest
+	if a.newest != nil {
+		a.newest.newPend = c
+	} else {
+		a.oldest = c
+	}
+	a.newest = c
+	a.srv.stats.pending.Store(int64(a.pending))
+}
+
+// leave takes c off the pending books (established or closed). Safe to call twice.
+func (a *admission) leave(c *Conn) {
+	if c.src == nil {
+		return
+	}
+	c.src.pending--
+	c.src = nil
+	a.pending--
+	if c.olderPend != nil {
+		c.olderPend.newPend = c.newPend
+	} else {
+		a.oldest = c.newPend
+	}
+	if c.newPend != nil {
+		c.newPend.olderPend = c.olderPend
+	} else {
+		a.newest = c.olderPend
+	}
+	c.olderPend, c.newPend = nil, nil
+	a.srv.stats.pending.Store(int64(a.pending))
+}
+
+// allowOut reports whether a datagram of size bytes may go to the pending conversation c, and
+// counts it if so.
+func (a *admission) allowOut(c *Conn, size int) bool {
+	if c.bytesOut+uint64(size) > Amplification*c.bytesIn {
+		a.srv.stats.ampDropped.Add(1)
+		return false
+	}
+	c.bytesOut += uint64(size)
+	return true
+}
+
+// forgetIdleSources drops sources with nothing pending whose rate budget has refilled: they
+// are indistinguishable from new ones.
+func (a *admission) forgetIdleSources() {
+	now := a.srv.loop.Clock().Nanos()
+	for addr, src := range a.sources {
+		if src.pending == 0 && src.bucket.full(now) {
+			delete(a.sources, addr)
+		}
+	}
+	a.srv.loop.Wheel().Schedule(&a.sweep, now+int64(sourceSweep))
+}
+
+// startsConversation reports whether a datagram for an unknown conversation can begin one:
+// every segment in it is well formed and one is a push of sequence number 0.
+func startsConversation(data []byte) bool {
+	start := false
+	for len(data) >= kcp.IKCP_OVERHEAD {
+		cmd := data[4]
+		n := binary.LittleEndian.Uint32(data[20:24])
+		if cmd < kcp.IKCP_CMD_PUSH || cmd > kcp.IKCP_CMD_WINS || int64(n) > int64(len(data)-kcp.IKCP_OVERHEAD) {
+			return false
+		}
+		if cmd == kcp.IKCP_CMD_PUSH && binary.LittleEndian.Uint32(data[12:16]) == 0 {
+			start = true
+		}
+		data = data[kcp.IKCP_OVERHEAD+int(n):]
+	}
+	return start && len(data) == 0
+}
+
+// tokenBucket admits rate events per second, in bursts of up to rate.
+type tokenBucket struct {
+	rate, tokens float64
+	at           int64
+}
+
+func newBucket(rate int, now int64) tokenBucket {
+	return tokenBucket{rate: float64(rate), tokens: float64(rate), at: now}
+}
+
+func (b *tokenBucket) refill(now int64) {
+	b.tokens = min(b.rate, b.tokens+float64(now-b.at)*b.rate/1e9)
+	b.at = now
+}
+
+func (b *tokenBucket) has(now int64) bool {
+	b.refill(now)
+	return b.tokens >= 1
+}
+
+func (b *tokenBucket) take() { b.tokens-- }
+
+func (b *tokenBucket) full(now int64) bool {
+	b.refill(now)
+	return b.tokens >= b.rate
+}

@@ -1,0 +1,218 @@
+package transport
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/transport/wire"
+)
+
+// sourceN is the n-th test source address, each on its own IPv4 address.
+func sourceN(n int) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(n >> 8), byte(n)}), 40000)
+}
+
+func openFrom(s *Server, from netip.AddrPort, conv uint32) {
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(conv, frame) {
+		s.input(d, from)
+	}
+}
+
+// TestPendingCapEvictsTheOldest: at MaxPending, a new conversation pushes out the oldest
+// pending one, so a flood that never says hello cannot lock newcomers out.
+func TestPendingCapEvictsTheOldest(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{MaxPending: 10, PendingRate: 1000})
+	for i := range 100 {
+		openFrom(s, sourceN(i), uint32(i))
+	}
+	l.iterate()
+	st := s.Stats()
+	assert.Equal(t, 10, st.Pending)
+	assert.Equal(t, uint64(90), st.Evicted)
+	for _, c := range s.byID {
+		assert.GreaterOrEqual(t, c.key.conv, uint32(90), "the newest are kept")
+	}
+	assert.Len(t, rec.closed, 90)
+	assert.ErrorIs(t, rec.closed[0], ErrEvicted)
+
+	for _, c := range s.byID { // established conversations no longer count against the cap
+		c.Establish()
+	}
+	assert.Zero(t, s.Stats().Pending)
+	openFrom(s, sourceN(500), 500)
+	assert.Equal(t, 1, s.Stats().Pending)
+	assert.Equal(t, 11, s.Stats().Conns, "an established conversation is never evicted")
+}
+
+// TestOneSourceCannotTakeEveryonesShare: one address gets at most PendingPerSource pending
+// conversations and SourceRate new ones per second; another address is admitted meanwhile.
+func TestOneSourceCannotTakeEveryonesShare(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{MaxPending: 1000, PendingRate: 1000, PendingPerSource: 20, SourceRate: 1000})
+	flood := sourceN(1)
+	for conv := range uint32(500) {
+		openFrom(s, flood, conv)
+	}
+	l.iterate()
+	assert.Equal(t, 20, s.Stats().Pending, "one source's pending conversations over its cap")
+	assert.Equal(t, uint64(480), s.Stats().Refused)
+	openFrom(s, sourceN(2), 1)
+	assert.Equal(t, 21, s.Stats().Pending, "another source is still admitted")
+
+	// The per-source rate: with its pending cap lifted, one source's burst is cut at SourceRate.
+	s2, l2, _ := newTestServer(t, Config{MaxPending: 10_000, PendingRate: 10_000, PendingPerSource: 10_000, SourceRate: 50})
+	for conv := range uint32(500) {
+		openFrom(s2, flood, conv)
+	}
+	l2.iterate()
+	assert.LessOrEqual(t, s2.Stats().Pending, 51)
+	openFrom(s2, sourceN(2), 1)
+	assert.LessOrEqual(t, s2.Stats().Pending, 52)
+	assert.Equal(t, uint64(1), s2.Stats().Opened-uint64(s2.Stats().Pending)+1, "the second source got in")
+
+	// The global rate: many sources together are cut at PendingRate.
+	s3, l3, _ := newTestServer(t, Config{MaxPending: 10_000, PendingRate: 50})
+	for i := range 500 {
+		openFrom(s3, sourceN(i), uint32(i))
+	}
+	l3.iterate()
+	assert.LessOrEqual(t, s3.Stats().Pending, 51)
+}
+
+// TestOnlyASegmentOfSeqZeroStartsAConversation: segments from the middle of a conversation the
+// server does not know (or junk that parses as KCP) create nothing.
+func TestOnlyASegmentOfSeqZeroStartsAConversation(t *testing.T) {
+	s, _, _ := newTestServer(t, Config{})
+	from := sourceN(1)
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, make([]byte, 3000))
+	segs := clientSegments(7, frame) // three datagrams: sn 0, 1, 2
+	require.Len(t, segs, 3)
+	s.input(segs[2], from)
+	s.input(segs[1], from)
+	ack := make([]byte, kcp.IKCP_OVERHEAD)
+	ack[4] = kcp.IKCP_CMD_ACK
+	s.input(ack, from)
+	assert.Zero(t, s.Stats().Conns)
+	assert.Equal(t, uint64(3), s.Stats().NotStart)
+	s.input(segs[0], from)
+	assert.Equal(t, 1, s.Stats().Conns)
+}
+
+// TestAmplificationLimit: the server sends a pending conversation at most three times the bytes
+// it received from it, ACKs and replies included; once established (after the flush carrying
+// the hello's reply) the limit is gone.
+func TestAmplificationLimit(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{})
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("hi"))
+	for _, d := range clientSegments(3, frame) {
+		s.input(d, from)
+	}
+	c := s.byID[1]
+	in := c.bytesIn
+	big := make([]byte, 4000) // a reply far bigger than 3x what came in
+	require.NoError(t, c.Send(big))
+	l.ready.Run()
+	assert.LessOrEqual(t, c.bytesOut, 3*in)
+	assert.NotZero(t, s.Stats().AmplificationDropped)
+	sentPending := s.Stats().BytesOut
+	assert.LessOrEqual(t, sentPending, 3*in, "bytes on the wire to a pending conversation")
+
+	c.Establish()
+	l.ready.Run()
+	assert.False(t, c.limitOut)
+	deadline := time.Now().Add(time.Minute) // KCP resends what was held back at its RTO
+	for s.Stats().BytesOut <= sentPending+uint64(len(big)) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		c.kcp.Update()
+		l.ready.Run()
+	}
+	assert.Greater(t, s.Stats().BytesOut, sentPending+uint64(len(big)), "established: the rest went out")
+}
+
+// TestPendingConversationHoldsLittle: a pending conversation's receive window is small, out of
+// order segments beyond it are not kept, and a frame longer than PendingFrame closes it.
+func TestPendingConversationHoldsLittle(t *testing.T) {
+	s, _, rec := newTestServer(t, Config{})
+	from := sourceN(1)
+	// A stream that claims a 4 MiB frame: refused at once while pending.
+	claim := binary.BigEndian.AppendUint32(nil, wire.MaxFrame)
+	for _, d := range clientSegments(1, append(claim, make([]byte, 100)...)) {
+		s.input(d, from)
+	}
+	require.Len(t, rec.closed, 1)
+	assert.ErrorIs(t, rec.closed[0], ErrBadStream)
+
+	// Out-of-order segments beyond the pending window are dropped by KCP, not parked: sn 0
+	// opens the conversation, then sn 2..99 arrive with sn 1 missing.
+	first := binary.BigEndian.AppendUint32(nil, PendingFrame-100) // a frame that never ends
+	s.input(pushSegment(2, 0, append(first, make([]byte, 1296)...)), from)
+	for sn := uint32(2); sn < 100; sn++ {
+		s.input(pushSegment(2, sn, make([]byte, 1300)), from)
+	}
+	var c *Conn
+	for _, x := range s.byID {
+		c = x
+	}
+	require.NotNil(t, c)
+	assert.LessOrEqual(t, c.kcp.PeekSize(), 0)
+	assert.LessOrEqual(t, c.in.Buffered(), PendingFrame, "bytes buffered by a pending conversation")
+	// What KCP parked: everything it will hand over once sn 1 comes.
+	s.input(pushSegment(2, 1, make([]byte, 1300)), from)
+	assert.LessOrEqual(t, c.in.Buffered(), pendingWindow*1300, "segments kept beyond the pending window")
+}
+
+// pushSegment is one KCP push segment of conversation conv.
+func pushSegment(conv, sn uint32, data []byte) []byte {
+	b := make([]byte, kcp.IKCP_OVERHEAD, kcp.IKCP_OVERHEAD+len(data))
+	binary.LittleEndian.PutUint32(b, conv)
+	b[4] = kcp.IKCP_CMD_PUSH
+	binary.LittleEndian.PutUint16(b[6:], 256)
+	binary.LittleEndian.PutUint32(b[12:], sn)
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(data)))
+	return append(b, data...)
+}
+
+// TestPendingTTLIsAbsolute: a pending conversation that keeps sending without saying hello is
+// still dropped PendingTTL after it began.
+func TestPendingTTLIsAbsolute(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{PendingTTL: 50 * time.Millisecond})
+	from := sourceN(1)
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	segs := clientSegments(4, append(frame, frame...))
+	s.input(segs[0], from)
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; s.Stats().Conns > 0 && time.Now().Before(deadline); i++ {
+		s.input(segs[0], from) // a resend: the conversation is never silent
+		time.Sleep(time.Millisecond)
+		l.iterate()
+		if i > 10_000 {
+			break
+		}
+	}
+	assert.Zero(t, s.Stats().Conns, "a chatty pending conversation outlived its TTL")
+	require.NotEmpty(t, rec.closed)
+	assert.ErrorIs(t, rec.closed[0], ErrIdle)
+}
+
+func TestSourcesAreOnePerIPv6Slash64(t *testing.T) {
+	s, _, _ := newTestServer(t, Config{PendingPerSource: 4})
+	for i := range 10 {
+		a := netip.MustParseAddrPort(fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1))
+		openFrom(s, a, uint32(i))
+	}
+	assert.Equal(t, 4, s.Stats().Pending, "addresses of one /64 share a source")
+	openFrom(s, netip.MustParseAddrPort("[2001:db8:1:3::1]:4000"), 99)
+	assert.Equal(t, 5, s.Stats().Pending)
+}
