@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/transport"
 )
 
 const testTimeout = 60 * time.Second
@@ -278,4 +280,73 @@ func TestListenRefusesABadAddress(t *testing.T) {
 	assert.ErrorIs(t, err, admin.ErrServer, "address in use")
 	_, err = admin.Listen(admin.Config{Addr: "127.0.0.1:http-nope"})
 	assert.ErrorIs(t, err, admin.ErrServer)
+}
+
+// BenchmarkScrape measures one /metrics scrape of a running daemon, HTTP included.
+func BenchmarkScrape(b *testing.B) {
+	_, srv := startDaemon(b, stages.DaemonConfig{})
+	url := "http://" + srv.Addr().String() + "/metrics"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// TestEveryCounterIsExported fails when a stage publishes a counter that /metrics does not
+// show: each field of the stats structs must be listed here with its metric.
+func TestEveryCounterIsExported(t *testing.T) {
+	metricOf := map[string]string{
+		"Transport.DatagramsIn": "pipecache_transport_received_datagrams_total", "Transport.DatagramsOut": "pipecache_transport_sent_datagrams_total",
+		"Transport.BytesIn": "pipecache_transport_received_bytes_total", "Transport.BytesOut": "pipecache_transport_sent_bytes_total",
+		"Transport.Malformed": "pipecache_transport_malformed_datagrams_total", "Transport.Refused": "pipecache_transport_refused_datagrams_total",
+		"Transport.NotStart": "pipecache_transport_not_start_datagrams_total", "Transport.Evicted": "pipecache_transport_pending_evicted_total",
+		"Transport.AmplificationDropped": "pipecache_transport_amplification_dropped_datagrams_total",
+		"Transport.SendDropped":          "pipecache_transport_send_dropped_datagrams_total", "Transport.SendBlocked": "pipecache_transport_send_blocked_total",
+		"Transport.Conns": "pipecache_transport_conversations", "Transport.Pending": "pipecache_transport_pending_conversations",
+		"Transport.Opened": "pipecache_transport_conversations_opened_total", "Transport.Closed": "pipecache_transport_conversations_closed_total",
+		"Requests": "pipecache_incoming_requests_total", "BadFrames": "pipecache_incoming_bad_frames_total",
+		"Busy": "pipecache_incoming_busy_total", "RepliesDropped": "pipecache_incoming_replies_dropped_total",
+		"Sessions": "pipecache_sessions", "Expired": "pipecache_sessions_expired_total", "Refused": "pipecache_sessions_refused_total",
+		"Subscriptions": "pipecache_subscriptions", "PushesDropped": "pipecache_push_dropped_total", "Resyncs": "pipecache_push_resyncs_total",
+		"Held": "pipecache_push_held_total", "Coalesced": "pipecache_push_coalesced_total",
+		"Gets": "pipecache_cache_gets_total", "Hits": "pipecache_cache_hits_total", "Misses": "pipecache_cache_misses_total",
+		"NegativeHits": "pipecache_cache_negative_hits_total", "Sets": "pipecache_cache_sets_total", "Deletes": "pipecache_cache_deletes_total",
+		"Loads": "pipecache_cache_store_loads_total", "Stores": "pipecache_cache_store_writes_total", "Evictions": "pipecache_cache_evictions_total",
+		"Expirations": "pipecache_cache_expirations_total", "Timeouts": "pipecache_cache_store_timeouts_total",
+		"Foreign": "pipecache_cache_foreign_changes_total", "StaleReads": "pipecache_cache_stale_reads_total",
+		"Unreachable": "pipecache_store_unreachable", "Items": "pipecache_cache_items", "Bytes": "pipecache_cache_bytes",
+		"Loop.Iterations": "pipecache_loop_iterations_total", "Loop.Sleeps": "pipecache_loop_sleeps_total", "Loop.Tasks": "pipecache_loop_tasks_total",
+		"Loop.Panics": "pipecache_loop_panics_total", "Loop.Busy": "pipecache_loop_busy_seconds_total", "Loop.Timers": "pipecache_loop_timers",
+		"Queue.Len": "pipecache_queue_length", "Queue.Cap": "pipecache_queue_capacity", "Queue.Pushed": "pipecache_queue_pushed_total",
+		"Queue.Rejected": "pipecache_queue_rejected_total", "Queue.Wakeups": "pipecache_queue_wakeups_total",
+	}
+	// Not metrics of their own: names, derived values, and the nested structs walked below.
+	skip := map[string]bool{"Transport": true, "Loop.Name": true, "Loop.Uptime": true, "Loop.Utilisation": true,
+		"Loop.Queues": true, "Queue.Name": true}
+	_, srv := startDaemon(t, stages.DaemonConfig{})
+	m := scrape(t, srv)
+	check := func(prefix string, v any) {
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			field := prefix + rt.Field(i).Name
+			if skip[field] {
+				continue
+			}
+			name, ok := metricOf[field]
+			if assert.True(t, ok, "%s (%s) has no metric: add it to the collector and here", field, rt) {
+				assert.Contains(t, m, name, field)
+			}
+		}
+	}
+	check("Transport.", transport.Stats{})
+	check("", stages.IncomingStats{})
+	check("", stages.SessionStats{})
+	check("", stages.CacheStats{})
+	check("Loop.", stages.LoopStats{})
+	check("Queue.", stages.QueueStats{})
 }
