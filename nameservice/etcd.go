@@ -14,7 +14,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Etcd is the store shared by several pipecached nodes: an etcd cluster, through the official
@@ -80,7 +79,8 @@ func OpenEtcd(storeURL string, timeout time.Duration, log *slog.Logger) (*Etcd, 
 		log = slog.Default()
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: timeout,
-		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: timeout, Logger: zap.NewNop()})
+		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: timeout,
+		Logger: zapToSlog(log.With("component", "etcd-client"))})
 	if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", endpoints, err)
 	}

@@ -30,6 +30,11 @@ type CacheConfig struct {
 	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
 	NoTTLJitter     bool // use TTLs exactly as given
 
+	// Info, if set, adds the rest of the server's state to the stats op's reply. The daemon
+	// wires it to read the other stages' published counters; it runs on this stage's loop, so
+	// it must not block.
+	Info func() ServerInfo
+
 	Logger *slog.Logger
 }
 

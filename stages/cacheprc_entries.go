@@ -344,8 +344,19 @@ func (c *CachePrc) incr(i uint32, t *task.Task, present bool) {
 	c.write(i, t, strconv.AppendInt(nil, n, 10), s.expireAt, false)
 }
 
+// replyStats answers the stats op: the cache's counters and, wired in by the daemon, the
+// server's (ServerInfo). Every value is an integer unless the request asks for text too
+// (task.FlagStatsText), so that a client may decode the reply into a map of integers.
 func (c *CachePrc) replyStats(t *task.Task) {
-	b, err := json.Marshal(c.Stats())
+	reply := statsReply{CacheStats: c.Stats()}
+	if c.cfg.Info != nil {
+		info := c.cfg.Info()
+		if t.Flags&task.FlagStatsText == 0 {
+			info.Version = ""
+		}
+		reply.ServerInfo = &info
+	}
+	b, err := json.Marshal(reply)
 	if err != nil {
 		c.fail(t, task.CodeInternal, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -31,7 +32,9 @@ type DaemonConfig struct {
 	// CryptKey, if set, is the pre-shared AES key (16, 24 or 32 bytes) every datagram is
 	// encrypted with (transport/crypt.go); clients need the same key.
 	CryptKey []byte
-	Logger   *slog.Logger
+	// Version names this build (buildinfo.Read().String()); the stats op reports it.
+	Version string
+	Logger  *slog.Logger
 }
 
 // Registrar is a shared store that keeps a set of live members (nameservice.Etcd).
@@ -55,6 +58,9 @@ type Daemon struct {
 	cache    *CachePrc
 	outgoing *Outgoing
 	leave    func() // leaves the member set; nil without a shared store
+	version  string
+	started  time.Time
+	stopping atomic.Bool // Stop has begun (Ready reports it)
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -72,7 +78,8 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
 	cfg.Sessions.Logger = cfg.Logger
 	cfg.Cache.MaxKey = cfg.Incoming.MaxKey
-	d := &Daemon{log: cfg.Logger}
+	d := &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
+	cfg.Cache.Info = d.serverInfo
 	if err := d.start(cfg); err != nil {
 		d.abort()
 		return nil, fmt.Errorf("pipecached: %w", err)
@@ -197,6 +204,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 }
 
 func (d *Daemon) stop(ctx context.Context) error {
+	d.stopping.Store(true)
 	var errs []error
 	if d.leave != nil {
 		d.leave() // first, so that clients move this node's keys elsewhere while it finishes

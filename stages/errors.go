@@ -13,3 +13,9 @@ var (
 	ErrLoopFailed   = errors.New("stages: loop failed")
 	ErrBadQueueSize = errors.New("stages: queue capacity must be a power of two >= 2")
 )
+
+// Why a daemon is not ready (Daemon.Ready).
+var (
+	ErrStopping         = errors.New("stages: daemon stopping")
+	ErrStoreUnreachable = errors.New("stages: store unreachable or its change feed behind")
+)

@@ -23,7 +23,16 @@ type OutgoingConfig struct {
 	Queue         int           // inbound queue capacity; default 16384
 	ProbeInterval time.Duration // how often a shared store's reachability and feed are checked; default 1 s
 	NoGroupCommit bool          // kill switch: commit writes one at a time
+	Observer      StoreObserver // told of every store load and commit (metrics); nil: none
 	Logger        *slog.Logger
+}
+
+// StoreObserver is told how long each store call took, for metrics. Outgoing calls it from its
+// worker and committer goroutines, concurrently, so it must be safe for concurrent use and
+// quick.
+type StoreObserver interface {
+	ObserveLoad(took time.Duration, err error)
+	ObserveCommit(writes int, took time.Duration, err error)
 }
 
 // Outgoing talks to the store (package nameservice) without ever blocking its loop. Loads run on
@@ -154,8 +163,11 @@ func (o *Outgoing) dispatchWork() {
 
 func (o *Outgoing) loadWorker() {
 	for t := range o.loads {
-		now := time.Now().UnixMilli()
-		r, ok, err := o.store.Get(string(t.Key), now)
+		start := time.Now()
+		r, ok, err := o.store.Get(string(t.Key), start.UnixMilli())
+		if o.cfg.Observer != nil {
+			o.cfg.Observer.ObserveLoad(time.Since(start), err)
+		}
 		switch {
 		case err != nil:
 			o.log.Error("store load failed", "key", string(t.Key), "err", err)
@@ -207,11 +219,11 @@ func (o *Outgoing) committer() {
 // so that only those that fail alone fail. Committer goroutine only.
 func (o *Outgoing) commit(writes []nameservice.Write) []error {
 	errs := make([]error, len(writes))
-	err := o.store.Commit(writes)
+	err := o.storeCommit(writes)
 	if err != nil && len(writes) > 1 && !errors.Is(err, nameservice.ErrUnavailable) {
 		o.log.Warn("group commit failed; committing its writes one by one", "writes", len(writes), "err", err)
 		for i := range writes {
-			errs[i] = o.store.Commit(writes[i : i+1])
+			errs[i] = o.storeCommit(writes[i : i+1])
 		}
 		err = nil
 	}
@@ -227,6 +239,16 @@ func (o *Outgoing) commit(writes []nameservice.Write) []error {
 		}
 	}
 	return errs
+}
+
+// storeCommit is one call of the store's Commit, told to the Observer.
+func (o *Outgoing) storeCommit(writes []nameservice.Write) error {
+	start := time.Now()
+	err := o.store.Commit(writes)
+	if o.cfg.Observer != nil {
+		o.cfg.Observer.ObserveCommit(len(writes), time.Since(start), err)
+	}
+	return err
 }
 
 // Feed is a store with a change feed (nameservice.Etcd): every change by anyone, in order.

@@ -92,6 +92,7 @@ const (
 	PushNoValue   uint32 = 1 << 9 // push of a set: the subscription wants values, but this one was left out (over a budget): read the key
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
+	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.

@@ -51,7 +51,7 @@ var requests = map[task.Op]Request{
 	task.OpDelete:      {Key: keyRequired},
 	task.OpIncr:        {Key: keyRequired},
 	task.OpTouch:       {Key: keyRequired},
-	task.OpStats:       {},
+	task.OpStats:       {Flags: task.FlagStatsText},
 	task.OpSubscribe:   {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue},
 	task.OpUnsubscribe: {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue}, // the values bit is ignored
 	task.OpAck:         {},

@@ -1,0 +1,221 @@
+package admin
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pipecache/pipecache/stages"
+)
+
+// collector turns the daemon's counters (stages.DaemonStats) into Prometheus metrics when
+// scraped: the stages keep their counters as they always did, and nothing is counted twice.
+type collector struct {
+	src    func() (stages.DaemonStats, bool) // the daemon's snapshot; false until it has started
+	plain  []plainMetric
+	loops  []loopMetric
+	queues []queueMetric
+}
+
+// plainMetric is one daemon-wide counter or gauge.
+type plainMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*stages.DaemonStats) float64
+}
+
+// loopMetric is one of every stage loop's counters, labelled stage="incoming", ...
+type loopMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*stages.LoopStats) float64
+}
+
+// queueMetric is one of every queue's counters, labelled with its stage and its name.
+type queueMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*stages.QueueStats) float64
+}
+
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+func newCollector(src func() (stages.DaemonStats, bool)) *collector {
+	c := &collector{src: src}
+	c.plain = append(c.plain, transportMetrics()...)
+	c.plain = append(c.plain, incomingMetrics()...)
+	c.plain = append(c.plain, sessionMetrics()...)
+	c.plain = append(c.plain, cacheMetrics()...)
+	c.loops = loopMetrics()
+	c.queues = queueMetrics()
+	return c
+}
+
+func plain(name, help string, kind prometheus.ValueType, v func(*stages.DaemonStats) float64) plainMetric {
+	return plainMetric{prometheus.NewDesc(name, help, nil, nil), kind, v}
+}
+
+func transportMetrics() []plainMetric {
+	tr := func(f func(*stages.DaemonStats) uint64) func(*stages.DaemonStats) float64 {
+		return func(s *stages.DaemonStats) float64 { return float64(f(s)) }
+	}
+	return []plainMetric{
+		plain("pipecache_transport_received_datagrams_total", "UDP datagrams received.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.DatagramsIn })),
+		plain("pipecache_transport_sent_datagrams_total", "UDP datagrams sent.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.DatagramsOut })),
+		plain("pipecache_transport_received_bytes_total", "Bytes received in UDP datagrams.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.BytesIn })),
+		plain("pipecache_transport_sent_bytes_total", "Bytes sent in UDP datagrams.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.BytesOut })),
+		plain("pipecache_transport_malformed_datagrams_total", "Datagrams dropped as too short, not KCP, truncated or rejected by KCP.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Malformed })),
+		plain("pipecache_transport_refused_datagrams_total", "Datagrams for new conversations refused (conversation cap or admission rate).", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Refused })),
+		plain("pipecache_transport_not_start_datagrams_total", "Datagrams for unknown conversations that do not begin one.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.NotStart })),
+		plain("pipecache_transport_pending_evicted_total", "Pending conversations closed to make room for newer ones.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Evicted })),
+		plain("pipecache_transport_amplification_dropped_datagrams_total", "Datagrams to pending conversations not sent: over 3x what they had sent.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.AmplificationDropped })),
+		plain("pipecache_transport_send_dropped_datagrams_total", "Datagrams the kernel refused to send (EPERM, ENOBUFS...): lost, KCP retransmits.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.SendDropped })),
+		plain("pipecache_transport_send_blocked_total", "Times the socket's send buffer was full.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.SendBlocked })),
+		plain("pipecache_transport_conversations_opened_total", "KCP conversations created.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Opened })),
+		plain("pipecache_transport_conversations_closed_total", "KCP conversations ended.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Closed })),
+		plain("pipecache_transport_conversations", "KCP conversations now.", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Conns) }),
+		plain("pipecache_transport_pending_conversations", "Conversations not yet accepted by a hello.", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Pending) }),
+		plain("pipecache_transport_max_conversations", "Conversations at most (-max-conns).", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxConns) }),
+	}
+}
+
+func incomingMetrics() []plainMetric {
+	return []plainMetric{
+		plain("pipecache_incoming_requests_total", "Frames decoded into requests.", counter,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Requests) }),
+		plain("pipecache_incoming_bad_frames_total", "Frames whose header could not be decoded.", counter,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.BadFrames) }),
+		plain("pipecache_incoming_busy_total", "Requests refused with 'busy' because the next stage's queue was full.", counter,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Busy) }),
+		plain("pipecache_incoming_replies_dropped_total", "Replies for conversations that had ended.", counter,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.RepliesDropped) }),
+		plain("pipecache_max_key_bytes", "Largest key accepted (-max-key).", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxKey) }),
+		plain("pipecache_max_value_bytes", "Largest value accepted (-max-value).", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxValue) }),
+	}
+}
+
+func sessionMetrics() []plainMetric {
+	ss := func(f func(*stages.SessionStats) int64) func(*stages.DaemonStats) float64 {
+		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Sessions)) }
+	}
+	return []plainMetric{
+		plain("pipecache_sessions", "Sessions alive now.", gauge, ss(func(s *stages.SessionStats) int64 { return s.Sessions })),
+		plain("pipecache_sessions_expired_total", "Sessions expired for silence.", counter, ss(func(s *stages.SessionStats) int64 { return s.Expired })),
+		plain("pipecache_sessions_refused_total", "Hellos refused (bad token, bad resume).", counter, ss(func(s *stages.SessionStats) int64 { return s.Refused })),
+		plain("pipecache_subscriptions", "Keys and prefixes subscribed to, over all sessions.", gauge, ss(func(s *stages.SessionStats) int64 { return s.Subscriptions })),
+		plain("pipecache_push_dropped_total", "Pushes the network stage could not take (kept for replay).", counter, ss(func(s *stages.SessionStats) int64 { return s.PushesDropped })),
+		plain("pipecache_push_resyncs_total", "Resync pushes sent (a gap left the replay window, or a backlog overflowed).", counter, ss(func(s *stages.SessionStats) int64 { return s.Resyncs })),
+		plain("pipecache_push_held_total", "Changes that waited for room in a slow subscriber's push window.", counter, ss(func(s *stages.SessionStats) int64 { return s.Held })),
+		plain("pipecache_push_coalesced_total", "Changes replaced by a newer one of the same key, or covered by a resync.", counter, ss(func(s *stages.SessionStats) int64 { return s.Coalesced })),
+	}
+}
+
+func cacheMetrics() []plainMetric {
+	cs := func(f func(*stages.CacheStats) uint64) func(*stages.DaemonStats) float64 {
+		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Cache)) }
+	}
+	return []plainMetric{
+		plain("pipecache_cache_gets_total", "Reads of a key (get, and each key of an mget).", counter, cs(func(s *stages.CacheStats) uint64 { return s.Gets })),
+		plain("pipecache_cache_hits_total", "Reads answered from the cache.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Hits })),
+		plain("pipecache_cache_misses_total", "Reads that went to the store.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Misses })),
+		plain("pipecache_cache_negative_hits_total", "Reads answered 'not found' from a cached absence.", counter, cs(func(s *stages.CacheStats) uint64 { return s.NegativeHits })),
+		plain("pipecache_cache_sets_total", "Writes (set, add, replace, cas, incr, touch).", counter, cs(func(s *stages.CacheStats) uint64 { return s.Sets })),
+		plain("pipecache_cache_deletes_total", "Deletes.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Deletes })),
+		plain("pipecache_cache_evictions_total", "Entries evicted to stay within the memory budget.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Evictions })),
+		plain("pipecache_cache_expirations_total", "Entries whose TTL ran out.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Expirations })),
+		plain("pipecache_cache_store_loads_total", "Loads sent to the store.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Loads })),
+		plain("pipecache_cache_store_writes_total", "Writes sent to the store.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Stores })),
+		plain("pipecache_cache_store_timeouts_total", "Requests answered 'timeout' because the store was slower than -store-timeout.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Timeouts })),
+		plain("pipecache_cache_foreign_changes_total", "Changes by other writers (the shared store's change feed) applied here.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Foreign })),
+		plain("pipecache_cache_stale_reads_total", "Reads served from the cache, flagged stale, while the shared store was unreachable.", counter, cs(func(s *stages.CacheStats) uint64 { return s.StaleReads })),
+		plain("pipecache_cache_items", "Entries in the cache.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Items) }),
+		plain("pipecache_cache_bytes", "Memory the cache's entries take (keys, values, overhead), counted against the budget.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Bytes) }),
+		plain("pipecache_cache_memory_budget_bytes", "The cache's memory budget (-memory-mb).", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Limits.Memory) }),
+		plain("pipecache_store_unreachable", "1 while the shared store is unreachable or its change feed is behind, else 0.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Unreachable) }),
+	}
+}
+
+func loopMetrics() []loopMetric {
+	l := func(name, help string, kind prometheus.ValueType, v func(*stages.LoopStats) float64) loopMetric {
+		return loopMetric{prometheus.NewDesc(name, help, []string{"stage"}, nil), kind, v}
+	}
+	return []loopMetric{
+		l("pipecache_loop_iterations_total", "Event-loop iterations.", counter, func(s *stages.LoopStats) float64 { return float64(s.Iterations) }),
+		l("pipecache_loop_sleeps_total", "Times the loop went to sleep in epoll_wait with nothing to do.", counter, func(s *stages.LoopStats) float64 { return float64(s.Sleeps) }),
+		l("pipecache_loop_tasks_total", "Tasks handed to the stage's handlers; per iteration, the batch size.", counter, func(s *stages.LoopStats) float64 { return float64(s.Tasks) }),
+		l("pipecache_loop_panics_total", "Handler panics recovered.", counter, func(s *stages.LoopStats) float64 { return float64(s.Panics) }),
+		l("pipecache_loop_busy_seconds_total", "Time spent working rather than sleeping in epoll_wait; its rate is the busy ratio.", counter, func(s *stages.LoopStats) float64 { return s.Busy.Seconds() }),
+		l("pipecache_loop_timers", "Timers scheduled on the loop (approximate).", gauge, func(s *stages.LoopStats) float64 { return float64(s.Timers) }),
+	}
+}
+
+func queueMetrics() []queueMetric {
+	q := func(name, help string, kind prometheus.ValueType, v func(*stages.QueueStats) float64) queueMetric {
+		return queueMetric{prometheus.NewDesc(name, help, []string{"stage", "queue"}, nil), kind, v}
+	}
+	return []queueMetric{
+		q("pipecache_queue_length", "Tasks waiting in the queue (its depth).", gauge, func(s *stages.QueueStats) float64 { return float64(s.Len) }),
+		q("pipecache_queue_capacity", "The queue's capacity.", gauge, func(s *stages.QueueStats) float64 { return float64(s.Cap) }),
+		q("pipecache_queue_pushed_total", "Tasks accepted into the queue.", counter, func(s *stages.QueueStats) float64 { return float64(s.Pushed) }),
+		q("pipecache_queue_rejected_total", "Pushes refused because the queue was full (back-pressure).", counter, func(s *stages.QueueStats) float64 { return float64(s.Rejected) }),
+		q("pipecache_queue_wakeups_total", "Times a producer woke the sleeping consumer (eventfd writes).", counter, func(s *stages.QueueStats) float64 { return float64(s.Wakeups) }),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.plain {
+		ch <- m.desc
+	}
+	for _, m := range c.loops {
+		ch <- m.desc
+	}
+	for _, m := range c.queues {
+		ch <- m.desc
+	}
+}
+
+// Collect implements prometheus.Collector: one snapshot of the daemon per scrape.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.src()
+	if !ok {
+		return // still starting (waiting for the store): nothing to say yet
+	}
+	for _, m := range c.plain {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
+	}
+	for i := range s.Loops {
+		ls := &s.Loops[i]
+		for _, m := range c.loops {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(ls), ls.Name)
+		}
+		for j := range ls.Queues {
+			qs := &ls.Queues[j]
+			name := strings.TrimPrefix(qs.Name, ls.Name+".")
+			for _, m := range c.queues {
+				ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(qs), ls.Name, name)
+			}
+		}
+	}
+}

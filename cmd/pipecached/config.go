@@ -1,0 +1,191 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/pipecache/pipecache/stages"
+)
+
+// envPrefix prefixes every flag's environment variable: -data-dir is PIPECACHE_DATA_DIR.
+const envPrefix = "PIPECACHE"
+
+// config is everything pipecached is started with: the daemon's own configuration and what
+// the command does around it.
+type config struct {
+	daemon     stages.DaemonConfig
+	storeURL   string
+	storeWait  time.Duration
+	memoryMB   int64
+	tokens     string
+	tokenFile  string
+	keyFile    string
+	admin      string
+	logLevel   string
+	logFormat  string
+	cpuProfile string
+	configFile string
+	version    bool
+}
+
+// newFlagSet defines every flag, writing into cfg.
+func newFlagSet(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("pipecached", flag.ContinueOnError)
+	d := &cfg.daemon
+	fs.StringVar(&d.Incoming.Transport.Addr, "listen", "127.0.0.1:7070", "UDP address to serve on")
+	fs.IntVar(&d.Incoming.MaxKey, "max-key", 250, "largest key, in bytes")
+	fs.IntVar(&d.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
+	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
+	fs.IntVar(&d.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
+	fs.StringVar(&d.DataDir, "data-dir", "data", "directory of the embedded store")
+	fs.StringVar(&cfg.storeURL, "store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
+	fs.StringVar(&d.Advertise, "advertise", "", "with -store etcd: the address clients reach this node at (default: -listen)")
+	fs.DurationVar(&d.MemberTTL, "member-ttl", 5*time.Second, "with -store etcd: a node that dies leaves the member set this long after")
+	fs.DurationVar(&cfg.storeWait, "store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
+	fs.BoolVar(&d.Cache.StaleReads, "stale-reads", false, "with -store etcd: while etcd is unreachable, serve cached keys (flagged stale) instead of 'unavailable'")
+	fs.Int64Var(&cfg.memoryMB, "memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
+	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
+	fs.DurationVar(&d.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
+	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
+	fs.BoolVar(&d.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
+	fs.BoolVar(&d.Cache.NoTTLJitter, "no-ttl-jitter", false, "kill switch: use TTLs exactly as given")
+	fs.BoolVar(&d.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
+	fs.StringVar(&cfg.tokens, "auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
+	fs.StringVar(&cfg.tokenFile, "auth-token-file", "", "file of accepted tokens, one per line")
+	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt every datagram with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
+	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	fs.StringVar(&cfg.admin, "admin", "127.0.0.1", "admin HTTP endpoint (/metrics, /healthz, /readyz, /debug/pprof/) on this TCP `address`; a host alone takes -listen's port number; empty or 'off': none")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (key=value) or json, one line per event")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	fs.StringVar(&cfg.configFile, "config", "", "read flags from this TOML `file` (keys: the flags' names); the command line and the environment win over it")
+	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	return fs
+}
+
+// parseConfig reads the command line, then PIPECACHE_* environment variables for flags not on
+// it, then the -config file for flags set by neither (github.com/peterbourgon/ff does the
+// layering; BurntSushi/toml reads the file). Help goes to w.
+func parseConfig(args []string, w io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := newFlagSet(cfg)
+	fs.SetOutput(w)
+	fs.Usage = func() { usage(fs, w) }
+	err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix),
+		ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(tomlParser))
+	if err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: see -h)", fs.Args())
+	}
+	cfg.daemon.Cache.Memory = cfg.memoryMB << 20
+	return cfg, nil
+}
+
+// envName is the environment variable that sets flag name.
+func envName(name string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+// usage prints every flag with its environment variable and default.
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, `Usage: pipecached [flags]
+
+Every flag can also be set from the environment (the variable named after it) or from the
+-config file (TOML: a flag's name = its value). The command line wins over the environment,
+which wins over the file.
+
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, help := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  -%s", f.Name)
+		if arg != "" {
+			fmt.Fprintf(w, " %s", arg)
+		}
+		fmt.Fprintf(w, "    $%s\n    \t%s", envName(f.Name), strings.ReplaceAll(help, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// errConfigValue is a -config file value that no flag could take.
+var errConfigValue = errors.New("config file: not a flag value")
+
+// tomlParser is ff's view of a TOML config file: each top-level key is a flag's name, each
+// value is given to the flag as the command line would give it. A list of strings becomes a
+// comma-separated value (auth-tokens = ["a", "b"]).
+func tomlParser(r io.Reader, set func(name, value string) error) error {
+	var m map[string]any
+	if _, err := toml.NewDecoder(r).Decode(&m); err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, err := tomlValue(m[k])
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", errConfigValue, k, err)
+		}
+		if err := set(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tomlValue(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return "", fmt.Errorf("a list may hold only strings, not %T", e)
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("a %T (tables and dates are not flag values)", v)
+}
+
+// adminAddr resolves -admin: "" (or "off") is no endpoint; a host without a port takes the
+// port number of -listen (TCP and UDP ports are separate, so it is free, and nodes started on
+// different -listen ports get different admin ports).
+func adminAddr(admin, listen string) (string, error) {
+	if admin == "" || admin == "off" {
+		return "", nil
+	}
+	if _, _, err := net.SplitHostPort(admin); err == nil {
+		return admin, nil
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("-admin %q has no port, and -listen %q gives none: %w", admin, listen, err)
+	}
+	return net.JoinHostPort(strings.Trim(admin, "[]"), port), nil
+}

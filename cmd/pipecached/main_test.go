@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/buildinfo"
+	"github.com/pipecache/pipecache/client"
+)
+
+const testTimeout = 60 * time.Second
+
+func writeFile(tb testing.TB, text string) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "pipecached.toml")
+	require.NoError(tb, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+// TestConfigPrecedence: a flag wins over its environment variable, which wins over the
+// config file, which wins over the default.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeFile(t, `
+listen = "127.0.0.1:9001"   # only in the file
+max-key = 100               # file and environment
+memory-mb = 10              # file, environment and flag
+auth-tokens = ["a", "b"]
+stale-reads = true
+store-timeout = "750ms"
+`)
+	t.Setenv("PIPECACHE_MAX_KEY", "200")
+	t.Setenv("PIPECACHE_MEMORY_MB", "20")
+	cfg, err := parseConfig([]string{"-config", file, "-memory-mb", "30"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:9001", cfg.daemon.Incoming.Transport.Addr, "file over default")
+	assert.Equal(t, 200, cfg.daemon.Incoming.MaxKey, "environment over file")
+	assert.Equal(t, int64(30), cfg.memoryMB, "flag over environment")
+	assert.Equal(t, int64(30<<20), cfg.daemon.Cache.Memory)
+	assert.Equal(t, "data", cfg.daemon.DataDir, "default when nobody sets it")
+	assert.Equal(t, "a,b", cfg.tokens, "a list is comma-separated")
+	assert.True(t, cfg.daemon.Cache.StaleReads)
+	assert.Equal(t, 750*time.Millisecond, cfg.daemon.Cache.StoreTimeout)
+}
+
+func TestConfigFileFromTheEnvironment(t *testing.T) {
+	t.Setenv("PIPECACHE_CONFIG", writeFile(t, `data-dir = "/srv/cache"`))
+	cfg, err := parseConfig(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "/srv/cache", cfg.daemon.DataDir)
+}
+
+func TestConfigFileErrorsAreClear(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"unknown key", `listne = "x"`, `"listne" not defined`},
+		{"table", "[cache]\nmemory-mb = 1", "cache"},
+		{"list of numbers", "auth-tokens = [1, 2]", "only strings"},
+		{"bad duration", `heartbeat = 2`, "heartbeat"},
+		{"not TOML", `listen: "x"`, "config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]string{"-config", writeFile(t, tt.file)}, io.Discard)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	_, err := parseConfig([]string{"-config", filepath.Join(t.TempDir(), "missing.toml")}, io.Discard)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestExampleConfigParses keeps deploy/pipecached.toml in step with the flags.
+func TestExampleConfigParses(t *testing.T) {
+	cfg, err := parseConfig([]string{"-config", "../../deploy/pipecached.toml"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/pipecache", cfg.daemon.DataDir)
+	assert.Equal(t, "127.0.0.1:9070", cfg.admin)
+	assert.Equal(t, "json", cfg.logFormat)
+	assert.Equal(t, int64(256<<20), cfg.daemon.Cache.Memory)
+}
+
+func TestAdminAddr(t *testing.T) {
+	tests := []struct {
+		admin, listen, want string
+	}{
+		{"127.0.0.1", "127.0.0.1:7070", "127.0.0.1:7070"},
+		{"127.0.0.1", "0.0.0.0:7071", "127.0.0.1:7071"},
+		{"127.0.0.1", "127.0.0.1:0", "127.0.0.1:0"},
+		{"::1", "[::1]:7070", "[::1]:7070"},
+		{"[::1]", "127.0.0.1:7070", "[::1]:7070"},
+		{"localhost", ":7070", "localhost:7070"},
+		{"127.0.0.1:9100", "127.0.0.1:7070", "127.0.0.1:9100"},
+		{":9100", "127.0.0.1:7070", ":9100"},
+		{"", "127.0.0.1:7070", ""},
+		{"off", "127.0.0.1:7070", ""},
+	}
+	for _, tt := range tests {
+		got, err := adminAddr(tt.admin, tt.listen)
+		require.NoError(t, err, "%q %q", tt.admin, tt.listen)
+		assert.Equal(t, tt.want, got, "-admin %q -listen %q", tt.admin, tt.listen)
+	}
+	_, err := adminAddr("127.0.0.1", "no-port")
+	assert.Error(t, err)
+}
+
+func TestHelpListsEveryFlagAndItsVariable(t *testing.T) {
+	var out bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-h"}, io.Discard, &out))
+	help := out.String()
+	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
+		assert.Contains(t, help, "  -"+f.Name+" ", f.Name)
+		assert.Contains(t, help, "$"+envName(f.Name), f.Name)
+	})
+	assert.Contains(t, help, "$PIPECACHE_DATA_DIR")
+	assert.Contains(t, help, `(default "127.0.0.1:7070")`)
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-version"}, &out, io.Discard))
+	assert.Equal(t, "pipecached "+buildinfo.Read().String()+"\n", out.String())
+}
+
+func TestBadUsageExits2(t *testing.T) {
+	for _, args := range [][]string{
+		{"-no-such-flag"}, {"stray-argument"}, {"-log-format", "xml"}, {"-log-level", "loud"},
+		{"-max-key", "many"},
+	} {
+		var out bytes.Buffer
+		assert.Equal(t, 2, run(context.Background(), args, io.Discard, &out), "%q", args)
+		assert.Contains(t, out.String(), "pipecached: ", "%q", args)
+	}
+}
+
+// logLines collects what the daemon logs, line by line, as it comes.
+type logLines struct {
+	w     *io.PipeWriter
+	lines chan string
+}
+
+func newLogLines(tb testing.TB) *logLines {
+	r, w := io.Pipe()
+	l := &logLines{w: w, lines: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			tb.Log(sc.Text())
+			l.lines <- sc.Text()
+		}
+		close(l.lines)
+	}()
+	return l
+}
+
+// await returns the JSON log line whose msg is msg, checking that every line before it is JSON.
+func (l *logLines) await(tb testing.TB, msg string) map[string]any {
+	tb.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		select {
+		case line, ok := <-l.lines:
+			require.True(tb, ok, "the log ended before %q", msg)
+			var m map[string]any
+			require.NoError(tb, json.Unmarshal([]byte(line), &m), "not a JSON line: %s", line)
+			if m["msg"] == msg {
+				return m
+			}
+		case <-timeout:
+			tb.Fatalf("no %q in the log", msg)
+		}
+	}
+}
+
+// TestRunServesTheAdminEndpoint runs pipecached as main does, with JSON logs and the admin
+// endpoint on a free port, uses it, scrapes it, and stops it.
+func TestRunServesTheAdminEndpoint(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := newLogLines(t)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-data-dir", t.TempDir(),
+			"-log-format", "json"}, io.Discard, logs.w)
+		logs.w.Close()
+	}()
+	adminURL := "http://" + logs.await(t, "admin endpoint listening")["addr"].(string)
+	addr := logs.await(t, "pipecached listening")["addr"].(string)
+
+	c, err := client.Dial(addr)
+	require.NoError(t, err)
+	defer c.Close()
+	tctx, tcancel := context.WithTimeout(ctx, testTimeout)
+	defer tcancel()
+	_, err = c.Set(tctx, "k", []byte("v"))
+	require.NoError(t, err)
+
+	resp, err := http.Get(adminURL + "/metrics")
+	require.NoError(t, err)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, float64(1), fams["pipecache_cache_sets_total"].Metric[0].Counter.GetValue())
+	assert.Equal(t, float64(1), fams["pipecache_store_commit_writes"].Metric[0].Histogram.GetSampleSum())
+	resp, err = http.Get(adminURL + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	logs.await(t, "pipecached stopped")
+	select {
+	case code := <-exit:
+		assert.Equal(t, 0, code)
+	case <-time.After(testTimeout):
+		t.Fatal("run did not return")
+	}
+	_, err = http.Get(adminURL + "/healthz")
+	assert.Error(t, err, "the admin endpoint stops with the daemon")
+}
