@@ -314,6 +314,7 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Sessions": "pipecache_sessions", "Expired": "pipecache_sessions_expired_total", "Refused": "pipecache_sessions_refused_total",
 		"Subscriptions": "pipecache_subscriptions", "PushesDropped": "pipecache_push_dropped_total", "Resyncs": "pipecache_push_resyncs_total",
 		"Held": "pipecache_push_held_total", "Coalesced": "pipecache_push_coalesced_total",
+		"ValuesDropped": "pipecache_push_values_dropped_total", "PushBytes": "pipecache_push_value_bytes",
 		"Gets": "pipecache_cache_gets_total", "Hits": "pipecache_cache_hits_total", "Misses": "pipecache_cache_misses_total",
 		"NegativeHits": "pipecache_cache_negative_hits_total", "Sets": "pipecache_cache_sets_total", "Deletes": "pipecache_cache_deletes_total",
 		"Loads": "pipecache_cache_store_loads_total", "Stores": "pipecache_cache_store_writes_total", "Evictions": "pipecache_cache_evictions_total",

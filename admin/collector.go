@@ -128,6 +128,8 @@ func sessionMetrics() []plainMetric {
 		plain("pipecache_push_resyncs_total", "Resync pushes sent (a gap left the replay window, or a backlog overflowed).", counter, ss(func(s *stages.SessionStats) int64 { return s.Resyncs })),
 		plain("pipecache_push_held_total", "Changes that waited for room in a slow subscriber's push window.", counter, ss(func(s *stages.SessionStats) int64 { return s.Held })),
 		plain("pipecache_push_coalesced_total", "Changes replaced by a newer one of the same key, or covered by a resync.", counter, ss(func(s *stages.SessionStats) int64 { return s.Coalesced })),
+		plain("pipecache_push_values_dropped_total", "Pushes sent without their value: a session's or everyone's value budget was spent.", counter, ss(func(s *stages.SessionStats) int64 { return s.ValuesDropped })),
+		plain("pipecache_push_value_bytes", "Bytes of values held in pushes not yet acknowledged and in backlogs.", gauge, ss(func(s *stages.SessionStats) int64 { return s.PushBytes })),
 	}
 }
 
