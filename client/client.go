@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -104,6 +105,8 @@ type session struct {
 	kcp *kcp.UDPSession
 	wmu sync.Mutex // serialises frames onto kcp (kcp-go's Write may block on a full window)
 	buf []byte     // encoding buffer, guarded by wmu
+
+	readErr atomic.Pointer[error] // why the reader stopped; stored before it fails the calls
 }
 
 // Reply is a server's reply.
@@ -162,7 +165,7 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 // connect opens a new KCP session, starts its reader, and says hello on it (resuming the
 // session if there was one). Only then do other calls use it.
 func (c *Client) connect() error {
-	ks, err := kcp.DialWithOptions(c.addr, nil, 0, 0)
+	ks, err := dialKCP(c.addr)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -180,6 +183,9 @@ func (c *Client) connect() error {
 	defer cancel()
 	if err := c.hello(ctx, s); err != nil {
 		ks.Close()
+		if s.refused() {
+			return fmt.Errorf("%w: connection refused: nothing listening at %s", ErrUnavailable, c.addr)
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -191,6 +197,13 @@ func (c *Client) connect() error {
 	c.sess = s
 	c.mu.Unlock()
 	return nil
+}
+
+// refused reports whether s's socket was refused: an ICMP port-unreachable came back (on Linux,
+// where the socket is connected: see dialKCP), so nothing listens at the server's address.
+func (s *session) refused() bool {
+	err := s.readErr.Load()
+	return err != nil && errors.Is(*err, syscall.ECONNREFUSED)
 }
 
 // hello opens (or resumes) the session on s.
@@ -365,6 +378,7 @@ func (c *Client) read(s *session) {
 	for {
 		n, err := s.kcp.Read(sp.Buffer(64 << 10))
 		if err != nil {
+			s.readErr.Store(&err)
 			c.sessionFailed(s, err)
 			return
 		}
