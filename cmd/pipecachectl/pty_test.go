@@ -118,7 +118,12 @@ func TestInteractiveLineEditing(t *testing.T) {
 	term.typeKeys("pi" + keyTab + keyEnter) // completes to "ping "
 	term.wait("PONG", 1)
 
-	term.typeKeys("frobnicate" + keyCtrlC) // Ctrl-C at the prompt drops the line, not the shell
+	// Ctrl-C at the prompt drops the line, not the shell. (Typed once the line shows: a Ctrl-C
+	// before the prompt reads the terminal would be a SIGINT, for the command just finished.)
+	term.typeKeys("frobnicate")
+	term.wait("frobnicate", 1)
+	term.typeKeys(keyCtrlC)
+	term.wait("^C", 1)
 	term.typeKeys("ping" + keyEnter)
 	term.wait("PONG", 2)
 	assert.NotContains(t, term.screen.String(), "unknown command")
