@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -133,6 +134,8 @@ type session struct {
 	kcp *kcp.UDPSession
 	wmu sync.Mutex // serialises frames onto kcp (kcp-go's Write may block on a full window)
 	buf []byte     // encoding buffer, guarded by wmu
+
+	readErr atomic.Pointer[error] // why the reader stopped; stored before it fails the calls
 }
 
 // reply is a server's reply.
@@ -210,7 +213,7 @@ func newClient(addr string, opts []Option) *Client {
 // session if there was one), waiting at most the dial timeout and until ctx ends. Only then do
 // other calls use it.
 func (c *Client) connect(ctx context.Context) error {
-	ks, err := kcp.DialWithOptions(c.addr, c.opts.crypt, 0, 0)
+	ks, err := dialKCP(c.addr, c.opts.crypt)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -228,6 +231,9 @@ func (c *Client) connect(ctx context.Context) error {
 	defer cancel()
 	if err := c.hello(ctx, s); err != nil {
 		ks.Close()
+		if s.refused() {
+			return fmt.Errorf("%w: connection refused: nothing listening at %s", ErrUnavailable, c.addr)
+		}
 		return err
 	}
 	c.mu.Lock()
@@ -239,6 +245,13 @@ func (c *Client) connect(ctx context.Context) error {
 	c.sess = s
 	c.mu.Unlock()
 	return nil
+}
+
+// refused reports whether s's socket was refused: an ICMP port-unreachable came back (on Linux,
+// where the socket is connected: see dialKCP), so nothing listens at the server's address.
+func (s *session) refused() bool {
+	err := s.readErr.Load()
+	return err != nil && errors.Is(*err, syscall.ECONNREFUSED)
 }
 
 // hello opens (or resumes) the session on s.
@@ -420,6 +433,7 @@ func (c *Client) read(s *session) {
 	for {
 		n, err := s.kcp.Read(sp.Buffer(64 << 10))
 		if err != nil {
+			s.readErr.Store(&err)
 			c.sessionFailed(s, err)
 			return
 		}

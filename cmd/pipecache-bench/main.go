@@ -8,12 +8,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,8 +55,16 @@ func run() int {
 	label := fs.String("label", "", "with -json: the workload's name, added to the result")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
 	summarize := fs.String("summarize", "", "print the comparison table of a JSON-lines results file, and exit")
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
+	}
+	if *version {
+		fmt.Println(versionLine())
+		return 0
 	}
 	if *summarize != "" {
 		f, err := os.Open(*summarize)
@@ -104,4 +116,30 @@ func run() int {
 		bench.Report(os.Stdout, []bench.Result{res})
 	}
 	return 0
+}
+
+// versionLine says which build this is, from the build information the Go toolchain embeds
+// (the module version, the VCS revision and time, uncommitted changes, the Go version), in the
+// same form as pipecachectl -version.
+func versionLine() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return fmt.Sprintf("pipecache-bench version unknown (no build information), %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	}
+	parts := []string{"pipecache-bench version " + info.Main.Version}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		if settings["vcs.modified"] == "true" {
+			rev += "+modified"
+		}
+		parts = append(parts, "revision "+rev)
+	}
+	if t := settings["vcs.time"]; t != "" {
+		parts = append(parts, "committed "+t)
+	}
+	parts = append(parts, info.GoVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return strings.Join(parts, ", ")
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -17,101 +19,154 @@ import (
 )
 
 // startDaemon runs a daemon with its embedded store on a free loopback port until the test ends.
-func startDaemon(t *testing.T) *stages.Daemon {
-	t.Helper()
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+func startDaemon(tb testing.TB) *stages.Daemon {
+	tb.Helper()
+	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: tb.TempDir(),
+		Logger:   slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Stop(context.Background()) })
+	require.NoError(tb, err)
+	tb.Cleanup(func() { d.Stop(context.Background()) })
 	return d
 }
 
-// runner runs one command against c and returns what it printed.
-func runner(c server) func(args ...string) (string, error) {
-	return func(args ...string) (string, error) {
-		var out bytes.Buffer
-		err := run(c, 10*time.Second, args, &out)
-		return out.String(), err
-	}
+// testCtl is a ctl whose output the test reads.
+type testCtl struct {
+	*ctl
+	out, errw *syncBuffer
 }
 
-func TestCommandsAndInteractiveMode(t *testing.T) {
-	d := startDaemon(t)
-	c, err := client.Dial(d.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
+// newTestCtl returns a ctl for cfg (addr or cluster set by the caller) printing in f.
+func newTestCtl(tb testing.TB, cfg config, f format) *testCtl {
+	tb.Helper()
+	if cfg.timeout == 0 {
+		cfg.timeout = 30 * time.Second
+	}
+	cfg.format = f
+	tc := &testCtl{out: &syncBuffer{}, errw: &syncBuffer{}}
+	tc.ctl = &ctl{cfg: cfg, print: &printer{format: f, out: tc.out, errw: tc.errw}}
+	tb.Cleanup(tc.close)
+	return tc
+}
 
-	do := runner(c)
-	out, err := do("set", "greeting", "hello", "1h")
-	require.NoError(t, err)
-	assert.Contains(t, out, "OK (version ")
-	out, err = do("get", "greeting")
-	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(out, "hello\n"))
-	_, err = do("cas", "greeting", "x", "999999")
-	assert.ErrorIs(t, err, client.ErrVersionMismatch)
-	_, err = do("set", "n", "41")
-	require.NoError(t, err)
-	out, err = do("incr", "n")
-	require.NoError(t, err)
-	assert.Equal(t, "(integer) 42\n", out)
-	_, err = do("del", "greeting")
-	require.NoError(t, err)
-	_, err = do("get", "greeting")
-	assert.ErrorIs(t, err, client.ErrNotFound)
-	_, err = do("frobnicate")
-	assert.ErrorContains(t, err, "unknown command")
-	_, err = do("get")
-	assert.ErrorContains(t, err, "wrong number of arguments")
+// do runs one command and returns what it printed on stdout (and clears it).
+func (tc *testCtl) do(args ...string) (string, error) {
+	err := tc.exec(context.Background(), args)
+	return tc.out.take(), err
+}
 
-	var screen bytes.Buffer
-	interactive(c, 10*time.Second, "test", strings.NewReader("incr n 8\nget missing\nstats\nquit\n"), &screen)
-	assert.Contains(t, screen.String(), "(integer) 50")
-	assert.Contains(t, screen.String(), "(error) pipecache: not_found")
-	assert.Contains(t, screen.String(), "store_writes:")
+func TestCommands(t *testing.T) {
+	tc := newTestCtl(t, config{addr: startDaemon(t).Addr().String()}, formatText)
+	steps := []struct {
+		args []string
+		out  string // a prefix of stdout
+		err  error  // an error it wraps, or nil
+		code int
+	}{
+		{args: []string{"set", "greeting", "hello", "1h"}, out: "OK (version "},
+		{args: []string{"get", "greeting"}, out: "hello\n(version "},
+		{args: []string{"cas", "greeting", "x", "999999"}, err: client.ErrVersionMismatch, code: 1},
+		{args: []string{"add", "greeting", "x"}, err: client.ErrExists, code: 1},
+		{args: []string{"set", "n", "41", "30"}, out: "OK (version "}, // a TTL in plain seconds
+		{args: []string{"incr", "n"}, out: "(integer) 42\n"},
+		{args: []string{"DECR", "n", "2"}, out: "(integer) 40\n"},
+		{args: []string{"touch", "n", "5m"}, out: "OK\n"},
+		{args: []string{"mget", "n", "missing"}, out: "1) n = 40 (version "},
+		{args: []string{"del", "greeting"}, out: "OK\n"},
+		{args: []string{"get", "greeting"}, out: "(nil)\n"},    // missing: not an error
+		{args: []string{"delete", "greeting"}, out: "(nil)\n"}, // already gone: not an error
+		{args: []string{"replace", "greeting", "x"}, err: client.ErrNotFound, code: 1},
+		{args: []string{"incr", "nothing"}, err: client.ErrNotFound, code: 1},
+		{args: []string{"ping"}, out: "PONG\n"},
+		{args: []string{"stats"}, out: ""},
+		{args: []string{"frobnicate"}, code: 2},
+		{args: []string{"get"}, code: 2},
+		{args: []string{"set", "k", "v", "soon"}, code: 2},
+		{args: []string{"set", "k", "v", "-5s"}, code: 2},
+		{args: []string{"cas", "k", "v", "x"}, code: 2},
+		{args: []string{"nodes"}, code: 2}, // not a cluster
+		{args: []string{"help", "frobnicate"}, code: 2},
+	}
+	for _, s := range steps {
+		out, err := tc.do(s.args...)
+		assert.Equal(t, s.code, exitCode(err), "%v: %v", s.args, err)
+		if s.err != nil {
+			assert.ErrorIs(t, err, s.err, "%v", s.args)
+		}
+		if s.code == 0 {
+			assert.True(t, strings.HasPrefix(out, s.out), "%v printed %q", s.args, out)
+		}
+	}
+	out, err := tc.do("mget", "n", "missing")
+	require.NoError(t, err)
+	assert.Contains(t, out, "2) missing (nil)\n")
+	out, err = tc.do("stats")
+	require.NoError(t, err)
+	assert.Contains(t, out, "store_writes:")
+}
+
+func TestRawAndJSONOutput(t *testing.T) {
+	addr := startDaemon(t).Addr().String()
+	raw := newTestCtl(t, config{addr: addr}, formatRaw)
+	js := newTestCtl(t, config{addr: addr}, formatJSON)
+
+	out, err := raw.do("set", "k", "line one\nline two")
+	require.NoError(t, err)
+	assert.Regexp(t, `^\d+\n$`, out, "a write prints its version alone")
+	out, err = raw.do("get", "k")
+	require.NoError(t, err)
+	assert.Equal(t, "line one\nline two", out, "a raw get prints the value, nothing else")
+	assert.Regexp(t, `^\(version \d+\)\n$`, raw.errw.take(), "the version goes to stderr")
+	out, err = raw.do("get", "missing")
+	require.NoError(t, err)
+	assert.Empty(t, out)
+	assert.Equal(t, "(nil)\n", raw.errw.take())
+
+	out, err = js.do("get", "k")
+	require.NoError(t, err)
+	var item struct {
+		Key     string
+		Value   string
+		Version uint64
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &item), out)
+	assert.Equal(t, "k", item.Key)
+	assert.Equal(t, "line one\nline two", item.Value)
+	assert.NotZero(t, item.Version)
+	_, err = js.do("set", "bin", "\xff\xfe")
+	require.NoError(t, err)
+	out, err = js.do("get", "bin")
+	require.NoError(t, err)
+	assert.Contains(t, out, `"value_base64":"//4="`, "a value that is not UTF-8 is base64")
+	out, err = js.do("get", "missing")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"key":"missing","value":null}`, out)
+	_, err = js.do("add", "k", "v")
+	require.Error(t, err)
+	js.print.printError("", err)
+	assert.Contains(t, js.out.take(), `"kind":"exists"`)
+	assert.Empty(t, js.errw.String(), "with -json nothing goes to stderr")
 }
 
 func TestWatchPrintsChanges(t *testing.T) {
 	d := startDaemon(t)
-	watcher, err := client.Dial(d.Addr().String())
-	require.NoError(t, err)
-	defer watcher.Close()
+	tc := newTestCtl(t, config{addr: d.Addr().String()}, formatText)
 	writer, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer writer.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- watch(ctx, watcher, "user:*", out) }()
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(out.String(), "watching") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	go func() { done <- tc.exec(ctx, []string{"watch", "user:*"}) }()
+	tc.out.waitFor(t, "watching")
 	_, err = writer.Set(context.Background(), "user:1", []byte("alice"))
 	require.NoError(t, err)
 	require.NoError(t, writer.Delete(context.Background(), "user:1"))
-	for !strings.Contains(out.String(), "delete user:1") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	require.NoError(t, <-done)
-	assert.Contains(t, out.String(), "set user:1 = alice (version ")
-	assert.Contains(t, out.String(), "delete user:1 (version ")
+	tc.out.waitFor(t, "delete user:1")
+	cancel(errInterrupted) // as Ctrl-C does
+	require.NoError(t, <-done, "Ctrl-C is how a watch ends")
+	assert.Contains(t, tc.out.String(), "set user:1 = alice (version ")
+	assert.Contains(t, tc.out.String(), "delete user:1 (version ")
 }
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestClusterMode: -cluster with a static list of two nodes: data commands go to each key's
 // owner, nodes and owner answer, and the per-node commands say to ask one node.
@@ -120,20 +175,17 @@ func TestClusterMode(t *testing.T) {
 	for range 2 {
 		addrs = append(addrs, startDaemon(t).Addr().String())
 	}
-	c, err := connect("", strings.Join(addrs, ","), 10*time.Second)
-	require.NoError(t, err)
-	defer c.Close()
-	do := runner(c)
-	out, err := do("nodes")
+	tc := newTestCtl(t, config{cluster: strings.Join(addrs, ",")}, formatText)
+	out, err := tc.do("nodes")
 	require.NoError(t, err)
 	assert.ElementsMatch(t, addrs, strings.Fields(out))
-	out, err = do("owner", "k")
+	out, err = tc.do("owner", "k")
 	require.NoError(t, err)
 	owner := strings.TrimSpace(out)
 	assert.Contains(t, addrs, owner)
-	_, err = do("set", "k", "v")
+	_, err = tc.do("set", "k", "v")
 	require.NoError(t, err)
-	out, err = do("get", "k")
+	out, err = tc.do("get", "k")
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(out, "v\n"))
 	one, err := client.Dial(owner) // the owner has it; the stores are separate, so only the owner
@@ -142,6 +194,63 @@ func TestClusterMode(t *testing.T) {
 	it, err := one.Get(context.Background(), "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(it.Value))
-	_, err = do("stats")
+	_, err = tc.do("stats")
 	assert.ErrorContains(t, err, "ask one node")
+	assert.Equal(t, 2, exitCode(err))
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use, which tells waiters when it grows.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// take returns what was written and empties the buffer.
+func (s *syncBuffer) take() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.b.String()
+	s.b.Reset()
+	return out
+}
+
+// waitFor waits until the buffer holds want n times (n defaults to 1), or fails the test
+// after a generous deadline.
+func (s *syncBuffer) waitFor(tb testing.TB, want string, n ...int) {
+	tb.Helper()
+	count := 1
+	if len(n) > 0 {
+		count = n[0]
+	}
+	deadline := time.After(time.Minute)
+	for {
+		s.mu.Lock()
+		if strings.Count(s.b.String(), want) >= count {
+			s.mu.Unlock()
+			return
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			tb.Fatalf("never saw %q %d times in:\n%s", want, count, s.String())
+		}
+	}
 }

@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled: the tests run with -race, so the binary they build is built with it too.
+const raceEnabled = true
