@@ -14,6 +14,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Etcd is the store shared by several pipecached nodes: an etcd cluster, through the official
@@ -132,6 +134,19 @@ func (e *Etcd) Get(key string, nowMs int64) (Record, bool, error) {
 	return r, true, nil
 }
 
+// refusedByEtcd reports whether err is etcd (or its client) refusing the request itself: too
+// large or too many operations, rather than etcd being out of reach.
+func refusedByEtcd(err error) bool {
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrTooManyOps) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.ResourceExhausted, codes.InvalidArgument: // the gRPC client's own message limit
+		return true
+	}
+	return false
+}
+
 // maxTxnBytes bounds the values in one transaction, well under etcd's default request limit
 // (--max-request-bytes, 1.5 MiB); a larger write goes alone.
 const maxTxnBytes = 1 << 20
@@ -154,7 +169,7 @@ func (e *Etcd) Commit(writes []Write) error {
 		switch {
 		case err == nil:
 			applied = true
-		case n == 1 && errors.Is(err, rpctypes.ErrRequestTooLarge):
+		case n == 1 && refusedByEtcd(err):
 			writes[0].Err = fmt.Errorf("%w: %w", ErrInvalid, err)
 		case !applied:
 			return err
@@ -190,7 +205,7 @@ func (e *Etcd) commitTxn(writes []Write) error {
 	defer cancel()
 	resp, err := e.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
-		if !errors.Is(err, rpctypes.ErrRequestTooLarge) && !errors.Is(err, rpctypes.ErrTooManyOps) {
+		if !refusedByEtcd(err) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err) // one by one would not do better
 		}
 		return fmt.Errorf("etcd commit of %d writes: %w", len(writes), err)

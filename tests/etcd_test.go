@@ -230,6 +230,30 @@ func TestEtcdctlWriteReachesSubscribers(t *testing.T) {
 	waitUntil(t, func() bool { _, err := c.Get(ctx, "room:1"); return err != nil }, "the cached copy outlived the delete")
 }
 
+// TestEtcdOneBadWriteNeverFailsItsGroup: a write etcd refuses alone (over its request limit)
+// fails alone; large values are split into transactions etcd takes, so the others commit.
+func TestEtcdOneBadWriteNeverFailsItsGroup(t *testing.T) {
+	e := startEtcd(t, 1)
+	st, err := nameservice.OpenEtcd(e.storeURL("bad"), 3*time.Second, nil)
+	require.NoError(t, err)
+	defer st.Close()
+	big := make([]byte, 600<<10)
+	ws := []nameservice.Write{
+		{Key: "a", Record: nameservice.Record{Value: big}},
+		{Key: "huge", Record: nameservice.Record{Value: make([]byte, 2<<20)}}, // over etcd's 1.5 MiB
+		{Key: "b", Record: nameservice.Record{Value: big}},
+		{Key: "c", Record: nameservice.Record{Value: big}},
+	}
+	require.NoError(t, st.Commit(ws))
+	assert.ErrorIs(t, ws[1].Err, nameservice.ErrInvalid)
+	for _, i := range []int{0, 2, 3} {
+		assert.NoError(t, ws[i].Err)
+		_, ok, err := st.Get(ws[i].Key, time.Now().UnixMilli())
+		require.NoError(t, err)
+		assert.True(t, ok, "%s not committed", ws[i].Key)
+	}
+}
+
 // TestEtcdStoreBatchesAndScans: the store on its own: a commit of 300 writes (three etcd
 // transactions), two writes of one key in one commit (never in one transaction), a scan.
 func TestEtcdStoreBatchesAndScans(t *testing.T) {
