@@ -81,6 +81,8 @@ func transportMetrics() []plainMetric {
 			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Evicted })),
 		plain("pipecache_transport_amplification_dropped_datagrams_total", "Datagrams to pending conversations not sent: over 3x what they had sent.", counter,
 			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.AmplificationDropped })),
+		plain("pipecache_transport_resets_total", "Resets sent: data for a conversation the server does not know (the client redials at once).", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Resets })),
 		plain("pipecache_transport_send_dropped_datagrams_total", "Datagrams the kernel refused to send (EPERM, ENOBUFS...): lost, KCP retransmits.", counter,
 			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.SendDropped })),
 		plain("pipecache_transport_send_blocked_total", "Times the socket's send buffer was full.", counter,

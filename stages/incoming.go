@@ -260,6 +260,18 @@ func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *ta
 	return t
 }
 
+// answerLease tells SessionMgr when the session's conversation last heard from its client
+// (sessionmgr.go: any traffic renews a lease).
+func (in *Incoming) answerLease(t *task.Task) {
+	t.Delta = 0
+	if c := in.srv.Conn(t.Session); c != nil {
+		t.Delta = c.LastHeard()
+	}
+	if q := in.cfg.Routes[task.OpHello]; q == nil || q.Push(t) != nil {
+		task.Put(t) // SessionMgr full or gone: it expires the session when the lease runs out again
+	}
+}
+
 // Closed implements transport.Handler.
 func (in *Incoming) Closed(c *transport.Conn, reason error) {
 	in.log.Debug("conversation closed", "conn", c.ID(), "addr", c.Addr(), "reason", reason)
@@ -283,6 +295,10 @@ func connStateOf(c *transport.Conn) *connState {
 
 // reply is the handler of the reply queue: a reply or push from another stage (or an echo).
 func (in *Incoming) reply(t *task.Task) {
+	if t.Op == task.OpLease {
+		in.answerLease(t)
+		return
+	}
 	defer task.Put(t)
 	c := in.srv.Conn(t.Session)
 	if c == nil {
@@ -291,13 +307,17 @@ func (in *Incoming) reply(t *task.Task) {
 	}
 	switch {
 	case t.Op == task.OpGoodbye && t.Flags&task.FlagDrop != 0:
-		in.log.Info("closing conversation: session gone", "conn", c.ID(), "session", connStateOf(c).session)
+		// Tell the client at once (a goodbye with id 0 and code 8), rather than let it find out
+		// from the silence: it redials and starts a new session.
+		in.log.Info("closing conversation: session gone", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr())
+		in.send(c, &wire.Header{V: wire.Version, Op: task.OpGoodbye, Code: task.CodeUnauthorized, Msg: "session expired"}, nil)
 		c.Close(errors.New("session expired"))
 		return
 	case t.Op == task.OpHello && t.Code == task.CodeOK:
 		st := connStateOf(c)
 		st.authed, st.session = true, t.Aux
 		c.Establish()
+		c.SetLive(true)
 	case t.Op == task.OpHello && !connStateOf(c).authed:
 		st := connStateOf(c)
 		if st.strikes++; st.strikes > maxStrikes {
@@ -307,6 +327,7 @@ func (in *Incoming) reply(t *task.Task) {
 		}
 	case t.Op == task.OpGoodbye:
 		connStateOf(c).authed = false
+		c.SetLive(false)
 	}
 	h := &in.hdr
 	h.Reset()

@@ -72,6 +72,8 @@ type session struct {
 	conn   uint64 // the transport conversation it is bound to
 	beat   time.Duration
 	lease  timer.Timer
+	heard  int64        // the last time (cached clock, ns) the client was known to be alive
+	asking bool         // a lease check is out to Incoming
 	notify *notifyState // subscriptions and push stream; nil until the first subscribe
 }
 
@@ -247,6 +249,8 @@ func (m *SessionMgr) request(t *task.Task) {
 			t.Seq, t.Flags = 0, 0
 		}
 		m.reply(t)
+	case task.OpLease:
+		m.leaseAnswer(t)
 	case task.OpAck:
 		if s := m.byConn[t.Session]; s != nil {
 			m.renew(s)
@@ -343,7 +347,7 @@ func (m *SessionMgr) newSession(name string) *session {
 	var r [16]byte
 	rand.Read(r[:])
 	s := &session{id: m.nextID, name: name, resume: hex.EncodeToString(r[:])}
-	s.lease.Fn = func() { m.expire(s) }
+	s.lease.Fn = func() { m.leaseDue(s) }
 	m.byID[s.id] = s
 	m.byResume[s.resume] = s
 	m.sessions.Add(1)
@@ -359,7 +363,53 @@ func (m *SessionMgr) clampBeat(d time.Duration) time.Duration {
 
 func (m *SessionMgr) lease(s *session) time.Duration { return time.Duration(m.cfg.LeaseBeats) * s.beat }
 
-func (m *SessionMgr) renew(s *session) { m.loop.After(&s.lease, m.lease(s)) }
+func (m *SessionMgr) renew(s *session) {
+	s.heard, s.asking = m.loop.Clock().Nanos(), false
+	m.loop.After(&s.lease, m.lease(s))
+}
+
+// Any traffic from a client renews its lease, not only heartbeats: when the lease runs out,
+// SessionMgr asks Incoming when the session's conversation last heard from its client (any
+// datagram: a request, an ACK, a segment that arrives out of order after a network cut) and
+// expires the session only if that too is a lease ago. So a cut shorter than the lease never
+// expires a session, and the question costs one task per lease, not one per request.
+
+// leaseDue runs when s's lease ran out since its last heartbeat.
+func (m *SessionMgr) leaseDue(s *session) {
+	if s.asking {
+		m.expire(s) // Incoming never answered within a whole lease
+		return
+	}
+	t := task.Get()
+	t.Op, t.Session, t.Aux = task.OpLease, s.conn, s.id
+	if m.replies.Push(t) != nil {
+		task.Put(t)
+		m.expire(s)
+		return
+	}
+	s.asking = true
+	m.loop.After(&s.lease, m.lease(s))
+}
+
+// leaseAnswer takes Incoming's answer: Delta is when the conversation last heard from its
+// client (0 if the conversation is gone).
+func (m *SessionMgr) leaseAnswer(t *task.Task) {
+	defer task.Put(t)
+	s := m.byID[t.Aux]
+	if s == nil || !s.asking {
+		return
+	}
+	s.asking = false
+	if t.Session == s.conn {
+		s.heard = max(s.heard, t.Delta)
+	}
+	deadline := s.heard + int64(m.lease(s))
+	if deadline <= m.loop.Clock().Nanos() {
+		m.expire(s)
+		return
+	}
+	m.loop.Wheel().Schedule(&s.lease, deadline)
+}
 
 // expire ends a session that stayed silent for its lease, and closes its conversation.
 func (m *SessionMgr) expire(s *session) {

@@ -41,6 +41,7 @@ const (
 	OpLoad    // CachePrc → Outgoing: read a key from the store
 	OpStore   // CachePrc → Outgoing: write a key through to the store
 	OpChanged // Outgoing → CachePrc: the store's change feed saw a key change (any writer)
+	OpLease   // SessionMgr → Incoming → SessionMgr: when did this session's conversation last hear from its client?
 
 	// Control operations, consumed by the stage loop itself and never seen by handlers.
 	OpStop    // poison pill: the last task a queue will ever deliver
@@ -55,7 +56,7 @@ var opNames = [numOps]string{
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
 	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
-	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
+	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed", OpLease: "lease",
 	OpStop: "stop", OpBarrier: "barrier",
 }
 
@@ -68,6 +69,9 @@ func (o Op) String() string {
 
 // IsControl reports whether o is consumed by the stage loop rather than by a stage's handler.
 func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
+
+// IsInternal reports whether o only ever travels between stages, never on the wire.
+func (o Op) IsInternal() bool { return o >= OpLoad }
 
 // Flags used between stages (the low 16 bits are reserved for flags on the wire).
 const (

@@ -7,7 +7,9 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
 // Pending conversations: what a stranger's datagrams can make the server do before a hello.
@@ -63,6 +65,8 @@ type admission struct {
 	sources        map[netip.Addr]*source
 	oldest, newest *Conn // pending conversations, oldest first
 	sweep          timer.Timer
+	resets         tokenBucket
+	resetBuf       [128]byte
 }
 
 func (a *admission) init(s *Server) {
@@ -74,6 +78,7 @@ func (a *admission) init(s *Server) {
 func (a *admission) attach(l Loop) {
 	now := l.Clock().Nanos()
 	a.bucket = newBucket(a.srv.cfg.PendingRate, now)
+	a.resets = newBucket(resetRate, now)
 	l.Wheel().Schedule(&a.sweep, now+int64(sourceSweep))
 }
 
@@ -83,6 +88,7 @@ func (a *admission) admit(key convKey, data []byte) *Conn {
 	s := a.srv
 	if !startsConversation(data) {
 		s.stats.notStart.Add(1)
+		a.reset(key, data)
 		return nil
 	}
 	now := s.loop.Clock().Nanos()
@@ -179,6 +185,60 @@ func (a *admission) forgetIdleSources() {
 		}
 	}
 	a.srv.loop.Wheel().Schedule(&a.sweep, now+int64(sourceSweep))
+}
+
+// A client whose conversation the server no longer knows (its session expired, the server
+// restarted, the conversation was evicted) would otherwise learn it only when its own silence
+// timeout fires. So a datagram that holds data for an unknown conversation is answered with a
+// reset: one KCP push segment, at the sequence number the client expects next (the una of its
+// segment), carrying a goodbye frame with id 0 and code 8 (unauthorized). It is never larger
+// than the datagram that caused it (ACK-only datagrams, the client's answer to it, get none) and
+// at most resetRate are sent per second.
+
+// resetFrame is the goodbye frame a reset carries.
+var resetFrame = func() []byte {
+	f, err := wire.AppendFrame(nil, &wire.Header{V: wire.Version, Op: task.OpGoodbye, Code: task.CodeUnauthorized}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+const resetRate = 1000 // resets per second, over all peers
+
+// reset answers a datagram for an unknown conversation (see above), if it holds data.
+func (a *admission) reset(key convKey, data []byte) {
+	size := kcp.IKCP_OVERHEAD + len(resetFrame)
+	if len(data) < size || !holdsPush(data) || !a.resets.has(a.srv.loop.Clock().Nanos()) {
+		return
+	}
+	a.resets.take()
+	seg := a.resetBuf[:size]
+	clear(seg[:kcp.IKCP_OVERHEAD])
+	binary.LittleEndian.PutUint32(seg, key.conv)
+	seg[4] = kcp.IKCP_CMD_PUSH
+	binary.LittleEndian.PutUint16(seg[6:], pendingWindow)
+	binary.LittleEndian.PutUint32(seg[12:], binary.LittleEndian.Uint32(data[16:20])) // sn: the client's una
+	binary.LittleEndian.PutUint32(seg[20:], uint32(len(resetFrame)))
+	copy(seg[kcp.IKCP_OVERHEAD:], resetFrame)
+	a.srv.stats.resets.Add(1)
+	a.srv.emit(key.addr, seg)
+	a.srv.loop.Ready().Add(&a.srv.flushAll) // sent with this iteration's batch
+}
+
+// holdsPush reports whether a datagram of well-formed segments holds a push (data).
+func holdsPush(data []byte) bool {
+	for len(data) >= kcp.IKCP_OVERHEAD {
+		n := binary.LittleEndian.Uint32(data[20:24])
+		if int64(n) > int64(len(data)-kcp.IKCP_OVERHEAD) {
+			return false
+		}
+		if data[4] == kcp.IKCP_CMD_PUSH {
+			return true
+		}
+		data = data[kcp.IKCP_OVERHEAD+int(n):]
+	}
+	return false
 }
 
 // startsConversation reports whether a datagram for an unknown conversation can begin one:

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -215,4 +216,45 @@ func TestSourcesAreOnePerIPv6Slash64(t *testing.T) {
 	assert.Equal(t, 4, s.Stats().Pending, "addresses of one /64 share a source")
 	openFrom(s, netip.MustParseAddrPort("[2001:db8:1:3::1]:4000"), 99)
 	assert.Equal(t, 5, s.Stats().Pending)
+}
+
+// TestUnknownConversationIsReset: data for a conversation the server does not know is answered
+// with one segment at the client's una, carrying a goodbye with code 8, never larger than what
+// came; an ACK alone gets nothing.
+func TestUnknownConversationIsReset(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{})
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	hb, _ := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHeartbeat, ID: 99}, nil)
+	seg := pushSegment(42, 17, hb)             // sn 17 of a conversation the server never saw
+	binary.LittleEndian.PutUint32(seg[16:], 5) // the client expects our sn 5 next
+	s.input(seg, from)
+	ack := make([]byte, kcp.IKCP_OVERHEAD)
+	binary.LittleEndian.PutUint32(ack, 42)
+	ack[4] = kcp.IKCP_CMD_ACK
+	s.input(ack, from)
+	l.ready.Run()
+	assert.Zero(t, s.Stats().Conns)
+	assert.Equal(t, uint64(1), s.Stats().Resets)
+
+	peer.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 2048)
+	n, err := peer.Read(buf)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, n, len(seg), "a reset is never larger than what caused it")
+	assert.Equal(t, uint32(42), binary.LittleEndian.Uint32(buf))
+	assert.Equal(t, byte(kcp.IKCP_CMD_PUSH), buf[4])
+	assert.Equal(t, uint32(5), binary.LittleEndian.Uint32(buf[12:]), "at the sequence number the client expects")
+	var h wire.Header
+	var sp wire.Splitter
+	sp.Write(buf[kcp.IKCP_OVERHEAD:n])
+	body, err := sp.Next()
+	require.NoError(t, err)
+	_, err = wire.Decode(body, &h)
+	require.NoError(t, err)
+	assert.Equal(t, task.OpGoodbye, h.Op)
+	assert.Equal(t, task.CodeUnauthorized, h.Code)
+	assert.Zero(t, h.ID)
 }

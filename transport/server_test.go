@@ -192,32 +192,41 @@ func FuzzDatagram(f *testing.F) {
 	})
 }
 
-// TestServerBacksOffRetransmitsToASilentPeer: a peer that stopped ACKing costs a retransmission
-// check at most every maxTick, not every Interval; hearing from it restores the fast period.
-func TestServerBacksOffRetransmitsToASilentPeer(t *testing.T) {
-	s, l, _ := newTestServer(t, Config{})
-	from := netip.MustParseAddrPort("127.0.0.1:9")
-	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-	for _, d := range clientSegments(5, frame) {
-		s.input(d, from)
-	}
-	c := s.byID[1]
-	require.NoError(t, c.Send(frame)) // never acknowledged: the peer has vanished
-	l.ready.Run()
-	require.True(t, c.retransmit.Scheduled())
-	assert.Equal(t, s.cfg.Interval, c.tick)
+// TestServerBacksOffRetransmitsOnlyWithoutASession: a peer that stopped ACKing costs a
+// retransmission check at most every maxTick, not every Interval, unless a session uses the
+// conversation: then a silent peer (a client waiting for a lost reply) gets resends at KCP's
+// pace. Hearing from the peer restores the fast period.
+func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
+	for _, live := range []bool{false, true} {
+		s, l, _ := newTestServer(t, Config{})
+		from := netip.MustParseAddrPort("127.0.0.1:9")
+		frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+		for _, d := range clientSegments(5, frame) {
+			s.input(d, from)
+		}
+		c := s.byID[1]
+		c.Establish()
+		c.SetLive(live)
+		require.NoError(t, c.Send(frame)) // never acknowledged: the peer is silent
+		l.ready.Run()
+		require.True(t, c.retransmit.Scheduled())
+		assert.Equal(t, s.cfg.Interval, c.tick)
 
-	c.lastSeen -= int64(time.Hour)
-	for range 20 {
-		c.onRetransmit()
+		c.lastSeen -= int64(time.Hour)
+		for range 20 {
+			c.onRetransmit()
+		}
+		if live {
+			assert.Equal(t, s.cfg.Interval, c.tick, "a conversation with a session must not back off")
+		} else {
+			assert.Equal(t, maxTick, c.tick, "ticks to a silent peer without a session back off to maxTick")
+		}
+		assert.True(t, c.retransmit.Scheduled(), "unacknowledged data is still retransmitted")
+		for _, d := range clientSegments(5, frame) { // the peer speaks again
+			s.input(d, from)
+		}
+		assert.Equal(t, s.cfg.Interval, c.tick)
 	}
-	assert.Equal(t, maxTick, c.tick, "ticks to a silent peer must back off to maxTick")
-	assert.True(t, c.retransmit.Scheduled(), "unacknowledged data is still retransmitted")
-
-	for _, d := range clientSegments(5, frame) { // the peer speaks again
-		s.input(d, from)
-	}
-	assert.Equal(t, s.cfg.Interval, c.tick)
 }
 
 // TestSecondServerOnAPortIsRefused: a second server cannot bind an address in use (it would

@@ -65,7 +65,7 @@ var opByName = func() map[string]task.Op {
 		if len(name) > 3 && name[:3] == "op(" {
 			return m
 		}
-		if !o.IsControl() && o != task.OpLoad && o != task.OpStore && o != task.OpChanged {
+		if !o.IsInternal() {
 			m[name] = o
 		}
 	}
