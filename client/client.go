@@ -41,7 +41,12 @@ type options struct {
 	hooks          []Hook        // WithHook
 	crypt          kcp.BlockCrypt
 	cryptErr       error
+	failFast       bool // while reconnecting, calls fail at once (a Cluster's nodes: it tries another)
 }
+
+// failFast makes calls fail at once while the client is reconnecting, rather than wait for the
+// new session: a Cluster tries the key's next node instead.
+func failFast() Option { return func(o *options) { o.failFast = true } }
 
 // WithCryptKey encrypts the session with a pre-shared AES key of 16, 24 or 32 bytes, as a server
 // started with the same key (-crypt-key-file) expects; see ReadKeyFile. A server without a key,
@@ -101,10 +106,12 @@ type Client struct {
 	opts options
 	log  *slog.Logger
 
-	mu      sync.Mutex // guards sess, pending, closed, bufs
-	sess    *session   // nil while reconnecting
+	mu      sync.Mutex    // guards sess, ready, pending, closed
+	sess    *session      // nil while reconnecting
+	ready   chan struct{} // closed once sess is set; a new one while reconnecting
 	pending map[uint64]*call
 	closed  bool
+	closing atomic.Bool // Close has begun: no hello any more
 
 	nextID   atomic.Uint64
 	lastRecv atomic.Int64           // unix nanos of the last frame from the server
@@ -128,6 +135,8 @@ type Client struct {
 	wg        sync.WaitGroup
 	redials   atomic.Uint64
 	hook      ProcessFunc // the WithHook chain; nil without hooks
+
+	failResubscribes atomic.Int32 // tests only: make this many re-subscribes fail (export_test.go)
 }
 
 type session struct {
@@ -136,6 +145,7 @@ type session struct {
 	buf []byte     // encoding buffer, guarded by wmu
 
 	readErr atomic.Pointer[error] // why the reader stopped; stored before it fails the calls
+	lost    atomic.Bool           // sessionFailed ran for it
 }
 
 // reply is a server's reply.
@@ -149,6 +159,9 @@ type call struct {
 	sess     *session
 	sentAt   int64 // unix nanos when the request was written
 	timedOut bool  // set before reply is closed: the call outlived the call timeout
+	// onReply, if set, runs in the reader when the reply arrives, in stream order: before any
+	// frame that follows it is handled.
+	onReply func(h *wire.Header)
 }
 
 // Dial connects to the server at addr (host:port) and opens a session (hello with the token
@@ -199,7 +212,7 @@ func newClient(addr string, opts []Option) *Client {
 		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
 	}
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
-		ackNow: make(chan struct{}, 1), hook: chain(o.hooks)}
+		ackNow: make(chan struct{}, 1), hook: chain(o.hooks), ready: make(chan struct{})}
 	c.ackEvery.Store(64)
 	c.ackBytes.Store(1 << 20)
 	c.beat.Store(int64(o.heartbeat))
@@ -209,10 +222,26 @@ func newClient(addr string, opts []Option) *Client {
 	return c
 }
 
-// connect opens a new KCP session, starts its reader, and says hello on it (resuming the
-// session if there was one), waiting at most the dial timeout and until ctx ends. Only then do
-// other calls use it.
+// connect opens a session: a new KCP conversation, its reader, and a hello on it (resuming
+// the session if there was one), waiting at most the dial timeout and until ctx ends. A hello
+// that goes unanswered for a while is tried again on a fresh conversation (under loss the first
+// one's datagrams may all be lost, or the server may have dropped it) until that time is up.
+// Only then do other calls use the session.
 func (c *Client) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	defer cancel()
+	attempt := min(max(c.opts.dialTimeout/3, 300*time.Millisecond), c.opts.dialTimeout)
+	for {
+		err := c.connectOnce(ctx, attempt)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, ErrTimeout) {
+			return err
+		}
+		c.log.Debug("hello unanswered; trying a new conversation", "addr", c.addr, "after", attempt)
+	}
+}
+
+// connectOnce is one attempt of connect, on one conversation, for at most d.
+func (c *Client) connectOnce(ctx context.Context, d time.Duration) error {
 	ks, err := dialKCP(c.addr, c.opts.crypt)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -227,12 +256,15 @@ func (c *Client) connect(ctx context.Context) error {
 	c.lastRecv.Store(time.Now().UnixNano())
 	c.wg.Add(1)
 	go c.read(s)
-	ctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	actx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	if err := c.hello(ctx, s); err != nil {
+	if err := c.hello(actx, s); err != nil {
 		ks.Close()
 		if s.refused() {
 			return fmt.Errorf("%w: connection refused: nothing listening at %s", ErrUnavailable, c.addr)
+		}
+		if ctx.Err() != nil { // the whole dial's time is up, not only this attempt's
+			return fmt.Errorf("%w: %w", err, ctx.Err())
 		}
 		return err
 	}
@@ -243,6 +275,7 @@ func (c *Client) connect(ctx context.Context) error {
 		return ErrClosed
 	}
 	c.sess = s
+	close(c.ready)
 	c.mu.Unlock()
 	return nil
 }
@@ -300,7 +333,7 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 	if rep.PushWindow > 0 {
 		c.ackEvery.Store(uint64(max(1, min(64, rep.PushWindow/4))))
 	}
-	c.afterHello(rep.Resumed, rep.Seq)
+	c.afterHello(s, rep.Resumed, rep.Seq)
 	if !rep.Resumed && c.near != nil {
 		c.near.synced(sent) // a new session: no subscription yet, so nothing it could have missed
 	}
@@ -317,12 +350,17 @@ type helloRequest struct {
 	Pad         string `json:"pad,omitempty"` // ignored by the server: makes the hello wire.MinHello long
 }
 
-// encode returns the hello's JSON value, padded so that its frame is at least wire.MinHello
-// bytes (the frame's header adds at least 30).
+// helloSize is how long the SDK makes its hello frames: well over wire.MinHello, so that the
+// server's anti-amplification limit (three times what a pending conversation sent) leaves room
+// for several resends of the reply when datagrams are lost, as QUIC pads its first packets.
+const helloSize = 1000
+
+// encode returns the hello's JSON value, padded so that its frame is about helloSize bytes (the
+// frame's header adds at least 30).
 func (r helloRequest) encode() []byte {
 	r.Pad = ""
 	b, _ := json.Marshal(r)
-	if need := wire.MinHello - 30 - len(b); need > 0 {
+	if need := helloSize - 30 - len(b); need > 0 {
 		r.Pad = strings.Repeat(".", need+len(`,"pad":""`))
 		b, _ = json.Marshal(r)
 	}
@@ -342,25 +380,69 @@ type helloReply struct {
 // Session returns the server's id for this client's session (0 before one is open).
 func (c *Client) Session() uint64 { return c.session.Load() }
 
-// roundTrip sends one request on the current session and waits for its reply, or for ctx.
-// h.ID and h.V are set by it. A reply with a non-OK code is returned as a *ServerError.
+// roundTrip sends one request and waits for its reply, or for ctx. While the client is
+// reconnecting it waits for the new session (within ctx). A read whose session is lost before
+// its reply is sent again on the next one; a write is not (it may have been applied): it fails
+// with ErrUnavailable. h.ID and h.V are set by it. A reply with a non-OK code is returned as a
+// *ServerError.
 func (c *Client) roundTrip(ctx context.Context, h *wire.Header, value []byte) (reply, error) {
-	c.mu.Lock()
-	s, closed := c.sess, c.closed
-	c.mu.Unlock()
-	switch {
-	case closed:
-		return reply{}, ErrClosed
-	case s == nil:
-		return reply{}, fmt.Errorf("%w to %s", errNotSent, c.addr)
+	for attempt := 1; ; attempt++ {
+		s, err := c.sessionFor(ctx)
+		if err != nil {
+			return reply{}, err
+		}
+		r, err := c.doOn(ctx, s, h, value)
+		if errors.Is(err, errConnLost) && retriable(h.Op) && attempt < 3 {
+			continue
+		}
+		return r, err
 	}
-	return c.doOn(ctx, s, h, value)
+}
+
+// retriable reports whether op may be sent again after its session was lost: it changes
+// nothing.
+func retriable(op task.Op) bool {
+	switch op {
+	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats:
+		return true
+	}
+	return false
+}
+
+// sessionFor returns the current session, waiting for one while the client reconnects (unless
+// it fails fast: a Cluster's node).
+func (c *Client) sessionFor(ctx context.Context) (*session, error) {
+	for {
+		c.mu.Lock()
+		s, closed, ready := c.sess, c.closed, c.ready
+		c.mu.Unlock()
+		switch {
+		case closed:
+			return nil, ErrClosed
+		case s != nil:
+			return s, nil
+		case c.opts.failFast:
+			return nil, fmt.Errorf("%w to %s", errNotSent, c.addr)
+		}
+		select {
+		case <-ready:
+		case <-c.done:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", errNotSent, ctxError(ctx, "reconnecting to "+c.addr))
+		}
+	}
 }
 
 // doOn sends a request on the session s.
 func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []byte) (reply, error) {
+	return c.doOnWith(ctx, s, h, value, nil)
+}
+
+// doOnWith is doOn with a callback run in the reader when the reply arrives (call.onReply).
+func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value []byte, onReply func(*wire.Header)) (reply, error) {
 	h.ID = c.nextID.Add(1)
-	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano()}
+	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano(), onReply: onReply}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -385,7 +467,7 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 			if cl.timedOut {
 				return reply{}, fmt.Errorf("%w: %s %s: no reply, and the server silent for %v", ErrTimeout, h.Op, c.addr, c.silence())
 			}
-			return reply{}, fmt.Errorf("%w: connection to %s lost", ErrUnavailable, c.addr)
+			return reply{}, fmt.Errorf("%w: %s to %s (a write may or may not have been applied)", errConnLost, h.Op, c.addr)
 		}
 		if r.Header.Code != task.CodeOK {
 			return r, &ServerError{Code: Code(r.Header.Code), Msg: r.Header.Msg}
@@ -449,13 +531,13 @@ func (c *Client) read(s *session) {
 			if body == nil {
 				break
 			}
-			c.dispatch(body)
+			c.dispatch(s, body)
 		}
 		sp.Shrink(1 << 20)
 	}
 }
 
-func (c *Client) dispatch(body []byte) {
+func (c *Client) dispatch(s *session, body []byte) {
 	var r reply
 	value, err := wire.Decode(body, &r.Header)
 	if err != nil {
@@ -463,8 +545,13 @@ func (c *Client) dispatch(body []byte) {
 		return
 	}
 	if r.Header.ID == 0 {
-		if r.Header.Op == task.OpPush {
+		switch {
+		case r.Header.Op == task.OpPush:
 			c.push(&r.Header, value)
+		case r.Header.Op == task.OpGoodbye && r.Header.Code != task.CodeOK:
+			// The server dropped this conversation (the session expired, or it does not know
+			// the conversation): redial now rather than when the silence says so.
+			c.sessionFailed(s, fmt.Errorf("the server closed the conversation: %s %s", task.Code(r.Header.Code), r.Header.Msg))
 		}
 		return
 	}
@@ -480,12 +567,16 @@ func (c *Client) dispatch(body []byte) {
 		// In the reader, in stream order: every push sent before this reply has been handled.
 		c.heartbeatReply(cl.sentAt, &r.Header)
 	}
+	if cl.onReply != nil {
+		cl.onReply(&r.Header)
+	}
 	cl.reply <- r
 }
 
 // sessionFailed tears down s (if it is still current), fails its calls with ErrUnavailable, and
 // starts redialling. Safe to call more than once for the same session.
 func (c *Client) sessionFailed(s *session, cause error) {
+	s.lost.Store(true)
 	c.mu.Lock()
 	if c.sess != s {
 		// Not the current session (a hello that failed, or one already replaced): fail its
@@ -498,6 +589,7 @@ func (c *Client) sessionFailed(s *session, cause error) {
 		return
 	}
 	c.sess = nil
+	c.ready = make(chan struct{}) // callers wait on it for the next session
 	var failed []*call
 	for id, cl := range c.pending {
 		if cl.sess == s {
@@ -593,6 +685,8 @@ func (c *Client) beatOnce(s *session) {
 	switch {
 	case errors.Is(err, ErrUnknownOp):
 		c.doOn(ctx, s, &wire.Header{Op: task.OpPing}, nil) // a server without sessions
+	case errors.Is(err, ErrUnauthorized) && c.closing.Load():
+		// Close's goodbye got there first: the session is over, as asked.
 	case errors.Is(err, ErrUnauthorized):
 		// The server does not know this conversation's session: resume it (hello falls back to
 		// a new session if it has expired).
@@ -658,6 +752,7 @@ func (c *Client) Connected() bool {
 // call more than once.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true) // from now on no heartbeat says hello again (a stray session)
 		s := c.current()
 		if s != nil && c.session.Load() != 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

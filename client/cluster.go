@@ -100,7 +100,7 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 	// Each node's client watches for its server going silent (WithSilenceTimeout): it tells a
 	// dead node from a slow one, and costs nothing per request, unlike a context with a
 	// timeout (which every request would register with its shared parent context).
-	opts = append(opts[:len(opts):len(opts)], WithSilenceTimeout(o.attemptTimeout), withoutHooks())
+	opts = append(opts[:len(opts):len(opts)], WithSilenceTimeout(o.attemptTimeout), withoutHooks(), failFast())
 	wctx, cancel := context.WithCancel(context.Background())
 	cl := &Cluster{opts: opts, o: o, cancel: cancel, changed: make(chan struct{}, 1), ring: newRing(nil),
 		conns: map[string]*nodeConn{}, subs: map[*ClusterSubscription]struct{}{}, hook: chain(o.hooks)}

@@ -35,6 +35,9 @@ var (
 // errNotSent: the request was not sent (no session: the client is reconnecting).
 var errNotSent = fmt.Errorf("%w: reconnecting", ErrUnavailable)
 
+// errConnLost: the request was sent but its session was lost before the reply came.
+var errConnLost = fmt.Errorf("%w: connection lost before the reply", ErrUnavailable)
+
 // Code is a result code in a server's reply. The values and names are the protocol's
 // (PROTOCOL.md, "Result codes"): they are never renumbered, and new ones may be added.
 type Code uint16

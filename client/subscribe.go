@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -71,9 +72,15 @@ type Subscription struct {
 	key    string
 	opts   subOptions
 	ch     chan Event
-	mu     sync.Mutex // guards lost, closed
+	mu     sync.Mutex // guards lost, closed, resyncing, held
 	lost   bool       // an event was dropped: send a resync when there is room
 	closed bool
+	// resyncing: the session was lost with its subscriptions and this one is being subscribed
+	// again; its events wait in held until the subscribe's reply (and the resync marker that
+	// follows it) have been delivered, so that the marker comes before every event of the new
+	// session.
+	resyncing bool
+	held      []Event
 }
 
 // Subscribe starts delivering the changes of key (or, with Prefix, of every key starting with
@@ -180,6 +187,17 @@ func (s *Subscription) deliver(ev Event) {
 	if s.closed {
 		return
 	}
+	if s.resyncing {
+		if len(s.held) < cap(s.ch) {
+			s.held = append(s.held, ev)
+		} // else: the resync marker stands for it (the subscriber re-reads after it)
+		return
+	}
+	s.send(ev)
+}
+
+// send puts ev on the channel, or notes it lost. Caller holds s.mu.
+func (s *Subscription) send(ev Event) {
 	if s.lost {
 		select {
 		case s.ch <- Event{Kind: EventResync}:
@@ -320,10 +338,13 @@ func (c *Client) repair() {
 	}
 }
 
-// afterHello runs once a hello succeeded: if the server opened a new session although this
-// client had subscriptions, they were lost with the old one: subscribe again and tell every
-// subscriber to resync.
-func (c *Client) afterHello(resumed bool, seq uint64) {
+// afterHello runs once a hello succeeded on s: if the server opened a new session although this
+// client had subscriptions, they were lost with the old one. Each is subscribed again on s,
+// retried until it is in place or s is lost too (then the next session's hello starts over),
+// and only then, in the reader, at the subscribe's reply, is its resync marker delivered,
+// followed by the events that came meanwhile: the marker precedes every event of the new
+// session, and a subscriber is never told to re-read while it is not subscribed.
+func (c *Client) afterHello(s *session, resumed bool, seq uint64) {
 	c.subMu.Lock()
 	if resumed {
 		c.subMu.Unlock()
@@ -335,17 +356,91 @@ func (c *Client) afterHello(resumed bool, seq uint64) {
 	if c.near != nil {
 		c.near.reset() // the server forgot the near cache's subscriptions with the old session
 	}
+	for _, sub := range subs {
+		sub.startResync()
+	}
 	if len(subs) == 0 {
 		return
 	}
+	c.wg.Add(1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
-		defer cancel()
-		for _, s := range subs {
-			if err := c.sendSubscribe(ctx, s, task.OpSubscribe); err != nil {
-				c.log.Warn("re-subscribing failed", "key", s.key, "err", err)
-			}
-			s.deliver(Event{Kind: EventResync})
+		defer c.wg.Done()
+		for _, sub := range subs {
+			c.resubscribe(s, sub)
 		}
 	}()
+}
+
+// resubscribe subscribes sub again on s until it is in place, s is lost, or the client closes.
+func (c *Client) resubscribe(s *session, sub *Subscription) {
+	backoff := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.dialTimeout)
+		var err error
+		if c.failResubscribes.Load() > 0 && c.failResubscribes.Add(-1) >= 0 {
+			err = errors.New("test: an injected failure") // as if the subscribe had timed out
+		} else {
+			err = c.subscribeOn(ctx, s, sub)
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if s.lost.Load() || c.closing.Load() || sub.isClosed() {
+			return // the next session's hello subscribes it again
+		}
+		c.log.Warn("re-subscribing failed; retrying", "addr", c.addr, "key", sub.key, "err", err)
+		select {
+		case <-c.done:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// subscribeOn sends sub's subscribe on the session s; at its reply (in the reader) the resync
+// marker and the held events are delivered.
+func (c *Client) subscribeOn(ctx context.Context, s *session, sub *Subscription) error {
+	h := &wire.Header{Op: task.OpSubscribe, Key: []byte(sub.key)}
+	if sub.opts.prefix {
+		h.Flags |= task.FlagPrefix
+	}
+	if sub.opts.values {
+		h.Flags |= task.FlagWithValue
+	}
+	onReply := func(r *wire.Header) {
+		if r.Code == task.CodeOK {
+			sub.finishResync()
+		}
+	}
+	_, err := c.doOnWith(ctx, s, h, nil, onReply)
+	return err
+}
+
+func (s *Subscription) startResync() {
+	s.mu.Lock()
+	s.resyncing, s.held = true, s.held[:0]
+	s.mu.Unlock()
+}
+
+// finishResync delivers the resync marker, then what was held back. Reader goroutine.
+func (s *Subscription) finishResync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.resyncing || s.closed {
+		return
+	}
+	s.resyncing = false
+	s.send(Event{Kind: EventResync})
+	for _, ev := range s.held {
+		s.send(ev)
+	}
+	s.held = s.held[:0]
+}
+
+func (s *Subscription) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

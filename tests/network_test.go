@@ -1,0 +1,166 @@
+package tests
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/stages"
+)
+
+// holRelay forwards UDP between one client and a server. Armed, it drops every client datagram
+// holding the first push segment it sees afterwards (and every resend of it), and passes all
+// the rest: the server keeps hearing from the client, but nothing after that segment can be
+// delivered to it (head-of-line blocking), as in a network cut that loses one datagram again
+// and again.
+type holRelay struct {
+	conn    *net.UDPConn
+	server  *net.UDPAddr
+	armed   atomic.Bool
+	blocked atomic.Int64 // conv<<32 | sn of the segment held back; -1 none
+	dropped atomic.Int64
+}
+
+func newHOLRelay(t *testing.T, server string) *holRelay {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	sa, err := net.ResolveUDPAddr("udp", server)
+	require.NoError(t, err)
+	r := &holRelay{conn: conn, server: sa}
+	r.blocked.Store(-1)
+	up, err := net.DialUDP("udp", nil, sa)
+	require.NoError(t, err)
+	var client atomic.Pointer[net.UDPAddr]
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			client.Store(from)
+			if !r.drop(buf[:n]) {
+				up.Write(buf[:n])
+			}
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := up.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				continue // ECONNREFUSED: the server's port-unreachable, weather
+			}
+			if c := client.Load(); c != nil {
+				conn.WriteToUDP(buf[:n], c)
+			}
+		}
+	})
+	t.Cleanup(func() { conn.Close(); up.Close(); wg.Wait() })
+	return r
+}
+
+func (r *holRelay) addr() string { return r.conn.LocalAddr().String() }
+
+// drop reports whether a client datagram is to be dropped.
+func (r *holRelay) drop(d []byte) bool {
+	if !r.armed.Load() {
+		return false
+	}
+	for len(d) >= kcp.IKCP_OVERHEAD {
+		n := int(binary.LittleEndian.Uint32(d[20:24]))
+		if d[4] == kcp.IKCP_CMD_PUSH {
+			id := int64(binary.LittleEndian.Uint32(d))<<32 | int64(binary.LittleEndian.Uint32(d[12:16]))
+			r.blocked.CompareAndSwap(-1, id)
+			if r.blocked.Load() == id {
+				r.dropped.Add(1)
+				return true
+			}
+		}
+		if n > len(d)-kcp.IKCP_OVERHEAD {
+			break
+		}
+		d = d[kcp.IKCP_OVERHEAD+n:]
+	}
+	return false
+}
+
+// TestAnyTrafficRenewsTheLease: while the client's frames cannot be delivered (one lost
+// segment holds them back for many leases) but its datagrams still reach the server, its
+// session does not expire: any traffic renews the lease, not only heartbeats.
+func TestAnyTrafficRenewsTheLease(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	relay := newHOLRelay(t, d.Addr().String())
+	c, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := testCtx(t)
+	require.NoError(t, c.Ping(ctx))
+	session := c.Session()
+
+	relay.armed.Store(true)
+	// Ten leases (lease: three 50 ms beats) pass with the heartbeats held back behind the lost
+	// segment; the server hears the client's later segments all along.
+	waitUntil(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	relay.armed.Store(false)
+	require.NoError(t, c.Ping(ctx))
+	_, err = c.Set(ctx, "after-cut", []byte("v"))
+	require.NoError(t, err)
+	assert.Equal(t, session, c.Session(), "the session survived")
+	assert.Zero(t, d.SessionStats().Expired, "no session expired")
+}
+
+// TestDroppedConversationIsNoticedAtOnce: when the server forgets a conversation, the client's
+// next datagram is answered with a reset, so the SDK redials and resumes at once: not after its
+// silence timeout (an hour here), and calls wait for the new session instead of failing.
+func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := testCtx(t)
+	_, err = c.Set(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	session := c.Session()
+	require.NoError(t, d.DropConversations(ctx))
+	for range 20 { // every call succeeds: reads wait for (or are retried on) the new session
+		it, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "v", string(it.Value))
+	}
+	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Resets > 0 }, "no reset was sent")
+	assert.Equal(t, session, c.Session(), "the session was resumed")
+}
+
+// TestCloseLeavesNoStraySession: closing a client while its heartbeats are in flight never
+// leaves a session behind (a heartbeat refused after the goodbye once made the SDK say hello
+// again).
+func TestCloseLeavesNoStraySession(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
+	for range 30 {
+		c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
+		require.NoError(t, err)
+		for range 3 {
+			require.NoError(t, c.Ping(testCtx(t)))
+		}
+		c.Close()
+	}
+	waitUntil(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
+}
