@@ -15,6 +15,7 @@ type LossCheck struct {
 	Pattern string  `json:"pattern"`    // the row's name: "5%", "100% for 200 ms every 2 s"
 	Random  float64 `json:"random_pct"` // the random rule's drop probability, in percent
 	Burst   bool    `json:"burst"`      // a timer switched a drop-everything rule on and off
+	Bursts  int     `json:"bursts"`     // how many times it did during the run
 	Seen    int64   `json:"seen"`       // packets that reached the input hooks, both sides
 	Dropped int64   `json:"dropped"`    // of which the rules dropped
 }
@@ -29,14 +30,15 @@ func (l LossCheck) Measured() float64 {
 
 // Confirmed reports whether the counters show the loss asked for: nothing dropped at 0%; a
 // random rule's rate within four standard deviations of its probability (binomial, over the
-// packets seen), or 10% of it, whichever is wider; and some drops under bursts. A run that saw
-// fewer than 100 packets confirms nothing.
+// packets seen), or 10% of it, whichever is wider; and under bursts, at least one burst and some
+// drops (the share of packets dropped is not the share of time: while everything is dropped,
+// the clients wait and send little). A run that saw fewer than 100 packets confirms nothing.
 func (l LossCheck) Confirmed() bool {
 	if l.Seen < 100 {
 		return false
 	}
 	if l.Burst {
-		return l.Dropped > 0
+		return l.Bursts > 0 && l.Dropped > 0
 	}
 	if l.Random == 0 {
 		return l.Dropped == 0
@@ -110,13 +112,15 @@ func SummarizeLoss(w io.Writer, results []Labelled) {
 // it appends the runs that did not to unconfirmed.
 func dropsCell(results []Labelled, inRow func(Labelled) bool, unconfirmed *[]string) string {
 	var all LossCheck
-	ok := true
+	ok, burst := true, false
 	for _, l := range results {
 		if !inRow(l) {
 			continue
 		}
 		all.Seen += l.Loss.Seen
 		all.Dropped += l.Loss.Dropped
+		all.Bursts += l.Loss.Bursts
+		burst = burst || l.Loss.Burst
 		if !l.Loss.Confirmed() {
 			ok = false
 			*unconfirmed = append(*unconfirmed, fmt.Sprintf("%s, %d in flight, %s: %.2f%% of %d packets",
@@ -126,6 +130,9 @@ func dropsCell(results []Labelled, inRow func(Labelled) bool, unconfirmed *[]str
 	verdict := "ok"
 	if !ok {
 		verdict = "NOT CONFIRMED"
+	}
+	if burst {
+		return fmt.Sprintf("%.2f%% of %d in %d bursts, %s", all.Measured(), all.Seen, all.Bursts, verdict)
 	}
 	return fmt.Sprintf("%.2f%% of %d, %s", all.Measured(), all.Seen, verdict)
 }

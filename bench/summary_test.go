@@ -108,8 +108,9 @@ func TestLossCheckConfirmed(t *testing.T) {
 		{"5% with nothing dropped", LossCheck{Random: 5, Seen: 100_000}, false},
 		{"1% over few packets, within 4 sigma", LossCheck{Random: 1, Seen: 1000, Dropped: 20}, true},
 		{"too few packets to say", LossCheck{Random: 1, Seen: 99, Dropped: 1}, false},
-		{"bursts that dropped", LossCheck{Burst: true, Seen: 10_000, Dropped: 700}, true},
-		{"bursts that dropped nothing", LossCheck{Burst: true, Seen: 10_000}, false},
+		{"bursts that dropped", LossCheck{Burst: true, Bursts: 4, Seen: 10_000, Dropped: 700}, true},
+		{"bursts that dropped nothing", LossCheck{Burst: true, Bursts: 4, Seen: 10_000}, false},
+		{"no burst during the run", LossCheck{Burst: true, Seen: 10_000, Dropped: 1}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, tc.l.Confirmed()) })
 	}
@@ -127,6 +128,7 @@ func TestSummarizeLoss(t *testing.T) {
 		add("pipecache", "0%", 1, 14000, 11000, 20000, LossCheck{Seen: 1000})
 		add("pipecache", "5%", 16, 30800, 77000, 151_000, LossCheck{Random: 5, Seen: 100_000, Dropped: 5000})
 		add("redis", "5%", 16, 2000, 671_000, 935_000, LossCheck{Random: 5, Seen: 100_000, Dropped: 3000})
+		add("pipecache", "bursts", 1, 9000, 26000, 311_000, LossCheck{Burst: true, Bursts: 4, Seen: 10_000, Dropped: 100})
 	}
 	var out bytes.Buffer
 	SummarizeLoss(&out, results)
@@ -134,6 +136,7 @@ func TestSummarizeLoss(t *testing.T) {
 	assert.Contains(t, s, "| loss | in flight | nft drops seen | pipecache ops/s | pipecache p99 / p99.9 ms | redis ops/s |")
 	assert.Contains(t, s, "| 0% | 1 | 0.00% of 4000, ok | 14000 | 11.0 / 20.0 | 30001 | 6.0 / 17.0 | 2 / 4 / 2 | 2 / 4 / 2 |")
 	assert.Contains(t, s, "| 5% | 16 | 4.00% of 400000, NOT CONFIRMED | 30800 | 77.0 / 151 | 2000 | 671 / 935 |")
+	assert.Contains(t, s, "| bursts | 1 | 1.00% of 20000 in 8 bursts, ok | 9000 | 26.0 / 311 | - | - | 2 / 4 / 2 | - |")
 	assert.Contains(t, s, "did NOT confirm the rule of 2 runs: 5%, 16 in flight, redis: 3.00% of 100000 packets")
 }
 

@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,7 +26,40 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	code := run()
+	if sig := caught.Load(); sig != nil {
+		// Interrupted: the partial result is printed; now die of the signal as the shell expects,
+		// so that a script running us (bench/loss.sh, compare.sh) stops too. Bash ignores a
+		// Ctrl-C its child handled and exited from normally.
+		signal.Reset(*sig)
+		if !signal.Ignored(*sig) { // ignored when we were started so: then say it by the exit code
+			syscall.Kill(os.Getpid(), *sig)
+			time.Sleep(time.Second) // the signal ends the process before this does
+		}
+		code = 128 + int(*sig)
+	}
+	os.Exit(code)
+}
+
+// caught is the signal that interrupted the run, if one did.
+var caught atomic.Pointer[syscall.Signal]
+
+// interruptible returns a context cancelled at the first SIGINT or SIGTERM, which it records in
+// caught.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			s := sig.(syscall.Signal)
+			caught.Store(&s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
 // flags are the command line: the workload (cfg), how to connect (open) and what to do.
@@ -110,7 +144,7 @@ func run() int {
 		defer pf.Close()
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	return measure(ctx, f)
 }
