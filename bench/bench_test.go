@@ -58,13 +58,14 @@ func TestRunAgainstPipecache(t *testing.T) {
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	defer d.Stop(context.Background())
-	res := runShort(t, "pipecache", d.Addr().String())
+	res := runShort(t, "pipecache", d.Addr().String(), false)
 	assert.Empty(t, res.Errors)
 	assert.Zero(t, res.Misses, "every key was preloaded")
+	assert.Equal(t, 4, res.SessionsUp)
 
 	// With subscribers, every measured set, incr (counters are not under the key prefix, so
 	// not those) and cas reaches them.
-	dr, err := Open("pipecache", d.Addr().String(), 2, "", 0)
+	dr, err := Open("pipecache", d.Addr().String(), Options{Sessions: 2})
 	require.NoError(t, err)
 	defer dr.Close()
 	sres, err := Run(context.Background(), Config{Server: "pipecache", Addr: d.Addr().String(), Sessions: 2, InFlight: 1,
@@ -77,7 +78,7 @@ func TestRunAgainstPipecache(t *testing.T) {
 	assert.Positive(t, cs.Gets)
 
 	// With a near cache, gets of a small, preloaded key space are answered locally.
-	nd, err := Open("pipecache", d.Addr().String(), 2, "", 100)
+	nd, err := Open("pipecache", d.Addr().String(), Options{Sessions: 2, NearCache: 100})
 	require.NoError(t, err)
 	defer nd.Close()
 	nres, err := Run(context.Background(), Config{Server: "pipecache", Addr: d.Addr().String(), Sessions: 2, InFlight: 1,
@@ -87,7 +88,7 @@ func TestRunAgainstPipecache(t *testing.T) {
 	assert.Positive(t, nres.NearHits, "no get was answered by the near cache")
 	assert.LessOrEqual(t, nres.NearHits, nres.Ops)
 
-	_, err = Open("redis", "127.0.0.1:1", 1, "", 10)
+	_, err = Open("redis", "127.0.0.1:1", Options{Sessions: 1, NearCache: 10})
 	assert.ErrorContains(t, err, "near cache")
 }
 
@@ -101,24 +102,30 @@ func TestRunAgainstRedisAndMemcached(t *testing.T) {
 				t.Skipf("%s not installed", bin)
 			}
 			addr := startServer(t, server)
-			res := runShort(t, server, addr)
-			assert.Empty(t, res.Errors)
+			for _, shared := range []bool{false, true} {
+				res := runShort(t, server, addr, shared)
+				assert.Empty(t, res.Errors)
+				assert.Equal(t, shared, res.Shared)
+				assert.Equal(t, 4, res.SessionsUp, "the pool's size")
+			}
 		})
 	}
 }
 
-func runShort(t *testing.T, server, addr string) Result {
+func runShort(t *testing.T, server, addr string, shared bool) Result {
 	t.Helper()
-	d, err := Open(server, addr, 4, "", 0)
+	d, err := Open(server, addr, Options{Sessions: 4, Shared: shared})
 	require.NoError(t, err)
 	defer d.Close()
 	var progress bytes.Buffer
 	cfg := Config{Server: server, Addr: addr, Sessions: 4, InFlight: 2, Mix: "get=60,set=10,mget=10,incr=10,cas=10",
-		Keys: 200, Dist: "zipf", ZipfS: 1.2, Value: 64, Requests: 2000, Preload: true, Prefix: "t:"}
+		Keys: 200, Dist: "zipf", ZipfS: 1.2, Value: 64, Requests: 2000, Preload: true, Prefix: "t:", Shared: shared}
 	res, err := Run(context.Background(), cfg, d, &progress)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2000), res.Ops)
 	assert.Positive(t, res.OpsPerSec)
+	assert.Positive(t, res.ClientCPU, "the load generator's own CPU per op")
+	assert.Zero(t, res.DialRetries+res.DialFailures+res.SessionsLost)
 	assert.LessOrEqual(t, res.P50, res.P99)
 	assert.LessOrEqual(t, res.P99, res.Max)
 	b, err := json.Marshal(Labelled{Workload: "w", Result: res})

@@ -1,9 +1,18 @@
 // Package bench is pipecache's load generator (cmd/pipecache-bench) and the machinery of the
-// side-by-side comparison with Redis and memcached (bench/compare.sh).
+// side-by-side comparisons with Redis and memcached: bench/compare.sh on loopback, and
+// bench/loss.sh across two network namespaces with packet loss (whose table SummarizeLoss
+// prints).
 //
 // One workload (operation mix, key space and distribution, value size, sessions, requests in
 // flight) drives any of three servers through a Driver: pipecached through the SDK, Redis
-// through go-redis, memcached through gomemcache. The client side (goroutines, key choice,
-// timing, HDR histogram) is the same code for all three, so the comparison measures servers,
-// not load generators.
+// through go-redis, memcached through gomemcache, each either with a client per session or with
+// one client object shared by every worker (Options.Shared). The client side (goroutines, key
+// choice, timing, HDR histogram) is the same code for all three, so the comparison measures
+// servers and client libraries, not load generators.
+//
+// Connections are part of what is measured: a failed dial is retried (DialPolicy) and counted,
+// a session that never connects is left out and counted, and a pipecache session lost during
+// the run is counted while the SDK redials it; none of these ends the run.
+//
+// Callers: cmd/pipecache-bench only.
 package bench

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -28,10 +30,20 @@ type Conn interface {
 	CAS(ctx context.Context, key string, value []byte) (conflict bool, err error)
 }
 
+// sessionAwaiter is implemented by the Conns whose client library redials a lost session on its
+// own (pipecache's SDK): after a request fails, the worker waits for the session to be back
+// instead of spinning through instant failures.
+type sessionAwaiter interface {
+	awaitSession(ctx context.Context, err error)
+}
+
 // Driver opens connections to one kind of server.
 type Driver interface {
-	// Conn returns the connection worker w uses.
+	// Conn returns the connection worker w uses, or nil if worker w's session never connected
+	// (the worker then does not run).
 	Conn(w int) Conn
+	// Stats counts the dials and the sessions lost so far.
+	Stats() ConnStats
 	Close() error
 }
 
@@ -40,105 +52,234 @@ type Driver interface {
 // set) or a comma-separated list of nodes.
 var Servers = []string{"pipecache", "pipecache-cluster", "redis", "memcached"}
 
-// Open connects to a server of the given kind with the given number of sessions
-// (connections). For Redis and memcached, workers share a pool of that many connections (their
-// clients send one command per connection at a time); pipecache multiplexes a worker's requests
-// on its session. nearCache > 0 gives every pipecache session a near cache of that many keys
-// (the others have none: it is an error to ask).
-func Open(kind, addr string, sessions int, token string, nearCache int) (Driver, error) {
-	if nearCache > 0 && !strings.HasPrefix(kind, "pipecache") {
+// Options say how Open connects.
+type Options struct {
+	// Sessions is the number of connections. For Redis and memcached it is the pool size of one
+	// client, whose workers share its connections (those clients send one command per
+	// connection at a time); for pipecache it is the number of SDK clients (sessions), worker w
+	// using session w mod Sessions and multiplexing its requests on it.
+	Sessions int
+	// Shared gives every worker the same client object: one pipecache Client (one session, so
+	// Sessions is ignored) or one Cluster. go-redis and gomemcache clients are shared objects with
+	// a pool of Sessions connections in both modes, so Shared changes nothing for them.
+	Shared    bool
+	Token     string     // pipecache auth token
+	NearCache int        // > 0: every pipecache session has a near cache of that many keys
+	Dial      DialPolicy // how failed dials are retried
+}
+
+// Open connects to a server of the given kind, retrying failed dials as o.Dial says. A
+// pipecache session that still fails is left out (its workers do not run; Stats counts it);
+// Open fails only if none connected. It is an error to ask Redis or memcached for a near cache.
+func Open(kind, addr string, o Options) (Driver, error) {
+	if o.NearCache > 0 && !strings.HasPrefix(kind, "pipecache") {
 		return nil, fmt.Errorf("a near cache is pipecache's SDK's, not %s's", kind)
+	}
+	if o.Sessions <= 0 {
+		return nil, errors.New("bench: sessions must be positive")
+	}
+	n := o.Sessions
+	if o.Shared {
+		n = 1
 	}
 	switch kind {
 	case "pipecache":
-		d := &pipecacheDriver{}
-		for range sessions {
-			opts := []client.Option{client.WithToken(token), client.WithName("pipecache-bench"),
-				client.WithHeartbeat(time.Second, 30*time.Second)}
-			if nearCache > 0 {
-				opts = append(opts, client.WithNearCache(nearCache, 0))
-			}
-			c, err := client.Dial(addr, opts...)
-			if err != nil {
-				d.Close()
-				return nil, err
-			}
-			d.clients = append(d.clients, c)
-		}
-		return d, nil
+		return openPipecache(addr, n, o)
 	case "pipecache-cluster":
-		nodes := client.StaticNodes(strings.Split(addr, ",")...)
-		if strings.HasPrefix(addr, "etcd://") {
-			nodes = etcdnodes.New(addr)
-		}
-		d := &clusterDriver{}
-		for range sessions {
-			opts := []client.Option{client.WithToken(token), client.WithName("pipecache-bench"),
-				client.WithHeartbeat(time.Second, 30*time.Second), client.WithAttemptTimeout(5 * time.Second),
-				client.WithLogger(warnings)}
-			if nearCache > 0 {
-				opts = append(opts, client.WithNearCache(nearCache, 0))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			cl, err := client.DialCluster(ctx, nodes, opts...)
-			cancel()
-			if err != nil {
-				d.Close()
-				return nil, err
-			}
-			d.clusters = append(d.clusters, cl)
-		}
-		return d, nil
+		return openCluster(addr, n, o)
 	case "redis":
-		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: sessions, MinIdleConns: sessions,
-			Protocol: 2, DisableIdentity: true})
-		if err := c.Ping(context.Background()).Err(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("redis %s: %w", addr, err)
-		}
-		return &redisDriver{redisConn{c}}, nil
+		return openRedis(addr, o)
 	case "memcached":
-		c := memcache.New(addr)
-		c.MaxIdleConns = sessions
-		c.Timeout = 5 * time.Second
-		if err := c.Ping(); err != nil {
-			return nil, fmt.Errorf("memcached %s: %w", addr, err)
-		}
-		return &memcachedDriver{memcachedConn{c}}, nil
+		return openMemcached(addr, o)
 	}
 	return nil, fmt.Errorf("unknown server %q (one of %v)", kind, Servers)
+}
+
+// sdkOptions are the options of every pipecache session the load generator opens.
+func sdkOptions(o Options) []client.Option {
+	opts := []client.Option{client.WithToken(o.Token), client.WithName("pipecache-bench"),
+		client.WithHeartbeat(time.Second, 30*time.Second)}
+	if o.NearCache > 0 {
+		opts = append(opts, client.WithNearCache(o.NearCache, 0))
+	}
+	return opts
+}
+
+func openPipecache(addr string, n int, o Options) (Driver, error) {
+	opts := sdkOptions(o)
+	clients, st, err := dialAll(o.Dial, n, func(ctx context.Context, _ int) (*client.Client, error) {
+		return client.DialContext(ctx, addr, opts...)
+	})
+	d := &pipecacheDriver{clients: clients, dial: st, quit: make(chan struct{})}
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.wg.Go(d.watch)
+	return d, nil
+}
+
+func openCluster(addr string, n int, o Options) (Driver, error) {
+	nodes := client.StaticNodes(strings.Split(addr, ",")...)
+	if strings.HasPrefix(addr, "etcd://") {
+		nodes = etcdnodes.New(addr)
+	}
+	opts := append(sdkOptions(o), client.WithAttemptTimeout(5*time.Second), client.WithLogger(warnings))
+	clusters, st, err := dialAll(o.Dial, n, func(ctx context.Context, _ int) (*client.Cluster, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return client.DialCluster(ctx, nodes, opts...)
+	})
+	d := &clusterDriver{clusters: clusters, dial: st}
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func openRedis(addr string, o Options) (Driver, error) {
+	// ContextTimeoutEnabled: a request still waiting when the run's context ends gives up then
+	// (without it go-redis waits for its own read timeout, and retries, under packet loss).
+	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: o.Sessions, MinIdleConns: o.Sessions,
+		Protocol: 2, DisableIdentity: true, ContextTimeoutEnabled: true})
+	ping := func(ctx context.Context) (bool, error) { return true, c.Ping(ctx).Err() }
+	_, st, err := dialAll(o.Dial, 1, func(ctx context.Context, _ int) (bool, error) { return ping(ctx) })
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis %s: %w", addr, err)
+	}
+	return &redisDriver{c: redisConn{c}, dial: pooled(st, o.Sessions)}, nil
+}
+
+func openMemcached(addr string, o Options) (Driver, error) {
+	c := memcache.New(addr)
+	c.MaxIdleConns = o.Sessions
+	c.Timeout = 5 * time.Second
+	_, st, err := dialAll(o.Dial, 1, func(context.Context, int) (bool, error) { return true, c.Ping() })
+	if err != nil {
+		return nil, fmt.Errorf("memcached %s: %w", addr, err)
+	}
+	return &memcachedDriver{c: memcachedConn{c}, dial: pooled(st, o.Sessions)}, nil
+}
+
+// pooled turns the stats of the one checked dial of a pooled client into its pool's: the pool
+// opens its connections itself.
+func pooled(st ConnStats, sessions int) ConnStats {
+	st.Sessions, st.Connected = sessions, sessions
+	return st
 }
 
 // warnings logs the SDK's warnings (a node failing, subscriptions moving) to stderr.
 var warnings = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-type pipecacheDriver struct{ clients []*client.Client }
+// pipecacheDriver: each session is a Client; clients[i] is nil if session i never connected.
+type pipecacheDriver struct {
+	clients []*client.Client
+	dial    ConnStats    // set by Open
+	lost    atomic.Int64 // sessions lost, counted by watch
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// watchEvery is how often the driver looks at its sessions. The SDK waits at least 25 ms before
+// it redials a lost session, so every loss is seen.
+const watchEvery = 5 * time.Millisecond
+
+// watch counts the sessions lost: a client that was connected and is not (its SDK is
+// redialling). One goroutine for all sessions, looking every watchEvery.
+func (d *pipecacheDriver) watch() {
+	up := make([]bool, len(d.clients))
+	for i, c := range d.clients {
+		up[i] = c != nil
+	}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.quit:
+			return
+		case <-t.C:
+		}
+		for i, c := range d.clients {
+			if c == nil {
+				continue
+			}
+			now := c.Connected()
+			if up[i] && !now {
+				d.lost.Add(1)
+			}
+			up[i] = now
+		}
+	}
+}
 
 // NearHits returns the near-cache hits of all sessions so far.
 func (d *pipecacheDriver) NearHits() uint64 {
 	var n uint64
 	for _, c := range d.clients {
-		n += c.NearCacheStats().Hits
+		if c != nil {
+			n += c.NearCacheStats().Hits
+		}
 	}
 	return n
 }
 
-func (d *pipecacheDriver) Conn(w int) Conn { return pipecacheConn{d.clients[w%len(d.clients)]} }
-func (d *pipecacheDriver) Close() error {
-	for _, c := range d.clients {
-		c.Close()
+func (d *pipecacheDriver) Conn(w int) Conn {
+	c := d.clients[w%len(d.clients)]
+	if c == nil {
+		return nil
 	}
+	return pipecacheConn{c}
+}
+
+func (d *pipecacheDriver) Stats() ConnStats {
+	st := d.dial
+	st.Lost = d.lost.Load()
+	return st
+}
+
+// Close closes every session at once: each says goodbye and waits up to 200 ms for the reply,
+// which under packet loss would add up to seconds one after the other.
+func (d *pipecacheDriver) Close() error {
+	close(d.quit)
+	d.wg.Wait()
+	closeAll(d.clients)
 	return nil
 }
 
-// clusterDriver: each session is a Cluster (one SDK client per node).
-type clusterDriver struct{ clusters []*client.Cluster }
-
-func (d *clusterDriver) Conn(w int) Conn { return pipecacheConn{d.clusters[w%len(d.clusters)]} }
-func (d *clusterDriver) Close() error {
-	for _, c := range d.clusters {
-		c.Close()
+// closeAll closes every non-nil closer in parallel.
+func closeAll[T interface {
+	comparable
+	Close() error
+}](cs []T) {
+	var zero T
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		if c != zero {
+			wg.Go(func() { c.Close() })
+		}
 	}
+	wg.Wait()
+}
+
+// clusterDriver: each session is a Cluster (one SDK client per node); nil if it never connected.
+type clusterDriver struct {
+	clusters []*client.Cluster
+	dial     ConnStats
+}
+
+func (d *clusterDriver) Conn(w int) Conn {
+	c := d.clusters[w%len(d.clusters)]
+	if c == nil {
+		return nil
+	}
+	return pipecacheConn{c}
+}
+
+func (d *clusterDriver) Stats() ConnStats { return d.dial }
+func (d *clusterDriver) Close() error {
+	closeAll(d.clusters)
 	return nil
 }
 
@@ -152,6 +293,24 @@ type pipecacheKV interface {
 }
 
 type pipecacheConn struct{ c pipecacheKV }
+
+// awaitSession waits, after a request failed as unavailable, until the session is back (the SDK
+// redials it on its own) or ctx ends, checking every watchEvery. A Cluster fails over by itself.
+func (p pipecacheConn) awaitSession(ctx context.Context, err error) {
+	c, ok := p.c.(*client.Client)
+	if !ok || !errors.Is(err, client.ErrUnavailable) || c.Connected() {
+		return
+	}
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for !c.Connected() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 func (p pipecacheConn) Get(ctx context.Context, key string) (bool, error) {
 	_, err := p.c.Get(ctx, key)
@@ -188,10 +347,14 @@ func (p pipecacheConn) CAS(ctx context.Context, key string, value []byte) (bool,
 	return false, err
 }
 
-type redisDriver struct{ c redisConn }
+type redisDriver struct {
+	c    redisConn
+	dial ConnStats
+}
 
-func (d *redisDriver) Conn(int) Conn { return d.c }
-func (d *redisDriver) Close() error  { return d.c.c.Close() }
+func (d *redisDriver) Conn(int) Conn    { return d.c }
+func (d *redisDriver) Stats() ConnStats { return d.dial }
+func (d *redisDriver) Close() error     { return d.c.c.Close() }
 
 type redisConn struct{ c *redis.Client }
 
@@ -230,10 +393,14 @@ func (r redisConn) CAS(ctx context.Context, key string, value []byte) (bool, err
 	return false, err
 }
 
-type memcachedDriver struct{ c memcachedConn }
+type memcachedDriver struct {
+	c    memcachedConn
+	dial ConnStats
+}
 
-func (d *memcachedDriver) Conn(int) Conn { return d.c }
-func (d *memcachedDriver) Close() error  { return d.c.c.Close() }
+func (d *memcachedDriver) Conn(int) Conn    { return d.c }
+func (d *memcachedDriver) Stats() ConnStats { return d.dial }
+func (d *memcachedDriver) Close() error     { return d.c.c.Close() }
 
 type memcachedConn struct{ c *memcache.Client }
 

@@ -1,14 +1,36 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts (source it): a work directory, the processes started, and
 # their cleanup on exit; free_port.
+#
+# A script appends the PID of every process it starts to pids, and may append function names
+# to after_cleanup: they run once those processes have stopped (loss.sh deletes its network
+# namespaces there, which only works once nothing runs inside them). Ctrl-C and SIGTERM exit,
+# so that the EXIT trap cleans up exactly once.
 
 work=$(mktemp -d)
 pids=()
+after_cleanup=()
+cleaned=false
 cleanup() {
+  $cleaned && return
+  cleaned=true
+  local p f
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for f in "${after_cleanup[@]}"; do "$f" || true; done
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# forget_pid removes a process that has been stopped and waited for from pids, so that cleanup
+# never signals a PID the system may have given to another process since.
+forget_pid() {
+  local p kept=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  pids=("${kept[@]}")
+}
 
 free_port() { # a free loopback TCP+UDP port
   local p

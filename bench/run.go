@@ -1,17 +1,18 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -21,7 +22,8 @@ import (
 
 // Config is a workload.
 type Config struct {
-	Server   string        // pipecache, redis or memcached
+	Server   string        // the driver: pipecache, pipecache-cluster, redis or memcached
+	Name     string        // the server's name in the results (default: Server), e.g. redis-aof
 	Addr     string        // the server's address
 	Token    string        // pipecache auth token
 	Sessions int           // connections
@@ -44,6 +46,11 @@ type Config struct {
 	// NearCache gives each pipecache session a near cache of this many keys (0: none). Set by
 	// Open; Run only reports the hits.
 	NearCache int
+	// Shared: every worker uses one client object (Open's Options.Shared); Run only reports it.
+	Shared bool
+	// MetricsURL is pipecached's admin /metrics (http://host:port/metrics), read before and
+	// after the measured run for the server's datagrams and wake-ups per operation ("": not read).
+	MetricsURL string
 }
 
 // Result is what a run measured. Latencies are in microseconds.
@@ -71,6 +78,24 @@ type Result struct {
 	Pushes    int64            `json:"pushes,omitempty"`               // change events the subscribers received
 	NearCache int              `json:"near_cache,omitempty"`           // near-cache size per session
 	NearHits  int64            `json:"near_hits,omitempty"`            // gets the near caches answered
+	Shared    bool             `json:"shared,omitempty"`               // one client object shared by every worker
+
+	// The connections: the sessions that connected (the workers of the others did not run), the
+	// dials retried and the sessions that never connected, and the sessions lost after they
+	// connected, during the preload, warm-up or measured run (and redialled by the SDK: pipecache
+	// only).
+	SessionsUp   int   `json:"sessions_connected"`
+	DialRetries  int64 `json:"dial_retries"`
+	DialFailures int64 `json:"dial_failures"`
+	SessionsLost int64 `json:"sessions_lost"`
+
+	ClientCPU float64 `json:"client_cpu_us_per_op,omitempty"` // this load generator's own CPU time per operation (getrusage)
+	// From pipecached's /metrics (Config.MetricsURL), per operation: UDP datagrams received
+	// and sent, and wake-ups of a sleeping stage by another (eventfd writes).
+	DatagramsIn  float64  `json:"server_datagrams_in_per_op,omitempty"`
+	DatagramsOut float64  `json:"server_datagrams_out_per_op,omitempty"`
+	Wakeups      float64  `json:"server_wakeups_per_op,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"` // what could not be measured, and why
 }
 
 type op uint8
@@ -184,11 +209,7 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 		run(wctx, cfg, d, mix, value, 0, nil)
 		cancel()
 	}
-	nearHits := func() uint64 { return 0 }
-	if nh, ok := d.(interface{ NearHits() uint64 }); ok {
-		nearHits = nh.NearHits
-	}
-	steal0, cpu0, pushes0, near0 := readSteal(), processCPU(cfg.PID), pushes.Load(), nearHits()
+	m := startMeasure(ctx, cfg, d, pushes)
 	mctx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Duration > 0 {
 		mctx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -201,9 +222,9 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 	elapsed := time.Since(start)
 	stopProgress()
 
-	res := Result{Server: cfg.Server, Mix: cfg.Mix, Sessions: cfg.Sessions, InFlight: cfg.InFlight,
-		Keys: cfg.Keys, Dist: cfg.Dist, Value: cfg.Value, Seconds: elapsed.Seconds(),
-		Errors: map[string]int64{}, Steal: readSteal() - steal0}
+	res := Result{Server: cmp.Or(cfg.Name, cfg.Server), Mix: cfg.Mix, Sessions: cfg.Sessions, InFlight: cfg.InFlight,
+		Keys: cfg.Keys, Dist: cfg.Dist, Value: cfg.Value, Seconds: elapsed.Seconds(), Shared: cfg.Shared,
+		Errors: map[string]int64{}}
 	h := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
 	for _, w := range workers {
 		h.Merge(w.hist)
@@ -214,15 +235,67 @@ func Run(ctx context.Context, cfg Config, d Driver, progress io.Writer) (Result,
 		}
 	}
 	res.Ops = h.TotalCount()
-	res.Pushes = pushes.Load() - pushes0
-	res.NearCache, res.NearHits = cfg.NearCache, int64(nearHits()-near0)
-	if cfg.PID > 0 && res.Ops > 0 {
-		res.ServerCPU = float64(processCPU(cfg.PID)-cpu0) / float64(res.Ops)
-	}
+	m.finish(ctx, &res)
+	res.NearCache = cfg.NearCache
 	res.OpsPerSec = float64(res.Ops) / elapsed.Seconds()
 	res.P50, res.P90, res.P99 = h.ValueAtQuantile(50), h.ValueAtQuantile(90), h.ValueAtQuantile(99)
 	res.P999, res.Max = h.ValueAtQuantile(99.9), h.Max()
 	return res, nil
+}
+
+// measure holds the counters read when the measured run starts, to subtract at its end.
+type measure struct {
+	cfg                   Config
+	d                     Driver
+	pushes                *atomic.Int64
+	nearHits              func() uint64
+	steal, serverCPU, cpu int64
+	pushes0               int64
+	near                  uint64
+	counters              serverCounters
+	countersErr           error
+}
+
+func startMeasure(ctx context.Context, cfg Config, d Driver, pushes *atomic.Int64) *measure {
+	m := &measure{cfg: cfg, d: d, pushes: pushes, nearHits: func() uint64 { return 0 }}
+	if nh, ok := d.(interface{ NearHits() uint64 }); ok {
+		m.nearHits = nh.NearHits
+	}
+	if cfg.MetricsURL != "" {
+		m.counters, m.countersErr = scrapeCounters(ctx, cfg.MetricsURL)
+	}
+	m.steal, m.serverCPU, m.cpu = readSteal(), processCPU(cfg.PID), selfCPU()
+	m.pushes0, m.near = pushes.Load(), m.nearHits()
+	return m
+}
+
+// finish fills in what was counted during the measured run, per operation where it says so.
+func (m *measure) finish(ctx context.Context, res *Result) {
+	cpu, conns := selfCPU(), m.d.Stats()
+	res.Steal = readSteal() - m.steal
+	res.NearHits = int64(m.nearHits() - m.near)
+	res.SessionsUp, res.DialRetries, res.DialFailures = conns.Connected, conns.DialRetries, conns.DialFailures
+	res.SessionsLost = conns.Lost
+	res.Pushes = m.pushes.Load() - m.pushes0
+	if res.Ops == 0 {
+		return
+	}
+	ops := float64(res.Ops)
+	res.ClientCPU = float64(cpu-m.cpu) / ops
+	if m.cfg.PID > 0 {
+		res.ServerCPU = float64(processCPU(m.cfg.PID)-m.serverCPU) / ops
+	}
+	if m.cfg.MetricsURL == "" {
+		return
+	}
+	after, err := scrapeCounters(ctx, m.cfg.MetricsURL)
+	if err = cmp.Or(m.countersErr, err); err != nil {
+		res.Warnings = append(res.Warnings, "server counters: "+err.Error())
+		return
+	}
+	res.DatagramsIn = (after.in - m.counters.in) / ops
+	res.DatagramsOut = (after.out - m.counters.out) / ops
+	res.Wakeups = (after.wakeups - m.counters.wakeups) / ops
 }
 
 type worker struct {
@@ -232,6 +305,9 @@ type worker struct {
 }
 
 // run starts Sessions × InFlight workers until ctx ends or limit requests (0: no limit) are done.
+// A worker whose session never connected does not run. After a failed request a worker lets
+// its connection wait for a lost session to come back (sessionAwaiter), so that an outage
+// costs throughput and shows in the errors, not a flood of instant failures.
 func run(ctx context.Context, cfg Config, d Driver, mix [numOps]int, value []byte, limit int64, done *atomic.Int64) []*worker {
 	n := cfg.Sessions * cfg.InFlight
 	workers := make([]*worker, n)
@@ -242,6 +318,10 @@ func run(ctx context.Context, cfg Config, d Driver, mix [numOps]int, value []byt
 		workers[w] = wk
 		wg.Go(func() {
 			conn := d.Conn(w)
+			if conn == nil {
+				return
+			}
+			awaiter, _ := conn.(sessionAwaiter)
 			keys := newKeyChooser(&cfg, int64(w)+time.Now().UnixNano())
 			mkeys := make([]string, cfg.MGetKeys)
 			for ctx.Err() == nil {
@@ -255,11 +335,14 @@ func run(ctx context.Context, cfg Config, d Driver, mix [numOps]int, value []byt
 					return // the run ended under this request: not a server error
 				}
 				wk.hist.RecordValue(max(1, time.Since(t0).Microseconds()))
-				if err != nil {
-					wk.errors[errorKind(err)]++
-				}
 				if done != nil {
 					done.Add(1)
+				}
+				if err != nil {
+					wk.errors[errorKind(err)]++
+					if awaiter != nil {
+						awaiter.awaitSession(ctx, err)
+					}
 				}
 			}
 		})
@@ -322,6 +405,11 @@ func errorKind(err error) string {
 	return s
 }
 
+// preloadAttempts bounds the tries of one key's preload: a request can fail while its session
+// is lost and redialled (under packet loss), which should not end the run; a server that keeps
+// refusing a write should.
+const preloadAttempts = 5
+
 // preload sets every key, and a thousand counters to 0, so that the measured run hits.
 func preload(ctx context.Context, cfg Config, d Driver, value []byte) error {
 	n := cfg.Sessions * cfg.InFlight
@@ -330,16 +418,13 @@ func preload(ctx context.Context, cfg Config, d Driver, value []byte) error {
 	var wg sync.WaitGroup
 	total := int64(cfg.Keys + 1000)
 	for w := range n {
+		c := d.Conn(w)
+		if c == nil {
+			continue
+		}
 		wg.Go(func() {
-			c := d.Conn(w)
 			for i := next.Add(1) - 1; i < total && ctx.Err() == nil; i = next.Add(1) - 1 {
-				var err error
-				if i < int64(cfg.Keys) {
-					err = c.Set(ctx, cfg.Prefix+"key:"+strconv.FormatInt(i, 10), value)
-				} else {
-					err = setCounter(ctx, c, cfg.Prefix+"counter:"+strconv.FormatInt(i-int64(cfg.Keys), 10))
-				}
-				if err != nil {
+				if err := preloadOne(ctx, cfg, c, i, value); err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -351,6 +436,26 @@ func preload(ctx context.Context, cfg Config, d Driver, value []byte) error {
 		return *e
 	}
 	return ctx.Err()
+}
+
+// preloadOne sets key i (or, past the keys, a counter), trying up to preloadAttempts times.
+func preloadOne(ctx context.Context, cfg Config, c Conn, i int64, value []byte) error {
+	awaiter, _ := c.(sessionAwaiter)
+	var err error
+	for range preloadAttempts {
+		if i < int64(cfg.Keys) {
+			err = c.Set(ctx, cfg.Prefix+"key:"+strconv.FormatInt(i, 10), value)
+		} else {
+			err = setCounter(ctx, c, cfg.Prefix+"counter:"+strconv.FormatInt(i-int64(cfg.Keys), 10))
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if awaiter != nil {
+			awaiter.awaitSession(ctx, err)
+		}
+	}
+	return err
 }
 
 func setCounter(ctx context.Context, c Conn, key string) error { return c.Set(ctx, key, []byte("0")) }
@@ -396,6 +501,15 @@ func readSteal() int64 {
 	return v
 }
 
+// selfCPU returns this process's user+system CPU time so far, in microseconds (0 if unknown).
+func selfCPU() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Utime.Sec*1_000_000 + int64(ru.Utime.Usec) + ru.Stime.Sec*1_000_000 + int64(ru.Stime.Usec)
+}
+
 // processCPU returns the user+system CPU time of process pid so far, in microseconds (0 if
 // unknown). Clock ticks are 100 per second on Linux.
 func processCPU(pid int) int64 {
@@ -414,56 +528,4 @@ func processCPU(pid int) int64 {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return (utime + stime) * 10_000
-}
-
-// startSubscribers opens cfg.Subscribers pipecache sessions subscribed to the workload's keys
-// and counts the pushes they receive.
-func startSubscribers(ctx context.Context, cfg Config) (*atomic.Int64, func(), error) {
-	var n atomic.Int64
-	if cfg.Subscribers == 0 {
-		return &n, func() {}, nil
-	}
-	if cfg.Server != "pipecache" {
-		return nil, nil, fmt.Errorf("subscribers: reverse notification is pipecache's, not %s's", cfg.Server)
-	}
-	var clients []*client.Client
-	var wg sync.WaitGroup
-	stop := func() {
-		for _, c := range clients {
-			c.Close() // closes the subscription channels, ending the counters
-		}
-		wg.Wait()
-	}
-	for range cfg.Subscribers {
-		c, err := client.Dial(cfg.Addr, client.WithToken(cfg.Token), client.WithName("pipecache-bench-subscriber"))
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		clients = append(clients, c)
-		sub, err := c.Subscribe(ctx, cfg.Prefix+"key:", client.Prefix())
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		wg.Go(func() {
-			for range sub.C {
-				n.Add(1)
-			}
-		})
-	}
-	return &n, stop, nil
-}
-
-// Report writes results as a table.
-func Report(w io.Writer, results []Result) {
-	sort.SliceStable(results, func(i, j int) bool { return results[i].Server < results[j].Server })
-	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s %10s %9s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "pushes/s", "near-hit", "errors")
-	for _, r := range results {
-		near := "-"
-		if r.NearCache > 0 && r.Ops > 0 {
-			near = fmt.Sprintf("%.1f%%", 100*float64(r.NearHits)/float64(r.Ops))
-		}
-		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d %10.0f %9s  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, float64(r.Pushes)/r.Seconds, near, r.Errors)
-	}
 }

@@ -6,19 +6,24 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 // Labelled is a result with the name of the workload it belongs to (one line of the JSON lines
-// file compare.sh writes).
+// file compare.sh and loss.sh write).
 type Labelled struct {
 	Workload string `json:"workload"`
 	Result
+	// Loss is added by bench/loss.sh: the packet loss it applied during the run and what its
+	// nftables counters saw.
+	Loss *LossCheck `json:"loss,omitempty"`
 }
 
 // ReadResults reads JSON lines of Labelled results.
 func ReadResults(r io.Reader) ([]Labelled, error) {
 	var out []Labelled
 	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		if len(sc.Bytes()) == 0 {
 			continue
@@ -32,54 +37,155 @@ func ReadResults(r io.Reader) ([]Labelled, error) {
 	return out, sc.Err()
 }
 
-// Summarize prints, per workload, each server's median ops/s, p50 and p99 over its rounds, the
-// steal during its rounds, and pipecache's ratio to each other server.
-func Summarize(w io.Writer, results []Labelled) {
-	var workloads []string
+// Report writes the results of single runs: a table, then one line per result about its
+// connections and its costs per operation.
+func Report(w io.Writer, results []Result) {
+	slices.SortStableFunc(results, func(a, b Result) int { return strings.Compare(a.Server, b.Server) })
+	fmt.Fprintf(w, "%-10s %10s %8s %8s %8s %8s %8s %8s %10s %9s  %s\n", "server", "ops/s", "p50µs", "p90µs", "p99µs", "p99.9µs", "maxµs", "steal", "pushes/s", "near-hit", "errors")
 	for _, r := range results {
-		if !slices.Contains(workloads, r.Workload) {
-			workloads = append(workloads, r.Workload)
+		near := "-"
+		if r.NearCache > 0 && r.Ops > 0 {
+			near = fmt.Sprintf("%.1f%%", 100*float64(r.NearHits)/float64(r.Ops))
+		}
+		fmt.Fprintf(w, "%-10s %10.0f %8d %8d %8d %8d %8d %8d %10.0f %9s  %v\n", r.Server, r.OpsPerSec, r.P50, r.P90, r.P99, r.P999, r.Max, r.Steal, float64(r.Pushes)/r.Seconds, near, r.Errors)
+	}
+	for _, r := range results {
+		fmt.Fprintf(w, "%s: %s\n", r.Server, connLine(r))
+		if c := costLine(r); c != "" {
+			fmt.Fprintf(w, "%s: %s\n", r.Server, c)
+		}
+		for _, warn := range r.Warnings {
+			fmt.Fprintf(w, "%s: not measured: %s\n", r.Server, warn)
 		}
 	}
-	for _, wl := range workloads {
-		fmt.Fprintf(w, "\n%s\n", wl)
-		fmt.Fprintf(w, "| server | rounds | ops/s (median) | p50 µs | p99 µs | server CPU µs/op | steal jiffies | pipecache ops/s ÷ this |\n|---|---|---|---|---|---|---|---|\n")
-		med := map[string]float64{}
-		type row struct {
-			server            string
-			n                 int
-			ops               float64
-			p50, p99, stealed int64
-			cpu               float64
+}
+
+func connLine(r Result) string {
+	mode := "one client per session"
+	if r.Shared {
+		mode = "one client shared by every worker"
+	}
+	return fmt.Sprintf("%s; %d sessions connected, %d dial retries, %d dial failures, %d sessions lost after connecting",
+		mode, r.SessionsUp, r.DialRetries, r.DialFailures, r.SessionsLost)
+}
+
+func costLine(r Result) string {
+	var parts []string
+	if r.ClientCPU > 0 {
+		parts = append(parts, fmt.Sprintf("load generator CPU %.1f µs", r.ClientCPU))
+	}
+	if r.ServerCPU > 0 {
+		parts = append(parts, fmt.Sprintf("server CPU %.1f µs", r.ServerCPU))
+	}
+	if r.DatagramsIn > 0 || r.DatagramsOut > 0 {
+		parts = append(parts, fmt.Sprintf("server datagrams %.2f in, %.2f out; %.2f stage wake-ups", r.DatagramsIn, r.DatagramsOut, r.Wakeups))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "per operation: " + strings.Join(parts, "; ")
+}
+
+// workloads returns the workload names in the order they first appear.
+func workloads(results []Labelled) []string {
+	var out []string
+	for _, r := range results {
+		if !slices.Contains(out, r.Workload) {
+			out = append(out, r.Workload)
 		}
-		var rows []row
-		for _, server := range Servers {
-			var ops []float64
-			var p50, p99 []int64
-			var cpu []float64
-			var steal int64
-			for _, r := range results {
-				if r.Workload == wl && r.Server == server {
-					ops, p50, p99 = append(ops, r.OpsPerSec), append(p50, r.P50), append(p99, r.P99)
-					cpu = append(cpu, r.ServerCPU)
-					steal += r.Steal
-				}
+	}
+	return out
+}
+
+// serverNames returns the server names in the order they first appear, pipecache first.
+func serverNames(results []Labelled) []string {
+	var out []string
+	for _, r := range results {
+		if !slices.Contains(out, r.Server) {
+			out = append(out, r.Server)
+		}
+	}
+	if i := slices.Index(out, "pipecache"); i > 0 {
+		out = append(append([]string{"pipecache"}, out[:i]...), out[i+1:]...)
+	}
+	return out
+}
+
+// rounds are the results of one server in one table row, with their medians and sums.
+type rounds struct {
+	n                               int
+	ops, serverCPU, clientCPU       float64
+	in, out, wakeups                float64
+	p50, p99, p999                  int64
+	steal, errors                   int64
+	dialRetries, dialFailures, lost int64
+}
+
+func collect(results []Labelled, keep func(Labelled) bool) rounds {
+	var ops, scpu, ccpu, in, out, wake []float64
+	var p50, p99, p999 []int64
+	var r rounds
+	for _, l := range results {
+		if !keep(l) {
+			continue
+		}
+		r.n++
+		ops, scpu, ccpu = append(ops, l.OpsPerSec), append(scpu, l.ServerCPU), append(ccpu, l.ClientCPU)
+		in, out, wake = append(in, l.DatagramsIn), append(out, l.DatagramsOut), append(wake, l.Wakeups)
+		p50, p99, p999 = append(p50, l.P50), append(p99, l.P99), append(p999, l.P999)
+		r.steal += l.Steal
+		for _, v := range l.Errors {
+			r.errors += v
+		}
+		r.dialRetries, r.dialFailures, r.lost = r.dialRetries+l.DialRetries, r.dialFailures+l.DialFailures, r.lost+l.SessionsLost
+	}
+	if r.n == 0 {
+		return r
+	}
+	r.ops, r.serverCPU, r.clientCPU = median(ops), median(scpu), median(ccpu)
+	r.in, r.out, r.wakeups = median(in), median(out), median(wake)
+	r.p50, r.p99, r.p999 = median(p50), median(p99), median(p999)
+	return r
+}
+
+// Summarize prints, per workload, each server's medians over its rounds (ops/s, p50, p99, the
+// server's and the load generator's CPU per op, pipecached's datagrams and wake-ups per op),
+// the errors and steal summed over its rounds, and pipecache's ratio to each other server.
+func Summarize(w io.Writer, results []Labelled) {
+	servers := serverNames(results)
+	for _, wl := range workloads(results) {
+		fmt.Fprintf(w, "\n%s\n", wl)
+		fmt.Fprintf(w, "| server | rounds | ops/s (median) | p50 µs | p99 µs | server CPU µs/op | load generator CPU µs/op | server datagrams in / out per op | stage wake-ups per op | errors | steal jiffies | pipecache ops/s ÷ this |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		rows := map[string]rounds{}
+		for _, s := range servers {
+			if r := collect(results, func(l Labelled) bool { return l.Workload == wl && l.Server == s }); r.n > 0 {
+				rows[s] = r
 			}
-			if len(ops) == 0 {
+		}
+		for _, s := range servers {
+			r, ok := rows[s]
+			if !ok {
 				continue
 			}
-			m := median(ops)
-			med[server] = m
-			rows = append(rows, row{server, len(ops), m, median(p50), median(p99), steal, median(cpu)})
-		}
-		for _, r := range rows {
 			ratio := "-"
-			if pc, ok := med["pipecache"]; ok && r.server != "pipecache" && r.ops > 0 {
-				ratio = fmt.Sprintf("%.2f", pc/r.ops)
+			if pc, ok := rows["pipecache"]; ok && s != "pipecache" && r.ops > 0 {
+				ratio = fmt.Sprintf("%.2f", pc.ops/r.ops)
 			}
-			fmt.Fprintf(w, "| %s | %d | %.0f | %d | %d | %.1f | %d | %s |\n", r.server, r.n, r.ops, r.p50, r.p99, r.cpu, r.stealed, ratio)
+			dgrams, wake := "-", "-"
+			if r.in > 0 || r.out > 0 {
+				dgrams, wake = fmt.Sprintf("%.2f / %.2f", r.in, r.out), fmt.Sprintf("%.2f", r.wakeups)
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f | %d | %d | %s | %.1f | %s | %s | %d | %d | %s |\n", s, r.n, r.ops, r.p50, r.p99,
+				orDash(r.serverCPU), r.clientCPU, dgrams, wake, r.errors, r.steal, ratio)
 		}
 	}
+}
+
+func orDash(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 func median[T int64 | float64](xs []T) T {

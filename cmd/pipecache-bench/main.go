@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,17 +26,62 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	code := run()
+	if sig := caught.Load(); sig != nil {
+		// Interrupted: the partial result is printed; now die of the signal as the shell expects,
+		// so that a script running us (bench/loss.sh, compare.sh) stops too. Bash ignores a
+		// Ctrl-C its child handled and exited from normally.
+		signal.Reset(*sig)
+		if !signal.Ignored(*sig) { // ignored when we were started so: then say it by the exit code
+			syscall.Kill(os.Getpid(), *sig)
+			time.Sleep(time.Second) // the signal ends the process before this does
+		}
+		code = 128 + int(*sig)
+	}
+	os.Exit(code)
 }
 
-func run() int {
-	var cfg bench.Config
+// caught is the signal that interrupted the run, if one did.
+var caught atomic.Pointer[syscall.Signal]
+
+// interruptible returns a context cancelled at the first SIGINT or SIGTERM, which it records in
+// caught.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case sig := <-ch:
+			s := sig.(syscall.Signal)
+			caught.Store(&s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// flags are the command line: the workload (cfg), how to connect (open) and what to do.
+type flags struct {
+	cfg                      bench.Config
+	open                     bench.Options
+	asJSON, quiet, version   bool
+	label, cpuProfile        string
+	summarize, summarizeLoss string
+}
+
+func parseFlags(args []string) (*flags, error) {
+	f := &flags{}
+	cfg := &f.cfg
 	fs := flag.NewFlagSet("pipecache-bench", flag.ContinueOnError)
 	fs.StringVar(&cfg.Server, "server", "pipecache", "pipecache, pipecache-cluster (-addr: etcd://host:2379/prefix or node,node,...), redis or memcached")
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "server address")
-	fs.StringVar(&cfg.Token, "token", os.Getenv("PIPECACHE_TOKEN"), "pipecache auth token (env PIPECACHE_TOKEN)")
+	fs.StringVar(&cfg.Name, "name", "", "the server's name in the results (default: -server), e.g. redis-aof")
+	fs.StringVar(&f.open.Token, "token", os.Getenv("PIPECACHE_TOKEN"), "pipecache auth token (env PIPECACHE_TOKEN)")
 	fs.IntVar(&cfg.Sessions, "sessions", 50, "connections (sessions)")
 	fs.IntVar(&cfg.InFlight, "inflight", 1, "requests in flight per session")
+	fs.BoolVar(&cfg.Shared, "shared", false, "one client object for all sessions × inflight workers: one pipecache Client (one session); Redis and memcached clients are one pooled client either way")
 	fs.StringVar(&cfg.Mix, "mix", "get=90,set=10", "operation weights: get, set, mget, incr, cas")
 	fs.IntVar(&cfg.Keys, "keys", 100_000, "key space")
 	fs.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipf")
@@ -48,73 +94,108 @@ func run() int {
 	fs.BoolVar(&cfg.Preload, "preload", true, "set every key before the warm-up, so gets hit")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix")
 	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation")
+	fs.StringVar(&cfg.MetricsURL, "metrics", "", "pipecached's admin /metrics URL (http://127.0.0.1:7070/metrics), to report its datagrams and wake-ups per operation")
 	fs.IntVar(&cfg.NearCache, "near-cache", 0, "give each pipecache session a near cache of this many keys (0: off)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 0, "extra pipecache sessions subscribed to every key (loads the notification path)")
-	asJSON := fs.Bool("json", false, "print the result as JSON (for scripts)")
-	quiet := fs.Bool("quiet", false, "no progress line")
-	label := fs.String("label", "", "with -json: the workload's name, added to the result")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
-	summarize := fs.String("summarize", "", "print the comparison table of a JSON-lines results file, and exit")
-	version := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	fs.IntVar(&f.open.Dial.Attempts, "dial-attempts", 5, "tries per session before it counts as failed (its workers then do not run)")
+	fs.DurationVar(&f.open.Dial.Backoff, "dial-backoff", 100*time.Millisecond, "wait after a failed dial, doubled after each further one (up to 2s), with jitter")
+	fs.DurationVar(&f.open.Dial.Deadline, "dial-deadline", time.Minute, "bound on all the dials together")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON (for scripts)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress line, no line per retried dial")
+	fs.StringVar(&f.label, "label", "", "with -json: the workload's name, added to the result")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
+	fs.StringVar(&f.summarize, "summarize", "", "print the comparison table of a JSON-lines results file (compare.sh), and exit")
+	fs.StringVar(&f.summarizeLoss, "summarize-loss", "", "print the loss table of a JSON-lines results file (loss.sh), and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	f.open.Sessions, f.open.Shared, f.open.NearCache = cfg.Sessions, cfg.Shared, cfg.NearCache
+	cfg.Token = f.open.Token
+	return f, nil
+}
+
+func run() int {
+	f, err := parseFlags(os.Args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if *version {
+	switch {
+	case f.version:
 		fmt.Println(versionLine())
 		return 0
+	case f.summarize != "":
+		return summarize(f.summarize, bench.Summarize)
+	case f.summarizeLoss != "":
+		return summarize(f.summarizeLoss, bench.SummarizeLoss)
 	}
-	if *summarize != "" {
-		f, err := os.Open(*summarize)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
-			return 1
-		}
-		defer f.Close()
-		results, err := bench.ReadResults(f)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
-			return 1
-		}
-		bench.Summarize(os.Stdout, results)
-		return 0
-	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
 		if err == nil {
-			err = pprof.StartCPUProfile(f)
+			err = pprof.StartCPUProfile(pf)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "pipecache-bench: -cpuprofile:", err)
 			return 2
 		}
-		defer f.Close()
+		defer pf.Close()
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	d, err := bench.Open(cfg.Server, cfg.Addr, cfg.Sessions, cfg.Token, cfg.NearCache)
+	return measure(ctx, f)
+}
+
+// measure runs the workload and prints its result.
+func measure(ctx context.Context, f *flags) int {
+	if !f.quiet {
+		f.open.Dial.OnRetry = func(session, attempt int, err error) {
+			fmt.Fprintf(os.Stderr, "pipecache-bench: session %d: dial attempt %d failed, retrying: %v\n", session, attempt, err)
+		}
+	}
+	d, err := bench.Open(f.cfg.Server, f.cfg.Addr, f.open)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
 		return 1
 	}
 	defer d.Close()
+	if st := d.Stats(); st.DialFailures > 0 {
+		fmt.Fprintf(os.Stderr, "pipecache-bench: %d of %d sessions could not connect; running with %d\n", st.DialFailures, st.Sessions, st.Connected)
+	}
 	var progress io.Writer = os.Stderr
-	if *quiet {
+	if f.quiet {
 		progress = nil
 	}
-	res, err := bench.Run(ctx, cfg, d, progress)
+	res, err := bench.Run(ctx, f.cfg, d, progress)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
 		return 1
 	}
-	if *asJSON {
-		json.NewEncoder(os.Stdout).Encode(bench.Labelled{Workload: *label, Result: res})
+	if f.asJSON {
+		json.NewEncoder(os.Stdout).Encode(bench.Labelled{Workload: f.label, Result: res})
 	} else {
 		bench.Report(os.Stdout, []bench.Result{res})
 	}
+	return 0
+}
+
+// summarize prints a table of the results file at path.
+func summarize(path string, table func(io.Writer, []bench.Labelled)) int {
+	file, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+		return 1
+	}
+	defer file.Close()
+	results, err := bench.ReadResults(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipecache-bench:", err)
+		return 1
+	}
+	table(os.Stdout, results)
 	return 0
 }
 
