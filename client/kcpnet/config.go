@@ -34,7 +34,11 @@ type Config struct {
 	// MaxSendQueue is how many segments may be queued or unacknowledged on one conversation
 	// before Send refuses with ErrSendQueueFull. Default 8192 (about 11 MB).
 	MaxSendQueue int
-	// LockOSThread locks the I/O loop's goroutine to its OS thread.
+	// BlockingWait makes the loop sleep in epoll_wait on a thread of its own, as the server's
+	// stage loops do, instead of in Go's netpoller (the default; see BenchmarkRoundTrip).
+	BlockingWait bool
+	// LockOSThread locks the loop's goroutine to its OS thread (with BlockingWait: with the
+	// netpoller, every wake-up would then be a hand-off to that thread).
 	LockOSThread bool
 	// Logger receives the engine's rare log lines (socket errors). Default: discard.
 	Logger *slog.Logger

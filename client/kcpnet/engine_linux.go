@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -31,7 +32,9 @@ type Engine struct {
 	log       *slog.Logger
 	epfd      int
 	evfd      int
-	ackDelay  int64 // Config.AckDelay in ns; <= 0: ACKs are not held
+	pollFile  *os.File        // epfd in Go's netpoller; nil with Config.BlockingWait
+	poll      syscall.RawConn // pollFile's
+	ackDelay  int64           // Config.AckDelay in ns; <= 0: ACKs are not held
 	isDefault bool
 
 	mu     sync.Mutex // guards conns, peers, groups, closed, socket creation
@@ -137,8 +140,30 @@ func NewEngine(cfg Config) (*Engine, error) {
 		done: make(chan struct{})}
 	e.socks.Store(&[]*socket{})
 	e.lp.init(cfg.Batch)
+	if !cfg.BlockingWait {
+		if err := e.registerPoller(); err != nil {
+			unix.Close(epfd)
+			unix.Close(evfd)
+			return nil, err
+		}
+	}
 	go e.run()
 	return e, nil
+}
+
+// registerPoller puts the epoll fd in Go's netpoller (an epoll fd is pollable: it is readable
+// when events are ready), so that the loop can sleep there (see wait).
+func (e *Engine) registerPoller() error {
+	if err := unix.SetNonblock(e.epfd, true); err != nil {
+		return os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	e.pollFile = os.NewFile(uintptr(e.epfd), "kcpnet-epoll")
+	rc, err := e.pollFile.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("kcpnet: epoll fd in the netpoller: %w", err)
+	}
+	e.poll = rc
+	return nil
 }
 
 var errCloseDefault = errors.New("kcpnet: the default engine belongs to the process and is not closed")

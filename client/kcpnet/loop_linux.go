@@ -3,8 +3,10 @@
 package kcpnet
 
 import (
+	"errors"
 	"math"
 	"net/netip"
+	"os"
 	"runtime"
 	"time"
 
@@ -17,14 +19,18 @@ import (
 
 // loopState is what only the loop goroutine touches.
 type loopState struct {
-	now     int64 // clock reading, once per wake-up
-	rb      *recvBatch
-	wheel   *timer.Wheel
-	events  []unix.EpollEvent
-	pend    []pendingDatagram
-	touched []*Conn
-	errBuf  []byte
-	errOOB  []byte
+	now      int64 // clock reading, once per wake-up
+	rb       *recvBatch
+	wheel    *timer.Wheel
+	events   []unix.EpollEvent
+	pend     []pendingDatagram
+	touched  []*Conn
+	errBuf   []byte
+	errOOB   []byte
+	deadline int64 // the netpoller deadline set (MaxInt64: none)
+	pollFn   func(fd uintptr) bool
+	pollN    int
+	pollErr  error
 	// swapped with the request queues
 	arms   []armReq
 	closes []*Conn
@@ -44,14 +50,15 @@ func (l *loopState) init(batch int) {
 	l.events = make([]unix.EpollEvent, 32)
 	l.errBuf = make([]byte, maxDatagram)
 	l.errOOB = make([]byte, 512)
+	l.deadline = math.MaxInt64
 }
 
 // maxRecvRounds bounds the recvmmsg batches per socket per wake-up (the socket is
 // level-triggered: the loop comes back for the rest after its timers).
 const maxRecvRounds = 4
 
-// run is the loop: sleep in epoll_wait until a socket is readable, the eventfd is written or the
-// next timer is due; then read, run requests and timers, and send what they produced.
+// run is the loop: sleep until a socket is readable, the eventfd is written or the next timer
+// is due; then read, run requests and timers, and send what they produced.
 func (e *Engine) run() {
 	if e.cfg.LockOSThread {
 		runtime.LockOSThread()
@@ -60,15 +67,15 @@ func (e *Engine) run() {
 	defer close(e.done)
 	l := &e.lp
 	for !e.stopping.Load() {
-		n, err := unix.EpollWait(e.epfd, l.events, e.sleepTimeout())
+		n, err := e.wait()
 		e.sleepUntil.Store(0)
 		l.now = now()
 		e.stats.loopWakes.Add(1)
-		if err != nil && err != unix.EINTR {
-			e.log.Error("epoll_wait failed: engine stops", "err", err)
+		if err != nil {
+			e.log.Error("waiting for events failed: engine stops", "err", err)
 			break
 		}
-		for _, ev := range l.events[:max(n, 0)] {
+		for _, ev := range l.events[:n] {
 			e.handleEvent(ev)
 		}
 		e.runRequests()
@@ -81,26 +88,80 @@ func (e *Engine) run() {
 	e.shutdown()
 }
 
-// sleepTimeout publishes when the loop will wake by itself and returns epoll_wait's timeout in
-// milliseconds: until the next timer, or forever (-1) if none is scheduled; 0 if requests are
-// already waiting. Publishing first and checking after is what makes a sender's decision not
-// to wake the loop safe (postArm).
-func (e *Engine) sleepTimeout() int {
-	l := &e.lp
-	until, timeout := int64(math.MaxInt64), -1
-	if at, ok := l.wheel.NextDeadline(); ok {
-		d := at - now()
-		if d <= 0 {
-			return 0
+// wait returns the epoll events ready, sleeping until there are some or the next timer is due.
+// By default the loop goroutine sleeps in Go's netpoller (the engine's epoll fd is itself
+// registered there), so a wake-up costs no thread of its own: the goroutine that a reply wakes
+// runs next on the same thread. With Config.BlockingWait it sleeps in epoll_wait instead,
+// holding a thread, as the server's stage loops do.
+func (e *Engine) wait() (int, error) {
+	at, block := e.sleepPlan()
+	if !block || e.poll == nil {
+		timeout := 0
+		if block {
+			timeout = -1
+			if at != math.MaxInt64 {
+				timeout = int((at - now() + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+			}
 		}
-		until, timeout = at, int((d+int64(time.Millisecond)-1)/int64(time.Millisecond))
+		return epollWait(e.epfd, e.lp.events, max(timeout, -1))
 	}
-	e.sleepUntil.Store(until)
+	if at != e.lp.deadline {
+		e.lp.deadline = at
+		var t time.Time // no deadline
+		if at != math.MaxInt64 {
+			t = epoch.Add(time.Duration(at))
+		}
+		if err := e.pollFile.SetReadDeadline(t); err != nil {
+			return 0, err
+		}
+	}
+	l := &e.lp
+	if l.pollFn == nil { // made once: a closure per wait would be an allocation per wake-up
+		l.pollFn = func(fd uintptr) bool {
+			l.pollN, l.pollErr = epollWait(int(fd), l.events, 0)
+			return l.pollN > 0 || l.pollErr != nil
+		}
+	}
+	err := e.poll.Read(l.pollFn)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return l.pollN, l.pollErr
+}
+
+func epollWait(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
+	for {
+		n, err := unix.EpollWait(epfd, events, timeout)
+		if err != unix.EINTR {
+			if err != nil {
+				return 0, os.NewSyscallError("epoll_wait", err)
+			}
+			return n, nil
+		}
+	}
+}
+
+// sleepPlan publishes when the loop will wake by itself (the next timer, or never) and returns
+// it, with whether the loop may sleep at all: not if timers are due or requests are waiting.
+// Publishing first and checking after is what makes a sender's decision not to wake the loop
+// safe (postArm).
+func (e *Engine) sleepPlan() (at int64, block bool) {
+	at = math.MaxInt64
+	if next, ok := e.lp.wheel.NextDeadline(); ok {
+		if next <= now() {
+			return 0, false
+		}
+		at = next
+	}
+	e.sleepUntil.Store(at)
 	if e.qn.Load() > 0 || e.handoff.Load() || e.stopping.Load() {
 		e.sleepUntil.Store(0)
-		return 0
+		return 0, false
 	}
-	return timeout
+	return at, true
 }
 
 func (e *Engine) handleEvent(ev unix.EpollEvent) {
@@ -448,5 +509,9 @@ func (e *Engine) shutdown() {
 	unix.Close(e.evfd)
 	e.evfd = -1
 	e.fdMu.Unlock()
-	unix.Close(e.epfd)
+	if e.pollFile != nil {
+		e.pollFile.Close() // and with it epfd
+	} else {
+		unix.Close(e.epfd)
+	}
 }
