@@ -8,9 +8,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,42 +190,79 @@ func dialUDPSession(tb testing.TB, addr string) *rpc {
 
 // BenchmarkIdleConnMemory reports the heap each idle conversation holds, with 10,000 open on
 // one engine after one round trip each (the server in its own process, so its heap is not
-// counted), and the goroutines they cost.
+// counted), without and with idle compaction (Config.CompactAfter), and the goroutines they
+// cost.
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./client/kcpnet/
 func BenchmarkIdleConnMemory(b *testing.B) {
 	srv := startServerProcess(b)
-	const n = 10_000
-	for range b.N {
-		e := newTestEngine(b, Config{})
-		before, goroutines := heapInUse(), runtime.NumGoroutine()
-		rs := make([]*rpc, n)
-		for i := range rs {
-			rs[i], _ = dialRPC(b, e, srv.addr, DialOptions{})
-		}
-		dialled := heapInUse()
-		var wg sync.WaitGroup
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		for w := range 50 {
-			wg.Go(func() {
-				for i := w; i < n; i += 50 {
-					if _, err := rs[i].call(ctx, task.OpPing, nil); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		cancel()
-		waitIdle(b, e)
-		after := heapInUse()
-		b.ReportMetric(float64(dialled-before)/n, "B/conn-dialled")
-		b.ReportMetric(float64(after-before)/n, "B/conn-idle")
-		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/conn")
-		e.Close()
+	for _, compact := range []time.Duration{0, 50 * time.Millisecond} {
+		b.Run(fmt.Sprintf("compact=%v", compact), func(b *testing.B) {
+			for range b.N {
+				benchIdleMemory(b, srv, compact)
+			}
+		})
 	}
 }
+
+func benchIdleMemory(b *testing.B, srv *serverProcess, compact time.Duration) {
+	const n = 10_000
+	e := newTestEngine(b, Config{CompactAfter: compact})
+	defer e.Close()
+	h := &countReplies{all: make(chan struct{}), want: n}
+	ping, err := wire.AppendFrame(nil, &wire.Header{V: wire.Version, Op: task.OpPing, ID: 1}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	before, goroutines := heapInUse(), runtime.NumGoroutine()
+	cs := make([]*Conn, n) // the owner's pointer: counted, 8 bytes each
+	for i := range cs {
+		if cs[i], err = e.DialAddrPort(srv.addr, DialOptions{Handler: h}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dialled := heapInUse()
+	for _, c := range cs {
+		if err := c.Send(ping); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-h.all:
+	case <-time.After(time.Minute):
+		b.Fatalf("%d of %d replies", h.n.Load(), n)
+	}
+	if compact > 0 {
+		waitFor(b, func() bool { return e.Stats().Compacted == n })
+	} else {
+		waitIdle(b, e)
+	}
+	after := heapInUse()
+	if f := os.Getenv("KCPNET_HEAPPROFILE"); f != "" {
+		out, _ := os.Create(f)
+		pprof.WriteHeapProfile(out)
+		out.Close()
+	}
+	b.ReportMetric(float64(dialled-before)/n, "B/conn-dialled")
+	b.ReportMetric(float64(after-before)/n, "B/conn-idle")
+	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/conn")
+	runtime.KeepAlive(cs)
+}
+
+// countReplies is one handler shared by every conversation: it counts replies.
+type countReplies struct {
+	n    atomic.Int64
+	want int64
+	all  chan struct{}
+}
+
+func (h *countReplies) Frame(*Conn, []byte) {
+	if h.n.Add(1) == h.want {
+		close(h.all)
+	}
+}
+
+func (h *countReplies) Closed(*Conn, error) {}
 
 // waitIdle waits until no conversation has a timer: everything acknowledged, no ACK held.
 func waitIdle(tb testing.TB, e *Engine) {

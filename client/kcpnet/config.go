@@ -34,6 +34,11 @@ type Config struct {
 	// MaxSendQueue is how many segments may be queued or unacknowledged on one conversation
 	// before Send refuses with ErrSendQueueFull. Default 8192 (about 11 MB).
 	MaxSendQueue int
+	// CompactAfter, if set, releases the KCP state of a conversation idle this long (nothing
+	// unacknowledged, queued or held): about 20 KB of it, leaving about 0.4 KB; the next
+	// datagram or Send rebuilds it (kcpstate.go). For processes with many mostly idle
+	// conversations (load tools); default 0: off.
+	CompactAfter time.Duration
 	// BlockingWait makes the loop sleep in epoll_wait on a thread of its own, as the server's
 	// stage loops do, instead of in Go's netpoller (the default; see BenchmarkRoundTrip).
 	BlockingWait bool
@@ -159,4 +164,7 @@ type Stats struct {
 	ICMPOther   uint64 // other ICMP errors heard (ignored: weather)
 
 	Opened, Closed uint64 // conversations dialled and ended
+
+	Compactions, Rebuilds uint64 // idle KCP states released (CompactAfter), and rebuilt
+	Compacted             int    // conversations compacted now
 }

@@ -26,7 +26,10 @@ type Conn struct {
 	peerPrev, peerNext *Conn // the address's list of conversations, guarded by e.mu
 
 	mu     sync.Mutex // guards the fields below, and every call into kcp
-	kcp    *kcp.KCP   // nil once finished
+	kcp    *kcp.KCP   // nil once finished, or while compacted
+	saved  kcpState   // while compacted, what the next kcp continues from
+	active int64      // clock reading of the last datagram in or out
+	wnd    int        // KCP window, in segments
 	mss    int        // payload bytes per segment
 	sink   *sendBatch // where output goes during the current call into kcp
 	hold   bool       // during the current call into kcp, ACK-only output is held (loop only)
@@ -49,29 +52,55 @@ type Conn struct {
 }
 
 // heldBuf holds ACK segments back (see Conn.output); pooled, since few conversations hold any
-// at a time.
-type heldBuf struct {
-	n int
-	b [maxDatagram]byte
-}
+// at a time. Most hold one 24-byte ACK; a buffer grows (to the MTU at most) when more come.
+type heldBuf struct{ b []byte }
 
-var heldPool = sync.Pool{New: func() any { return new(heldBuf) }}
+var heldPool = sync.Pool{New: func() any { return &heldBuf{b: make([]byte, 0, 64)} }}
 
 func newConn(e *Engine, s *socket, to netip.AddrPort, conv uint32, o *DialOptions) *Conn {
-	c := &Conn{e: e, sock: s, addr: to, conv: conv, h: o.Handler, ctx: o.Ctx}
-	wnd := e.cfg.Window
+	c := &Conn{e: e, sock: s, addr: to, conv: conv, h: o.Handler, ctx: o.Ctx, wnd: e.cfg.Window}
 	if o.Window > 0 {
-		wnd = o.Window
+		c.wnd = o.Window
 	}
-	c.kcp = kcp.NewKCP(conv, c.output)
-	c.kcp.NoDelay(1, int(e.cfg.Interval/time.Millisecond), 2, 1)
-	c.kcp.WndSize(wnd, wnd)
-	if s.kcpMTU != kcp.IKCP_MTU_DEF {
-		c.kcp.SetMtu(s.kcpMTU)
-	}
+	c.kcp = c.newKCP()
 	c.mss = s.kcpMTU - kcp.IKCP_OVERHEAD
 	c.timer.Fn = c.onTimer
 	return c
+}
+
+func (c *Conn) newKCP() *kcp.KCP {
+	k := kcp.NewKCP(c.conv, c.output)
+	k.NoDelay(1, int(c.e.cfg.Interval/time.Millisecond), 2, 1)
+	k.WndSize(c.wnd, c.wnd)
+	if c.sock.kcpMTU != kcp.IKCP_MTU_DEF {
+		k.SetMtu(c.sock.kcpMTU)
+	}
+	return k
+}
+
+// ensureKCP rebuilds a compacted conversation's KCP. Caller holds c.mu; c is open.
+func (c *Conn) ensureKCP() {
+	if c.kcp == nil {
+		c.kcp = c.newKCP()
+		restore(c.kcp, c.saved)
+		c.e.stats.rebuilds.Add(1)
+		c.e.stats.compacted.Add(-1)
+	}
+}
+
+// compact releases an idle conversation's KCP and frame buffer (Config.CompactAfter); it does
+// nothing if the conversation is not idle after all. Loop only, c.mu held.
+func (c *Conn) compact() {
+	if c.kcp == nil || c.held != nil || c.in.Buffered() != 0 {
+		return
+	}
+	s, ok := saveIdle(c.kcp)
+	if !ok {
+		return
+	}
+	c.saved, c.kcp, c.in = s, nil, wire.Splitter{}
+	c.e.stats.compactions.Add(1)
+	c.e.stats.compacted.Add(1)
 }
 
 // Conv returns the KCP conversation id.
@@ -106,7 +135,7 @@ func (c *Conn) Err() error {
 func (c *Conn) WaitSnd() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.kcp == nil {
 		return 0
 	}
 	return c.kcp.WaitSnd()
@@ -128,6 +157,7 @@ func (c *Conn) Send(frame []byte) error {
 		c.mu.Unlock()
 		return err
 	}
+	c.ensureKCP()
 	if c.kcp.WaitSnd() > c.e.cfg.MaxSendQueue {
 		c.mu.Unlock()
 		return ErrSendQueueFull
@@ -179,8 +209,8 @@ func (c *Conn) output(buf []byte, size int) {
 		return
 	}
 	if h := c.held; h != nil {
-		if h.n+size <= c.sock.kcpMTU {
-			c.sink.queue(c.addr, h.b[:h.n], data)
+		if len(h.b)+size <= c.sock.kcpMTU {
+			c.sink.queue(c.addr, h.b, data)
 			c.e.stats.acksPiggy.Add(1)
 			c.releaseHeld()
 			return
@@ -193,29 +223,31 @@ func (c *Conn) output(buf []byte, size int) {
 // holdACKs appends ACK segments to the held ones (sending those first if both would not fit in
 // one datagram), and makes sure the loop's timer runs by the ACK deadline. Loop only.
 func (c *Conn) holdACKs(data []byte) {
-	if c.held != nil && c.held.n+len(data) > c.sock.kcpMTU {
+	if c.held != nil && len(c.held.b)+len(data) > c.sock.kcpMTU {
 		c.sendHeld()
 	}
 	if c.held == nil {
 		c.held = heldPool.Get().(*heldBuf)
-		c.held.n = 0
+		c.held.b = c.held.b[:0]
 		c.heldAt = c.e.lp.now
 		c.e.stats.acksHeld.Add(1)
 		c.armed = true
 		c.e.armTimer(c, c.heldAt+c.e.ackDelay)
 	}
-	c.held.n += copy(c.held.b[c.held.n:], data)
+	c.held.b = append(c.held.b, data...)
 }
 
 // sendHeld sends the held ACKs on their own.
 func (c *Conn) sendHeld() {
-	c.sink.queue(c.addr, c.held.b[:c.held.n], nil)
+	c.sink.queue(c.addr, c.held.b, nil)
 	c.e.stats.acksAlone.Add(1)
 	c.releaseHeld()
 }
 
 func (c *Conn) releaseHeld() {
-	heldPool.Put(c.held)
+	if cap(c.held.b) <= 256 { // a large one (many ACKs, rare) goes to the garbage collector
+		heldPool.Put(c.held)
+	}
 	c.held = nil
 }
 
@@ -225,9 +257,10 @@ func (c *Conn) flushOut(t int64) (armReq, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.queued = false
-	if c.closed {
+	if c.closed || c.kcp == nil {
 		return armReq{}, false
 	}
+	c.active = t
 	c.sink = c.sock.out
 	next := kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
 	c.sink = nil

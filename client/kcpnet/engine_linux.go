@@ -35,6 +35,7 @@ type Engine struct {
 	pollFile  *os.File        // epfd in Go's netpoller; nil with Config.BlockingWait
 	poll      syscall.RawConn // pollFile's
 	ackDelay  int64           // Config.AckDelay in ns; <= 0: ACKs are not held
+	compact   int64           // Config.CompactAfter in ns; 0: off
 	isDefault bool
 
 	mu     sync.Mutex // guards conns, peers, groups, closed, socket creation
@@ -93,7 +94,8 @@ type counters struct {
 	timers, acksHeld, acksPiggy, acksAlone       atomic.Uint64
 	combined, sendDropped, malformed, unknown    atomic.Uint64
 	refusals, icmpOther, opened, closed          atomic.Uint64
-	conns                                        atomic.Int64
+	compactions, rebuilds                        atomic.Uint64
+	conns, compacted                             atomic.Int64
 }
 
 var defaultEngine struct {
@@ -136,10 +138,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, epfd: epfd, evfd: evfd, ackDelay: int64(cfg.AckDelay),
-		conns: map[uint32]*Conn{}, peers: map[netip.AddrPort]*Conn{}, groups: map[groupKey]*group{},
+		compact: int64(cfg.CompactAfter),
+		conns:   map[uint32]*Conn{}, peers: map[netip.AddrPort]*Conn{}, groups: map[groupKey]*group{},
 		done: make(chan struct{})}
 	e.socks.Store(&[]*socket{})
 	e.lp.init(cfg.Batch)
+	if kcpLayout.err != nil {
+		e.compact = 0
+		if cfg.CompactAfter > 0 {
+			e.log.Warn("idle compaction unavailable", "err", kcpLayout.err)
+		}
+	}
 	if !cfg.BlockingWait {
 		if err := e.registerPoller(); err != nil {
 			unix.Close(epfd)
@@ -196,6 +205,7 @@ func (e *Engine) Stats() Stats {
 		Combined: c.combined.Load(), SendDropped: c.sendDropped.Load(), Malformed: c.malformed.Load(),
 		Unknown: c.unknown.Load(), Refusals: c.refusals.Load(), ICMPOther: c.icmpOther.Load(),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
+		Compactions: c.compactions.Load(), Rebuilds: c.rebuilds.Load(), Compacted: int(c.compacted.Load()),
 	}
 }
 

@@ -253,6 +253,8 @@ func (e *Engine) input(c *Conn, data []byte) {
 		c.mu.Unlock()
 		return
 	}
+	c.ensureKCP()
+	c.active = e.lp.now
 	c.sink, c.hold = c.sock.loopOut, e.ackDelay > 0
 	if c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false) < 0 {
 		e.stats.malformed.Add(1)
@@ -329,14 +331,25 @@ func (e *Engine) plan(c *Conn, nextMs uint32) {
 	if c.held != nil {
 		at = min(at, c.heldAt+e.ackDelay)
 	}
-	if at == math.MaxInt64 {
-		if !c.timer.Scheduled() {
-			c.armed = false
+	if at != math.MaxInt64 {
+		c.armed = true
+		e.armTimer(c, at)
+		return
+	}
+	if e.compact > 0 {
+		// Nothing to wait for: the timer, if any, is now only the idle check, which a sender
+		// must not count on for its retransmissions (armed false: it asks for its own).
+		c.armed = false
+		if idle := c.active + e.compact; idle > e.lp.now {
+			e.armTimer(c, idle)
+		} else {
+			c.compact()
 		}
 		return
 	}
-	c.armed = true
-	e.armTimer(c, at)
+	if !c.timer.Scheduled() {
+		c.armed = false // a timer still scheduled runs once more, finds nothing, and stops
+	}
 }
 
 // armTimer makes sure c's timer runs by at. Loop only.
@@ -354,7 +367,7 @@ func (c *Conn) onTimer() {
 	e.stats.timers.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed || c.kcp == nil {
 		return
 	}
 	c.sink = c.sock.loopOut
@@ -414,7 +427,7 @@ func (e *Engine) finish(c *Conn, flush bool) {
 	}
 	c.finished = true
 	c.mu.Lock()
-	if flush {
+	if flush && c.kcp != nil {
 		c.sink = c.sock.loopOut
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		if c.held != nil {
@@ -423,6 +436,9 @@ func (e *Engine) finish(c *Conn, flush bool) {
 		c.sink = nil
 	} else if c.held != nil {
 		c.releaseHeld()
+	}
+	if c.kcp == nil {
+		e.stats.compacted.Add(-1)
 	}
 	c.kcp = nil // the conversation's memory goes even if its owner keeps the Conn
 	reason := c.reason
