@@ -148,7 +148,8 @@ type Stats struct {
 	DatagramsIn, DatagramsOut uint64
 	BytesIn, BytesOut         uint64 // UDP payload bytes, encryption header included
 	RecvCalls, SendCalls      uint64 // recvmmsg and sendmmsg system calls
-	LoopWakes                 uint64 // returns from epoll_wait
+	LoopWakes                 uint64 // loop iterations: returns from its wait
+	EpollWaits                uint64 // epoll_wait calls on the engine's epoll fd (Go's netpoller makes its own)
 	Wakeups                   uint64 // eventfd writes: another goroutine waking the loop
 	Timers                    uint64 // conversation timers run (retransmission and ACK checks)
 

@@ -91,6 +91,7 @@ type armReq struct {
 type counters struct {
 	datagramsIn, datagramsOut, bytesIn, bytesOut atomic.Uint64
 	recvCalls, sendCalls, loopWakes, wakeups     atomic.Uint64
+	epollWaits                                   atomic.Uint64
 	timers, acksHeld, acksPiggy, acksAlone       atomic.Uint64
 	combined, sendDropped, malformed, unknown    atomic.Uint64
 	refusals, icmpOther, opened, closed          atomic.Uint64
@@ -200,7 +201,7 @@ func (e *Engine) Stats() Stats {
 		DatagramsIn: c.datagramsIn.Load(), DatagramsOut: c.datagramsOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		RecvCalls: c.recvCalls.Load(), SendCalls: c.sendCalls.Load(),
-		LoopWakes: c.loopWakes.Load(), Wakeups: c.wakeups.Load(), Timers: c.timers.Load(),
+		LoopWakes: c.loopWakes.Load(), EpollWaits: c.epollWaits.Load(), Wakeups: c.wakeups.Load(), Timers: c.timers.Load(),
 		AcksHeld: c.acksHeld.Load(), AcksPiggybacked: c.acksPiggy.Load(), AcksAlone: c.acksAlone.Load(),
 		Combined: c.combined.Load(), SendDropped: c.sendDropped.Load(), Malformed: c.malformed.Load(),
 		Unknown: c.unknown.Load(), Refusals: c.refusals.Load(), ICMPOther: c.icmpOther.Load(),

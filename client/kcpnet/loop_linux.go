@@ -103,7 +103,7 @@ func (e *Engine) wait() (int, error) {
 				timeout = int((at - now() + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 			}
 		}
-		return epollWait(e.epfd, e.lp.events, max(timeout, -1))
+		return e.epollWait(e.epfd, max(timeout, -1))
 	}
 	if at != e.lp.deadline {
 		e.lp.deadline = at
@@ -118,7 +118,7 @@ func (e *Engine) wait() (int, error) {
 	l := &e.lp
 	if l.pollFn == nil { // made once: a closure per wait would be an allocation per wake-up
 		l.pollFn = func(fd uintptr) bool {
-			l.pollN, l.pollErr = epollWait(int(fd), l.events, 0)
+			l.pollN, l.pollErr = e.epollWait(int(fd), 0)
 			return l.pollN > 0 || l.pollErr != nil
 		}
 	}
@@ -132,9 +132,10 @@ func (e *Engine) wait() (int, error) {
 	return l.pollN, l.pollErr
 }
 
-func epollWait(epfd int, events []unix.EpollEvent, timeout int) (int, error) {
+func (e *Engine) epollWait(epfd int, timeout int) (int, error) {
 	for {
-		n, err := unix.EpollWait(epfd, events, timeout)
+		e.stats.epollWaits.Add(1)
+		n, err := unix.EpollWait(epfd, e.lp.events, timeout)
 		if err != unix.EINTR {
 			if err != nil {
 				return 0, os.NewSyscallError("epoll_wait", err)
