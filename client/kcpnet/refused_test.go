@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -131,4 +133,43 @@ func TestSendQueueBound(t *testing.T) {
 	}
 	assert.True(t, errors.Is(full, ErrSendQueueFull), "got %v", full)
 	assert.LessOrEqual(t, c.WaitSnd(), 33)
+}
+
+// TestCloseWhileSending: closing conversations and the engine while goroutines send on them
+// races with nothing (run with -race) and ends every conversation once.
+func TestCloseWhileSending(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e, err := NewEngine(Config{})
+	require.NoError(t, err)
+	const convs = 8
+	closed := make(chan error, convs)
+	frame := []byte{0, 0, 0, 4, 0, 2, '{', '}'}
+	var wg sync.WaitGroup
+	for i := range convs {
+		c, err := e.DialAddrPort(in.Addr(), DialOptions{Handler: HandlerFuncs{
+			OnClose: func(_ *Conn, reason error) { closed <- reason }}})
+		require.NoError(t, err)
+		wg.Go(func() {
+			for c.Send(frame) == nil {
+			}
+		})
+		if i%2 == 0 {
+			wg.Go(func() { c.Close() })
+		}
+	}
+	require.NoError(t, e.Close())
+	wg.Wait()
+	for range convs {
+		select {
+		case reason := <-closed:
+			assert.True(t, errors.Is(reason, ErrClosed) || errors.Is(reason, ErrEngineClosed), "reason %v", reason)
+		case <-time.After(testTimeout):
+			t.Fatal("a conversation never reported its end")
+		}
+	}
+	select {
+	case reason := <-closed:
+		t.Fatalf("a conversation reported its end twice: %v", reason)
+	default:
+	}
 }
