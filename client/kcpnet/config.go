@@ -156,7 +156,7 @@ type Stats struct {
 	AcksHeld        uint64 // ACK datagrams held to ride on a later one
 	AcksPiggybacked uint64 // held ACKs that left in front of the conversation's data
 	AcksAlone       uint64 // held ACKs that left on their own (AckDelay passed, or no room)
-	Combined        uint64 // conversations flushed by a goroutine other than their sender
+	Combined        uint64 // conversations flushed by a goroutine other than their sender (approximately)
 
 	SendDropped uint64 // datagrams the kernel refused (EPERM, ENOBUFS, a full buffer...): lost, KCP resends
 	Malformed   uint64 // datagrams too short, not decrypting, truncated, or rejected by KCP
