@@ -97,3 +97,20 @@ func TestConcurrentSenders(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSeveralSockets: with Config.Sockets, conversations are spread over that many sockets,
+// each heard on its own.
+func TestSeveralSockets(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{Sockets: 3})
+	ctx := testCtx(t)
+	locals := map[string]bool{}
+	for range 6 {
+		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
+		_, err := r.call(ctx, task.OpPing, nil)
+		require.NoError(t, err)
+		locals[c.LocalAddr().String()] = true
+	}
+	assert.Len(t, locals, 3)
+	assert.Equal(t, 3, e.Stats().Sockets)
+}
