@@ -1,0 +1,116 @@
+//go:build linux
+
+package kcpnet
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/task"
+)
+
+// TestKCPFlushShim fails if a kcp-go upgrade changes the unexported flush the shim links to.
+func TestKCPFlushShim(t *testing.T) {
+	var out int
+	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
+	k.NoDelay(1, 10, 2, 1)
+	k.Send([]byte("hello"))
+	next := kcpFlush(k, kcp.IKCP_FLUSH_FULL)
+	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
+	assert.LessOrEqual(t, next, uint32(10), "flush returns the next check, at most the interval")
+}
+
+func TestRoundTripsAgainstTheServer(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{})
+	r, c := dialRPC(t, e, in.Addr(), DialOptions{})
+	ctx := testCtx(t)
+	for i := range 50 {
+		_, err := r.call(ctx, task.OpPing, nil)
+		require.NoError(t, err, "ping %d", i)
+		want := []byte(fmt.Sprintf("echo %d", i))
+		rep, err := r.call(ctx, task.OpEcho, want)
+		require.NoError(t, err, "echo %d", i)
+		assert.Equal(t, want, rep.value)
+	}
+	assert.False(t, c.LastHeard().IsZero(), "the server was heard")
+	st := e.Stats()
+	assert.Equal(t, 1, st.Conns)
+	assert.Equal(t, 1, st.Sockets)
+	assert.Zero(t, st.Malformed+st.Unknown+st.SendDropped)
+	t.Logf("100 round trips: %d datagrams out, %d in, %d ACKs held, %d piggybacked, %d alone",
+		st.DatagramsOut, st.DatagramsIn, st.AcksHeld, st.AcksPiggybacked, st.AcksAlone)
+}
+
+// TestLargeFrames: a 1 MiB echo crosses several windows each way, and arrives intact.
+func TestLargeFrames(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{})
+	r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
+	ctx := testCtx(t)
+	_, err := r.call(ctx, task.OpPing, nil) // a pending conversation may send only small frames
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{1 << 20, 300_000, 1 << 20} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		rep, err := r.call(ctx, task.OpEcho, want)
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, rep.value), "echo of %d bytes differs", size)
+	}
+}
+
+// TestConcurrentSenders: many goroutines on one conversation; frames never interleave and every
+// reply matches its request.
+func TestConcurrentSenders(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{})
+	r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
+	ctx := testCtx(t)
+	_, err := r.call(ctx, task.OpPing, nil)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := range 100 {
+				want := make([]byte, rng.IntN(5000))
+				for j := range want {
+					want[j] = byte(rng.Uint32())
+				}
+				want = fmt.Appendf(want, "%d/%d", g, i)
+				rep, err := r.call(ctx, task.OpEcho, want)
+				if !assert.NoError(t, err) || !assert.True(t, bytes.Equal(want, rep.value), "caller %d request %d", g, i) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestSeveralSockets: with Config.Sockets, conversations are spread over that many sockets,
+// each heard on its own.
+func TestSeveralSockets(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{Sockets: 3})
+	ctx := testCtx(t)
+	locals := map[string]bool{}
+	for range 6 {
+		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
+		_, err := r.call(ctx, task.OpPing, nil)
+		require.NoError(t, err)
+		locals[c.LocalAddr().String()] = true
+	}
+	assert.Len(t, locals, 3)
+	assert.Equal(t, 3, e.Stats().Sockets)
+}
