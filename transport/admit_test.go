@@ -258,3 +258,14 @@ func TestUnknownConversationIsReset(t *testing.T) {
 	assert.Equal(t, task.CodeUnauthorized, h.Code)
 	assert.Zero(t, h.ID)
 }
+
+// TestEmptySegmentHoldsNothingBack: a push segment with no data is taken off KCP's queue like
+// any other, so the frames behind it are delivered.
+func TestEmptySegmentHoldsNothingBack(t *testing.T) {
+	s, _, rec := newTestServer(t, Config{})
+	from := sourceN(1)
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("after"))
+	s.input(pushSegment(3, 0, nil), from)
+	s.input(pushSegment(3, 1, frame), from)
+	require.Len(t, rec.frames, 1, "the frame behind an empty segment")
+}

@@ -301,11 +301,13 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 func (s *Server) readFrames(c *Conn) {
 	for !c.closed {
 		size := c.kcp.PeekSize()
-		if size <= 0 {
+		if size < 0 {
 			break
 		}
+		// A segment may be empty (size 0): Recv still takes it off the queue, or it would hold
+		// back everything behind it for good.
 		n := c.kcp.Recv(c.in.Buffer(size))
-		if n <= 0 {
+		if n < 0 {
 			break
 		}
 		c.in.Commit(n)
