@@ -21,6 +21,7 @@ import (
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/transport"
 )
 
@@ -349,6 +350,6 @@ func TestEveryCounterIsExported(t *testing.T) {
 	check("", stages.IncomingStats{})
 	check("", stages.SessionStats{})
 	check("", stages.CacheStats{})
-	check("Loop.", stages.LoopStats{})
-	check("Queue.", stages.QueueStats{})
+	check("Loop.", loop.Stats{})
+	check("Queue.", loop.QueueStats{})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/stages/loop"
 )
 
 // collector turns the daemon's counters (stages.DaemonStats) into Prometheus metrics when
@@ -28,14 +29,14 @@ type plainMetric struct {
 type loopMetric struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(*stages.LoopStats) float64
+	value func(*loop.Stats) float64
 }
 
 // queueMetric is one of every queue's counters, labelled with its stage and its name.
 type queueMetric struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(*stages.QueueStats) float64
+	value func(*loop.QueueStats) float64
 }
 
 const (
@@ -161,29 +162,29 @@ func cacheMetrics() []plainMetric {
 }
 
 func loopMetrics() []loopMetric {
-	l := func(name, help string, kind prometheus.ValueType, v func(*stages.LoopStats) float64) loopMetric {
+	l := func(name, help string, kind prometheus.ValueType, v func(*loop.Stats) float64) loopMetric {
 		return loopMetric{prometheus.NewDesc(name, help, []string{"stage"}, nil), kind, v}
 	}
 	return []loopMetric{
-		l("pipecache_loop_iterations_total", "Event-loop iterations.", counter, func(s *stages.LoopStats) float64 { return float64(s.Iterations) }),
-		l("pipecache_loop_sleeps_total", "Times the loop went to sleep in epoll_wait with nothing to do.", counter, func(s *stages.LoopStats) float64 { return float64(s.Sleeps) }),
-		l("pipecache_loop_tasks_total", "Tasks handed to the stage's handlers; per iteration, the batch size.", counter, func(s *stages.LoopStats) float64 { return float64(s.Tasks) }),
-		l("pipecache_loop_panics_total", "Handler panics recovered.", counter, func(s *stages.LoopStats) float64 { return float64(s.Panics) }),
-		l("pipecache_loop_busy_seconds_total", "Time spent working rather than sleeping in epoll_wait; its rate is the busy ratio.", counter, func(s *stages.LoopStats) float64 { return s.Busy.Seconds() }),
-		l("pipecache_loop_timers", "Timers scheduled on the loop (approximate).", gauge, func(s *stages.LoopStats) float64 { return float64(s.Timers) }),
+		l("pipecache_loop_iterations_total", "Event-loop iterations.", counter, func(s *loop.Stats) float64 { return float64(s.Iterations) }),
+		l("pipecache_loop_sleeps_total", "Times the loop went to sleep in epoll_wait with nothing to do.", counter, func(s *loop.Stats) float64 { return float64(s.Sleeps) }),
+		l("pipecache_loop_tasks_total", "Tasks handed to the stage's handlers; per iteration, the batch size.", counter, func(s *loop.Stats) float64 { return float64(s.Tasks) }),
+		l("pipecache_loop_panics_total", "Handler panics recovered.", counter, func(s *loop.Stats) float64 { return float64(s.Panics) }),
+		l("pipecache_loop_busy_seconds_total", "Time spent working rather than sleeping in epoll_wait; its rate is the busy ratio.", counter, func(s *loop.Stats) float64 { return s.Busy.Seconds() }),
+		l("pipecache_loop_timers", "Timers scheduled on the loop (approximate).", gauge, func(s *loop.Stats) float64 { return float64(s.Timers) }),
 	}
 }
 
 func queueMetrics() []queueMetric {
-	q := func(name, help string, kind prometheus.ValueType, v func(*stages.QueueStats) float64) queueMetric {
+	q := func(name, help string, kind prometheus.ValueType, v func(*loop.QueueStats) float64) queueMetric {
 		return queueMetric{prometheus.NewDesc(name, help, []string{"stage", "queue"}, nil), kind, v}
 	}
 	return []queueMetric{
-		q("pipecache_queue_length", "Tasks waiting in the queue (its depth).", gauge, func(s *stages.QueueStats) float64 { return float64(s.Len) }),
-		q("pipecache_queue_capacity", "The queue's capacity.", gauge, func(s *stages.QueueStats) float64 { return float64(s.Cap) }),
-		q("pipecache_queue_pushed_total", "Tasks accepted into the queue.", counter, func(s *stages.QueueStats) float64 { return float64(s.Pushed) }),
-		q("pipecache_queue_rejected_total", "Pushes refused because the queue was full (back-pressure).", counter, func(s *stages.QueueStats) float64 { return float64(s.Rejected) }),
-		q("pipecache_queue_wakeups_total", "Times a producer woke the sleeping consumer (eventfd writes).", counter, func(s *stages.QueueStats) float64 { return float64(s.Wakeups) }),
+		q("pipecache_queue_length", "Tasks waiting in the queue (its depth).", gauge, func(s *loop.QueueStats) float64 { return float64(s.Len) }),
+		q("pipecache_queue_capacity", "The queue's capacity.", gauge, func(s *loop.QueueStats) float64 { return float64(s.Cap) }),
+		q("pipecache_queue_pushed_total", "Tasks accepted into the queue.", counter, func(s *loop.QueueStats) float64 { return float64(s.Pushed) }),
+		q("pipecache_queue_rejected_total", "Pushes refused because the queue was full (back-pressure).", counter, func(s *loop.QueueStats) float64 { return float64(s.Rejected) }),
+		q("pipecache_queue_wakeups_total", "Times a producer woke the sleeping consumer (eventfd writes).", counter, func(s *loop.QueueStats) float64 { return float64(s.Wakeups) }),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
 )
@@ -97,11 +98,11 @@ type inflight struct {
 type CachePrc struct {
 	cfg      CacheConfig
 	log      *slog.Logger
-	loop     *Loop
-	requests *Queue // from Incoming
-	done     *Queue // completions from Outgoing
-	toStore  *Queue // Outgoing's inbound queue
-	replies  *Queue // Incoming's reply queue
+	loop     *loop.Loop
+	requests *loop.Queue // from Incoming
+	done     *loop.Queue // completions from Outgoing
+	toStore  *loop.Queue // Outgoing's inbound queue
+	replies  *loop.Queue // Incoming's reply queue
 
 	arena       *arena
 	slots       slotTable
@@ -117,7 +118,7 @@ type CachePrc struct {
 	items       int64
 	nextVersion uint64
 	rng         *rand.Rand
-	events      *Queue       // SessionMgr's queue, for change events
+	events      *loop.Queue  // SessionMgr's queue, for change events
 	eventBudget *byteBudget  // bounds the values of events in flight to SessionMgr
 	listening   func() bool  // whether any session subscribes
 	eventsLate  []*task.Task // events SessionMgr had no room for; retried each iteration
@@ -174,13 +175,13 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	c.retry.Fn = c.flushOverflow
 	c.sweep.Fn = c.sweepExpired
 	var err error
-	if c.requests, err = NewQueue("cacheprc.requests", cfg.Queue); err != nil {
+	if c.requests, err = loop.NewQueue("cacheprc.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	if c.done, err = NewQueue("cacheprc.completions", cfg.Queue); err != nil {
+	if c.done, err = loop.NewQueue("cacheprc.completions", cfg.Queue); err != nil {
 		return nil, err
 	}
-	c.loop, err = NewLoop(LoopConfig{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger, OnPanic: c.onPanic})
+	c.loop, err = loop.New(loop.Config{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger, OnPanic: c.onPanic})
 	if err == nil {
 		err = c.loop.AddQueue(c.requests, c.request)
 	}
@@ -195,11 +196,11 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 
 // Connect sets where loads and writes go (Outgoing's queue) and where replies go (Incoming's).
 // Call before Start.
-func (c *CachePrc) Connect(toStore, replies *Queue) { c.toStore, c.replies = toStore, replies }
+func (c *CachePrc) Connect(toStore, replies *loop.Queue) { c.toStore, c.replies = toStore, replies }
 
 // ConnectEvents sets where change events go (SessionMgr's queue) and how to tell whether anyone
 // listens (events are made only then). Call before Start; without it no events are made.
-func (c *CachePrc) ConnectEvents(events *Queue, listening func() bool, budget *byteBudget) {
+func (c *CachePrc) ConnectEvents(events *loop.Queue, listening func() bool, budget *byteBudget) {
 	c.events, c.listening, c.eventBudget = events, listening, budget
 }
 
@@ -217,13 +218,13 @@ func (c *CachePrc) idle() bool {
 }
 
 // Requests returns the queue Incoming routes data operations to.
-func (c *CachePrc) Requests() *Queue { return c.requests }
+func (c *CachePrc) Requests() *loop.Queue { return c.requests }
 
 // Completions returns the queue Outgoing answers into.
-func (c *CachePrc) Completions() *Queue { return c.done }
+func (c *CachePrc) Completions() *loop.Queue { return c.done }
 
 // Loop returns the stage's loop.
-func (c *CachePrc) Loop() *Loop { return c.loop }
+func (c *CachePrc) Loop() *loop.Loop { return c.loop }
 
 // Stats returns the counters. Safe for concurrent use.
 func (c *CachePrc) Stats() CacheStats {
@@ -384,7 +385,7 @@ func (c *CachePrc) reply(t *task.Task) {
 		return
 	}
 	if err := c.replies.Push(t); err != nil {
-		if errors.Is(err, ErrQueueClosed) {
+		if errors.Is(err, loop.ErrQueueClosed) {
 			task.Put(t)
 			return
 		}
@@ -407,10 +408,10 @@ func (c *CachePrc) flushOverflow() {
 }
 
 // pushAll pushes ts in order and returns what did not fit (retried next iteration).
-func (c *CachePrc) pushAll(q *Queue, ts []*task.Task) []*task.Task {
+func (c *CachePrc) pushAll(q *loop.Queue, ts []*task.Task) []*task.Task {
 	for i, t := range ts {
 		if err := q.Push(t); err != nil {
-			if errors.Is(err, ErrQueueFull) {
+			if errors.Is(err, loop.ErrQueueFull) {
 				c.loop.Ready().Add(&c.retry) // try again next iteration
 				return append(ts[:0], ts[i:]...)
 			}

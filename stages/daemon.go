@@ -13,6 +13,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -219,7 +220,7 @@ func (d *Daemon) stop(ctx context.Context) error {
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing store: %w", err))
 	}
-	errs = append(errs, StopAll(ctx, d.cache.Loop(), d.sessions.Loop(), d.incoming.Loop()))
+	errs = append(errs, loop.StopAll(ctx, d.cache.Loop(), d.sessions.Loop(), d.incoming.Loop()))
 	err := errors.Join(errs...)
 	st := d.incoming.Stats()
 	d.log.Info("pipecached stopped", "requests", st.Requests, "conversations", st.Transport.Opened, "err", err)
@@ -250,7 +251,7 @@ func (d *Daemon) Stats() (IncomingStats, CacheStats) { return d.incoming.Stats()
 // Panics returns how many handler panics the stage loops have recovered from.
 func (d *Daemon) Panics() uint64 {
 	var n uint64
-	for _, l := range []*Loop{d.incoming.Loop(), d.sessions.Loop(), d.cache.Loop(), d.outgoing.Loop()} {
+	for _, l := range []*loop.Loop{d.incoming.Loop(), d.sessions.Loop(), d.cache.Loop(), d.outgoing.Loop()} {
 		n += l.Stats().Panics
 	}
 	return n

@@ -6,6 +6,8 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"time"
+
+	"github.com/pipecache/pipecache/stages/loop"
 )
 
 // What the daemon publishes about itself: a snapshot of every stage's counters for monitoring
@@ -20,7 +22,7 @@ type DaemonStats struct {
 	Incoming IncomingStats // the network: transport counters and request outcomes
 	Sessions SessionStats
 	Cache    CacheStats
-	Loops    []LoopStats // every stage's loop and its queues, in pipeline order
+	Loops    []loop.Stats // every stage's loop and its queues, in pipeline order
 	Limits   Limits
 }
 
@@ -66,7 +68,7 @@ func (d *Daemon) Snapshot() DaemonStats {
 		Incoming: d.incoming.Stats(),
 		Sessions: d.sessions.Stats(),
 		Cache:    d.cache.Stats(),
-		Loops: []LoopStats{d.incoming.Loop().Stats(), d.sessions.Loop().Stats(),
+		Loops: []loop.Stats{d.incoming.Loop().Stats(), d.sessions.Loop().Stats(),
 			d.cache.Loop().Stats(), d.outgoing.Loop().Stats()},
 		Limits: d.limits(),
 	}

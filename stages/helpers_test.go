@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -32,21 +33,21 @@ type tbWriter struct{ tb testing.TB }
 
 func (w tbWriter) Write(p []byte) (int, error) { w.tb.Log(string(p)); return len(p), nil }
 
-func newTestQueue(tb testing.TB, name string, capacity int) *Queue {
+func newTestQueue(tb testing.TB, name string, capacity int) *loop.Queue {
 	tb.Helper()
-	q, err := NewQueue(name, capacity)
+	q, err := loop.NewQueue(name, capacity)
 	require.NoError(tb, err)
 	return q
 }
 
 // startLoop starts a loop consuming q with handle, and stops it (checking it stopped cleanly)
 // when the test ends.
-func startLoop(tb testing.TB, cfg LoopConfig, q *Queue, handle func(*task.Task)) *Loop {
+func startLoop(tb testing.TB, cfg loop.Config, q *loop.Queue, handle func(*task.Task)) *loop.Loop {
 	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(tb)
 	}
-	l, err := NewLoop(cfg)
+	l, err := loop.New(cfg)
 	require.NoError(tb, err)
 	if q != nil {
 		require.NoError(tb, l.AddQueue(q, handle))
@@ -54,7 +55,7 @@ func startLoop(tb testing.TB, cfg LoopConfig, q *Queue, handle func(*task.Task))
 	require.NoError(tb, l.Start())
 	tb.Cleanup(func() {
 		err := l.Stop(context.Background())
-		if err != nil && !errors.Is(err, ErrLoopStopped) {
+		if err != nil && !errors.Is(err, loop.ErrLoopStopped) {
 			tb.Errorf("stopping loop %s: %v", l.Name(), err)
 		}
 		if s := l.Stats(); s.Panics != 0 {
@@ -66,15 +67,30 @@ func startLoop(tb testing.TB, cfg LoopConfig, q *Queue, handle func(*task.Task))
 
 // pushRetry pushes t, yielding while the queue is full, as a well-behaved producer outside the
 // pipeline does.
-func pushRetry(tb testing.TB, q *Queue, t *task.Task) {
+func pushRetry(tb testing.TB, q *loop.Queue, t *task.Task) {
 	for {
 		err := q.Push(t)
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, ErrQueueFull) {
+		if !errors.Is(err, loop.ErrQueueFull) {
 			tb.Errorf("push: %v", err)
 			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// waitFor spins (yielding) until cond holds, failing the test after testTimeout.
+func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
+	tb.Helper()
+	if cond() {
+		return
+	}
+	deadline := time.Now().Add(testTimeout)
+	for spins := 0; !cond(); spins++ {
+		if spins%1024 == 0 && time.Now().After(deadline) {
+			tb.Fatalf(msg, args...)
 		}
 		runtime.Gosched()
 	}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -22,7 +23,7 @@ type IncomingConfig struct {
 	Replies int // default 16384
 	// Routes maps operations to the queue of the stage that serves them (CachePrc, SessionMgr).
 	// An operation with no route is answered CodeUnknownOp.
-	Routes map[task.Op]*Queue
+	Routes map[task.Op]*loop.Queue
 	// MaxKey and MaxValue bound request keys and values; over them, CodeTooLarge.
 	MaxKey, MaxValue int // defaults 250 bytes and 1 MiB
 	Logger           *slog.Logger
@@ -38,9 +39,9 @@ type IncomingConfig struct {
 type Incoming struct {
 	cfg     IncomingConfig
 	log     *slog.Logger
-	loop    *Loop
+	loop    *loop.Loop
 	srv     *transport.Server
-	replies *Queue
+	replies *loop.Queue
 
 	bare bool        // no SessionMgr behind: no hello needed (tests, benchmarks of the network stage)
 	hdr  wire.Header // scratch for decoding, loop goroutine only
@@ -78,7 +79,7 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	}
 	in := &Incoming{cfg: cfg, log: limitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
 	var err error
-	if in.replies, err = NewQueue("incoming.replies", cfg.Replies); err != nil {
+	if in.replies, err = loop.NewQueue("incoming.replies", cfg.Replies); err != nil {
 		return nil, err
 	}
 	tcfg := cfg.Transport
@@ -86,7 +87,7 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	if in.srv, err = transport.NewServer(tcfg, in); err != nil {
 		return nil, err
 	}
-	in.loop, err = NewLoop(LoopConfig{
+	in.loop, err = loop.New(loop.Config{
 		Name: "incoming", Stage: task.StageIncoming, CPUs: cfg.CPUs, Logger: cfg.Logger,
 		OnStop: in.onStop,
 	})
@@ -107,9 +108,9 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 func (in *Incoming) Addr() netip.AddrPort { return in.srv.Addr() }
 
 // SetRoute sends op to the stage consuming q. Call before Start.
-func (in *Incoming) SetRoute(op task.Op, q *Queue) {
+func (in *Incoming) SetRoute(op task.Op, q *loop.Queue) {
 	if in.cfg.Routes == nil {
-		in.cfg.Routes = map[task.Op]*Queue{}
+		in.cfg.Routes = map[task.Op]*loop.Queue{}
 	}
 	in.cfg.Routes[op] = q
 	if op == task.OpHello {
@@ -122,10 +123,10 @@ func (in *Incoming) SetRoute(op task.Op, q *Queue) {
 func (in *Incoming) StopReading() { in.srv.StopReading() }
 
 // Replies returns the queue other stages push replies and pushes into.
-func (in *Incoming) Replies() *Queue { return in.replies }
+func (in *Incoming) Replies() *loop.Queue { return in.replies }
 
 // Loop returns the stage's loop (for barriers and stats).
-func (in *Incoming) Loop() *Loop { return in.loop }
+func (in *Incoming) Loop() *loop.Loop { return in.loop }
 
 // Start runs the stage.
 func (in *Incoming) Start() error { return in.loop.Start() }
@@ -236,11 +237,11 @@ func (in *Incoming) refuse(c *transport.Conn, st *connState, h *wire.Header, cod
 }
 
 // forward hands the request to the stage consuming q, or answers busy or unavailable.
-func (in *Incoming) forward(c *transport.Conn, q *Queue, h *wire.Header, value []byte) {
+func (in *Incoming) forward(c *transport.Conn, q *loop.Queue, h *wire.Header, value []byte) {
 	t := in.newTask(c, h, value)
 	switch err := q.Push(t); {
 	case err == nil:
-	case errors.Is(err, ErrQueueFull):
+	case errors.Is(err, loop.ErrQueueFull):
 		in.busy.Add(1)
 		task.Put(t)
 		in.replyError(c, h, task.CodeBusy, "server busy, retry")

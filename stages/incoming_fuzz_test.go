@@ -6,6 +6,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -22,11 +23,12 @@ func FuzzPendingConversation(f *testing.F) {
 	f.Add(append(get, get...))
 	f.Add([]byte{0, 0, 0, 4, 0, 0x40, '{', '}'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
-	sessions := newTestQueue(f, "sessionmgr", 1<<16) // hellos wait here, unanswered
+	sessions := newTestQueue(f, "sessionmgr", 1<<16) // hellos end here, unanswered
+	startLoop(f, loop.Config{Name: "sessionmgr"}, sessions, task.Put)
 	// No rate limits: every input must reach the pending conversation's code.
 	in, err := NewIncoming(IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0",
 		PendingRate: 1 << 30, SourceRate: 1 << 30},
-		Routes: map[task.Op]*Queue{task.OpHello: sessions, task.OpGet: sessions}})
+		Routes: map[task.Op]*loop.Queue{task.OpHello: sessions, task.OpGet: sessions}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -35,9 +37,6 @@ func FuzzPendingConversation(f *testing.F) {
 	conv := uint32(0)
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		conv++
-		for t := sessions.pop(); t != nil; t = sessions.pop() {
-			task.Put(t)
-		}
 		before := in.srv.Stats()
 		var sent uint64
 		k := kcp.NewKCP(conv, func(b []byte, n int) {
@@ -52,7 +51,7 @@ func FuzzPendingConversation(f *testing.F) {
 			stream = stream[n:]
 		}
 		k.Update() // the first Update flushes what was sent
-		in.loop.ready.Run()
+		in.loop.Ready().Run()
 		after := in.srv.Stats()
 		if out := after.BytesOut - before.BytesOut; out > transport.Amplification*sent {
 			t.Fatalf("sent %d bytes to a pending conversation that sent %d", out, sent)
@@ -61,6 +60,6 @@ func FuzzPendingConversation(f *testing.F) {
 			t.Fatalf("%d pending conversations", after.Pending)
 		}
 		in.srv.CloseAll()
-		in.loop.ready.Run()
+		in.loop.Ready().Run()
 	})
 }

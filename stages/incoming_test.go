@@ -17,6 +17,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -34,7 +35,7 @@ func startIncoming(tb testing.TB, cfg IncomingConfig) *Incoming {
 	require.NoError(tb, err)
 	require.NoError(tb, in.Start())
 	tb.Cleanup(func() {
-		if err := in.Stop(context.Background()); err != nil && !errors.Is(err, ErrLoopStopped) {
+		if err := in.Stop(context.Background()); err != nil && !errors.Is(err, loop.ErrLoopStopped) {
 			tb.Errorf("stopping incoming: %v", err)
 		}
 	})
@@ -94,14 +95,14 @@ func TestIncomingConcurrentCallersShareOneSession(t *testing.T) {
 func TestIncomingRoutesToNextStageAndBack(t *testing.T) {
 	next := newTestQueue(t, "next", 1024)
 	var in *Incoming
-	startLoop(t, LoopConfig{Name: "next"}, next, func(tk *task.Task) {
+	startLoop(t, loop.Config{Name: "next"}, next, func(tk *task.Task) {
 		tk.Value = append(append(tk.Value[:0], "value of "...), tk.Key...)
 		tk.Version = 7
 		if err := in.Replies().Push(tk); err != nil {
 			task.Put(tk)
 		}
 	})
-	in = startIncoming(t, IncomingConfig{Routes: map[task.Op]*Queue{task.OpGet: next}})
+	in = startIncoming(t, IncomingConfig{Routes: map[task.Op]*loop.Queue{task.OpGet: next}})
 	c := dial(t, in.Addr().String())
 	r, err := c.Get(testCtx(t), "user:1")
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
 )
@@ -42,9 +43,9 @@ type StoreObserver interface {
 type Outgoing struct {
 	cfg   OutgoingConfig
 	log   *slog.Logger
-	loop  *Loop
-	in    *Queue // from CachePrc, and the committer's "done" notices
-	out   *Queue // CachePrc's completions
+	loop  *loop.Loop
+	in    *loop.Queue // from CachePrc, and the committer's "done" notices
+	out   *loop.Queue // CachePrc's completions
 	store nameservice.Store
 	// stopFeed ends the change feed's goroutine (Follow).
 	stopFeed context.CancelFunc
@@ -65,7 +66,7 @@ type Outgoing struct {
 func (o *Outgoing) committing() bool { return o.sent > o.committed.Load() }
 
 // NewOutgoing creates the stage; completions go to out (CachePrc's completion queue).
-func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *Queue) (*Outgoing, error) {
+func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (*Outgoing, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 8
 	}
@@ -93,10 +94,10 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *Queue) (*Outg
 	o.sweep.Fn = o.sweepExpired
 	o.poll.Fn = o.dispatchWork
 	var err error
-	if o.in, err = NewQueue("outgoing.requests", cfg.Queue); err != nil {
+	if o.in, err = loop.NewQueue("outgoing.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	o.loop, err = NewLoop(LoopConfig{Name: "outgoing", Stage: task.StageOutgoing, Logger: cfg.Logger,
+	o.loop, err = loop.New(loop.Config{Name: "outgoing", Stage: task.StageOutgoing, Logger: cfg.Logger,
 		OnStart: func() { o.loop.After(&o.sweep, o.cfg.SweepInterval) },
 		OnStop:  o.finish,
 	})
@@ -114,10 +115,10 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *Queue) (*Outg
 }
 
 // Requests returns the queue CachePrc sends loads and writes to.
-func (o *Outgoing) Requests() *Queue { return o.in }
+func (o *Outgoing) Requests() *loop.Queue { return o.in }
 
 // Loop returns the stage's loop.
-func (o *Outgoing) Loop() *Loop { return o.loop }
+func (o *Outgoing) Loop() *loop.Loop { return o.loop }
 
 func (o *Outgoing) request(t *task.Task) {
 	switch {
@@ -325,14 +326,14 @@ func (o *Outgoing) probeFeed(ctx context.Context, f Feed) {
 // wait (unlike a loop) while CachePrc's queue is full.
 func (o *Outgoing) complete(t *task.Task) { o.pushBlocking(o.out, t) }
 
-func (o *Outgoing) pushBlocking(q *Queue, t *task.Task) {
+func (o *Outgoing) pushBlocking(q *loop.Queue, t *task.Task) {
 	backoff := 10 * time.Microsecond
 	for {
 		err := q.Push(t)
 		if err == nil {
 			return
 		}
-		if errors.Is(err, ErrQueueClosed) {
+		if errors.Is(err, loop.ErrQueueClosed) {
 			o.log.Error("result dropped: queue closed", "queue", q.Name(), "op", t.Op, "key", string(t.Key))
 			task.Put(t)
 			return

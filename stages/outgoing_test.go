@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -48,7 +49,7 @@ func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[strin
 	var mu sync.Mutex
 	got := map[string]*task.Task{}
 	all := make(chan struct{})
-	startLoop(t, LoopConfig{Name: "cacheprc"}, done, func(tk *task.Task) {
+	startLoop(t, loop.Config{Name: "cacheprc"}, done, func(tk *task.Task) {
 		mu.Lock()
 		defer mu.Unlock()
 		got[string(tk.Key)] = tk

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
 )
@@ -83,9 +84,9 @@ type session struct {
 type SessionMgr struct {
 	cfg     SessionConfig
 	log     *slog.Logger
-	loop    *Loop
-	in      *Queue
-	replies *Queue
+	loop    *loop.Loop
+	in      *loop.Queue
+	replies *loop.Queue
 
 	byID     map[uint64]*session
 	byResume map[string]*session
@@ -150,10 +151,10 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{},
 		events: &byteBudget{limit: cfg.EventMemory}}
 	var err error
-	if m.in, err = NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
+	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	if m.loop, err = NewLoop(LoopConfig{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger}); err != nil {
+	if m.loop, err = loop.New(loop.Config{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger}); err != nil {
 		return nil, err
 	}
 	if err := m.loop.AddQueue(m.in, m.request); err != nil {
@@ -163,7 +164,7 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 }
 
 // Connect sets where replies go (Incoming's reply queue). Call before Start.
-func (m *SessionMgr) Connect(replies *Queue) { m.replies = replies }
+func (m *SessionMgr) Connect(replies *loop.Queue) { m.replies = replies }
 
 // Start runs the stage.
 func (m *SessionMgr) Start() error {
@@ -174,10 +175,10 @@ func (m *SessionMgr) Start() error {
 }
 
 // Requests returns the queue Incoming routes session operations to.
-func (m *SessionMgr) Requests() *Queue { return m.in }
+func (m *SessionMgr) Requests() *loop.Queue { return m.in }
 
 // Loop returns the stage's loop.
-func (m *SessionMgr) Loop() *Loop { return m.loop }
+func (m *SessionMgr) Loop() *loop.Loop { return m.loop }
 
 // SessionStats counts sessions.
 type SessionStats struct {

@@ -17,7 +17,7 @@ import (
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
-// Loop is what the server needs from the stage loop that drives it (stages.Loop provides it).
+// Loop is what the server needs from the stage loop that drives it (stages/loop.Loop provides it).
 type Loop interface {
 	AddFD(fd int, events uint32, h func(events uint32)) error
 	ModFD(fd int, events uint32) error

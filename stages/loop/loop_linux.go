@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/pipecache/pipecache/timer"
 )
 
-// LoopConfig configures a Loop. The zero value of every field but Name is a usable default.
-type LoopConfig struct {
+// Config configures a Loop. The zero value of every field but Name is a usable default.
+type Config struct {
 	// Name identifies the loop in logs, errors and stats ("incoming", "cacheprc", ...).
 	Name string
 	// Stage is stamped into Task.Enter as tasks are taken from this loop's queues.
@@ -65,7 +65,7 @@ type inbound struct {
 // Wheel, Ready, After, ModFD, RemoveFD) belongs to the loop's goroutine, that is, to the stage's
 // handlers and callbacks.
 type Loop struct {
-	cfg  LoopConfig
+	cfg  Config
 	log  *slog.Logger
 	epfd int
 
@@ -89,8 +89,8 @@ type Loop struct {
 	tasks      atomic.Uint64
 	panics     atomic.Uint64
 	busyNs     atomic.Int64
-	startNs    int64
-	awakeSince int64 // clock reading when the loop last woke from a sleep; loop goroutine only
+	startNs    atomic.Int64 // when the loop started (Stats reads it from any goroutine)
+	awakeSince int64        // clock reading when the loop last woke from a sleep; loop goroutine only
 }
 
 const (
@@ -104,9 +104,9 @@ const controlQueueSize = 64
 
 // NewLoop creates a loop's epoll instance, clock, wheel and control queue. The loop does
 // nothing until Start.
-func NewLoop(cfg LoopConfig) (*Loop, error) {
+func New(cfg Config) (*Loop, error) {
 	if cfg.Name == "" {
-		return nil, errors.New("stages: LoopConfig.Name is required")
+		return nil, errors.New("loop: Config.Name is required")
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
@@ -117,7 +117,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("stages: loop %s: %w", cfg.Name, os.NewSyscallError("epoll_create1", err))
+		return nil, fmt.Errorf("loop %s: %w", cfg.Name, os.NewSyscallError("epoll_create1", err))
 	}
 	clock := timer.NewClock()
 	l := &Loop{
@@ -163,11 +163,11 @@ func (l *Loop) After(t *timer.Timer, d time.Duration) {
 // Call before Start or from the loop goroutine.
 func (l *Loop) AddFD(fd int, events uint32, h func(events uint32)) error {
 	if h == nil {
-		return fmt.Errorf("stages: loop %s: AddFD(%d): nil handler", l.cfg.Name, fd)
+		return fmt.Errorf("loop %s: AddFD(%d): nil handler", l.cfg.Name, fd)
 	}
 	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return fmt.Errorf("stages: loop %s: register fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
+		return fmt.Errorf("loop %s: register fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
 	}
 	l.fds[int32(fd)] = h
 	return nil
@@ -181,7 +181,7 @@ func (l *Loop) ModFD(fd int, events uint32) error {
 	}
 	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
-		return fmt.Errorf("stages: loop %s: modify fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
+		return fmt.Errorf("loop %s: modify fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func (l *Loop) RemoveFD(fd int) error {
 	}
 	delete(l.fds, int32(fd))
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
-		return fmt.Errorf("stages: loop %s: unregister fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
+		return fmt.Errorf("loop %s: unregister fd %d: %w", l.cfg.Name, fd, os.NewSyscallError("epoll_ctl", err))
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (l *Loop) Err() error {
 	}
 }
 
-// Stop asks the loop to finish (see LoopConfig.PipelineClose for what it closes) and waits until
+// Stop asks the loop to finish (see Config.PipelineClose for what it closes) and waits until
 // it has handled every task already queued and exited, or until ctx is done. A second call
 // waits the same way and then returns ErrLoopStopped. A loop that was never started is just
 // released.
@@ -261,7 +261,7 @@ func (l *Loop) Stop(ctx context.Context) error {
 	select {
 	case <-l.done:
 	case <-ctx.Done():
-		return fmt.Errorf("stages: stopping loop %s: %w", l.cfg.Name, ctx.Err())
+		return fmt.Errorf("loop: stopping loop %s: %w", l.cfg.Name, ctx.Err())
 	}
 	if !first {
 		return fmt.Errorf("%w: %s", ErrLoopStopped, l.cfg.Name)
@@ -310,7 +310,7 @@ func (l *Loop) Barrier(ctx context.Context) error {
 	for _, in := range l.queues {
 		if err := pushWait(ctx, in.q, task.NewBarrier(pass)); err != nil {
 			if !errors.Is(err, ErrQueueClosed) {
-				return fmt.Errorf("stages: barrier on loop %s: %w", l.cfg.Name, err)
+				return fmt.Errorf("loop: barrier on loop %s: %w", l.cfg.Name, err)
 			}
 			pass()
 			continue
@@ -326,7 +326,7 @@ func (l *Loop) Barrier(ctx context.Context) error {
 	case <-l.done:
 		return fmt.Errorf("%w: %s: barrier cut short", ErrLoopStopped, l.cfg.Name)
 	case <-ctx.Done():
-		return fmt.Errorf("stages: barrier on loop %s: %w", l.cfg.Name, ctx.Err())
+		return fmt.Errorf("loop: barrier on loop %s: %w", l.cfg.Name, ctx.Err())
 	}
 }
 
@@ -336,7 +336,7 @@ func (l *Loop) Barrier(ctx context.Context) error {
 func (l *Loop) Run(ctx context.Context, fn func()) error {
 	ran := make(chan struct{})
 	if err := pushWait(ctx, l.control, task.NewBarrier(func() { fn(); close(ran) })); err != nil {
-		return fmt.Errorf("stages: run on loop %s: %w", l.cfg.Name, err)
+		return fmt.Errorf("loop: run on loop %s: %w", l.cfg.Name, err)
 	}
 	select {
 	case <-ran:
@@ -344,7 +344,7 @@ func (l *Loop) Run(ctx context.Context, fn func()) error {
 	case <-l.done:
 		return fmt.Errorf("%w: %s", ErrLoopStopped, l.cfg.Name)
 	case <-ctx.Done():
-		return fmt.Errorf("stages: run on loop %s: %w", l.cfg.Name, ctx.Err())
+		return fmt.Errorf("loop: run on loop %s: %w", l.cfg.Name, ctx.Err())
 	}
 }
 
@@ -370,8 +370,8 @@ func pushWait(ctx context.Context, q *Queue, t *task.Task) error {
 	}
 }
 
-// LoopStats is a snapshot of a loop's counters.
-type LoopStats struct {
+// Stats is a snapshot of a loop's counters.
+type Stats struct {
 	Name        string
 	Iterations  uint64        // loop iterations
 	Sleeps      uint64        // times the loop announced sleep to its producers (each allows one eventfd write per queue)
@@ -385,13 +385,13 @@ type LoopStats struct {
 }
 
 // Stats returns a snapshot of the loop's counters. Safe for concurrent use.
-func (l *Loop) Stats() LoopStats {
-	s := LoopStats{
+func (l *Loop) Stats() Stats {
+	s := Stats{
 		Name: l.cfg.Name, Iterations: l.iterations.Load(), Sleeps: l.sleeps.Load(),
 		Tasks: l.tasks.Load(), Panics: l.panics.Load(), Busy: time.Duration(l.busyNs.Load()),
 	}
-	if l.state.Load() != loopNew && l.startNs != 0 {
-		s.Uptime = time.Duration(timer.Now() - l.startNs)
+	if start := l.startNs.Load(); l.state.Load() != loopNew && start != 0 {
+		s.Uptime = time.Duration(timer.Now() - start)
 	}
 	if s.Uptime > 0 {
 		s.Utilisation = float64(s.Busy) / float64(s.Uptime)

@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"runtime"
@@ -107,7 +107,7 @@ func TestQueueManyProducersOneSleepingConsumer(t *testing.T) {
 	next := make([]uint64, producers)
 	var got atomic.Int64
 	var errs []string
-	l := startLoop(t, LoopConfig{Name: "consumer"}, q, func(tk *task.Task) {
+	l := startLoop(t, Config{Name: "consumer"}, q, func(tk *task.Task) {
 		p := tk.Session
 		if tk.ReqID != next[p] && len(errs) < 10 {
 			errs = append(errs, "producer order broken") // handler runs on one goroutine: no lock needed
@@ -150,7 +150,7 @@ func TestQueueNoLostWakeup(t *testing.T) {
 	}
 	q := newTestQueue(t, "in", 16)
 	var handled atomic.Int64
-	l := startLoop(t, LoopConfig{Name: "sleeper"}, q, func(tk *task.Task) {
+	l := startLoop(t, Config{Name: "sleeper"}, q, func(tk *task.Task) {
 		handled.Add(1)
 		task.Put(tk)
 	})

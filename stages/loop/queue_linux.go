@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func NewQueue(name string, capacity int) (*Queue, error) {
 	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("stages: queue %s: %w", name, os.NewSyscallError("eventfd", err))
+		return nil, fmt.Errorf("queue %s: %w", name, os.NewSyscallError("eventfd", err))
 	}
 	q := &Queue{name: name, mask: uint64(capacity - 1), efd: efd, cells: make([]cell, capacity)}
 	for i := range q.cells {
@@ -159,7 +159,7 @@ func (q *Queue) Close(ctx context.Context) error {
 		case dif < 0:
 			if err := ctx.Err(); err != nil {
 				task.Put(pill)
-				return fmt.Errorf("stages: closing queue %s: full: %w", q.name, err)
+				return fmt.Errorf("loop: closing queue %s: full: %w", q.name, err)
 			}
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Millisecond)

@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"errors"
@@ -25,8 +25,8 @@ func (l *Loop) run() {
 		l.started <- err
 		return
 	}
-	l.startNs = l.clock.Refresh()
-	l.awakeSince = l.startNs
+	l.awakeSince = l.clock.Refresh()
+	l.startNs.Store(l.awakeSince)
 	l.started <- nil
 	l.log.Debug("loop started", "cpus", l.cfg.CPUs)
 	if l.cfg.OnStart != nil {
@@ -59,7 +59,7 @@ func (l *Loop) setAffinity() error {
 		set.Set(c)
 	}
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("stages: loop %s: pin to cpus %v: %w", l.cfg.Name, l.cfg.CPUs, os.NewSyscallError("sched_setaffinity", err))
+		return fmt.Errorf("loop %s: pin to cpus %v: %w", l.cfg.Name, l.cfg.CPUs, os.NewSyscallError("sched_setaffinity", err))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"fmt"
@@ -75,7 +75,7 @@ func benchQueueHandoff(b *testing.B, producers int, pooled bool) {
 	bt := newBenchTasks(pooled)
 	q := newTestQueue(b, "bench", benchQueueSize)
 	handled, all := 0, make(chan struct{}) // handled: loop goroutine only
-	l := startLoop(b, LoopConfig{Name: "bench", Logger: discard}, q, func(t *task.Task) {
+	l := startLoop(b, Config{Name: "bench", Logger: discard}, q, func(t *task.Task) {
 		bt.put(t)
 		if handled++; handled == b.N {
 			close(all)
@@ -141,7 +141,7 @@ func BenchmarkWakeup(b *testing.B) {
 		q := newTestQueue(b, "wake", 64)
 		lat := make([]int64, 0, b.N)
 		var handled atomic.Int64
-		startLoop(b, LoopConfig{Name: "wake", Logger: discard}, q, func(t *task.Task) {
+		startLoop(b, Config{Name: "wake", Logger: discard}, q, func(t *task.Task) {
 			lat = append(lat, timer.Now()-t.TTLms)
 			task.Put(t)
 			handled.Add(1)

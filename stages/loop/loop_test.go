@@ -1,4 +1,4 @@
-package stages
+package loop
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 )
 
 func TestLoopBadUseFailsLoudly(t *testing.T) {
-	l, err := NewLoop(LoopConfig{Name: "bad"})
+	l, err := New(Config{Name: "bad"})
 	require.NoError(t, err)
 
 	t.Run("closed fd", func(t *testing.T) {
@@ -33,7 +33,7 @@ func TestLoopBadUseFailsLoudly(t *testing.T) {
 	t.Run("queue with two consumers", func(t *testing.T) {
 		q := newTestQueue(t, "shared", 8)
 		require.NoError(t, l.AddQueue(q, func(*task.Task) {}))
-		other, err := NewLoop(LoopConfig{Name: "other"})
+		other, err := New(Config{Name: "other"})
 		require.NoError(t, err)
 		t.Cleanup(func() { other.Stop(context.Background()) })
 		assert.ErrorIs(t, other.AddQueue(q, func(*task.Task) {}), ErrQueueInUse)
@@ -55,17 +55,17 @@ func TestLoopBadUseFailsLoudly(t *testing.T) {
 }
 
 func TestLoopNeverStartedStops(t *testing.T) {
-	l, err := NewLoop(LoopConfig{Name: "idle"})
+	l, err := New(Config{Name: "idle"})
 	require.NoError(t, err)
 	require.NoError(t, l.Stop(testCtx(t)))
 	assert.ErrorIs(t, l.Stop(testCtx(t)), ErrLoopStopped)
 }
 
 func TestLoopAffinity(t *testing.T) {
-	l := startLoop(t, LoopConfig{Name: "pinned", CPUs: []int{0}}, nil, nil)
+	l := startLoop(t, Config{Name: "pinned", CPUs: []int{0}}, nil, nil)
 	require.NoError(t, l.Barrier(testCtx(t)))
 
-	bad, err := NewLoop(LoopConfig{Name: "nowhere", CPUs: []int{1023}})
+	bad, err := New(Config{Name: "nowhere", CPUs: []int{1023}})
 	require.NoError(t, err)
 	assert.ErrorContains(t, bad.Start(), "sched_setaffinity")
 	<-bad.Done()
@@ -77,7 +77,7 @@ func TestLoopStopsCleanlyWithWorkInFlight(t *testing.T) {
 	q := newTestQueue(t, "in", 1<<14)
 	var handled atomic.Int64
 	release := make(chan struct{})
-	l := startLoop(t, LoopConfig{Name: "busy"}, q, func(tk *task.Task) {
+	l := startLoop(t, Config{Name: "busy"}, q, func(tk *task.Task) {
 		if tk.ReqID == 0 {
 			<-release // hold the loop so the rest pile up behind the first task
 		}
@@ -108,7 +108,7 @@ func TestReadyTimerRunsAfterFdsAndQueuesOncePerTarget(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { unix.Close(efd) })
 
-	l, err := NewLoop(LoopConfig{Name: "ready", Batch: 1, Logger: testLogger(t)})
+	l, err := New(Config{Name: "ready", Batch: 1, Logger: testLogger(t)})
 	require.NoError(t, err)
 	var log []string // written on the loop goroutine only, read after a barrier
 	flush := &timer.ReadyEntry{Fn: func() { log = append(log, "flush") }}
@@ -149,7 +149,7 @@ func TestLoopTimersFireOnTheLoop(t *testing.T) {
 	fired := make(chan time.Duration, 3)
 	var l *Loop
 	var timers [3]timer.Timer
-	l = startLoop(t, LoopConfig{Name: "timers"}, q, func(tk *task.Task) {
+	l = startLoop(t, Config{Name: "timers"}, q, func(tk *task.Task) {
 		start := l.Clock().Nanos()
 		for i, d := range []time.Duration{30, 10, 20} {
 			timers[i].Fn = func() { fired <- time.Duration(l.Clock().Nanos() - start) }
@@ -174,7 +174,7 @@ func TestLoopTimersFireOnTheLoop(t *testing.T) {
 func TestLoopSurvivesHandlerPanic(t *testing.T) {
 	q := newTestQueue(t, "in", 16)
 	var handled atomic.Int64
-	l, err := NewLoop(LoopConfig{Name: "panicky", Logger: testLogger(t)})
+	l, err := New(Config{Name: "panicky", Logger: testLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, l.AddQueue(q, func(tk *task.Task) {
 		if tk.ReqID == 13 {
@@ -197,7 +197,7 @@ func TestLoopSurvivesHandlerPanic(t *testing.T) {
 func TestLoopStampsStageEntryTime(t *testing.T) {
 	q := newTestQueue(t, "in", 16)
 	var entered int64
-	l := startLoop(t, LoopConfig{Name: "stamp", Stage: task.StageCachePrc}, q, func(tk *task.Task) {
+	l := startLoop(t, Config{Name: "stamp", Stage: task.StageCachePrc}, q, func(tk *task.Task) {
 		entered = tk.Enter[task.StageCachePrc]
 		task.Put(tk)
 	})
@@ -213,7 +213,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 	aIn := newTestQueue(t, "a.in", 1<<12)
 	bIn := newTestQueue(t, "b.in", 1<<12)
 	var forwarded, lost, handled atomic.Int64
-	a, err := NewLoop(LoopConfig{Name: "a", PipelineClose: true, Logger: testLogger(t),
+	a, err := New(Config{Name: "a", PipelineClose: true, Logger: testLogger(t),
 		OnStopRequest: func() { aIn.Close(context.Background()) }, // no more input: drain what is queued
 		OnStop:        func() { bIn.Close(context.Background()) }, // done: B may finish
 	})
@@ -226,7 +226,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 		}
 		forwarded.Add(1)
 	}))
-	b, err := NewLoop(LoopConfig{Name: "b", PipelineClose: true, Logger: testLogger(t)})
+	b, err := New(Config{Name: "b", PipelineClose: true, Logger: testLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, b.AddQueue(bIn, func(tk *task.Task) { handled.Add(1); task.Put(tk) }))
 	require.NoError(t, a.Start())

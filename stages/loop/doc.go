@@ -1,0 +1,23 @@
+// Package loop is the event loop every pipeline stage runs and the queues that connect stages.
+// It imports nothing of pipecache's but task and timer, so what a stage may touch of another is
+// enforced by visibility: a stage holds its own Loop and the Queues it consumes, and reaches the
+// others only through Queue.Push.
+//
+// A Loop (loop_linux.go, run_linux.go) is one goroutine locked to an OS thread. Each iteration it:
+//
+//  1. sleeps in epoll_wait until an fd is ready, a queue is signalled, or the next timer is due;
+//  2. refreshes its cached clock (timer.Clock);
+//  3. runs the handlers of ready fds, then drains each inbound queue in a bounded batch;
+//  4. runs expired timers (timer.Wheel);
+//  5. runs the ReadyTimer (timer.Ready): deferred work such as flushing replies.
+//
+// A Queue (queue_linux.go) is a bounded lock-free multi-producer, single-consumer ring of
+// *task.Task plus an eventfd. A producer writes the eventfd only when the consumer has announced
+// that it is going to sleep, so a busy consumer costs its producers no system call at all. A
+// full queue is an error the producer handles (Outbox keeps tasks in order and retries them).
+//
+// Ownership: a loop's state (its handlers, timers, ready list, and everything a stage keeps) is
+// touched only by the loop's goroutine. Other goroutines reach it only through the methods
+// documented as safe for concurrent use: Queue.Push and Close; Loop.Start, Stop, Barrier, Run,
+// Done, Err and Stats.
+package loop
