@@ -15,6 +15,7 @@ import (
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
 // SessionConfig configures SessionMgr. Zero values mean the defaults.
@@ -43,27 +44,6 @@ type SessionConfig struct {
 	MaxSubscriptions int
 	Queue            int // inbound queue capacity; default 4096
 	Logger           *slog.Logger
-}
-
-// HelloRequest is the JSON value of a hello.
-type HelloRequest struct {
-	Name        string `json:"name,omitempty"`
-	Token       string `json:"token,omitempty"`
-	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
-	Resume      string `json:"resume,omitempty"`   // resume token of a session to continue
-	LastSeq     uint64 `json:"last_seq,omitempty"` // with resume: the last push seen; the rest is replayed
-}
-
-// HelloReply is the JSON value of a successful hello's reply.
-type HelloReply struct {
-	Session     uint64 `json:"session"`
-	Resume      string `json:"resume"`       // present it in a later hello to continue this session
-	Resumed     bool   `json:"resumed"`      // the hello continued an existing session
-	HeartbeatMs int64  `json:"heartbeat_ms"` // send a heartbeat at least this often
-	LeaseMs     int64  `json:"lease_ms"`     // silent this long, the session expires
-	Seq         uint64 `json:"seq"`          // the session's last push sequence number
-	PushWindow  int    `json:"push_window"`  // pushes sent unacknowledged at most: ack well before
-	PushBytes   int64  `json:"push_bytes"`   // values held unacknowledged at most: ack well before
 }
 
 type session struct {
@@ -280,7 +260,7 @@ func (m *SessionMgr) request(t *task.Task) {
 }
 
 func (m *SessionMgr) hello(t *task.Task) {
-	var req HelloRequest
+	var req wire.HelloRequest
 	if len(t.Value) > 0 {
 		if err := json.Unmarshal(t.Value, &req); err != nil {
 			m.fail(t, task.CodeBadRequest, fmt.Errorf("hello: %w", err))
@@ -321,7 +301,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	if s.notify != nil {
 		seq = s.notify.seq
 	}
-	b, _ := json.Marshal(HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
+	b, _ := json.Marshal(wire.HelloReply{Session: s.id, Resume: s.resume, Resumed: resumed,
 		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq,
 		PushWindow: m.cfg.PushWindow, PushBytes: m.cfg.PushBytes})
 	t.Value = append(t.Value[:0], b...)
