@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -118,14 +119,19 @@ type CachePrc struct {
 	items       int64
 	nextVersion uint64
 	rng         *rand.Rand
-	events      *loop.Queue  // SessionMgr's queue, for change events
-	eventBudget *byteBudget  // bounds the values of events in flight to SessionMgr
-	listening   func() bool  // whether any session subscribes
-	eventsLate  []*task.Task // events SessionMgr had no room for; retried each iteration
-	overflow    []*task.Task // replies Incoming had no room for; retried each iteration
-	retry       timer.ReadyEntry
-	inflight    int  // loads and writes at Outgoing
-	feedDown    bool // a shared store's feed is incomplete: cached copies may be stale
+	events      *loop.Queue // SessionMgr's queue, for change events
+	eventBudget *byteBudget // bounds the values of events in flight to SessionMgr
+	listening   func() bool // whether any session subscribes
+	// Replies and change events are kept, in order, when Incoming or SessionMgr is full, and a
+	// reply waits behind the events before it: a write's acknowledgment never reaches a client
+	// before its change event reaches the subscribers' streams (the SDK's near cache relies on
+	// it). Loads and writes that Outgoing has no room for are refused (busy) instead.
+	toReplies *loop.Outbox
+	toEvents  *loop.Outbox
+	draining  bool // the requests queue is closed: close Outgoing's once nothing is in flight
+	storeGone bool // Outgoing's queue has been closed
+	inflight  int  // loads and writes at Outgoing
+	feedDown  bool // a shared store's feed is incomplete: cached copies may be stale
 	// executing is the client request being handled, until it is answered: if a handler
 	// panics, onPanic answers it (cacheprc_panic.go).
 	executing *task.Task
@@ -172,7 +178,6 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 		flights: make(map[uint32]*inflight), buckets: make(map[int64][]uint32),
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
-	c.retry.Fn = c.flushOverflow
 	c.sweep.Fn = c.sweepExpired
 	var err error
 	if c.requests, err = loop.NewQueue("cacheprc.requests", cfg.Queue); err != nil {
@@ -181,7 +186,8 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	if c.done, err = loop.NewQueue("cacheprc.completions", cfg.Queue); err != nil {
 		return nil, err
 	}
-	c.loop, err = loop.New(loop.Config{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger, OnPanic: c.onPanic})
+	c.loop, err = loop.New(loop.Config{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger,
+		OnPanic: c.onPanic, PipelineClose: true, OnQueueClosed: c.queueClosed})
 	if err == nil {
 		err = c.loop.AddQueue(c.requests, c.request)
 	}
@@ -196,12 +202,19 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 
 // Connect sets where loads and writes go (Outgoing's queue) and where replies go (Incoming's).
 // Call before Start.
-func (c *CachePrc) Connect(toStore, replies *loop.Queue) { c.toStore, c.replies = toStore, replies }
+func (c *CachePrc) Connect(toStore, replies *loop.Queue) {
+	c.toStore, c.replies = toStore, replies
+	c.toReplies = loop.NewOutbox(c.loop, replies.Push, c.toEvents)
+}
 
 // ConnectEvents sets where change events go (SessionMgr's queue) and how to tell whether anyone
 // listens (events are made only then). Call before Start; without it no events are made.
 func (c *CachePrc) ConnectEvents(events *loop.Queue, listening func() bool, budget *byteBudget) {
 	c.events, c.listening, c.eventBudget = events, listening, budget
+	c.toEvents = loop.NewOutbox(c.loop, events.Push, nil)
+	if c.replies != nil {
+		c.toReplies = loop.NewOutbox(c.loop, c.replies.Push, c.toEvents)
+	}
 }
 
 // Start runs the stage.
@@ -212,9 +225,40 @@ func (c *CachePrc) Start() error {
 	return c.loop.Start()
 }
 
-// idle reports (on the loop goroutine) whether nothing is in flight at Outgoing.
-func (c *CachePrc) idle() bool {
-	return c.inflight == 0 && len(c.overflow) == 0 && len(c.eventsLate) == 0
+// Stopping, in pipeline order (daemon.go): when the daemon closes the requests queue, CachePrc
+// finishes what it was given, and once nothing is in flight at Outgoing it closes Outgoing's
+// queue; Outgoing commits what it has and closes CachePrc's completions after the last one;
+// CachePrc then delivers its last replies and events and closes SessionMgr's queue.
+
+func (c *CachePrc) queueClosed(q *loop.Queue) {
+	switch q {
+	case c.requests:
+		c.draining = true
+		c.closeStoreIfDone()
+	case c.done:
+		deadline := time.Now().Add(time.Minute)
+		if c.toEvents != nil {
+			c.toEvents.Drain(deadline)
+		}
+		c.toReplies.Drain(deadline)
+		stageFinished("cacheprc")
+		if c.events != nil {
+			if err := c.events.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
+				c.log.Warn("closing sessionmgr's queue", "err", err)
+			}
+		}
+	}
+}
+
+// closeStoreIfDone closes Outgoing's queue once the requests are done and nothing is in flight.
+func (c *CachePrc) closeStoreIfDone() {
+	if !c.draining || c.storeGone || c.inflight > 0 {
+		return
+	}
+	c.storeGone = true
+	if err := c.toStore.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
+		c.log.Warn("closing outgoing's queue", "err", err)
+	}
 }
 
 // Requests returns the queue Incoming routes data operations to.
@@ -371,27 +415,11 @@ func (c *CachePrc) reply(t *task.Task) {
 	if t == c.executing {
 		c.executing = nil // answered
 	}
-	if t.Flags&task.FlagSub != 0 {
+	if _, ok := t.Ctx.(*mgetPart); ok {
 		c.subDone(t)
 		return
 	}
-	t.TTLms = 0
-	if len(c.overflow) > 0 || len(c.eventsLate) > 0 {
-		// Keep order: a reply never overtakes an earlier reply, nor a change event SessionMgr
-		// had no room for (a write's acknowledgment must not reach a client before its event
-		// reaches the subscribers' streams: the SDK's near cache relies on it).
-		c.overflow = append(c.overflow, t)
-		c.loop.Ready().Add(&c.retry)
-		return
-	}
-	if err := c.replies.Push(t); err != nil {
-		if errors.Is(err, loop.ErrQueueClosed) {
-			task.Put(t)
-			return
-		}
-		c.overflow = append(c.overflow, t) // back-pressure from Incoming: retry at the end of the iteration
-		c.loop.Ready().Add(&c.retry)
-	}
+	c.toReplies.Push(t)
 }
 
 func (c *CachePrc) fail(t *task.Task, code task.Code, err error) {
@@ -400,45 +428,21 @@ func (c *CachePrc) fail(t *task.Task, code task.Code, err error) {
 	c.reply(t)
 }
 
-func (c *CachePrc) flushOverflow() {
-	c.eventsLate = c.pushAll(c.events, c.eventsLate)
-	if len(c.eventsLate) == 0 {
-		c.overflow = c.pushAll(c.replies, c.overflow)
-	}
-}
-
-// pushAll pushes ts in order and returns what did not fit (retried next iteration).
-func (c *CachePrc) pushAll(q *loop.Queue, ts []*task.Task) []*task.Task {
-	for i, t := range ts {
-		if err := q.Push(t); err != nil {
-			if errors.Is(err, loop.ErrQueueFull) {
-				c.loop.Ready().Add(&c.retry) // try again next iteration
-				return append(ts[:0], ts[i:]...)
-			}
-			task.Put(t)
-		}
-	}
-	return ts[:0]
-}
-
 // emit sends a change event (a set, delete or expiry of key at version) to SessionMgr, if any
-// session listens. Events keep their order: when SessionMgr is full they wait in line.
+// session listens. Events keep their order: when SessionMgr is full they wait in its outbox.
 func (c *CachePrc) emit(key []byte, version uint64, kind uint32, value []byte) {
 	if c.events == nil || !c.listening() {
 		return
 	}
 	ev := task.Get()
-	ev.Op, ev.Version, ev.Flags = task.OpPush, version, kind
+	ev.Op, ev.Version, ev.Kind = task.OpPush, version, kind
 	ev.Key = append(ev.Key, key...)
 	if kind == task.PushSet {
 		if c.eventBudget.take(len(value)) {
 			ev.Value = append(ev.Value, value...) // SessionMgr gives the bytes back
 		} else {
-			ev.Flags |= task.PushNoValue // too much in flight: subscribers read the key instead
+			ev.Kind |= task.PushNoValue // too much in flight: subscribers read the key instead
 		}
 	}
-	if len(c.eventsLate) > 0 || c.events.Push(ev) != nil {
-		c.eventsLate = append(c.eventsLate, ev)
-		c.loop.Ready().Add(&c.retry)
-	}
+	c.toEvents.Push(ev)
 }

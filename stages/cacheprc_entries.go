@@ -169,10 +169,7 @@ func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, d
 	st.Op = task.OpStore
 	st.Key = append(st.Key, c.key(s)...)
 	st.Value = append(st.Value, value...)
-	st.TTLms = expireAt
-	if del {
-		st.Flags = task.FlagDelete
-	}
+	st.ExpireAt, st.Delete = expireAt, del
 	st.Version = c.nextVersion + 1
 	if t.Op == task.OpTouch {
 		st.Version = s.version // a new deadline is not a new value
@@ -214,11 +211,12 @@ func (c *CachePrc) completion(st *task.Task) {
 }
 
 func (c *CachePrc) complete(st *task.Task) {
-	if st.Op == task.OpChanged {
+	if st.Op == task.OpChanged || st.Op == task.OpFeedState || st.Op == task.OpFeedResync {
 		c.changed(st)
 		return
 	}
 	c.inflight--
+	defer c.closeStoreIfDone() // stopping: the last thing in flight closes Outgoing's queue
 	i := c.lookup(st.Key)
 	fl := c.flights[i]
 	if i == 0 || fl == nil || fl.busy != st {
@@ -232,18 +230,18 @@ func (c *CachePrc) complete(st *task.Task) {
 	now := c.nowMs()
 	switch {
 	case st.Op == task.OpLoad && st.Code == task.CodeOK:
-		c.setValue(i, st.Value, st.Version, st.TTLms)
+		c.setValue(i, st.Value, st.Version, st.ExpireAt)
 	case st.Op == task.OpLoad && st.Code == task.CodeNotFound:
 		c.setAbsent(i, now)
 	case st.Op == task.OpStore && st.Code == task.CodeOK:
-		if st.Flags&task.FlagDelete != 0 {
+		if st.Delete {
 			c.stats.deletes.Add(1)
 			c.setAbsent(i, now)
 			c.slots.get(i).version = st.Version // remembered, so the feed's echo of it is recognised
 			c.emit(st.Key, st.Version, task.PushDelete, nil)
 		} else {
 			c.stats.sets.Add(1)
-			c.setValue(i, st.Value, st.Version, st.TTLms)
+			c.setValue(i, st.Value, st.Version, st.ExpireAt)
 			c.emit(st.Key, st.Version, task.PushSet, st.Value)
 		}
 		if owner != nil {

@@ -14,7 +14,7 @@ import (
 
 // changed applies one change from the feed.
 func (c *CachePrc) changed(t *task.Task) {
-	if t.Flags&task.FlagFeedState != 0 {
+	if t.Op == task.OpFeedState {
 		c.feedDown = t.Code != task.CodeOK
 		c.stats.unreachable.Store(0)
 		if c.feedDown {
@@ -22,13 +22,13 @@ func (c *CachePrc) changed(t *task.Task) {
 		}
 		return
 	}
-	if t.Flags&task.FlagResync != 0 {
+	if t.Op == task.OpFeedResync {
 		c.dropAll()
 		c.emit(nil, 0, task.PushResync, nil)
 		return
 	}
 	kind := task.PushSet
-	if t.Flags&task.FlagDelete != 0 {
+	if t.Delete {
 		kind = task.PushDelete
 	}
 	i := c.lookup(t.Key)
@@ -55,7 +55,7 @@ func (c *CachePrc) changed(t *task.Task) {
 		c.emit(t.Key, t.Version, kind, nil)
 		return
 	}
-	c.setValue(i, t.Value, t.Version, t.TTLms)
+	c.setValue(i, t.Value, t.Version, t.ExpireAt)
 	c.emit(t.Key, t.Version, kind, t.Value)
 	c.evict()
 }

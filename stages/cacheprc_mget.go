@@ -20,6 +20,12 @@ type mgetState struct {
 	err     error
 }
 
+// mgetPart is the Ctx of one key's get inside an mget: which mget, which key.
+type mgetPart struct {
+	st *mgetState
+	i  int
+}
+
 type mgetResult struct {
 	found   bool
 	version uint64
@@ -46,7 +52,7 @@ func (c *CachePrc) mget(t *task.Task) {
 	st.subs = make([]*task.Task, len(keys))
 	for i, k := range keys { // copy the keys out of t.Value before the sub-gets run
 		sub := task.Get()
-		sub.Op, sub.Flags, sub.Aux, sub.Ctx = task.OpGet, task.FlagSub, uint64(i), st
+		sub.Op, sub.Ctx = task.OpGet, &mgetPart{st, i}
 		sub.Key = append(sub.Key, k...)
 		st.subs[i] = sub
 	}
@@ -63,11 +69,12 @@ func (c *CachePrc) mget(t *task.Task) {
 
 // subDone records one key's result; the last one answers the mget.
 func (c *CachePrc) subDone(sub *task.Task) {
-	st := sub.Ctx.(*mgetState)
+	part := sub.Ctx.(*mgetPart)
+	st := part.st
 	st.stale = st.stale || sub.Flags&task.FlagStale != 0
 	switch sub.Code {
 	case task.CodeOK:
-		st.results[sub.Aux] = mgetResult{found: true, version: sub.Version, value: append([]byte(nil), sub.Value...)}
+		st.results[part.i] = mgetResult{found: true, version: sub.Version, value: append([]byte(nil), sub.Value...)}
 	case task.CodeNotFound:
 	default:
 		if st.failed == task.CodeOK {

@@ -24,8 +24,8 @@ func (c *CachePrc) onPanic(t *task.Task) {
 		c.resetKey(req.Key, t)
 	}
 	if req != nil {
-		if st, ok := req.Ctx.(*mgetState); ok {
-			c.failUnrequested(st) // the mget's remaining per-key gets never ran
+		if part, ok := req.Ctx.(*mgetPart); ok {
+			c.failUnrequested(part.st) // the mget's remaining per-key gets never ran
 		}
 	}
 	if c.executing != nil {

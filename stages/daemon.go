@@ -116,6 +116,7 @@ func (d *Daemon) start(cfg DaemonConfig) (err error) {
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
+	cfg.Incoming.Pipeline = true // SessionMgr closes its reply queue when stopping
 	if d.incoming, err = NewIncoming(cfg.Incoming); err != nil {
 		return err
 	}
@@ -175,29 +176,45 @@ func (d *Daemon) register(cfg DaemonConfig) error {
 func (d *Daemon) abort() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if d.incoming != nil {
-		d.incoming.Stop(ctx)
+	if d.leave != nil {
+		d.leave()
 	}
-	if d.cache != nil {
-		d.cache.Loop().Stop(ctx)
+	// The pipeline may be half started: no order to rely on.
+	if d.incoming != nil {
+		d.incoming.Loop().StopNow(ctx)
 	}
 	if d.sessions != nil {
-		d.sessions.Loop().Stop(ctx)
+		d.sessions.Loop().StopNow(ctx)
+	}
+	if d.cache != nil {
+		d.cache.Loop().StopNow(ctx)
 	}
 	if d.outgoing != nil {
-		d.outgoing.Loop().Stop(ctx)
+		d.outgoing.Loop().StopNow(ctx)
 	}
 	if d.store != nil {
 		d.store.Close()
 	}
 }
 
+// stageFinished is told, in tests, when each stage has done its part of a stop.
+var stageFinished = func(stage string) {}
+
 // Addr returns the address clients dial.
 func (d *Daemon) Addr() netip.AddrPort { return d.incoming.Addr() }
 
-// Stop shuts down without losing an acknowledged write: leave the member set, stop reading the network, let every
-// request already taken finish (its write committed and its reply sent), stop Outgoing (which
-// commits anything left), close the store, and stop the rest.
+// Stop shuts down without losing an acknowledged write, in pipeline order, each stage closing
+// the queues it feeds once it has finished (README, "Stopping"):
+//
+//  1. the node leaves the cluster's member set (clients move its keys elsewhere), and Incoming
+//     stops reading the network;
+//  2. CachePrc's requests queue is closed: CachePrc finishes every request it was given, and once
+//     nothing is in flight at Outgoing closes Outgoing's queue;
+//  3. Outgoing commits what it has, stops its goroutines and closes CachePrc's completions;
+//  4. CachePrc delivers its last replies and change events and closes SessionMgr's queue;
+//  5. SessionMgr delivers its last replies and pushes and closes Incoming's reply queue;
+//  6. Incoming sends the last replies and closes the socket; the store is closed.
+//
 // Calling it again returns the first call's result.
 func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() { d.stopErr = d.stop(ctx) })
@@ -208,41 +225,24 @@ func (d *Daemon) stop(ctx context.Context) error {
 	d.stopping.Store(true)
 	var errs []error
 	if d.leave != nil {
-		d.leave() // first, so that clients move this node's keys elsewhere while it finishes
+		d.leave()
 	}
 	if err := d.incoming.Loop().Run(ctx, d.incoming.StopReading); err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.waitCacheIdle(ctx); err != nil {
+	if err := d.cache.Requests().Close(ctx); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
 		errs = append(errs, err)
 	}
-	errs = append(errs, d.outgoing.Loop().Stop(ctx))
+	// Each loop also gets its control queue's pill; it ends once its producers have closed the
+	// rest, in the order above.
+	errs = append(errs, loop.StopAll(ctx, d.outgoing.Loop(), d.cache.Loop(), d.sessions.Loop(), d.incoming.Loop()))
 	if err := d.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing store: %w", err))
 	}
-	errs = append(errs, loop.StopAll(ctx, d.cache.Loop(), d.sessions.Loop(), d.incoming.Loop()))
 	err := errors.Join(errs...)
 	st := d.incoming.Stats()
 	d.log.Info("pipecached stopped", "requests", st.Requests, "conversations", st.Transport.Opened, "err", err)
 	return err
-}
-
-// waitCacheIdle waits until CachePrc has nothing in flight at Outgoing and no reply waiting.
-func (d *Daemon) waitCacheIdle(ctx context.Context) error {
-	for {
-		idle := false
-		if err := d.cache.Loop().Run(ctx, func() { idle = d.cache.idle() }); err != nil {
-			return err
-		}
-		if idle {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for in-flight requests: %w", ctx.Err())
-		case <-time.After(time.Millisecond):
-		}
-	}
 }
 
 // Stats returns the stages' counters.

@@ -26,7 +26,10 @@ type IncomingConfig struct {
 	Routes map[task.Op]*loop.Queue
 	// MaxKey and MaxValue bound request keys and values; over them, CodeTooLarge.
 	MaxKey, MaxValue int // defaults 250 bytes and 1 MiB
-	Logger           *slog.Logger
+	// Pipeline: the stage runs in the daemon's pipeline, where the stages that reply close its
+	// reply queue when they have finished (daemon.go, Stop); on its own, Stop closes it.
+	Pipeline bool
+	Logger   *slog.Logger
 }
 
 // Incoming is the network stage: it owns the UDP socket and every KCP conversation (package
@@ -89,7 +92,7 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	}
 	in.loop, err = loop.New(loop.Config{
 		Name: "incoming", Stage: task.StageIncoming, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		OnStop: in.onStop,
+		OnStop: in.onStop, PipelineClose: cfg.Pipeline,
 	})
 	if err == nil {
 		err = in.loop.AddQueue(in.replies, in.reply)
@@ -131,7 +134,9 @@ func (in *Incoming) Loop() *loop.Loop { return in.loop }
 // Start runs the stage.
 func (in *Incoming) Start() error { return in.loop.Start() }
 
-// Stop closes the socket once every queued reply has been sent, then stops the loop.
+// Stop stops the loop: on its own (not Pipeline) its reply queue is closed, every reply queued
+// is sent, and the socket is closed; in the pipeline it waits for SessionMgr to close the reply
+// queue (daemon.go).
 func (in *Incoming) Stop(ctx context.Context) error { return in.loop.Stop(ctx) }
 
 // Stats returns the stage's counters. Safe for concurrent use.
@@ -143,6 +148,7 @@ func (in *Incoming) Stats() IncomingStats {
 }
 
 func (in *Incoming) onStop() {
+	stageFinished("incoming")
 	if err := in.srv.Close(); err != nil && !errors.Is(err, transport.ErrServerClosed) {
 		in.log.Warn("closing transport", "err", err)
 	}
@@ -253,7 +259,7 @@ func (in *Incoming) forward(c *transport.Conn, q *loop.Queue, h *wire.Header, va
 
 func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *task.Task {
 	t := task.Get()
-	t.Op, t.ReqID, t.Session, t.Flags = h.Op, h.ID, c.ID(), h.Flags
+	t.Op, t.ReqID, t.Conn, t.Flags = h.Op, h.ID, c.ID(), h.Flags
 	t.Version, t.TTLms, t.Delta, t.Seq = h.Ver, h.TTL, h.Delta, h.Seq
 	t.Key = append(t.Key, h.Key...)
 	t.Value = append(t.Value, value...)
@@ -265,7 +271,7 @@ func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *ta
 // (sessionmgr.go: any traffic renews a lease).
 func (in *Incoming) answerLease(t *task.Task) {
 	t.Delta = 0
-	if c := in.srv.Conn(t.Session); c != nil {
+	if c := in.srv.Conn(t.Conn); c != nil {
 		t.Delta = c.LastHeard()
 	}
 	if q := in.cfg.Routes[task.OpHello]; q == nil || q.Push(t) != nil {
@@ -301,13 +307,13 @@ func (in *Incoming) reply(t *task.Task) {
 		return
 	}
 	defer task.Put(t)
-	c := in.srv.Conn(t.Session)
+	c := in.srv.Conn(t.Conn)
 	if c == nil {
 		in.repliesDropped.Add(1) // the client is gone
 		return
 	}
 	switch {
-	case t.Op == task.OpGoodbye && t.Flags&task.FlagDrop != 0:
+	case t.Op == task.OpDrop:
 		// Tell the client at once (a goodbye with id 0 and code 8), rather than let it find out
 		// from the silence: it redials and starts a new session.
 		in.log.Info("closing conversation: session gone", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr())
@@ -316,7 +322,7 @@ func (in *Incoming) reply(t *task.Task) {
 		return
 	case t.Op == task.OpHello && t.Code == task.CodeOK:
 		st := connStateOf(c)
-		st.authed, st.session = true, t.Aux
+		st.authed, st.session = true, t.Session
 		c.Establish()
 		c.SetLive(true)
 	case t.Op == task.OpHello && !connStateOf(c).authed:
@@ -333,7 +339,10 @@ func (in *Incoming) reply(t *task.Task) {
 	h := &in.hdr
 	h.Reset()
 	h.V, h.Op, h.ID, h.Code = wire.Version, t.Op, t.ReqID, t.Code
-	h.Ver, h.TTL, h.Delta, h.Seq, h.Flags = t.Version, t.TTLms, t.Delta, t.Seq, wire.ReplyFlags(t.Op, t.Flags)
+	h.Ver, h.Delta, h.Seq, h.Flags = t.Version, t.Delta, t.Seq, wire.ReplyFlags(t.Op, t.Flags)
+	if t.Op == task.OpPush {
+		h.Flags = t.Kind
+	}
 	if t.Op == task.OpPush {
 		h.Key = append(h.Key, t.Key...)
 	}

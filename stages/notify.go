@@ -206,8 +206,8 @@ func (m *SessionMgr) dropSubscriptions(s *session) {
 // fanOut sends a change event from CachePrc to every session subscribed to its key.
 func (m *SessionMgr) fanOut(ev *task.Task) {
 	defer task.Put(ev)
-	m.events.give(len(ev.Value))                       // taken by CachePrc when it made the event
-	if ev.Flags&task.PushKindMask == task.PushResync { // the cache lost track: every subscriber reloads
+	m.events.give(len(ev.Value))                      // taken by CachePrc when it made the event
+	if ev.Kind&task.PushKindMask == task.PushResync { // the cache lost track: every subscriber reloads
 		for _, s := range m.byID {
 			if s.notify != nil {
 				m.push(s, ev, 0)
@@ -235,8 +235,8 @@ func (m *SessionMgr) fanOut(ev *task.Task) {
 
 func (m *SessionMgr) push(s *session, ev *task.Task, subFlags uint32) {
 	n := s.notify
-	c := change{key: string(ev.Key), version: ev.Version, kind: ev.Flags}
-	if subFlags&task.FlagWithValue != 0 && ev.Flags&task.PushKindMask == task.PushSet && ev.Flags&task.PushNoValue == 0 {
+	c := change{key: string(ev.Key), version: ev.Version, kind: ev.Kind}
+	if subFlags&task.FlagWithValue != 0 && ev.Kind&task.PushKindMask == task.PushSet && ev.Kind&task.PushNoValue == 0 {
 		if m.holdBytes(n, len(ev.Value)) {
 			c.value = append([]byte(nil), ev.Value...)
 		} else {
@@ -361,11 +361,11 @@ func (m *SessionMgr) releaseBytes(size int64) {
 // still in the replay buffer: the client sees the gap and asks for it.
 func (m *SessionMgr) send(s *session, c change) {
 	t := task.Get()
-	t.Op, t.Session, t.Seq, t.Version, t.Flags = task.OpPush, s.conn, c.seq, c.version, c.kind
+	t.Op, t.Conn, t.Seq, t.Version, t.Kind = task.OpPush, s.conn, c.seq, c.version, c.kind
 	t.Key = append(t.Key, c.key...)
 	t.Value = append(t.Value, c.value...)
-	if m.replies.Push(t) != nil {
-		m.pushesDropped.Add(1)
+	if m.toIncoming.Len() > 0 || m.replies.Push(t) != nil {
+		m.pushesDropped.Add(1) // in the replay buffer still: the client asks for it
 		task.Put(t)
 	}
 }

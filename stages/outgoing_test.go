@@ -67,7 +67,7 @@ func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[strin
 		pushRetry(t, o.Requests(), st)
 	}
 	require.NoError(t, o.Loop().Start())
-	t.Cleanup(func() { o.Loop().Stop(context.Background()) })
+	t.Cleanup(func() { o.Stop(context.Background()) })
 	select {
 	case <-all:
 	case <-testCtx(t).Done():

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -62,11 +63,12 @@ type session struct {
 // sessions, goodbye, and resume after a reconnect. Incoming lets a conversation do nothing but
 // hello until SessionMgr has accepted one on it.
 type SessionMgr struct {
-	cfg     SessionConfig
-	log     *slog.Logger
-	loop    *loop.Loop
-	in      *loop.Queue
-	replies *loop.Queue
+	cfg        SessionConfig
+	log        *slog.Logger
+	loop       *loop.Loop
+	in         *loop.Queue
+	replies    *loop.Queue
+	toIncoming *loop.Outbox // replies kept while Incoming is full (Connect)
 
 	byID     map[uint64]*session
 	byResume map[string]*session
@@ -134,7 +136,8 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	if m.loop, err = loop.New(loop.Config{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger}); err != nil {
+	if m.loop, err = loop.New(loop.Config{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger,
+		PipelineClose: true, OnQueueClosed: func(*loop.Queue) { m.finish() }}); err != nil {
 		return nil, err
 	}
 	if err := m.loop.AddQueue(m.in, m.request); err != nil {
@@ -144,7 +147,14 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 }
 
 // Connect sets where replies go (Incoming's reply queue). Call before Start.
-func (m *SessionMgr) Connect(replies *loop.Queue) { m.replies = replies }
+//
+// Replies (and lease checks, and conversations to drop) are kept in an outbox while Incoming is
+// full, in order; pushes are not: one that finds Incoming full, or replies waiting, is dropped
+// and counted, and the client gets it again by asking for a replay (its sequence shows the gap).
+func (m *SessionMgr) Connect(replies *loop.Queue) {
+	m.replies = replies
+	m.toIncoming = loop.NewOutbox(m.loop, replies.Push, nil)
+}
 
 // Start runs the stage.
 func (m *SessionMgr) Start() error {
@@ -212,7 +222,7 @@ func (m *SessionMgr) request(t *task.Task) {
 	case task.OpHello:
 		m.hello(t)
 	case task.OpHeartbeat:
-		s := m.byConn[t.Session]
+		s := m.byConn[t.Conn]
 		if s == nil {
 			m.fail(t, task.CodeUnauthorized, errors.New("no session: hello again"))
 			return
@@ -233,7 +243,7 @@ func (m *SessionMgr) request(t *task.Task) {
 	case task.OpLease:
 		m.leaseAnswer(t)
 	case task.OpAck:
-		if s := m.byConn[t.Session]; s != nil {
+		if s := m.byConn[t.Conn]; s != nil {
 			m.renew(s)
 			m.ack(s, t.Seq)
 		}
@@ -241,7 +251,7 @@ func (m *SessionMgr) request(t *task.Task) {
 	case task.OpPush:
 		m.fanOut(t)
 	case task.OpSubscribe, task.OpUnsubscribe:
-		s := m.byConn[t.Session]
+		s := m.byConn[t.Conn]
 		if s == nil {
 			m.fail(t, task.CodeUnauthorized, errors.New("no session: hello again"))
 			return
@@ -249,7 +259,7 @@ func (m *SessionMgr) request(t *task.Task) {
 		m.renew(s)
 		m.subscribe(s, t)
 	case task.OpGoodbye:
-		if s := m.byConn[t.Session]; s != nil {
+		if s := m.byConn[t.Conn]; s != nil {
 			m.log.Info("session ended", "session", s.id, "name", s.name, "conn", s.conn)
 			m.end(s)
 		}
@@ -269,7 +279,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 	if !m.tokenOK(req.Token) {
 		m.refused.Add(1)
-		m.log.Warn("hello refused: bad token", "conn", t.Session, "name", req.Name)
+		m.log.Warn("hello refused: bad token", "conn", t.Conn, "name", req.Name)
 		m.fail(t, task.CodeUnauthorized, errors.New("bad auth token"))
 		return
 	}
@@ -282,17 +292,17 @@ func (m *SessionMgr) hello(t *task.Task) {
 			return
 		}
 		resumed = true
-		if s.conn != t.Session {
+		if s.conn != t.Conn {
 			m.dropConn(s.conn) // the old conversation is dead or stale
 			delete(m.byConn, s.conn)
 		}
 	} else {
-		if old := m.byConn[t.Session]; old != nil {
+		if old := m.byConn[t.Conn]; old != nil {
 			m.end(old) // a second hello on a conversation replaces its session
 		}
 		s = m.newSession(req.Name)
 	}
-	s.conn = t.Session
+	s.conn = t.Conn
 	m.byConn[s.conn] = s
 	s.beat = m.clampBeat(time.Duration(req.HeartbeatMs) * time.Millisecond)
 	m.renew(s)
@@ -305,7 +315,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 		HeartbeatMs: s.beat.Milliseconds(), LeaseMs: m.lease(s).Milliseconds(), Seq: seq,
 		PushWindow: m.cfg.PushWindow, PushBytes: m.cfg.PushBytes})
 	t.Value = append(t.Value[:0], b...)
-	t.Aux = s.id
+	t.Session = s.id
 	m.reply(t)
 	if resumed {
 		m.replay(s, req.LastSeq) // after the reply, on the same conversation: in order
@@ -362,12 +372,8 @@ func (m *SessionMgr) leaseDue(s *session) {
 		return
 	}
 	t := task.Get()
-	t.Op, t.Session, t.Aux = task.OpLease, s.conn, s.id
-	if m.replies.Push(t) != nil {
-		task.Put(t)
-		m.expire(s)
-		return
-	}
+	t.Op, t.Conn, t.Session = task.OpLease, s.conn, s.id
+	m.toIncoming.Push(t)
 	s.asking = true
 	m.loop.After(&s.lease, m.lease(s))
 }
@@ -376,12 +382,12 @@ func (m *SessionMgr) leaseDue(s *session) {
 // client (0 if the conversation is gone).
 func (m *SessionMgr) leaseAnswer(t *task.Task) {
 	defer task.Put(t)
-	s := m.byID[t.Aux]
+	s := m.byID[t.Session]
 	if s == nil || !s.asking {
 		return
 	}
 	s.asking = false
-	if t.Session == s.conn {
+	if t.Conn == s.conn {
 		s.heard = max(s.heard, t.Delta)
 	}
 	deadline := s.heard + int64(m.lease(s))
@@ -415,16 +421,20 @@ func (m *SessionMgr) end(s *session) {
 // dropConn tells Incoming to close a conversation.
 func (m *SessionMgr) dropConn(conn uint64) {
 	t := task.Get()
-	t.Op, t.Session, t.Flags = task.OpGoodbye, conn, task.FlagDrop
-	if m.replies.Push(t) != nil {
-		task.Put(t) // Incoming full or stopping: its idle timeout closes the conversation
-	}
+	t.Op, t.Conn = task.OpDrop, conn
+	m.toIncoming.Push(t)
 }
 
-func (m *SessionMgr) reply(t *task.Task) {
-	if m.replies.Push(t) != nil {
-		m.log.Warn("reply dropped: incoming queue full", "op", t.Op, "conn", t.Session)
-		task.Put(t)
+func (m *SessionMgr) reply(t *task.Task) { m.toIncoming.Push(t) }
+
+// finish runs on the loop when the pipeline stops and SessionMgr's queue is closed (by CachePrc,
+// its last producer): the last replies and pushes go to Incoming, whose reply queue is then
+// closed.
+func (m *SessionMgr) finish() {
+	m.toIncoming.Drain(time.Now().Add(time.Minute))
+	stageFinished("sessionmgr")
+	if err := m.replies.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
+		m.log.Warn("closing incoming's replies", "err", err)
 	}
 }
 

@@ -37,11 +37,14 @@ const (
 	OpAck // the last push sequence number a subscriber processed; no reply
 
 	// Server-initiated and internal operations.
-	OpPush    // a change event on its way to a subscriber
-	OpLoad    // CachePrc → Outgoing: read a key from the store
-	OpStore   // CachePrc → Outgoing: write a key through to the store
-	OpChanged // Outgoing → CachePrc: the store's change feed saw a key change (any writer)
-	OpLease   // SessionMgr → Incoming → SessionMgr: when did this session's conversation last hear from its client?
+	OpPush       // a change event on its way to a subscriber
+	OpLoad       // CachePrc → Outgoing: read a key from the store
+	OpStore      // CachePrc → Outgoing: write a key through to the store
+	OpChanged    // Outgoing → CachePrc: the store's change feed saw a key change (any writer)
+	OpFeedResync // Outgoing → CachePrc: the feed missed changes (etcd compacted): drop everything
+	OpFeedState  // Outgoing → CachePrc: the feed is complete (Code OK) or not (CodeUnavailable)
+	OpLease      // SessionMgr → Incoming → SessionMgr: when did this session's conversation last hear from its client?
+	OpDrop       // SessionMgr → Incoming: the session is gone: say so to the client and close Conn
 
 	// Control operations, consumed by the stage loop itself and never seen by handlers.
 	OpStop    // poison pill: the last task a queue will ever deliver
@@ -56,7 +59,8 @@ var opNames = [numOps]string{
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
 	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
-	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed", OpLease: "lease",
+	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
+	OpFeedResync: "feed-resync", OpFeedState: "feed-state", OpLease: "lease", OpDrop: "drop",
 	OpStop: "stop", OpBarrier: "barrier",
 }
 
@@ -73,30 +77,26 @@ func (o Op) IsControl() bool { return o == OpStop || o == OpBarrier }
 // IsInternal reports whether o only ever travels between stages, never on the wire.
 func (o Op) IsInternal() bool { return o >= OpLoad }
 
-// Flags used between stages (the low 16 bits are reserved for flags on the wire).
+// Flags of requests and replies, as on the wire (Task.Flags; wire.Check lets a request carry
+// only those its op defines).
 const (
-	WireFlags uint32 = 1<<16 - 1 // the flags a frame may carry
-
-	FlagDelete    uint32 = 1 << 16 // OpStore: delete the key instead of writing Value
-	FlagCommitted uint32 = 1 << 17 // Outgoing internal: the committer finished a batch
-	FlagDrop      uint32 = 1 << 18 // SessionMgr → Incoming (OpGoodbye): close this conversation
-	FlagSub       uint32 = 1 << 19 // CachePrc internal: one key's get inside an mget
-	FlagResync    uint32 = 1 << 20 // OpChanged: the feed missed changes (etcd compacted): drop everything
-	FlagFeedState uint32 = 1 << 21 // OpChanged: Code says whether the feed is complete (OK) or not (Unavailable)
-
-	// On the wire: subscribe flags, and the kind of a push (in its low byte).
 	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix
+	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
 	FlagWithValue uint32 = 1 << 1 // subscribe: pushes of sets carry the new value
-	PushSet       uint32 = 1      // push kind: the key was set (Version is the new version)
-	PushDelete    uint32 = 2      // push kind: the key was deleted
-	PushExpire    uint32 = 3      // push kind: the key expired
-	PushResync    uint32 = 4      // push kind: events were lost; reload what you subscribed to
-	PushKindMask  uint32 = 0xff   // a push's kind is in the low byte of its flags
-	PushCoalesced uint32 = 1 << 8 // push: earlier versions of this key were skipped (slow subscriber)
-	PushNoValue   uint32 = 1 << 9 // push of a set: the subscription wants values, but this one was left out (over a budget): read the key
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
-	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
+)
+
+// The kind of a push (Task.Kind, written as the push's flags on the wire): one of the kinds in
+// the low byte, with PushCoalesced and PushNoValue.
+const (
+	PushSet       uint32 = 1      // the key was set (Version is the new version)
+	PushDelete    uint32 = 2      // the key was deleted
+	PushExpire    uint32 = 3      // the key expired
+	PushResync    uint32 = 4      // events were lost; reload what you subscribed to
+	PushKindMask  uint32 = 0xff   // the kind proper
+	PushCoalesced uint32 = 1 << 8 // earlier versions of this key were skipped (slow subscriber)
+	PushNoValue   uint32 = 1 << 9 // a set whose value was left out (over a budget): read the key
 )
 
 // Stage names a pipeline stage; it indexes Task.Enter.
@@ -125,16 +125,22 @@ func (s Stage) String() string {
 // A Task is owned by one stage at a time and is not safe for concurrent use; handing the pointer
 // to a queue hands over ownership.
 type Task struct {
-	Op      Op
-	Code    Code   // result; CodeOK until a stage says otherwise
-	Flags   uint32 // operation-specific flags (for example "value included" on a push)
-	ReqID   uint64 // the client's request id, echoed on the reply
-	Session uint64 // the session (or transport conversation) the task belongs to
+	Op    Op
+	Code  Code   // result; CodeOK until a stage says otherwise
+	Flags uint32 // a request's or reply's flags, as on the wire (FlagPrefix...)
+	Kind  uint32 // OpPush: the change's kind (PushSet...), as the push's flags on the wire
+	ReqID uint64 // the client's request id, echoed on the reply
+
+	Conn    uint64 // the transport conversation the request came on, where its reply goes
+	Session uint64 // the session: a hello's reply, a lease check
 	Version uint64 // the key's version: expected (CAS) on a request, current on a reply
-	Seq     uint64 // per-session sequence number of a push
-	TTLms   int64  // time to live in milliseconds; 0 means none
-	Delta   int64  // incr/decr amount; the counter's value on a reply
-	Aux     uint64 // stage to stage, never on the wire: the session id on a hello reply
+	Seq     uint64 // per-session sequence number of a push; acknowledged by heartbeat and ack
+
+	TTLms    int64 // a request's time to live, in milliseconds from now; 0 means none
+	ExpireAt int64 // loads, stores, changes: the absolute deadline, unix milliseconds; 0 never
+	Delta    int64 // incr amount; the counter's value on its reply
+	Heard    int64 // OpLease: when the conversation last heard from its client (loop clock ns)
+	Delete   bool  // OpStore, OpChanged: a delete, not a write of Value
 
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
 	Value []byte // reused like Key; large buffers are dropped on Put
@@ -145,8 +151,8 @@ type Task struct {
 	// stages share an epoch, so differences give per-stage latency.
 	Enter [NumStages]int64
 
-	// Ctx carries a value private to the stage that owns the task (for example the transport's
-	// conversation, or a waiter list), never interpreted by other stages.
+	// Ctx carries a value private to the stage that owns the task (for example an mget's
+	// state), never interpreted by other stages.
 	Ctx any
 
 	done func() // set on OpBarrier tasks: called once the barrier has passed
@@ -195,5 +201,5 @@ func (t *Task) Fail(c Code, err error) {
 }
 
 func (t *Task) String() string {
-	return fmt.Sprintf("task{op=%s req=%d session=%d key=%q code=%s}", t.Op, t.ReqID, t.Session, t.Key, t.Code)
+	return fmt.Sprintf("task{op=%s req=%d conn=%d key=%q code=%s}", t.Op, t.ReqID, t.Conn, t.Key, t.Code)
 }

@@ -490,7 +490,7 @@ type Conn struct {
 	Ctx any
 }
 
-// ID returns the conversation's handle, unique for the server's life (Task.Session).
+// ID returns the conversation's handle, unique for the server's life (Task.Conn).
 func (c *Conn) ID() uint64 { return c.id }
 
 // LastHeard returns when the peer last sent a datagram, in the loop clock's nanoseconds.

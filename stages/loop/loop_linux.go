@@ -269,6 +269,14 @@ func (l *Loop) Stop(ctx context.Context) error {
 	return l.err
 }
 
+// StopNow stops the loop whatever its producers do: every inbound queue is closed at once, so
+// the loop handles what was queued and exits. For a pipeline that could not start, where the
+// stages that would close the queues may not be running. Otherwise like Stop.
+func (l *Loop) StopNow(ctx context.Context) error {
+	l.cfg.PipelineClose = false // before Stop reads it, on this goroutine: the loop never does
+	return l.Stop(ctx)
+}
+
 func (l *Loop) requestStop(ctx context.Context) {
 	if !l.cfg.PipelineClose {
 		for _, in := range l.queues[1:] {

@@ -1,0 +1,223 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/stages/loop"
+	"github.com/pipecache/pipecache/task"
+)
+
+// Outgoing's goroutines: they may block on the store (that is what they are for) and on
+// CachePrc's full completion queue; they share nothing with the loop but the channels.
+
+// loadWorker serves loads until the loads channel closes.
+func (o *Outgoing) loadWorker() {
+	for t := range o.loads {
+		start := time.Now()
+		r, ok, err := o.store.Get(string(t.Key), start.UnixMilli())
+		if o.cfg.Observer != nil {
+			o.cfg.Observer.ObserveLoad(time.Since(start), err)
+		}
+		switch {
+		case err != nil:
+			o.log.Error("store load failed", "key", string(t.Key), "err", err)
+			t.Fail(task.CodeUnavailable, err)
+		case !ok:
+			t.Code = task.CodeNotFound
+		default:
+			t.Value = append(t.Value[:0], r.Value...)
+			t.Version, t.ExpireAt = r.Version, r.ExpireAt
+		}
+		o.complete(t)
+	}
+}
+
+// committer commits writes until the commits channel closes: it waits for one, takes every
+// write already waiting (up to MaxBatch) and commits them as one group, so that writes arriving
+// during a commit share the next one's fsync.
+func (o *Outgoing) committer() {
+	var group []*task.Task
+	var writes []nameservice.Write
+	for t := range o.commits {
+		group = append(group[:0], t)
+	gather:
+		for len(group) < o.cfg.MaxBatch {
+			select {
+			case t, ok := <-o.commits:
+				if !ok {
+					break gather
+				}
+				group = append(group, t)
+			default:
+				break gather
+			}
+		}
+		writes = writes[:0]
+		for _, t := range group {
+			writes = append(writes, nameservice.Write{Key: string(t.Key), Delete: t.Delete,
+				Record: nameservice.Record{Value: t.Value, Version: t.Version, ExpireAt: t.ExpireAt}})
+		}
+		errs := o.commit(writes)
+		for i, t := range group {
+			switch err := errs[i]; {
+			case err == nil:
+				t.Version = writes[i].Record.Version // a store may number versions itself (etcd)
+			case errors.Is(err, nameservice.ErrInvalid):
+				t.Fail(task.CodeBadRequest, err)
+			default:
+				t.Fail(task.CodeUnavailable, err)
+			}
+			o.complete(t)
+		}
+		clear(group)
+	}
+}
+
+// sweeper deletes expired records from the store every SweepInterval, one sweep at a time,
+// until the stage finishes.
+func (o *Outgoing) sweeper() {
+	tick := time.NewTicker(o.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := o.store.SweepExpired(time.Now().UnixMilli(), 10_000)
+		if err != nil {
+			o.log.Warn("sweeping expired records", "err", err)
+		} else if n > 0 {
+			o.log.Debug("swept expired records", "n", n)
+		}
+	}
+}
+
+// commit commits one group and returns each write's outcome. One bad write never fails the
+// others: a write the store refuses alone comes back with its own error, and if the whole group
+// fails for any reason but the store being unreachable, its writes are committed one by one,
+// so that only those that fail alone fail. Committer goroutine only.
+func (o *Outgoing) commit(writes []nameservice.Write) []error {
+	errs := make([]error, len(writes))
+	err := o.storeCommit(writes)
+	if err != nil && len(writes) > 1 && !errors.Is(err, nameservice.ErrUnavailable) {
+		o.log.Warn("group commit failed; committing its writes one by one", "writes", len(writes), "err", err)
+		for i := range writes {
+			errs[i] = o.storeCommit(writes[i : i+1])
+		}
+		err = nil
+	}
+	for i := range writes {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case writes[i].Err != nil:
+			errs[i] = writes[i].Err
+		}
+		if errs[i] != nil && !errors.Is(errs[i], nameservice.ErrInvalid) {
+			o.log.Error("store commit failed", "key", writes[i].Key, "err", errs[i])
+		}
+	}
+	return errs
+}
+
+// storeCommit is one call of the store's Commit, told to the Observer.
+func (o *Outgoing) storeCommit(writes []nameservice.Write) error {
+	start := time.Now()
+	err := o.store.Commit(writes)
+	if o.cfg.Observer != nil {
+		o.cfg.Observer.ObserveCommit(len(writes), time.Since(start), err)
+	}
+	return err
+}
+
+// Feed is a store with a change feed (nameservice.Etcd): every change by anyone, in order.
+type Feed interface {
+	Watch(ctx context.Context, after uint64, fn func(changes []nameservice.Change, resync bool))
+	// Fresh reports whether the store is reachable and the feed has delivered every change
+	// up to its present.
+	Fresh(ctx context.Context) (bool, error)
+}
+
+// Follow starts following the store's change feed from after the given version, handing each
+// change to CachePrc, until the stage stops. Only for a store that is a Feed.
+func (o *Outgoing) Follow(after uint64) {
+	f, ok := o.store.(Feed)
+	if !ok {
+		return
+	}
+	ctx := o.ctx
+	o.workers.Go(func() {
+		f.Watch(ctx, after, func(changes []nameservice.Change, resync bool) {
+			if resync {
+				t := task.Get()
+				t.Op = task.OpFeedResync
+				o.complete(t)
+			}
+			for _, ch := range changes {
+				t := task.Get()
+				t.Op, t.Version, t.ExpireAt, t.Delete = task.OpChanged, ch.Record.Version, ch.Record.ExpireAt, ch.Delete
+				t.Key = append(t.Key, ch.Key...)
+				if !ch.Delete {
+					t.Value = append(t.Value, ch.Record.Value...)
+				}
+				o.complete(t)
+			}
+		})
+	})
+	o.workers.Go(func() { o.probeFeed(ctx, f) })
+}
+
+// probeFeed tells CachePrc whenever the feed's state changes: complete (cached copies are as
+// new as the store) or not (the store is unreachable or the feed lags: cached copies may be
+// stale). It asks every ProbeInterval.
+func (o *Outgoing) probeFeed(ctx context.Context, f Feed) {
+	up := true // the daemon started with the store reachable
+	tick := time.NewTicker(o.cfg.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fresh, err := f.Fresh(ctx)
+		if fresh == up || ctx.Err() != nil {
+			continue
+		}
+		up = fresh
+		t := task.Get()
+		t.Op = task.OpFeedState
+		if up {
+			o.log.Info("store reachable and change feed complete: cached copies are current again")
+		} else {
+			o.log.Warn("store unreachable or change feed behind: cached copies may be stale", "err", err)
+			t.Code = task.CodeUnavailable
+		}
+		o.complete(t)
+	}
+}
+
+// complete hands a finished task back to CachePrc. Called from worker goroutines, which may
+// wait (unlike a loop) while CachePrc's queue is full.
+func (o *Outgoing) complete(t *task.Task) { o.pushBlocking(o.out, t) }
+
+func (o *Outgoing) pushBlocking(q *loop.Queue, t *task.Task) {
+	backoff := 10 * time.Microsecond
+	for {
+		err := q.Push(t)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, loop.ErrQueueClosed) {
+			o.log.Error("result dropped: queue closed", "queue", q.Name(), "op", t.Op, "key", string(t.Key))
+			task.Put(t)
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Millisecond)
+	}
+}
