@@ -22,7 +22,7 @@ import (
 //
 // Staleness bound. Entries are served only while the push stream is known complete recently:
 // a heartbeat's reply carries the server's last push sequence number and whether changes are
-// held back; when the reader reaches that reply having processed every push up to it, every
+// held back; when dispatch reaches that reply having processed every push up to it, every
 // change acknowledged to any client before the heartbeat was sent has been applied here
 // (CachePrc hands a change to SessionMgr before acknowledging it, and SessionMgr answers the
 // heartbeat after pushing everything it had). So a near-cache hit at time R returns a value at
@@ -115,7 +115,7 @@ func (n *nearCache) unsubscriber() {
 			s := n.c.current()
 			if s != nil && !n.c.userSubscribed(key) {
 				h := &wire.Header{Op: task.OpUnsubscribe, Key: []byte(key)}
-				n.c.writeFrame(s, h, nil) // reply has id 0: ignored
+				n.c.writeFrame(context.Background(), s, h, nil) // reply has id 0: ignored
 			}
 			n.mu.Lock()
 			delete(n.unsubbing, key)
@@ -149,7 +149,7 @@ func (n *nearCache) fresh() bool {
 	return time.Since(time.Unix(0, n.syncedAt.Load())) < n.maxStale
 }
 
-// apply handles a push, in the reader, in stream order.
+// apply handles a push, in dispatch (never blocking), in stream order.
 func (n *nearCache) apply(kind EventKind, key string, version uint64, value []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
