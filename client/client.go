@@ -138,11 +138,13 @@ type Client struct {
 
 	subMu     sync.Mutex // guards subs, lastSeq, repairing, ackSent, ackArmed
 	subs      []*Subscription
-	lastSeq   uint64 // the last push sequence number delivered
-	repairing bool   // a replay request is under way
-	ackSent   uint64 // the last sequence number acknowledged to the server
-	ackArmed  bool   // an acknowledgment is scheduled
-	ackNow    chan struct{}
+	lastSeq   uint64        // the last push sequence number delivered
+	repairing bool          // a replay request is under way
+	ackSent   uint64        // the last sequence number acknowledged to the server
+	ackArmed  bool          // an acknowledgment is scheduled
+	acks      kicker        // sends the acknowledgments (ackOnce)
+	beatT     *time.Timer   // the heartbeat (beatTick); set before it is first armed
+	reapT     *time.Timer   // the reaper (reapTick), with WithSilenceTimeout; set before it is first armed
 	ackEvery  atomic.Uint64 // acknowledge at least every this many pushes: a quarter of the server's window
 	ackBytes  atomic.Int64  // ... and every this many bytes of values: a quarter of the server's budget
 	unacked   int64         // bytes of values pushed since the last acknowledgment, guarded by subMu
@@ -199,17 +201,7 @@ func DialContext(ctx context.Context, addr string, opts ...Option) (*Client, err
 		c.Close()
 		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
 	}
-	c.wg.Add(2)
-	go c.heartbeat()
-	go c.acker()
-	if c.near != nil {
-		c.wg.Add(1)
-		go c.near.unsubscriber()
-	}
-	if c.opts.silenceTimeout > 0 {
-		c.wg.Add(1)
-		go c.reaper()
-	}
+	c.startTimers()
 	return c, nil
 }
 
@@ -227,7 +219,8 @@ func newClient(addr string, opts []Option) *Client {
 		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
 	}
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
-		ackNow: make(chan struct{}, 1), hook: chain(o.hooks), ready: make(chan struct{})}
+		hook: chain(o.hooks), ready: make(chan struct{})}
+	c.acks.fn = c.ackOnce
 	c.ackEvery.Store(64)
 	c.ackBytes.Store(1 << 20)
 	c.beat.Store(int64(o.heartbeat))
@@ -645,113 +638,6 @@ func (c *Client) redial(cause error, failed int) {
 	}
 }
 
-// heartbeat sends a heartbeat every negotiated interval; a server silent for deadAfter fails
-// the session (and the client redials). A server that has expired the session answers
-// "unauthorized": the client then says hello again.
-func (c *Client) heartbeat() {
-	defer c.wg.Done()
-	t := time.NewTimer(time.Duration(c.beat.Load()))
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		t.Reset(time.Duration(c.beat.Load()))
-		s := c.current()
-		if s == nil {
-			continue
-		}
-		if c.near != nil {
-			// Heartbeat replies are what lets the near cache serve: beat often enough that
-			// entries stay usable while the session is healthy.
-			t.Reset(min(time.Duration(c.beat.Load()), c.near.maxStale/3))
-		}
-		if silent := time.Since(c.heard()); silent > c.opts.deadAfter {
-			c.sessionFailed(s, fmt.Errorf("server silent for %v", silent.Round(time.Millisecond)))
-			continue
-		}
-		go c.beatOnce(s)
-	}
-}
-
-func (c *Client) beatOnce(s *session) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.deadAfter)
-	defer cancel()
-	c.subMu.Lock()
-	seq := c.lastSeq // the heartbeat acknowledges the pushes processed so far
-	if seq > c.ackSent {
-		c.ackSent, c.unacked = seq, 0
-	}
-	c.subMu.Unlock()
-	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat, Seq: seq}, nil)
-	switch {
-	case errors.Is(err, ErrUnknownOp):
-		c.doOn(ctx, s, &wire.Header{Op: task.OpPing}, nil) // a server without sessions
-	case errors.Is(err, ErrUnauthorized) && c.closing.Load():
-		// Close's goodbye got there first: the session is over, as asked.
-	case errors.Is(err, ErrUnauthorized):
-		// The server does not know this conversation's session: resume it (hello falls back to
-		// a new session if it has expired).
-		c.log.Warn("session not known on this conversation; saying hello again", "addr", c.addr)
-		if err := c.hello(ctx, s); err != nil {
-			c.sessionFailed(s, err)
-		}
-	}
-}
-
-// silence is how long the server may be silent before calls in flight fail: the silence
-// timeout, or twice the negotiated heartbeat interval if the server imposed a longer one.
-func (c *Client) silence() time.Duration {
-	return max(c.opts.silenceTimeout, 2*time.Duration(c.beat.Load()))
-}
-
-// reaper fails the calls in flight whenever the server has been silent for silence(),
-// checking eight times per period.
-func (c *Client) reaper() {
-	defer c.wg.Done()
-	t := time.NewTicker(max(c.opts.silenceTimeout/8, time.Millisecond))
-	defer t.Stop()
-	var expired []*call
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if time.Since(c.heard()) < c.silence() {
-			continue // the server spoke recently: alive
-		}
-		c.mu.Lock()
-		for id, cl := range c.pending { // every call: a silent server answers none of them
-			delete(c.pending, id)
-			expired = append(expired, cl)
-		}
-		c.mu.Unlock()
-		for _, cl := range expired {
-			cl.timedOut = true
-			close(cl.reply)
-		}
-		clear(expired)
-		expired = expired[:0]
-	}
-}
-
-// heard returns when the server last sent stream data (a frame, or part of one) on the newest
-// session, or when that session was opened if it has sent none since: the silence that
-// heartbeat and reaper measure. Datagrams of ACKs alone do not count: a node whose pipeline is
-// stuck may still acknowledge.
-func (c *Client) heard() time.Time {
-	t := time.Unix(0, c.lastRecv.Load())
-	if s := c.latest.Load(); s != nil {
-		if d := s.link.lastData(); d.After(t) {
-			t = d
-		}
-	}
-	return t
-}
-
 // current returns the live session, or nil while reconnecting.
 func (c *Client) current() *session {
 	c.mu.Lock()
@@ -781,6 +667,7 @@ func (c *Client) Close() error {
 		c.closed = true
 		c.mu.Unlock()
 		close(c.done)
+		c.stopTimers()
 		if s != nil {
 			c.sessionFailed(s, ErrClosed)
 		}

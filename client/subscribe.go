@@ -262,48 +262,39 @@ func (c *Client) push(h *wire.Header, value []byte) {
 const ackDelay = 5 * time.Millisecond
 
 // scheduleAck arranges for the pushes processed so far to be acknowledged. Caller holds subMu.
+// It never blocks (it runs in dispatch): the ack is written by c.acks's goroutine.
 func (c *Client) scheduleAck() {
 	switch {
 	case c.lastSeq-c.ackSent >= c.ackEvery.Load(), c.unacked >= c.ackBytes.Load():
-		c.signalAck()
+		c.acks.kick()
 	case !c.ackArmed:
 		c.ackArmed = true
-		time.AfterFunc(ackDelay, c.signalAck)
+		time.AfterFunc(ackDelay, c.acks.kickHere)
 	}
 }
 
-func (c *Client) signalAck() {
-	select {
-	case c.ackNow <- struct{}{}:
-	default:
+// ackOnce sends an acknowledgment, if pushes were processed since the last: one frame with the
+// last sequence number processed, no reply. It runs in c.acks's goroutine, one at a time, so
+// acknowledgments leave in order.
+func (c *Client) ackOnce() {
+	if c.isClosing() {
+		return
 	}
-}
-
-// acker sends acknowledgments: one frame with the last sequence number processed, no reply.
-func (c *Client) acker() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.ackNow:
-		}
-		c.subMu.Lock()
-		seq := c.lastSeq
-		c.ackArmed = false
-		if seq <= c.ackSent {
-			c.subMu.Unlock()
-			continue
-		}
-		c.ackSent, c.unacked = seq, 0
+	c.subMu.Lock()
+	seq := c.lastSeq
+	c.ackArmed = false
+	if seq <= c.ackSent {
 		c.subMu.Unlock()
-		s := c.current()
-		if s == nil {
-			continue // the resuming hello carries it
-		}
-		if err := c.writeFrame(context.Background(), s, &wire.Header{Op: task.OpAck, Seq: seq}, nil); err != nil {
-			c.log.Debug("ack not sent", "addr", c.addr, "err", err)
-		}
+		return
+	}
+	c.ackSent, c.unacked = seq, 0
+	c.subMu.Unlock()
+	s := c.current()
+	if s == nil {
+		return // the resuming hello carries it
+	}
+	if err := c.writeFrame(context.Background(), s, &wire.Header{Op: task.OpAck, Seq: seq}, nil); err != nil {
+		c.log.Debug("ack not sent", "addr", c.addr, "err", err)
 	}
 }
 
