@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -53,10 +52,27 @@ func failFast() Option { return func(o *options) { o.failFast = true } }
 // or with another, never answers: Dial fails with ErrTimeout.
 func WithCryptKey(key []byte) Option {
 	return func(o *options) {
-		if o.crypt, o.cryptErr = kcp.NewAESBlockCrypt(key); o.cryptErr != nil {
+		if o.crypt, o.cryptErr = blockCrypt(key); o.cryptErr != nil {
 			o.cryptErr = fmt.Errorf("%w: encryption key: %w", ErrBadRequest, o.cryptErr)
 		}
 	}
+}
+
+// crypts holds the process's BlockCrypt of each key (string(key) to kcp.BlockCrypt): the kcpnet
+// engine gives each distinct BlockCrypt sockets of its own, so every Client and Cluster node with
+// the same key shares one (kcp-go's BlockCrypts are safe for concurrent use).
+var crypts sync.Map
+
+func blockCrypt(key []byte) (kcp.BlockCrypt, error) {
+	if b, ok := crypts.Load(string(key)); ok {
+		return b.(kcp.BlockCrypt), nil
+	}
+	b, err := kcp.NewAESBlockCrypt(key)
+	if err != nil {
+		return nil, err
+	}
+	shared, _ := crypts.LoadOrStore(string(key), b)
+	return shared.(kcp.BlockCrypt), nil
 }
 
 // ReadKeyFile reads a pre-shared key file: 32, 48 or 64 hexadecimal digits (PROTOCOL.md).
@@ -114,18 +130,21 @@ type Client struct {
 	closing atomic.Bool // Close has begun: no hello any more
 
 	nextID   atomic.Uint64
-	lastRecv atomic.Int64           // unix nanos of the last frame from the server
-	resume   atomic.Pointer[string] // the session's resume token, once a hello succeeded
-	beat     atomic.Int64           // negotiated heartbeat interval, nanoseconds
-	session  atomic.Uint64          // the server's session id (0 before hello, or without sessions)
+	lastRecv atomic.Int64            // unix nanos when the newest session was opened (see heard)
+	latest   atomic.Pointer[session] // the newest session: the current one, or the one being opened
+	resume   atomic.Pointer[string]  // the session's resume token, once a hello succeeded
+	beat     atomic.Int64            // negotiated heartbeat interval, nanoseconds
+	session  atomic.Uint64           // the server's session id (0 before hello, or without sessions)
 
 	subMu     sync.Mutex // guards subs, lastSeq, repairing, ackSent, ackArmed
 	subs      []*Subscription
-	lastSeq   uint64 // the last push sequence number delivered
-	repairing bool   // a replay request is under way
-	ackSent   uint64 // the last sequence number acknowledged to the server
-	ackArmed  bool   // an acknowledgment is scheduled
-	ackNow    chan struct{}
+	lastSeq   uint64        // the last push sequence number delivered
+	repairing bool          // a replay request is under way
+	ackSent   uint64        // the last sequence number acknowledged to the server
+	ackArmed  bool          // an acknowledgment is scheduled
+	acks      kicker        // sends the acknowledgments (ackOnce)
+	beatT     *time.Timer   // the heartbeat (beatTick); set before it is first armed
+	reapT     *time.Timer   // the reaper (reapTick), with WithSilenceTimeout; set before it is first armed
 	ackEvery  atomic.Uint64 // acknowledge at least every this many pushes: a quarter of the server's window
 	ackBytes  atomic.Int64  // ... and every this many bytes of values: a quarter of the server's budget
 	unacked   int64         // bytes of values pushed since the last acknowledgment, guarded by subMu
@@ -139,13 +158,11 @@ type Client struct {
 	failResubscribes atomic.Int32 // tests only: make this many re-subscribes fail (export_test.go)
 }
 
+// session is one conversation with the server and what rides on it. Its frames arrive at
+// dispatch in stream order (on the kcpnet engine's loop goroutine on Linux: dial_kcpnet.go).
 type session struct {
-	kcp *kcp.UDPSession
-	wmu sync.Mutex // serialises frames onto kcp (kcp-go's Write may block on a full window)
-	buf []byte     // encoding buffer, guarded by wmu
-
-	readErr atomic.Pointer[error] // why the reader stopped; stored before it fails the calls
-	lost    atomic.Bool           // sessionFailed ran for it
+	link link        // the transport's conversation: dial_kcpnet.go, or dial_udpsession.go
+	lost atomic.Bool // sessionFailed ran for it
 }
 
 // reply is a server's reply.
@@ -159,8 +176,8 @@ type call struct {
 	sess     *session
 	sentAt   int64 // unix nanos when the request was written
 	timedOut bool  // set before reply is closed: the call outlived the call timeout
-	// onReply, if set, runs in the reader when the reply arrives, in stream order: before any
-	// frame that follows it is handled.
+	// onReply, if set, runs in dispatch when the reply arrives, in stream order: before any
+	// frame that follows it is handled. It must not block (dispatch does not).
 	onReply func(h *wire.Header)
 }
 
@@ -184,17 +201,7 @@ func DialContext(ctx context.Context, addr string, opts ...Option) (*Client, err
 		c.Close()
 		return nil, fmt.Errorf("pipecache: dial %s: %w", addr, err)
 	}
-	c.wg.Add(2)
-	go c.heartbeat()
-	go c.acker()
-	if c.near != nil {
-		c.wg.Add(1)
-		go c.near.unsubscriber()
-	}
-	if c.opts.silenceTimeout > 0 {
-		c.wg.Add(1)
-		go c.reaper()
-	}
+	c.startTimers()
 	return c, nil
 }
 
@@ -212,7 +219,8 @@ func newClient(addr string, opts []Option) *Client {
 		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
 	}
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
-		ackNow: make(chan struct{}, 1), hook: chain(o.hooks), ready: make(chan struct{})}
+		hook: chain(o.hooks), ready: make(chan struct{})}
+	c.acks.fn = c.ackOnce
 	c.ackEvery.Store(64)
 	c.ackBytes.Store(1 << 20)
 	c.beat.Store(int64(o.heartbeat))
@@ -222,7 +230,7 @@ func newClient(addr string, opts []Option) *Client {
 	return c
 }
 
-// connect opens a session: a new KCP conversation, its reader, and a hello on it (resuming
+// connect opens a session: a new KCP conversation and a hello on it (resuming
 // the session if there was one), waiting at most the dial timeout and until ctx ends. A hello
 // that goes unanswered for a while is tried again on a fresh conversation (under loss the first
 // one's datagrams may all be lost, or the server may have dropped it) until that time is up.
@@ -242,25 +250,17 @@ func (c *Client) connect(ctx context.Context) error {
 
 // connectOnce is one attempt of connect, on one conversation, for at most d.
 func (c *Client) connectOnce(ctx context.Context, d time.Duration) error {
-	ks, err := dialKCP(c.addr, c.opts.crypt)
-	if err != nil {
+	s := &session{}
+	c.lastRecv.Store(time.Now().UnixNano())
+	if err := c.openLink(s); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	ks.SetStreamMode(true)
-	ks.SetNoDelay(1, 10, 2, 1) // fast mode: 10 ms interval, fast resend, no congestion window
-	ks.SetWindowSize(c.opts.window, c.opts.window)
-	ks.SetACKNoDelay(false) // ACKs ride on the next request or the next 10 ms flush
-	ks.SetReadBuffer(4 << 20)
-	ks.SetWriteBuffer(4 << 20)
-	s := &session{kcp: ks}
-	c.lastRecv.Store(time.Now().UnixNano())
-	c.wg.Add(1)
-	go c.read(s)
+	c.latest.Store(s)
 	actx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if err := c.hello(actx, s); err != nil {
-		ks.Close()
-		if s.refused() {
+		s.link.close()
+		if s.link.refused() {
 			return fmt.Errorf("%w: connection refused: nothing listening at %s", ErrUnavailable, c.addr)
 		}
 		if ctx.Err() != nil { // the whole dial's time is up, not only this attempt's
@@ -271,20 +271,13 @@ func (c *Client) connectOnce(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		ks.Close()
+		s.link.close()
 		return ErrClosed
 	}
 	c.sess = s
 	close(c.ready)
 	c.mu.Unlock()
 	return nil
-}
-
-// refused reports whether s's socket was refused: an ICMP port-unreachable came back (on Linux,
-// where the socket is connected: see dialKCP), so nothing listens at the server's address.
-func (s *session) refused() bool {
-	err := s.readErr.Load()
-	return err != nil && errors.Is(*err, syscall.ECONNREFUSED)
 }
 
 // hello opens (or resumes) the session on s.
@@ -439,7 +432,7 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 	return c.doOnWith(ctx, s, h, value, nil)
 }
 
-// doOnWith is doOn with a callback run in the reader when the reply arrives (call.onReply).
+// doOnWith is doOn with a callback run in dispatch when the reply arrives (call.onReply).
 func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value []byte, onReply func(*wire.Header)) (reply, error) {
 	h.ID = c.nextID.Add(1)
 	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano(), onReply: onReply}
@@ -451,14 +444,11 @@ func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value
 	c.pending[h.ID] = cl
 	c.mu.Unlock()
 
-	err := c.writeFrame(s, h, value)
-	if errors.Is(err, ErrTooLarge) {
+	if err := c.writeFrame(ctx, s, h, value); err != nil {
 		c.forget(h.ID)
-		return reply{}, err
-	}
-	if err != nil {
-		c.forget(h.ID)
-		c.sessionFailed(s, err)
+		if errors.Is(err, errSendFailed) {
+			c.sessionFailed(s, err)
+		}
 		return reply{}, err
 	}
 	select {
@@ -479,27 +469,56 @@ func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value
 	}
 }
 
-// writeFrame writes one frame on s. It takes only the session's write lock, so a writer
-// blocked on a full window never keeps the reader from matching replies. h.ID 0 is a frame
-// that expects no reply (an ack).
-func (c *Client) writeFrame(s *session, h *wire.Header, value []byte) error {
+// framePool holds frame encoding buffers: the transport copies a frame, so a buffer is needed
+// only while its frame is queued.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeFrame sends one frame on s, whole: frames of concurrent callers never interleave. h.ID 0
+// is a frame that expects no reply (an ack). An error wrapping errSendFailed means s is dead;
+// ErrTooLarge, a context error or ErrClosed mean only that this frame was not sent.
+//
+// A full send queue (client/kcpnet's MaxSendQueue: about 11 MB waiting for the server's ACKs)
+// is back-pressure, as a kcp-go UDPSession's full window was (its Write waited for room):
+// writeFrame waits for room too, polling with back-off from 1 ms to 50 ms, until the frame is
+// queued, ctx ends (an error wrapping ErrTimeout or context.Canceled), s is lost (errSendFailed),
+// or the client closes (ErrClosed). It does not fail at once with ErrBusy: a burst of large
+// writes that fills the queue drains at the network's pace, and its callers wait as before.
+func (c *Client) writeFrame(ctx context.Context, s *session, h *wire.Header, value []byte) error {
 	h.V = wire.Version
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	var err error
-	s.buf, err = wire.AppendFrame(s.buf[:0], h, value)
-	if err == nil {
-		_, err = s.kcp.Write(s.buf) // one Write per frame: frames never interleave
-		if err != nil {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-	} else {
+	bp := framePool.Get().(*[]byte)
+	frame, err := wire.AppendFrame((*bp)[:0], h, value)
+	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrTooLarge, err)
+	} else {
+		err = c.sendFrame(ctx, s, frame, h.Op)
 	}
-	if cap(s.buf) > 64<<10 {
-		s.buf = nil
+	if cap(frame) <= 64<<10 { // a large one goes to the garbage collector
+		*bp = frame[:0]
+		framePool.Put(bp)
 	}
 	return err
+}
+
+// sendFrame queues frame on s, waiting while the send queue is full (see writeFrame).
+func (c *Client) sendFrame(ctx context.Context, s *session, frame []byte, op task.Op) error {
+	wait := time.Millisecond
+	for {
+		err := s.link.send(frame)
+		if !errors.Is(err, errSendQueueFull) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctxError(ctx, op.String()+" "+c.addr+": send queue full")
+		case <-c.done:
+			t.Stop()
+			return ErrClosed
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 func (c *Client) forget(id uint64) {
@@ -508,35 +527,14 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
-// read is a session's reader goroutine: it cuts frames out of the stream and completes calls.
-func (c *Client) read(s *session) {
-	defer c.wg.Done()
-	var sp wire.Splitter
-	for {
-		n, err := s.kcp.Read(sp.Buffer(64 << 10))
-		if err != nil {
-			s.readErr.Store(&err)
-			c.sessionFailed(s, err)
-			return
-		}
-		sp.Commit(n)
-		c.lastRecv.Store(time.Now().UnixNano())
-		for {
-			body, err := sp.Next()
-			if err != nil {
-				c.log.Error("malformed stream from server", "addr", c.addr, "err", err)
-				c.sessionFailed(s, err)
-				return
-			}
-			if body == nil {
-				break
-			}
-			c.dispatch(s, body)
-		}
-		sp.Shrink(1 << 20)
-	}
-}
-
+// dispatch handles one frame from the server, in stream order: a reply completes its call, a
+// push goes to the subscriptions and the near cache, a goodbye with an error code fails the
+// session. On Linux it runs on the kcpnet engine's loop goroutine, shared by every session of
+// the process, so it and everything it calls never block: push (Subscription.deliver and the
+// near cache's apply take short locks and never wait on a channel; an ack is scheduled, not
+// written), heartbeatReply, call.onReply (finishResync), the reply's buffered channel, and
+// sessionFailed (the log line and the redial are in a goroutine). What may wait (the hello of a
+// repair, a re-subscribe) runs in goroutines of its own.
 func (c *Client) dispatch(s *session, body []byte) {
 	var r reply
 	value, err := wire.Decode(body, &r.Header)
@@ -564,7 +562,7 @@ func (c *Client) dispatch(s *session, body []byte) {
 		return
 	}
 	if r.Header.Op == task.OpHeartbeat && r.Header.Code == task.CodeOK {
-		// In the reader, in stream order: every push sent before this reply has been handled.
+		// In stream order: every push sent before this reply has been handled.
 		c.heartbeatReply(cl.sentAt, &r.Header)
 	}
 	if cl.onReply != nil {
@@ -574,7 +572,8 @@ func (c *Client) dispatch(s *session, body []byte) {
 }
 
 // sessionFailed tears down s (if it is still current), fails its calls with ErrUnavailable, and
-// starts redialling. Safe to call more than once for the same session.
+// starts redialling. Safe to call more than once for the same session, and from dispatch: it
+// never blocks.
 func (c *Client) sessionFailed(s *session, cause error) {
 	s.lost.Store(true)
 	c.mu.Lock()
@@ -590,25 +589,21 @@ func (c *Client) sessionFailed(s *session, cause error) {
 	}
 	c.sess = nil
 	c.ready = make(chan struct{}) // callers wait on it for the next session
-	var failed []*call
-	for id, cl := range c.pending {
-		if cl.sess == s {
-			failed = append(failed, cl)
-			delete(c.pending, id)
-		}
-	}
+	failed := c.takeCalls(s)
 	closed := c.closed
+	if !closed {
+		// Under mu, which Close takes to set closed before it waits: the redial is counted
+		// before Close's Wait, whichever goroutine this is (the engine's loop is not counted).
+		c.wg.Add(1)
+	}
 	c.mu.Unlock()
-	s.kcp.Close()
+	s.link.close()
 	for _, cl := range failed {
 		close(cl.reply)
 	}
-	if closed {
-		return
+	if !closed {
+		go c.redial(cause, len(failed))
 	}
-	c.log.Warn("session lost; redialling", "addr", c.addr, "cause", cause, "failed_calls", len(failed))
-	c.wg.Add(1)
-	go c.redial()
 }
 
 // takeCalls removes and returns the calls in flight on s. Caller holds c.mu.
@@ -624,8 +619,10 @@ func (c *Client) takeCalls(s *session) []*call {
 }
 
 // redial reconnects with exponential back-off and jitter until it succeeds or the client closes.
-func (c *Client) redial() {
+// cause and failed are what sessionFailed saw, logged here rather than on the engine's loop.
+func (c *Client) redial(cause error, failed int) {
 	defer c.wg.Done()
+	c.log.Warn("session lost; redialling", "addr", c.addr, "cause", cause, "failed_calls", failed)
 	backoff := 50 * time.Millisecond
 	for {
 		select {
@@ -638,99 +635,6 @@ func (c *Client) redial() {
 			return
 		}
 		backoff = min(2*backoff, c.opts.maxBackoff)
-	}
-}
-
-// heartbeat sends a heartbeat every negotiated interval; a server silent for deadAfter fails
-// the session (and the client redials). A server that has expired the session answers
-// "unauthorized": the client then says hello again.
-func (c *Client) heartbeat() {
-	defer c.wg.Done()
-	t := time.NewTimer(time.Duration(c.beat.Load()))
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		t.Reset(time.Duration(c.beat.Load()))
-		s := c.current()
-		if s == nil {
-			continue
-		}
-		if c.near != nil {
-			// Heartbeat replies are what lets the near cache serve: beat often enough that
-			// entries stay usable while the session is healthy.
-			t.Reset(min(time.Duration(c.beat.Load()), c.near.maxStale/3))
-		}
-		if silent := time.Since(time.Unix(0, c.lastRecv.Load())); silent > c.opts.deadAfter {
-			c.sessionFailed(s, fmt.Errorf("server silent for %v", silent.Round(time.Millisecond)))
-			continue
-		}
-		go c.beatOnce(s)
-	}
-}
-
-func (c *Client) beatOnce(s *session) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.deadAfter)
-	defer cancel()
-	c.subMu.Lock()
-	seq := c.lastSeq // the heartbeat acknowledges the pushes processed so far
-	if seq > c.ackSent {
-		c.ackSent, c.unacked = seq, 0
-	}
-	c.subMu.Unlock()
-	_, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHeartbeat, Seq: seq}, nil)
-	switch {
-	case errors.Is(err, ErrUnknownOp):
-		c.doOn(ctx, s, &wire.Header{Op: task.OpPing}, nil) // a server without sessions
-	case errors.Is(err, ErrUnauthorized) && c.closing.Load():
-		// Close's goodbye got there first: the session is over, as asked.
-	case errors.Is(err, ErrUnauthorized):
-		// The server does not know this conversation's session: resume it (hello falls back to
-		// a new session if it has expired).
-		c.log.Warn("session not known on this conversation; saying hello again", "addr", c.addr)
-		if err := c.hello(ctx, s); err != nil {
-			c.sessionFailed(s, err)
-		}
-	}
-}
-
-// silence is how long the server may be silent before calls in flight fail: the silence
-// timeout, or twice the negotiated heartbeat interval if the server imposed a longer one.
-func (c *Client) silence() time.Duration {
-	return max(c.opts.silenceTimeout, 2*time.Duration(c.beat.Load()))
-}
-
-// reaper fails the calls in flight whenever the server has been silent for silence(),
-// checking eight times per period.
-func (c *Client) reaper() {
-	defer c.wg.Done()
-	t := time.NewTicker(max(c.opts.silenceTimeout/8, time.Millisecond))
-	defer t.Stop()
-	var expired []*call
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		if time.Now().UnixNano()-c.lastRecv.Load() < int64(c.silence()) {
-			continue // the server spoke recently: alive
-		}
-		c.mu.Lock()
-		for id, cl := range c.pending { // every call: a silent server answers none of them
-			delete(c.pending, id)
-			expired = append(expired, cl)
-		}
-		c.mu.Unlock()
-		for _, cl := range expired {
-			cl.timedOut = true
-			close(cl.reply)
-		}
-		clear(expired)
-		expired = expired[:0]
 	}
 }
 
@@ -763,6 +667,7 @@ func (c *Client) Close() error {
 		c.closed = true
 		c.mu.Unlock()
 		close(c.done)
+		c.stopTimers()
 		if s != nil {
 			c.sessionFailed(s, ErrClosed)
 		}

@@ -1,10 +1,16 @@
 // Package client is pipecache's Go SDK.
 //
-// A Client keeps one KCP session (github.com/xtaci/kcp-go/v5 UDPSession) to a pipecached
-// server and is safe for concurrent use: every caller shares the session, so many requests are
-// in flight at once, matched to their replies by request id, and their requests and ACKs share
-// datagrams. The client sends heartbeats, notices a server that has gone silent, fails the
-// requests in flight with ErrUnavailable, and redials with back-off in the background.
+// A Client keeps one KCP session to a pipecached server and is safe for concurrent use: every
+// caller shares the session, so many requests are in flight at once, matched to their replies
+// by request id, and their requests and ACKs share datagrams. The client sends heartbeats,
+// notices a server that has gone silent, fails the requests in flight with ErrUnavailable, and
+// redials with back-off in the background.
+//
+// Transport. On Linux every session of the process (every Client, every node of every Cluster)
+// is a conversation of one shared engine, package client/kcpnet: one I/O loop goroutine and a
+// few UDP sockets, no goroutine per session; replies are matched on that loop (dispatch, which
+// never blocks). Elsewhere, or built with the tag pipecache_udpsession, each session is a kcp-go
+// UDPSession with a reader goroutine of its own, with the same behaviour (dial_udpsession.go).
 //
 //	c, err := client.Dial("127.0.0.1:7070") // or DialContext(ctx, addr)
 //	if err != nil { ... }

@@ -38,6 +38,14 @@ var errNotSent = fmt.Errorf("%w: reconnecting", ErrUnavailable)
 // errConnLost: the request was sent but its session was lost before the reply came.
 var errConnLost = fmt.Errorf("%w: connection lost before the reply", ErrUnavailable)
 
+// errSendFailed: the transport refused a frame because the session is dead (closed, refused);
+// the session is failed and redialled.
+var errSendFailed = fmt.Errorf("%w: send failed", ErrUnavailable)
+
+// errSendQueueFull: the session's send queue is full; writeFrame waits for room, and never
+// returns it.
+var errSendQueueFull = errors.New("pipecache: send queue full")
+
 // Code is a result code in a server's reply. The values and names are the protocol's
 // (PROTOCOL.md, "Result codes"): they are never renumbered, and new ones may be added.
 type Code uint16

@@ -22,7 +22,7 @@ import (
 //
 // Staleness bound. Entries are served only while the push stream is known complete recently:
 // a heartbeat's reply carries the server's last push sequence number and whether changes are
-// held back; when the reader reaches that reply having processed every push up to it, every
+// held back; when dispatch reaches that reply having processed every push up to it, every
 // change acknowledged to any client before the heartbeat was sent has been applied here
 // (CachePrc hands a change to SessionMgr before acknowledging it, and SessionMgr answers the
 // heartbeat after pushing everything it had). So a near-cache hit at time R returns a value at
@@ -68,7 +68,8 @@ type nearCache struct {
 	unsubbing map[string]bool // evicted keys whose unsubscribe is not written yet: not cached meanwhile
 	resetting bool            // evictions during reset need no unsubscribe
 
-	unsub chan string
+	unsub  chan string // evicted keys to unsubscribe, written by writer
+	writer kicker      // runs writeUnsubscribes
 
 	hits, misses, stale, refreshed, invalidated, evicted atomic.Uint64
 }
@@ -78,6 +79,7 @@ func newNearCache(c *Client, size int, maxStale time.Duration) *nearCache {
 		maxStale = 3 * c.opts.heartbeat
 	}
 	n := &nearCache{c: c, maxStale: maxStale, unsubbing: map[string]bool{}, unsub: make(chan string, 4096)}
+	n.writer.fn = n.writeUnsubscribes
 	n.lru, _ = simplelru.NewLRU(size, n.onEvict)
 	return n
 }
@@ -91,36 +93,41 @@ func (n *nearCache) onEvict(key string, e *nearEntry) {
 	n.unsubbing[key] = true
 	select {
 	case n.unsub <- key:
+		n.writer.kick()
 	default:
-		// The unsubscriber is far behind: keep the key marked (never cached again until its
-		// unsubscribe is written) and write it from a goroutine.
+		// The writer is far behind: keep the key marked (never cached again until its
+		// unsubscribe is written) and queue it from a goroutine.
 		go func() {
 			select {
 			case n.unsub <- key:
+				n.writer.kick()
 			case <-n.c.done:
 			}
 		}()
 	}
 }
 
-// unsubscriber writes the unsubscribes of evicted keys, in order, without waiting for replies.
-// Once one is written, a new subscribe of the same key follows it on the same ordered stream.
-func (n *nearCache) unsubscriber() {
-	defer n.c.wg.Done()
+// writeUnsubscribes writes the unsubscribes of evicted keys, in order, without waiting for
+// replies, until none is queued. It runs in n.writer's goroutine, one at a time. Once one is
+// written, a new subscribe of the same key follows it on the same ordered stream.
+func (n *nearCache) writeUnsubscribes() {
 	for {
+		var key string
 		select {
 		case <-n.c.done:
 			return
-		case key := <-n.unsub:
-			s := n.c.current()
-			if s != nil && !n.c.userSubscribed(key) {
-				h := &wire.Header{Op: task.OpUnsubscribe, Key: []byte(key)}
-				n.c.writeFrame(s, h, nil) // reply has id 0: ignored
-			}
-			n.mu.Lock()
-			delete(n.unsubbing, key)
-			n.mu.Unlock()
+		case key = <-n.unsub:
+		default:
+			return
 		}
+		s := n.c.current()
+		if s != nil && !n.c.userSubscribed(key) {
+			h := &wire.Header{Op: task.OpUnsubscribe, Key: []byte(key)}
+			n.c.writeFrame(context.Background(), s, h, nil) // reply has id 0: ignored
+		}
+		n.mu.Lock()
+		delete(n.unsubbing, key)
+		n.mu.Unlock()
 	}
 }
 
@@ -149,7 +156,7 @@ func (n *nearCache) fresh() bool {
 	return time.Since(time.Unix(0, n.syncedAt.Load())) < n.maxStale
 }
 
-// apply handles a push, in the reader, in stream order.
+// apply handles a push, in dispatch (never blocking), in stream order.
 func (n *nearCache) apply(kind EventKind, key string, version uint64, value []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

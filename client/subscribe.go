@@ -180,7 +180,7 @@ func (s *Subscription) matches(key string) bool {
 	return key == s.key
 }
 
-// deliver hands ev to the subscriber without ever blocking the connection's reader.
+// deliver hands ev to the subscriber without ever blocking dispatch (the transport's receiver).
 func (s *Subscription) deliver(ev Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,7 +213,7 @@ func (s *Subscription) send(ev Event) {
 	}
 }
 
-// push handles a push frame from the reader: in sequence it is delivered; a duplicate is
+// push handles a push frame from dispatch (it must not block): in sequence it is delivered; a duplicate is
 // dropped; a gap makes the client ask the server for what it missed (a resuming hello with the
 // last sequence seen), dropping pushes until the sequence is whole again.
 func (c *Client) push(h *wire.Header, value []byte) {
@@ -262,52 +262,43 @@ func (c *Client) push(h *wire.Header, value []byte) {
 const ackDelay = 5 * time.Millisecond
 
 // scheduleAck arranges for the pushes processed so far to be acknowledged. Caller holds subMu.
+// It never blocks (it runs in dispatch): the ack is written by c.acks's goroutine.
 func (c *Client) scheduleAck() {
 	switch {
 	case c.lastSeq-c.ackSent >= c.ackEvery.Load(), c.unacked >= c.ackBytes.Load():
-		c.signalAck()
+		c.acks.kick()
 	case !c.ackArmed:
 		c.ackArmed = true
-		time.AfterFunc(ackDelay, c.signalAck)
+		time.AfterFunc(ackDelay, c.acks.kickHere)
 	}
 }
 
-func (c *Client) signalAck() {
-	select {
-	case c.ackNow <- struct{}{}:
-	default:
+// ackOnce sends an acknowledgment, if pushes were processed since the last: one frame with the
+// last sequence number processed, no reply. It runs in c.acks's goroutine, one at a time, so
+// acknowledgments leave in order.
+func (c *Client) ackOnce() {
+	if c.isClosing() {
+		return
 	}
-}
-
-// acker sends acknowledgments: one frame with the last sequence number processed, no reply.
-func (c *Client) acker() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.ackNow:
-		}
-		c.subMu.Lock()
-		seq := c.lastSeq
-		c.ackArmed = false
-		if seq <= c.ackSent {
-			c.subMu.Unlock()
-			continue
-		}
-		c.ackSent, c.unacked = seq, 0
+	c.subMu.Lock()
+	seq := c.lastSeq
+	c.ackArmed = false
+	if seq <= c.ackSent {
 		c.subMu.Unlock()
-		s := c.current()
-		if s == nil {
-			continue // the resuming hello carries it
-		}
-		if err := c.writeFrame(s, &wire.Header{Op: task.OpAck, Seq: seq}, nil); err != nil {
-			c.log.Debug("ack not sent", "addr", c.addr, "err", err)
-		}
+		return
+	}
+	c.ackSent, c.unacked = seq, 0
+	c.subMu.Unlock()
+	s := c.current()
+	if s == nil {
+		return // the resuming hello carries it
+	}
+	if err := c.writeFrame(context.Background(), s, &wire.Header{Op: task.OpAck, Seq: seq}, nil); err != nil {
+		c.log.Debug("ack not sent", "addr", c.addr, "err", err)
 	}
 }
 
-// heartbeatReply runs in the reader when a heartbeat's reply arrives, after every push the
+// heartbeatReply runs in dispatch when a heartbeat's reply arrives, after every push the
 // server sent before it. If the client has processed all of them and the server holds none back,
 // the push stream is complete up to the moment the heartbeat was sent: the near cache may
 // trust its entries as of then.
@@ -341,7 +332,7 @@ func (c *Client) repair() {
 // afterHello runs once a hello succeeded on s: if the server opened a new session although this
 // client had subscriptions, they were lost with the old one. Each is subscribed again on s,
 // retried until it is in place or s is lost too (then the next session's hello starts over),
-// and only then, in the reader, at the subscribe's reply, is its resync marker delivered,
+// and only then, in dispatch, at the subscribe's reply, is its resync marker delivered,
 // followed by the events that came meanwhile: the marker precedes every event of the new
 // session, and a subscriber is never told to re-read while it is not subscribed.
 func (c *Client) afterHello(s *session, resumed bool, seq uint64) {
@@ -399,7 +390,7 @@ func (c *Client) resubscribe(s *session, sub *Subscription) {
 	}
 }
 
-// subscribeOn sends sub's subscribe on the session s; at its reply (in the reader) the resync
+// subscribeOn sends sub's subscribe on the session s; at its reply (in dispatch) the resync
 // marker and the held events are delivered.
 func (c *Client) subscribeOn(ctx context.Context, s *session, sub *Subscription) error {
 	h := &wire.Header{Op: task.OpSubscribe, Key: []byte(sub.key)}
@@ -424,7 +415,7 @@ func (s *Subscription) startResync() {
 	s.mu.Unlock()
 }
 
-// finishResync delivers the resync marker, then what was held back. Reader goroutine.
+// finishResync delivers the resync marker, then what was held back. In dispatch: never blocks.
 func (s *Subscription) finishResync() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

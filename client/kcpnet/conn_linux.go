@@ -49,6 +49,7 @@ type Conn struct {
 
 	isClosed  atomic.Bool  // closed, readable without mu
 	lastHeard atomic.Int64 // clock reading of the last datagram from the peer; 0: never
+	lastData  atomic.Int64 // ... of the last one that brought stream bytes (not ACKs alone); 0: never
 }
 
 // heldBuf holds ACK segments back (see Conn.output); pooled, since few conversations hold any
@@ -118,6 +119,18 @@ func (c *Conn) Ctx() any { return c.ctx }
 // LastHeard returns when the last datagram from the peer arrived (the zero time if none has).
 func (c *Conn) LastHeard() time.Time {
 	n := c.lastHeard.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(n))
+}
+
+// LastData returns when the last datagram that brought stream data from the peer arrived (part
+// of a frame or more; not a datagram of ACKs alone), or the zero time if none has: what a
+// kcp-go UDPSession's Read returning tells its caller. A peer whose transport still ACKs while
+// it sends nothing looks silent here, and heard in LastHeard.
+func (c *Conn) LastData() time.Time {
+	n := c.lastData.Load()
 	if n == 0 {
 		return time.Time{}
 	}

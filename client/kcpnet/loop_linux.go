@@ -261,6 +261,7 @@ func (e *Engine) input(c *Conn, data []byte) {
 		e.stats.malformed.Add(1)
 	}
 	c.hold = false
+	got := false
 	for {
 		size := c.kcp.PeekSize()
 		if size < 0 {
@@ -271,10 +272,14 @@ func (e *Engine) input(c *Conn, data []byte) {
 			break
 		}
 		c.in.Commit(n)
+		got = got || n > 0
 	}
 	c.sink = nil
 	c.mu.Unlock()
 	c.lastHeard.Store(e.lp.now)
+	if got {
+		c.lastData.Store(e.lp.now)
+	}
 	if !c.touched {
 		c.touched = true
 		e.lp.touched = append(e.lp.touched, c)

@@ -43,6 +43,9 @@ func (c *Conn) Err() error { return ErrUnsupported }
 // LastHeard returns the zero time on this platform.
 func (c *Conn) LastHeard() time.Time { return time.Time{} }
 
+// LastData returns the zero time on this platform.
+func (c *Conn) LastData() time.Time { return time.Time{} }
+
 // Conv returns 0 on this platform.
 func (c *Conn) Conv() uint32 { return 0 }
 
