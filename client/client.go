@@ -282,20 +282,20 @@ func (c *Client) connectOnce(ctx context.Context, d time.Duration) error {
 
 // hello opens (or resumes) the session on s.
 func (c *Client) hello(ctx context.Context, s *session) error {
-	req := helloRequest{Name: c.opts.name, Token: c.opts.token, HeartbeatMs: c.opts.heartbeat.Milliseconds()}
+	req := wire.HelloRequest{Name: c.opts.name, Token: c.opts.token, HeartbeatMs: c.opts.heartbeat.Milliseconds()}
 	if r := c.resume.Load(); r != nil {
 		req.Resume = *r
 		c.subMu.Lock()
 		req.LastSeq = c.lastSeq
 		c.subMu.Unlock()
 	}
-	body := req.encode()
+	body := encodeHello(req)
 	sent := time.Now().UnixNano()
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
 		c.resume.Store(nil) // the session expired meanwhile: start a new one
 		req.Resume = ""
-		body = req.encode()
+		body = encodeHello(req)
 		r, err = c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	}
 	switch {
@@ -309,7 +309,7 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		}
 		return fmt.Errorf("hello: %w", err)
 	}
-	var rep helloReply
+	var rep wire.HelloReply
 	if err := json.Unmarshal(r.Value, &rep); err != nil {
 		return fmt.Errorf("%w: hello reply: %w", ErrInternal, err)
 	}
@@ -333,16 +333,6 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 	return nil
 }
 
-// helloRequest and helloReply mirror the server's JSON (see PROTOCOL.md).
-type helloRequest struct {
-	Name        string `json:"name,omitempty"`
-	Token       string `json:"token,omitempty"`
-	HeartbeatMs int64  `json:"heartbeat_ms,omitempty"`
-	Resume      string `json:"resume,omitempty"`
-	LastSeq     uint64 `json:"last_seq,omitempty"`
-	Pad         string `json:"pad,omitempty"` // ignored by the server: makes the hello wire.MinHello long
-}
-
 // helloSize is how long the SDK makes its hello frames: well over wire.MinHello, so that the
 // server's anti-amplification limit (three times what a pending conversation sent) leaves room
 // for several resends of the reply when datagrams are lost, as QUIC pads its first packets.
@@ -350,7 +340,7 @@ const helloSize = 1000
 
 // encode returns the hello's JSON value, padded so that its frame is about helloSize bytes (the
 // frame's header adds at least 30).
-func (r helloRequest) encode() []byte {
+func encodeHello(r wire.HelloRequest) []byte {
 	r.Pad = ""
 	b, _ := json.Marshal(r)
 	if need := helloSize - 30 - len(b); need > 0 {
@@ -358,16 +348,6 @@ func (r helloRequest) encode() []byte {
 		b, _ = json.Marshal(r)
 	}
 	return b
-}
-
-type helloReply struct {
-	Session     uint64 `json:"session"`
-	Resume      string `json:"resume"`
-	Resumed     bool   `json:"resumed"`
-	HeartbeatMs int64  `json:"heartbeat_ms"`
-	Seq         uint64 `json:"seq"`
-	PushWindow  int    `json:"push_window"`
-	PushBytes   int64  `json:"push_bytes"`
 }
 
 // Session returns the server's id for this client's session (0 before one is open).

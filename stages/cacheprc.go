@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -64,10 +63,6 @@ func (c *CacheConfig) setDefaults() {
 	}
 }
 
-// slotOverhead approximates what an item costs beyond its arena cell: its slot, its index
-// entry and their share of free space. Used for the memory budget.
-const slotOverhead = 96
-
 type entryState uint8
 
 const (
@@ -105,18 +100,10 @@ type CachePrc struct {
 	toStore  *loop.Queue // Outgoing's inbound queue
 	replies  *loop.Queue // Incoming's reply queue
 
-	arena       *arena
-	slots       slotTable
-	index       map[uint64]uint32 // key hash -> first slot with that hash
-	seed        maphash.Seed
-	head, tail  uint32 // LRU ends
-	flights     map[uint32]*inflight
+	tab         *table               // the keys, values, LRU and expiry (cache_table.go)
+	flights     map[uint32]*inflight // slots with an operation at Outgoing, or waiting behind one
 	freeFlights []*inflight
-	buckets     map[int64][]uint32 // expiry: 100 ms bucket -> slots due in it
-	due         bucketHeap         // bucket ids in buckets, earliest first
-	sweep       timer.Timer        // fires when the earliest bucket is due
-	bytes       int64
-	items       int64
+	sweep       timer.Timer // fires when the earliest expiry bucket is due
 	nextVersion uint64
 	rng         *rand.Rand
 	events      *loop.Queue // SessionMgr's queue, for change events
@@ -174,8 +161,7 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	cfg.setDefaults()
 	c := &CachePrc{
 		cfg: cfg, log: cfg.Logger.With("stage", "cacheprc"), nextVersion: startVersion,
-		arena: newArena(), index: make(map[uint64]uint32), seed: maphash.MakeSeed(),
-		flights: make(map[uint32]*inflight), buckets: make(map[int64][]uint32),
+		tab: newTable(), flights: make(map[uint32]*inflight),
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
 	c.sweep.Fn = c.sweepExpired
@@ -302,7 +288,7 @@ func (c *CachePrc) serve(t *task.Task) {
 		c.mget(t)
 		return
 	}
-	i := c.lookup(t.Key)
+	i := c.tab.lookup(t.Key)
 	if i == 0 {
 		if t.Op == task.OpSet {
 			// A blind set needs no load. The entry stays unknown until the write is durable, so
@@ -317,11 +303,11 @@ func (c *CachePrc) serve(t *task.Task) {
 		c.load(c.newSlot(t.Key), t)
 		return
 	}
-	c.touchLRU(i)
+	c.tab.touch(i)
 	if fl := c.flights[i]; fl != nil {
 		// A load or write is in flight: a read of a known value is answered now; everything
 		// else waits its turn, so that operations on one key apply in order.
-		if t.Op == task.OpGet && c.slots.get(i).state != stateLoading && fl.owner == nil {
+		if t.Op == task.OpGet && c.tab.slot(i).state != stateLoading && fl.owner == nil {
 			c.execute(i, t)
 			return
 		}
@@ -337,7 +323,7 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 		c.testHook(t)
 	}
 	now := c.nowMs()
-	s := c.slots.get(i)
+	s := c.tab.slot(i)
 	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
 		c.expire(i)
 	}
@@ -360,14 +346,14 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 			return
 		}
 		c.stats.hits.Add(1)
-		t.Value = append(t.Value[:0], c.value(s)...)
+		t.Value = append(t.Value[:0], c.tab.value(s)...)
 		t.Version = s.version
 		c.reply(t)
 	case task.OpSet:
 		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
 	case task.OpAdd:
 		if present {
-			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", c.key(s)))
+			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", c.tab.key(s)))
 			return
 		}
 		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
@@ -376,7 +362,7 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 		case !present:
 			c.fail(t, task.CodeNotFound, nil)
 		case t.Op == task.OpCAS && t.Version != s.version:
-			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", c.key(s), s.version, t.Version))
+			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", c.tab.key(s), s.version, t.Version))
 		default:
 			c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
 		}
@@ -393,7 +379,7 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 			c.fail(t, task.CodeNotFound, nil)
 			return
 		}
-		c.write(i, t, c.value(s), c.expiry(t.TTLms, now), false)
+		c.write(i, t, c.tab.value(s), c.expiry(t.TTLms, now), false)
 	default:
 		c.fail(t, task.CodeUnknownOp, fmt.Errorf("cacheprc does not serve %s", t.Op))
 	}

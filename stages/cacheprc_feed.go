@@ -31,12 +31,12 @@ func (c *CachePrc) changed(t *task.Task) {
 	if t.Delete {
 		kind = task.PushDelete
 	}
-	i := c.lookup(t.Key)
+	i := c.tab.lookup(t.Key)
 	if i == 0 {
 		c.emit(t.Key, t.Version, kind, t.Value) // not cached here: only the subscribers care
 		return
 	}
-	s := c.slots.get(i)
+	s := c.tab.slot(i)
 	if s.version >= t.Version {
 		return // this node's own write (or older news)
 	}
@@ -71,7 +71,7 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 	if del {
 		kind = task.PushDelete
 	}
-	c.emit(c.key(c.slots.get(i)), version, kind, nil)
+	c.emit(c.tab.key(c.tab.slot(i)), version, kind, nil)
 	if len(fl.waiters) == 0 {
 		c.settle(i)
 		if c.flights[i] == nil {
@@ -80,13 +80,13 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 		}
 	}
 	// Requests are waiting: they run, in order, against a fresh load rather than the stale entry.
-	s := c.slots.get(i)
-	c.resize(s, 0)
+	s := c.tab.slot(i)
+	c.tab.resize(s, 0)
 	s.vlen, s.version, s.state = 0, 0, stateLoading
 	c.stats.misses.Add(1)
 	lt := task.Get()
 	lt.Op = task.OpLoad
-	lt.Key = append(lt.Key, c.key(s)...)
+	lt.Key = append(lt.Key, c.tab.key(s)...)
 	if !c.send(i, lt, nil) {
 		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
 		c.settle(i)
@@ -97,15 +97,11 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 // dropAll forgets every entry with nothing in flight (the feed lost track of changes).
 func (c *CachePrc) dropAll() {
 	n := 0
-	for _, head := range c.index {
-		for i := head; i != 0; {
-			next := c.slots.get(i).chain
-			if c.flights[i] == nil {
-				c.removeSlot(i)
-				n++
-			}
-			i = next
+	c.tab.each(func(i uint32) {
+		if c.flights[i] == nil {
+			c.removeSlot(i)
+			n++
 		}
-	}
+	})
 	c.log.Warn("change feed lost track: dropped the cache", "entries", n)
 }

@@ -37,7 +37,7 @@ func (c *CachePrc) onPanic(t *task.Task) {
 // resetKey answers everything waiting on key with CodeInternal and forgets its entry. If panicked
 // is the completion of the key's operation in flight, that operation is over.
 func (c *CachePrc) resetKey(key []byte, panicked *task.Task) {
-	i := c.lookup(key)
+	i := c.tab.lookup(key)
 	if i == 0 {
 		return
 	}

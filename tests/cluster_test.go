@@ -234,8 +234,11 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 			break
 		}
 	}
-	time.Sleep(2 * time.Second) // longer than nothing: the leases must stay alive
-	assert.Len(t, cl.Nodes(), 2, "a node dropped out of the member set")
+	// The leases must stay alive: watch the member set for longer than a TTL.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		require.Len(t, cl.Nodes(), 2, "a node dropped out of the member set")
+		<-time.After(50 * time.Millisecond)
+	}
 }
 
 // TestAllEtcdDown: with etcd gone, writes and cold reads fail "unavailable"; cached keys fail
@@ -330,7 +333,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	assert.InDelta(t, 1.0/3, float64(moved)/nKeys, 0.06)
 
 	stop := make(chan struct{})
-	var errs atomic.Int64
+	var errs, gets atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
@@ -340,6 +343,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 					errs.Add(1)
 					t.Errorf("get %s during a leave: %v", k, err)
 				}
+				gets.Add(1)
 				select {
 				case <-stop:
 					return
@@ -348,12 +352,13 @@ func TestClusterJoinAndLeave(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitUntil(t, func() bool { return gets.Load() >= 200 }, "no gets before the leave")
 	left := time.Now()
 	require.NoError(t, a.Stop(ctx))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
 	t.Logf("the stopped node left the member set after %v", time.Since(left).Round(time.Millisecond))
-	time.Sleep(200 * time.Millisecond)
+	after := gets.Load()
+	waitUntil(t, func() bool { return gets.Load() >= after+200 }, "no gets after the leave")
 	close(stop)
 	wg.Wait()
 	assert.Zero(t, errs.Load())

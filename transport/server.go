@@ -499,12 +499,6 @@ func (c *Conn) LastHeard() int64 { return c.lastSeen }
 // Addr returns the peer's address.
 func (c *Conn) Addr() netip.AddrPort { return c.key.addr }
 
-// Conv returns the KCP conversation id.
-func (c *Conn) Conv() uint32 { return c.key.conv }
-
-// Established reports whether the stage above has accepted the peer (see Establish).
-func (c *Conn) Established() bool { return c.established }
-
 // Establish marks the conversation as accepted by the stage above (a successful hello): it no
 // longer counts against the pending caps, gets its full receive window and frame size, and
 // expires after IdleTimeout instead of PendingTTL. What is sent in this iteration (the hello's
@@ -555,9 +549,6 @@ func (c *Conn) Close(reason error) {
 	c.closed = true
 	c.srv.drop(c, reason)
 }
-
-// WaitSnd returns the segments sent but not yet acknowledged, and queued.
-func (c *Conn) WaitSnd() int { return c.kcp.WaitSnd() }
 
 // output is KCP's output callback: it runs inside Input, flush and Update, and its buffer is
 // reused after it returns, so the datagram is copied into the send batch at once.
