@@ -269,3 +269,40 @@ func TestEmptySegmentHoldsNothingBack(t *testing.T) {
 	s.input(pushSegment(3, 1, frame), from)
 	require.Len(t, rec.frames, 1, "the frame behind an empty segment")
 }
+
+// TestACKWaitsForTheReply: the ACK of a request rides with its reply, whether the reply is sent
+// in the same iteration or a later one; with no reply it leaves alone after AckDelay.
+func TestACKWaitsForTheReply(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{AckDelay: 50 * time.Millisecond})
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("ping"))
+	client := kcp.NewKCP(9, func(b []byte, n int) { s.input(append([]byte(nil), b[:n]...), from) })
+	client.NoDelay(1, 10, 2, 1)
+	send := func() {
+		client.Send(frame)
+		kcpFlush(client, kcp.IKCP_FLUSH_FULL)
+	}
+	send()
+	require.Len(t, rec.frames, 1)
+	c := s.byID[1]
+	c.Establish()
+	l.ready.Run()
+	out := s.Stats().DatagramsOut
+	assert.Zero(t, out-0, "the ACK waits: nothing sent yet")
+	require.NoError(t, c.Send(frame)) // the reply, in a later iteration
+	l.ready.Run()
+	assert.Equal(t, uint64(1), s.Stats().DatagramsOut, "ACK and reply in one datagram")
+
+	send() // a second request, never answered
+	l.ready.Run()
+	assert.Equal(t, uint64(1), s.Stats().DatagramsOut, "its ACK waits")
+	deadline := time.Now().Add(time.Minute)
+	for s.Stats().DatagramsOut < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		l.iterate()
+	}
+	assert.Equal(t, uint64(2), s.Stats().DatagramsOut, "after AckDelay the ACK leaves alone")
+}

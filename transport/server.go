@@ -46,6 +46,9 @@ type Config struct {
 	MTU          int           // KCP MTU; default 1400 (kcp-go's)
 	Window       int           // KCP send and receive windows, in segments; default 256
 	Interval     time.Duration // retransmission check interval while data is unacknowledged; default 10 ms
+	// AckDelay is how long an ACK the client's request asked for may wait for the reply to
+	// ride with (acks.go); default 5 ms, negative: ACKs leave at once.
+	AckDelay     time.Duration
 	IdleTimeout  time.Duration // an established conversation silent this long is dropped; default 60 s
 	MaxConns     int           // conversations at most; default 100,000
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
@@ -94,6 +97,9 @@ func (c *Config) setDefaults() {
 	def(&c.PendingPerSource, max(4, c.MaxPending/8))
 	def(&c.SourceRate, max(16, c.PendingRate/8))
 	defDur(&c.Interval, 10*time.Millisecond)
+	if c.AckDelay == 0 {
+		c.AckDelay = 5 * time.Millisecond
+	}
 	defDur(&c.IdleTimeout, 60*time.Second)
 	defDur(&c.PendingTTL, 5*time.Second)
 	if c.Logger == nil {
@@ -155,6 +161,7 @@ type Server struct {
 	frameRoom int  // bytes of frame payload per KCP segment
 	kcpMTU    int  // KCP's MTU: the datagram's, less the encryption header
 	crypt     *crypter
+	holding   *Conn // the conversation whose ACK-only output may be held now (acks.go)
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -291,7 +298,10 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 	}
 	c.lastSeen = s.loop.Clock().Nanos()
 	c.tick = s.cfg.Interval // the peer is alive: retransmit checks at full speed again
-	if c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false) < 0 {
+	s.holding = c
+	ret := c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false)
+	s.holding = nil
+	if ret < 0 {
 		s.stats.malformed.Add(1)
 	}
 	s.markDirty(c) // ACKs leave at the end of this iteration, with any replies
@@ -343,6 +353,7 @@ func (s *Server) open(key convKey) *Conn {
 	c.retransmit.Fn = c.onRetransmit
 	c.tick = s.cfg.Interval
 	c.expire.Fn = c.onExpire
+	c.ackTimer.Fn = c.sendHeldAck
 	s.conns[key] = c
 	s.byID[c.id] = c
 	s.stats.conns.Store(int64(len(s.conns)))
@@ -369,7 +380,9 @@ func (s *Server) flush() {
 		if c.closed {
 			continue
 		}
+		s.holding = c // a datagram of nothing but ACKs may wait for the reply
 		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		s.holding = nil
 		if c.established {
 			c.limitOut = false // the flush that carried the hello's reply is done
 		}
@@ -486,6 +499,9 @@ type Conn struct {
 	tick               time.Duration // its period: Interval, doubling while the peer is silent
 	expire             timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
 
+	heldAck  []byte      // ACKs waiting for the reply to ride with (acks.go)
+	ackTimer timer.Timer // sends them alone at AckDelay
+
 	// Ctx is the owner's per-conversation state (the Incoming stage's session).
 	Ctx any
 }
@@ -546,17 +562,29 @@ func (c *Conn) Close(reason error) {
 		return
 	}
 	kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	c.sendHeldAck()
 	c.closed = true
+	c.srv.loop.Wheel().Cancel(&c.ackTimer)
 	c.srv.drop(c, reason)
 }
 
 // output is KCP's output callback: it runs inside Input, flush and Update, and its buffer is
 // reused after it returns, so the datagram is copied into the send batch at once.
 func (c *Conn) output(buf []byte, size int) {
-	if c.limitOut && !c.srv.adm.allowOut(c, size) {
+	data := buf[:size]
+	if c.holdAck(data) {
+		return
+	}
+	c.emit(c.withHeldAck(data))
+}
+
+// emit sends one datagram of the conversation's, within the anti-amplification limit while it
+// is pending.
+func (c *Conn) emit(data []byte) {
+	if c.limitOut && !c.srv.adm.allowOut(c, len(data)) {
 		return // lost, as far as KCP knows: it resends once the peer has sent more
 	}
-	c.srv.emit(c.key.addr, buf[:size])
+	c.srv.emit(c.key.addr, data)
 }
 
 // maxTick bounds the retransmission check period of a silent peer.

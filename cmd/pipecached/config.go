@@ -47,6 +47,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&d.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
 	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
 	fs.IntVar(&d.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
+	fs.DurationVar(&d.Incoming.Transport.AckDelay, "ack-delay", 5*time.Millisecond, "how long a request's ACK may wait to ride with its reply (negative: send ACKs at once)")
 	fs.StringVar(&d.DataDir, "data-dir", "data", "directory of the embedded store")
 	fs.StringVar(&cfg.storeURL, "store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
 	fs.StringVar(&d.Advertise, "advertise", "", "with -store etcd: the address clients reach this node at (default: -listen)")
