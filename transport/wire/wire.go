@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"unicode/utf8"
 
 	jsoniter "github.com/json-iterator/go"
 
@@ -170,64 +169,6 @@ func Decode(body []byte, h *Header) (value []byte, err error) {
 		return nil, err
 	}
 	return body[hlenLen+hlen:], nil
-}
-
-var iterPool = sync.Pool{New: func() any { return jsoniter.NewIterator(json) }}
-
-func parseHeader(data []byte, h *Header) error {
-	h.Reset()
-	it := iterPool.Get().(*jsoniter.Iterator)
-	defer iterPool.Put(it)
-	it.ResetBytes(data)
-	it.Error = nil // ResetBytes keeps the error of the iterator's previous use
-	if it.WhatIsNext() != jsoniter.ObjectValue {
-		return fmt.Errorf("%w: not a JSON object", ErrBadHeader)
-	}
-	hasVersion := false
-	for field := it.ReadObject(); field != ""; field = it.ReadObject() {
-		switch field {
-		case "v":
-			h.V, hasVersion = it.ReadInt(), true
-		case "op":
-			name := it.ReadStringAsSlice()
-			if h.Op = opByName[string(name)]; h.Op == task.OpNone {
-				h.OpName = string(name)
-			}
-		case "id":
-			h.ID = it.ReadUint64()
-		case "key":
-			h.Key = append(h.Key[:0], it.ReadString()...)
-		case "ttl":
-			h.TTL = it.ReadInt64()
-		case "ver":
-			h.Ver = it.ReadUint64()
-		case "delta":
-			h.Delta = it.ReadInt64()
-		case "flags":
-			h.Flags = it.ReadUint32()
-		case "seq":
-			h.Seq = it.ReadUint64()
-		case "code":
-			h.Code = task.Code(it.ReadUint16())
-		case "msg":
-			h.Msg = it.ReadString()
-		default:
-			it.Skip() // unknown fields are ignored: newer peers may send more
-		}
-		if it.Error != nil {
-			break
-		}
-	}
-	if it.Error != nil {
-		return fmt.Errorf("%w: %w", ErrBadHeader, it.Error)
-	}
-	if !hasVersion {
-		return fmt.Errorf("%w: no protocol version", ErrBadHeader)
-	}
-	if !utf8.Valid(h.Key) {
-		return fmt.Errorf("%w: key is not valid UTF-8", ErrBadHeader)
-	}
-	return nil
 }
 
 // Splitter cuts frames out of a byte stream that arrives in pieces. Its buffer grows only with
