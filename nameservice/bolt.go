@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,7 +38,9 @@ const FileName = "pipecache.db"
 
 // Bolt is the embedded Store.
 type Bolt struct {
-	db *bolt.DB
+	db      *bolt.DB
+	mu      sync.Mutex // serialises commits (the committer is one goroutine; tests may be more)
+	reserve *reserve   // disk space kept for deletes (reserve.go); guarded by mu
 }
 
 // Open opens (creating if needed) the embedded store in dir.
@@ -69,7 +72,7 @@ func Open(dir string) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("nameservice: init %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	return &Bolt{db: db, reserve: newReserve(dir)}, nil
 }
 
 func encodeRecord(r *Record) []byte {
@@ -137,9 +140,34 @@ func checkWrite(w *Write) error {
 
 // Commit implements Store: one bbolt transaction, one fsync, for every write bbolt accepts.
 func (s *Bolt) Commit(writes []Write) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.commit(writes)
+	if err != nil && isDiskFull(err) {
+		// The disk is full: release the reserve, so that the deletes of this group (and of the
+		// next ones) have room, and take only writes that fit in the store's free pages.
+		s.reserve.release()
+		s.reserve.room = 0
+		for i := range writes {
+			writes[i].Err = nil
+		}
+		err = s.commit(writes)
+	}
+	if s.reserve.full {
+		s.reserve.refill(int64(s.db.Stats().FreeAlloc))
+	}
+	return err
+}
+
+func (s *Bolt) commit(writes []Write) error {
 	valid := 0
 	for i := range writes {
-		if writes[i].Err = checkWrite(&writes[i]); writes[i].Err == nil {
+		w := &writes[i]
+		if w.Err = checkWrite(w); w.Err == nil && s.reserve.full && !w.Delete &&
+			!s.reserve.admit(len(w.Key)+len(w.Record.Value)) {
+			w.Err = ErrDiskFull
+		}
+		if w.Err == nil {
 			valid++
 		}
 	}
