@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/kcpshim"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -381,7 +382,7 @@ func (s *Server) flush() {
 			continue
 		}
 		s.holding = c // a datagram of nothing but ACKs may wait for the reply
-		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		s.holding = nil
 		if c.established {
 			c.limitOut = false // the flush that carried the hello's reply is done
@@ -561,7 +562,7 @@ func (c *Conn) Close(reason error) {
 	if c.closed {
 		return
 	}
-	kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 	c.sendHeldAck()
 	c.closed = true
 	c.srv.loop.Wheel().Cancel(&c.ackTimer)

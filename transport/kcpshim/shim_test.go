@@ -1,0 +1,77 @@
+package kcpshim
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/xtaci/kcp-go/v5"
+)
+
+// TestFlushShim fails if a kcp-go upgrade changes the unexported flush the shim links to.
+func TestFlushShim(t *testing.T) {
+	var out int
+	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
+	k.NoDelay(1, 10, 2, 1)
+	k.Send([]byte("hello"))
+	Flush(k, kcp.IKCP_FLUSH_FULL)
+	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
+}
+
+// TestLayout fails if kcp-go's fields that Save and Reuse use have changed.
+func TestLayout(t *testing.T) {
+	require.NoError(t, Layout())
+}
+
+// pipe is two KCPs that deliver to each other directly.
+type pipe struct{ a, b *kcp.KCP }
+
+func newPipe(conv uint32) *pipe {
+	p := &pipe{}
+	p.a = kcp.NewKCP(conv, func(buf []byte, n int) { p.b.Input(append([]byte(nil), buf[:n]...), kcp.IKCP_PACKET_REGULAR, false) })
+	p.b = kcp.NewKCP(conv, func(buf []byte, n int) { p.a.Input(append([]byte(nil), buf[:n]...), kcp.IKCP_PACKET_REGULAR, false) })
+	for _, k := range []*kcp.KCP{p.a, p.b} {
+		k.NoDelay(1, 10, 2, 1)
+	}
+	return p
+}
+
+func (p *pipe) send(from, to *kcp.KCP, msg []byte) []byte {
+	from.Send(msg)
+	Flush(from, kcp.IKCP_FLUSH_FULL)
+	Flush(to, kcp.IKCP_FLUSH_FULL) // its ACK
+	buf := make([]byte, 4096)
+	n := to.Recv(buf)
+	if n < 0 {
+		return nil
+	}
+	return buf[:n]
+}
+
+// TestSaveAndReuseContinueAConversation: a conversation whose KCP is saved and whose state is
+// put into another conversation's (idle) KCP goes on exactly where it was, both ways.
+func TestSaveAndReuseContinueAConversation(t *testing.T) {
+	p := newPipe(7)
+	for i := range 5 {
+		require.Equal(t, []byte{byte(i)}, p.send(p.a, p.b, []byte{byte(i)}))
+		require.Equal(t, []byte{byte(i + 100)}, p.send(p.b, p.a, []byte{byte(i + 100)}))
+	}
+	p.a.Send([]byte("pending"))
+	_, ok := Save(p.a)
+	assert.False(t, ok, "a KCP with data queued is not idle")
+	Flush(p.a, kcp.IKCP_FLUSH_FULL)
+	Flush(p.b, kcp.IKCP_FLUSH_FULL)
+	p.b.Recv(make([]byte, 64))
+
+	st, ok := Save(p.a)
+	require.True(t, ok)
+	reused := newPipe(99).a // an idle KCP of another conversation takes over a's
+	Restore(reused, 7, func(buf []byte, n int) { p.b.Input(append([]byte(nil), buf[:n]...), kcp.IKCP_PACKET_REGULAR, false) }, st)
+	p.a = reused // b's output callback reaches p.a, the reused KCP, from now on
+	for i := range 5 {
+		msg := bytes.Repeat([]byte{byte(i)}, 10)
+		require.Equal(t, msg, p.send(p.a, p.b, msg), "after reuse, a to b")
+		require.Equal(t, msg, p.send(p.b, p.a, msg), "after reuse, b to a")
+	}
+}
