@@ -36,6 +36,8 @@ type IdleResult struct {
 
 	ClientRSS           int64   `json:"client_rss_bytes"` // this process, at the end
 	ClientRSSPerSession float64 `json:"client_rss_per_session_bytes"`
+	ClientCPU           float64 `json:"client_cpu_pct"`      // this process, over the run
+	ClientCPURest       float64 `json:"client_cpu_rest_pct"` // and at rest (as ServerCPURest)
 	// The server's process (IdleConfig.PID): resident memory when the run began and at its
 	// end, the growth per live session, CPU over the run and at rest: from the moment every
 	// session was open to the storm or the end (RestSeconds long).
@@ -92,17 +94,17 @@ func cpuPct(a, b procSample) float64 {
 // reporter writes the progress lines and keeps the samples the result needs. Its run
 // goroutine only, until Run reads it after that goroutine ended.
 type reporter struct {
-	r          *Idle
-	w          io.Writer
-	self, srv  *procfs.Proc
-	srvStart   procSample
-	restStart  procSample // the server when every session was first open
-	restEnd    procSample // the server when the storm began
-	last       procSample // the server at the last progress line
-	lastOpened int64
-	lastBeats  int64
-	lastAt     int64
-	warnings   []string
+	r         *Idle
+	w         io.Writer
+	self, srv *procfs.Proc
+	// Samples of the server (srv...) and of this process (self...): when the run began, when
+	// every session was first open, when the storm began, at the last progress line.
+	srvStart, restStart, restEnd, last         procSample
+	selfStart, selfRest, selfRestEnd, selfLast procSample
+	lastOpened                                 int64
+	lastBeats                                  int64
+	lastAt                                     int64
+	warnings                                   []string
 }
 
 func newReporter(r *Idle, w io.Writer) *reporter {
@@ -118,8 +120,8 @@ func newReporter(r *Idle, w io.Writer) *reporter {
 			rep.warnings = append(rep.warnings, fmt.Sprintf("server process %d: %v", r.cfg.PID, err))
 		}
 	}
-	rep.srvStart = sampleProc(rep.srv, 0)
-	rep.last = rep.srvStart
+	rep.srvStart, rep.selfStart = sampleProc(rep.srv, 0), sampleProc(rep.self, 0)
+	rep.last, rep.selfLast = rep.srvStart, rep.selfStart
 	if rep.srv != nil && !rep.srvStart.ok {
 		rep.warnings = append(rep.warnings, fmt.Sprintf("server process %d: /proc unreadable", r.cfg.PID))
 	}
@@ -152,11 +154,11 @@ func (rep *reporter) run(ctx context.Context) {
 // noteMoments samples the server when every session is open, and when the storm begins.
 func (rep *reporter) noteMoments() {
 	r := rep.r
-	if !rep.restStart.ok && r.allOpenAt.Load() > 0 {
-		rep.restStart = sampleProc(rep.srv, r.now())
+	if !rep.selfRest.ok && r.allOpenAt.Load() > 0 {
+		rep.restStart, rep.selfRest = sampleProc(rep.srv, r.now()), sampleProc(rep.self, r.now())
 	}
-	if rep.restStart.ok && !rep.restEnd.ok && r.storm.startAt.Load() > 0 {
-		rep.restEnd = sampleProc(rep.srv, r.now())
+	if rep.selfRest.ok && !rep.selfRestEnd.ok && r.storm.startAt.Load() > 0 {
+		rep.restEnd, rep.selfRestEnd = sampleProc(rep.srv, r.now()), sampleProc(rep.self, r.now())
 	}
 }
 
@@ -177,7 +179,8 @@ func (rep *reporter) line(now int64) {
 	fmt.Fprintf(&b, " timeouts %d | resets %d reopens %d resumed %d expired %d silent %d | beats %.0f/s p99 %.1fms",
 		c.HelloTimeouts, c.Resets, c.Reopens, c.Resumed, c.Expired, c.Silent, float64(c.Heartbeats-rep.lastBeats)/dt, p99)
 	if s := sampleProc(rep.self, now); s.ok {
-		fmt.Fprintf(&b, " | client %s", mib(s.rss))
+		fmt.Fprintf(&b, " | client %s cpu %.1f%%", mib(s.rss), cpuPct(rep.selfLast, s))
+		rep.selfLast = s
 	}
 	fmt.Fprintf(&b, " compacted %d", r.eng.Stats().Compacted)
 	if s := sampleProc(rep.srv, now); s.ok {

@@ -30,10 +30,15 @@ func (r *Idle) result(elapsed time.Duration, rep *reporter) IdleResult {
 	r.hist.mu.Unlock()
 	now := r.now()
 	if s := sampleProc(rep.self, now); s.ok {
-		res.ClientRSS = s.rss
+		res.ClientRSS, res.ClientCPU = s.rss, cpuPct(rep.selfStart, s)
 		if c.Live > 0 {
 			res.ClientRSSPerSession = float64(s.rss) / float64(c.Live)
 		}
+		restEnd := rep.selfRestEnd
+		if !restEnd.ok {
+			restEnd = s
+		}
+		res.ClientCPURest = cpuPct(rep.selfRest, restEnd)
 	}
 	r.serverFigures(&res, rep, now)
 	if st := r.srvStats.Load(); st != nil {
@@ -128,8 +133,8 @@ func ReportIdle(w io.Writer, res IdleResult) {
 		p("  storm at %.1f s: %d dropped, %d resumed, %d expired (new sessions), %d not back; all back after %.2f s; p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 			s.At, s.Sessions, s.Resumed, s.Expired, s.NotBack, s.Seconds, s.P50, s.P99, s.Max)
 	}
-	p("  client: RSS %s (%.0f B per live session), %d datagrams in, %d out, %d conversations compacted",
-		mib(res.ClientRSS), res.ClientRSSPerSession, res.DatagramsIn, res.DatagramsOut, res.Compacted)
+	p("  client: RSS %s (%.0f B per live session), CPU %.1f%% over the run, %.1f%% at rest; %d datagrams in, %d out, %d conversations compacted",
+		mib(res.ClientRSS), res.ClientRSSPerSession, res.ClientCPU, res.ClientCPURest, res.DatagramsIn, res.DatagramsOut, res.Compacted)
 	if res.ServerRSS > 0 {
 		p("  server: RSS %s -> %s (%.0f B per live session), CPU %.1f%% over the run, %.1f%% at rest (%.0f s)",
 			mib(res.ServerRSSStart), mib(res.ServerRSS), res.ServerRSSPerSession, res.ServerCPU, res.ServerCPURest, res.RestSeconds)
