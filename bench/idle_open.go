@@ -159,8 +159,9 @@ func (r *Idle) waitHello(s *idleSession, id uint64, at int64) {
 }
 
 // sweepHellos gives up the hellos unanswered for HelloTimeout: their sessions open again on
-// fresh conversations (KCP has been resending them all along; the server's pending lifetime is
-// over).
+// fresh conversations after retryDelay (KCP has been resending them all along, and the server's
+// pending lifetime is over; a server that slow is overloaded, and should not get them back at
+// once).
 func (r *Idle) sweepHellos(now int64) {
 	deadline := now - int64(r.cfg.HelloTimeout)
 	for {
@@ -176,7 +177,7 @@ func (r *Idle) sweepHellos(now int64) {
 		w.s.mu.Lock()
 		if w.s.state == stHello && w.s.helloID == w.id {
 			r.c.helloTimeouts.Add(1)
-			r.drop(w.s, false)
+			r.drop(w.s, true)
 		}
 		w.s.mu.Unlock()
 	}

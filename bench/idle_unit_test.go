@@ -158,6 +158,7 @@ func testIdle(tb testing.TB, n int) *Idle {
 	tb.Helper()
 	r, err := NewIdle(IdleConfig{Addr: "127.0.0.1:1", Sessions: n, Duration: time.Second, Storm: n})
 	require.NoError(tb, err)
+	r.start = time.Now() // as Run does: the run clock starts at 0
 	return r
 }
 
@@ -296,4 +297,34 @@ func TestNewIdleRejects(t *testing.T) {
 	}
 	_, err := NewIdle(good)
 	assert.NoError(t, err)
+}
+
+// TestHelloTimeouts: a hello unanswered for HelloTimeout is given up and its session queued to
+// open again after retryDelay; one answered meanwhile, or not yet due, is left alone.
+func TestHelloTimeouts(t *testing.T) {
+	r := testIdle(t, 3)
+	timeout := int64(r.cfg.HelloTimeout)
+	for i := range r.sess {
+		s := &r.sess[i]
+		s.mu.Lock()
+		r.slots <- struct{}{}
+		s.slot = true
+		r.sendHello(s, nil, &r.openBuf)
+		s.mu.Unlock()
+	}
+	s1 := &r.sess[1]
+	r.frame(s1, nil, frameBody(t, wire.Header{Op: task.OpHello, ID: s1.helloID},
+		[]byte(`{"session":5,"resume":"r","heartbeat_ms":1000}`)))
+	base := r.waits[0].at
+	r.waits[2].at += 2 * timeout // as if sent later
+
+	r.sweepHellos(base + timeout + 1)
+	assert.Equal(t, int64(1), r.c.helloTimeouts.Load())
+	assert.Equal(t, stClosed, r.sess[0].state)
+	assert.Equal(t, stLive, r.sess[1].state, "answered")
+	assert.Equal(t, stHello, r.sess[2].state, "not due yet")
+	require.Len(t, r.q.later, 1, "again after retryDelay, not at once")
+	assert.Equal(t, int32(0), r.q.later[0].idx)
+	assert.Empty(t, r.q.now)
+	assert.Len(t, r.slots, 1, "the timed-out and the answered hello gave their slots back")
 }
