@@ -153,3 +153,28 @@ func TestLocalAddr(t *testing.T) {
 	_, err = e.DialAddrPort(in.Addr(), DialOptions{Handler: newRPC(), LocalAddr: netip.MustParseAddr("192.0.2.1")})
 	assert.Error(t, err, "an address that is not this host's cannot be bound")
 }
+
+// TestQueueThenFlush: frames queued on many conversations leave only at Flush, all in one
+// sendmmsg per socket, and are answered.
+func TestQueueThenFlush(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{AckDelay: time.Hour}) // the replies' ACKs wait: no send but ours
+	const n = 8
+	ctx := testCtx(t)
+	errs := make(chan error, n)
+	for range n {
+		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
+		r.send = c.Queue
+		go func() { _, err := r.call(ctx, task.OpPing, nil); errs <- err }()
+	}
+	waitFor(t, func() bool { return e.ndirty.Load() == n })
+	before := e.Stats()
+	assert.Zero(t, before.DatagramsOut, "queued, not sent")
+	e.Flush()
+	after := e.Stats()
+	assert.Equal(t, uint64(n), after.DatagramsOut)
+	assert.Equal(t, uint64(1), after.SendCalls-before.SendCalls, "one sendmmsg for all")
+	for range n {
+		require.NoError(t, <-errs)
+	}
+}
