@@ -46,6 +46,7 @@ func (r *Idle) beater(ctx context.Context) {
 				r.beat(&r.sess[i], now)
 			}
 		}
+		r.eng.Flush() // the tick's heartbeats leave together: a sendmmsg per socket
 		done = cur
 	}
 }
@@ -54,8 +55,8 @@ func (r *Idle) beater(ctx context.Context) {
 // one cycle, every session exactly once, as evenly as integers allow.
 func beatRange(k, slots, n int64) (lo, hi int64) { return k * n / slots, (k + 1) * n / slots }
 
-// beat sends s its heartbeat, if it is live, or gives its conversation up if the last
-// maxMissed went unanswered.
+// beat queues s's heartbeat (the caller flushes), if it is live, or gives its conversation up
+// if the last maxMissed went unanswered.
 func (r *Idle) beat(s *idleSession, now int64) {
 	s.mu.Lock()
 	if s.state != stLive {
@@ -76,5 +77,5 @@ func (r *Idle) beat(s *idleSession, now int64) {
 	s.mu.Unlock()
 	r.beatBuf = appendRequest(r.beatBuf[:0], task.OpHeartbeat, id)
 	r.c.beats.Add(1)
-	r.send(c, r.beatBuf)
+	r.countSendErr(c.Queue(r.beatBuf))
 }

@@ -55,6 +55,8 @@ type IdleResult struct {
 
 	DatagramsIn  uint64 `json:"datagrams_in"`
 	DatagramsOut uint64 `json:"datagrams_out"`
+	RecvCalls    uint64 `json:"recv_calls"`              // recvmmsg system calls of the engine
+	SendCalls    uint64 `json:"send_calls"`              // sendmmsg system calls of the engine
 	Compacted    int    `json:"conversations_compacted"` // idle KCP states released, at the end
 
 	Warnings []string `json:"warnings,omitempty"`

@@ -15,6 +15,7 @@ func (r *Idle) result(elapsed time.Duration, rep *reporter) IdleResult {
 	res := IdleResult{Server: r.addr.String(), Sessions: len(r.sess), HeartbeatMs: r.cycle.Load() / int64(time.Millisecond),
 		SourceIPs: len(r.cfg.SourceIPs), Sockets: es.Sockets, Seconds: elapsed.Seconds(), IdleCounts: c,
 		Storm: r.stormResult(), DatagramsIn: es.DatagramsIn, DatagramsOut: es.DatagramsOut, Compacted: es.Compacted,
+		RecvCalls: es.RecvCalls, SendCalls: es.SendCalls,
 		Warnings: rep.warnings}
 	res.OpenRate = float64(c.Opened) / res.Seconds
 	if at := r.allOpenAt.Load(); at > 0 {
@@ -133,8 +134,9 @@ func ReportIdle(w io.Writer, res IdleResult) {
 		p("  storm at %.1f s: %d dropped, %d resumed, %d expired (new sessions), %d not back; all back after %.2f s; p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 			s.At, s.Sessions, s.Resumed, s.Expired, s.NotBack, s.Seconds, s.P50, s.P99, s.Max)
 	}
-	p("  client: RSS %s (%.0f B per live session), CPU %.1f%% over the run, %.1f%% at rest; %d datagrams in, %d out, %d conversations compacted",
-		mib(res.ClientRSS), res.ClientRSSPerSession, res.ClientCPU, res.ClientCPURest, res.DatagramsIn, res.DatagramsOut, res.Compacted)
+	p("  client: RSS %s (%.0f B per live session), CPU %.1f%% over the run, %.1f%% at rest; %d datagrams in (%d recvmmsg), %d out (%d sendmmsg), %d conversations compacted",
+		mib(res.ClientRSS), res.ClientRSSPerSession, res.ClientCPU, res.ClientCPURest, res.DatagramsIn, res.RecvCalls,
+		res.DatagramsOut, res.SendCalls, res.Compacted)
 	if res.ServerRSS > 0 {
 		p("  server: RSS %s -> %s (%.0f B per live session), CPU %.1f%% over the run, %.1f%% at rest (%.0f s)",
 			mib(res.ServerRSSStart), mib(res.ServerRSS), res.ServerRSSPerSession, res.ServerCPU, res.ServerCPURest, res.RestSeconds)

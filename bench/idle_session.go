@@ -161,7 +161,12 @@ func (r *Idle) send(c *kcpnet.Conn, frame []byte) {
 	if c == nil {
 		return
 	}
-	if err := c.Send(frame); err != nil && !errors.Is(err, kcpnet.ErrClosed) {
+	r.countSendErr(c.Send(frame))
+}
+
+// countSendErr counts a send the engine refused (not one on a conversation closed meanwhile).
+func (r *Idle) countSendErr(err error) {
+	if err != nil && !errors.Is(err, kcpnet.ErrClosed) {
 		r.c.sendErrors.Add(1)
 	}
 }
