@@ -14,5 +14,10 @@
 // a session that never connects is left out and counted, and a pipecache session lost during
 // the run is counted while the SDK redials it; none of these ends the run.
 //
+// Idle (pipecache-bench -idle-sessions) is the other kind of load: many sessions that only
+// heartbeat, each a KCP conversation of one shared client/kcpnet engine rather than an SDK
+// client, opened at a paced rate from several source addresses, kept alive, put through a
+// reconnect storm, with the server's RSS and CPU read from /proc as it goes.
+//
 // Callers: cmd/pipecache-bench only.
 package bench

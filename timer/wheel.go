@@ -230,9 +230,10 @@ func (w *Wheel) nextEvent() uint64 {
 			best = at
 		}
 		if k == 0 {
-			// A level-0 slot in this rotation comes before any cascade; later levels can only
-			// act at a rotation boundary, so keep looking only when the slot is past one.
-			if best < (w.now|levelMask)+1 {
+			// Later levels act only at a rotation boundary: a level-0 slot before the first
+			// boundary at or after now comes first. (now itself may be that boundary, not yet
+			// processed: then its cascade comes first, whatever level 0 holds.)
+			if best < (w.now+levelMask)&^levelMask {
 				return best
 			}
 		}

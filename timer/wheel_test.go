@@ -205,3 +205,27 @@ func TestWheelMillionTimersCost(t *testing.T) {
 	assert.Less(t, steps, 2*86_400_000/64+n)
 	t.Logf("%d timers: %d cascades (%.2f per timer), %d advances", n, st.Cascaded, float64(st.Cascaded)/float64(n), steps)
 }
+
+// TestWheelCascadesAtAnUnprocessedRotationBoundary: a wheel left standing on a rotation
+// boundary (an Advance that ended just before it) must still cascade there when a level-0
+// timer is due later in that rotation; it used to skip the cascade, and the cascaded timers
+// fired a whole level-1 rotation late (4 s with 1 ms ticks).
+func TestWheelCascadesAtAnUnprocessedRotationBoundary(t *testing.T) {
+	w := NewWheel(time.Millisecond, 0)
+	var now int64
+	firedAt := int64(-1)
+	var late, early Timer
+	late.Fn = func() { firedAt = now }
+	early.Fn = func() {}
+	w.Schedule(&late, 100*ms) // level 1 from tick 10: cascades at tick 64
+	w.Advance(10 * ms)
+	w.Advance(63 * ms)        // the wheel now stands at tick 64, not processed yet
+	w.Schedule(&early, 69*ms) // level 0, later in the rotation tick 64 begins
+	for now = 64 * ms; now <= 10_000*ms && firedAt < 0; now += ms {
+		next, ok := w.NextDeadline()
+		require.True(t, ok)
+		require.LessOrEqual(t, next, 100*ms, "NextDeadline is past the late timer's deadline")
+		w.Advance(now)
+	}
+	assert.Equal(t, 100*ms, firedAt)
+}

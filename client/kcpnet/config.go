@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
@@ -135,6 +136,13 @@ type DialOptions struct {
 	Crypt kcp.BlockCrypt
 	// Window overrides Config.Window for this conversation.
 	Window int
+	// LocalAddr, if valid, is the source address of the conversation's datagrams: its socket is
+	// bound to it (the port is the kernel's choice). It must be of the peer's address family.
+	// Conversations with the same LocalAddr (and Crypt) share sockets; each distinct address gets
+	// Config.Sockets of its own. A load tool spreads conversations over several source addresses
+	// with it (the server limits new conversations per source address; on Linux every address of
+	// 127.0.0.0/8 is local). Default: an unbound socket (the kernel picks the source).
+	LocalAddr netip.Addr
 	// Ctx is the owner's per-conversation value, returned by Conn.Ctx.
 	Ctx any
 }

@@ -161,6 +161,18 @@ func (c *Conn) WaitSnd() int {
 // conversation is closed (an error wrapping ErrClosed and the reason) or has more than
 // Config.MaxSendQueue segments waiting (ErrSendQueueFull); then nothing was queued.
 func (c *Conn) Send(frame []byte) error {
+	if err := c.Queue(frame); err != nil {
+		return err
+	}
+	c.e.kick()
+	return nil
+}
+
+// Queue is Send without the sending: the frame waits until Engine.Flush, or until a Send of
+// any conversation of the engine flushes it along. A caller sending to many conversations at
+// once (a load tool's heartbeats) queues them all and flushes once, so that they leave in one
+// sendmmsg per socket instead of one each. It fails as Send does.
+func (c *Conn) Queue(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
@@ -186,7 +198,6 @@ func (c *Conn) Send(frame []byte) error {
 	if push {
 		c.e.markDirty(c)
 	}
-	c.e.kick()
 	return nil
 }
 

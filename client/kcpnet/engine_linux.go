@@ -74,9 +74,10 @@ type Engine struct {
 type groupKey struct {
 	crypt  kcp.BlockCrypt
 	family int
+	local  netip.Addr // the address the sockets are bound to; the zero Addr: unbound
 }
 
-// group is the sockets of one encryption key and address family.
+// group is the sockets of one encryption key, address family and local address.
 type group struct {
 	socks []*socket
 	next  int // round robin
@@ -235,7 +236,7 @@ func (e *Engine) DialAddrPort(to netip.AddrPort, o DialOptions) (*Conn, error) {
 	if e.closed || e.stopping.Load() {
 		return nil, ErrEngineClosed
 	}
-	s, err := e.socketFor(o.Crypt, family)
+	s, err := e.socketFor(groupKey{o.Crypt, family, o.LocalAddr.Unmap()})
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +256,8 @@ func checkDial(to netip.AddrPort, o *DialOptions) error {
 		return fmt.Errorf("%w: DialOptions.Handler is required", ErrBadConfig)
 	case o.Window < 0:
 		return fmt.Errorf("%w: window %d", ErrBadConfig, o.Window)
+	case o.LocalAddr.IsValid() && o.LocalAddr.Unmap().Is4() != to.Addr().Is4():
+		return fmt.Errorf("%w: local address %s for a peer at %s (another address family)", ErrBadConfig, o.LocalAddr, to)
 	case o.Crypt != nil && !reflect.TypeOf(o.Crypt).Comparable():
 		return fmt.Errorf("%w: a Crypt of type %T cannot key its sockets (use a pointer)", ErrBadConfig, o.Crypt)
 	}
@@ -270,15 +273,14 @@ func (e *Engine) newConv() uint32 {
 	}
 }
 
-// socketFor returns the next socket of the crypt's and family's group, opening the group's
-// sockets on first use. Caller holds e.mu.
-func (e *Engine) socketFor(crypt kcp.BlockCrypt, family int) (*socket, error) {
-	key := groupKey{crypt, family}
+// socketFor returns the next socket of key's group, opening the group's sockets on first use.
+// Caller holds e.mu.
+func (e *Engine) socketFor(key groupKey) (*socket, error) {
 	g := e.groups[key]
 	if g == nil {
 		g = &group{}
 		for range e.cfg.Sockets {
-			s, err := e.addSocket(crypt, family)
+			s, err := e.addSocket(key)
 			if err != nil {
 				return nil, err
 			}
@@ -293,8 +295,9 @@ func (e *Engine) socketFor(crypt kcp.BlockCrypt, family int) (*socket, error) {
 
 // addSocket opens a socket, registers it with the loop's epoll and publishes it. Caller holds
 // e.mu.
-func (e *Engine) addSocket(crypt kcp.BlockCrypt, family int) (*socket, error) {
-	fd, local, err := openSocket(family, e.cfg.SocketBuffer)
+func (e *Engine) addSocket(key groupKey) (*socket, error) {
+	crypt, family := key.crypt, key.family
+	fd, local, err := openSocket(family, e.cfg.SocketBuffer, key.local)
 	if err != nil {
 		return nil, fmt.Errorf("kcpnet: %w", err)
 	}

@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -113,4 +116,65 @@ func TestSeveralSockets(t *testing.T) {
 	}
 	assert.Len(t, locals, 3)
 	assert.Equal(t, 3, e.Stats().Sockets)
+}
+
+// TestLocalAddr: a conversation's datagrams leave from its DialOptions.LocalAddr, each address
+// gets sockets of its own, replies come back to them, and an address of the wrong family is
+// refused.
+func TestLocalAddr(t *testing.T) {
+	raw, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer raw.Close()
+	e := newTestEngine(t, Config{Sockets: 2})
+	locals := []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+	for _, local := range locals {
+		c, err := e.DialAddrPort(raw.LocalAddr().(*net.UDPAddr).AddrPort(), DialOptions{Handler: newRPC(), LocalAddr: local})
+		require.NoError(t, err)
+		assert.Equal(t, local, c.LocalAddr().Addr())
+		require.NoError(t, c.Send([]byte("hello")))
+		require.NoError(t, raw.SetReadDeadline(time.Now().Add(testTimeout)))
+		buf := make([]byte, 2048)
+		_, from, err := raw.ReadFromUDPAddrPort(buf)
+		require.NoError(t, err)
+		assert.Equal(t, local, from.Addr().Unmap(), "the datagram's source")
+		assert.Equal(t, c.LocalAddr().Port(), from.Port())
+	}
+	assert.Equal(t, 4, e.Stats().Sockets, "Config.Sockets per local address")
+
+	in := startBare(t, bareConfig())
+	ctx := testCtx(t)
+	for _, local := range locals {
+		r, _ := dialRPC(t, e, in.Addr(), DialOptions{LocalAddr: local})
+		_, err := r.call(ctx, task.OpPing, nil)
+		require.NoError(t, err, "a reply to %s", local)
+	}
+	_, err = e.DialAddrPort(in.Addr(), DialOptions{Handler: newRPC(), LocalAddr: netip.MustParseAddr("::1")})
+	assert.ErrorIs(t, err, ErrBadConfig)
+	_, err = e.DialAddrPort(in.Addr(), DialOptions{Handler: newRPC(), LocalAddr: netip.MustParseAddr("192.0.2.1")})
+	assert.Error(t, err, "an address that is not this host's cannot be bound")
+}
+
+// TestQueueThenFlush: frames queued on many conversations leave only at Flush, all in one
+// sendmmsg per socket, and are answered.
+func TestQueueThenFlush(t *testing.T) {
+	in := startBare(t, bareConfig())
+	e := newTestEngine(t, Config{AckDelay: time.Hour}) // the replies' ACKs wait: no send but ours
+	const n = 8
+	ctx := testCtx(t)
+	errs := make(chan error, n)
+	for range n {
+		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
+		r.send = c.Queue
+		go func() { _, err := r.call(ctx, task.OpPing, nil); errs <- err }()
+	}
+	waitFor(t, func() bool { return e.ndirty.Load() == n })
+	before := e.Stats()
+	assert.Zero(t, before.DatagramsOut, "queued, not sent")
+	e.Flush()
+	after := e.Stats()
+	assert.Equal(t, uint64(n), after.DatagramsOut)
+	assert.Equal(t, uint64(1), after.SendCalls-before.SendCalls, "one sendmmsg for all")
+	for range n {
+		require.NoError(t, <-errs)
+	}
 }

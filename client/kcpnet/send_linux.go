@@ -20,6 +20,10 @@ func (e *Engine) markDirty(c *Conn) {
 	e.dirtyMu.Unlock()
 }
 
+// Flush sends what Conn.Queue queued, on every conversation of the engine (if another
+// goroutine is sending at the moment, that one takes it along).
+func (e *Engine) Flush() { e.kick() }
+
 // kick flushes the dirty conversations if no one else is doing it. A flusher checks for more
 // after it lets go of sendMu, so a conversation queued meanwhile is never left behind.
 func (e *Engine) kick() {

@@ -36,23 +36,23 @@ type socket struct {
 	closed  bool       // set under Engine.sendMu, with the loop stopped: no more sends
 }
 
-// openSocket creates a non-blocking UDP socket bound to an ephemeral port, with IP_RECVERR so
-// that ICMP errors for any destination reach its error queue (an unconnected socket hears
-// nothing otherwise).
-func openSocket(family, bufSize int) (int, netip.AddrPort, error) {
+// openSocket creates a non-blocking UDP socket bound to an ephemeral port of local (if valid;
+// else of every address), with IP_RECVERR so that ICMP errors for any destination reach its
+// error queue (an unconnected socket hears nothing otherwise).
+func openSocket(family, bufSize int, local netip.Addr) (int, netip.AddrPort, error) {
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, netip.AddrPort{}, os.NewSyscallError("socket", err)
 	}
-	local, err := setupSocket(fd, family, bufSize)
+	bound, err := setupSocket(fd, family, bufSize, local)
 	if err != nil {
 		unix.Close(fd)
 		return -1, netip.AddrPort{}, err
 	}
-	return fd, local, nil
+	return fd, bound, nil
 }
 
-func setupSocket(fd, family, bufSize int) (netip.AddrPort, error) {
+func setupSocket(fd, family, bufSize int, local netip.Addr) (netip.AddrPort, error) {
 	// The FORCE variants (root) go past net.core.[rw]mem_max; fall back to the capped ones.
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufSize) != nil {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bufSize)
@@ -61,15 +61,24 @@ func setupSocket(fd, family, bufSize int) (netip.AddrPort, error) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, bufSize)
 	}
 	var sa unix.Sockaddr = &unix.SockaddrInet4{}
+	if local.IsValid() {
+		sa = &unix.SockaddrInet4{Addr: local.As4()}
+	}
 	level, opt := unix.IPPROTO_IP, unix.IP_RECVERR
 	if family == unix.AF_INET6 {
 		sa = &unix.SockaddrInet6{}
+		if local.IsValid() {
+			sa = &unix.SockaddrInet6{Addr: local.As16()}
+		}
 		level, opt = unix.IPPROTO_IPV6, unix.IPV6_RECVERR
 	}
 	if err := unix.SetsockoptInt(fd, level, opt, 1); err != nil {
 		return netip.AddrPort{}, os.NewSyscallError("setsockopt IP_RECVERR", err)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
+		if local.IsValid() {
+			return netip.AddrPort{}, fmt.Errorf("local address %s: %w", local, os.NewSyscallError("bind", err))
+		}
 		return netip.AddrPort{}, os.NewSyscallError("bind", err)
 	}
 	got, err := unix.Getsockname(fd)

@@ -34,6 +34,12 @@ func (e *Engine) Stats() Stats { return Stats{} }
 // Send returns ErrUnsupported on this platform.
 func (c *Conn) Send([]byte) error { return ErrUnsupported }
 
+// Queue returns ErrUnsupported on this platform.
+func (c *Conn) Queue([]byte) error { return ErrUnsupported }
+
+// Flush does nothing on this platform.
+func (e *Engine) Flush() {}
+
 // Close does nothing on this platform.
 func (c *Conn) Close() error { return nil }
 

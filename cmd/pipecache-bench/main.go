@@ -3,6 +3,13 @@
 //
 //	pipecache-bench -server pipecache -addr 127.0.0.1:7070 -sessions 50 -inflight 1 \
 //	    -mix get=90,set=10 -keys 100000 -value 100 -duration 10s -preload -warmup 2s
+//
+// With -idle-sessions N it instead opens N sessions that only heartbeat, from one shared KCP
+// engine, and reports the open rate, failures, heartbeat round trips and (with -pid) the
+// server's RSS and CPU as it goes; -storm N adds a reconnect storm:
+//
+//	pipecache-bench -idle-sessions 100000 -heartbeat 30s -rate 2000 \
+//	    -source-ips 127.0.1.1-127.0.1.64 -duration 5m -pid $(pidof pipecached) -storm-at 2m -storm 20000
 package main
 
 import (
@@ -69,6 +76,7 @@ type flags struct {
 	asJSON, quiet, version   bool
 	label, cpuProfile        string
 	summarize, summarizeLoss string
+	idle                     idleFlags
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -88,12 +96,12 @@ func parseFlags(args []string) (*flags, error) {
 	fs.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "Zipf exponent (> 1)")
 	fs.IntVar(&cfg.Value, "value", 100, "value size in bytes")
 	fs.IntVar(&cfg.MGetKeys, "mget-keys", 10, "keys per mget")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time (0: until -requests)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time (0: until -requests); with -idle-sessions, the whole run")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "measured requests (0: until -duration)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured run before measuring")
 	fs.BoolVar(&cfg.Preload, "preload", true, "set every key before the warm-up, so gets hit")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "key prefix")
-	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation")
+	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id, to report its CPU per operation (with -idle-sessions: its RSS and CPU)")
 	fs.StringVar(&cfg.MetricsURL, "metrics", "", "pipecached's admin /metrics URL (http://127.0.0.1:7070/metrics), to report its datagrams and wake-ups per operation")
 	fs.IntVar(&cfg.NearCache, "near-cache", 0, "give each pipecache session a near cache of this many keys (0: off)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", 0, "extra pipecache sessions subscribed to every key (loads the notification path)")
@@ -107,11 +115,16 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.summarize, "summarize", "", "print the comparison table of a JSON-lines results file (compare.sh), and exit")
 	fs.StringVar(&f.summarizeLoss, "summarize-loss", "", "print the loss table of a JSON-lines results file (loss.sh), and exit")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	f.idle.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	f.open.Sessions, f.open.Shared, f.open.NearCache = cfg.Sessions, cfg.Shared, cfg.NearCache
 	cfg.Token = f.open.Token
+	if err := f.idle.finish(f); err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -146,6 +159,9 @@ func run() int {
 	}
 	ctx, stop := interruptible()
 	defer stop()
+	if f.idle.cfg.Sessions > 0 {
+		return runIdle(ctx, f)
+	}
 	return measure(ctx, f)
 }
 
