@@ -298,7 +298,7 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 		c.bytesIn += uint64(len(data))
 	}
 	c.lastSeen = s.loop.Clock().Nanos()
-	c.tick = s.cfg.Interval // the peer is alive: retransmit checks at full speed again
+	c.tick = c.aliveTick() // the peer is alive: retransmit checks at full speed again
 	s.holding = c
 	ret := c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false)
 	s.holding = nil
@@ -591,15 +591,20 @@ func (c *Conn) emit(data []byte) {
 // maxTick bounds the retransmission check period of a silent peer.
 const maxTick = time.Second
 
-// onRetransmit lets KCP resend what is due. KCP wants a tick every interval while data is in
-// flight. While a session uses the conversation (Establish, until EndSession) it gets that tick
-// whatever the peer does: a client waiting for a lost reply is silent, and a slower tick would
-// delay the resend past KCP's RTO (issue #13: p99 891 ms against 81 ms at 5% loss). A peer
-// without a live session that has vanished would cost a tick every 10 ms until it expires
-// (measured: 10,000 vanished clients kept half a core busy), so for those, while the peer stays
-// silent, the period doubles up to maxTick; any datagram from it resets the period (see input).
-// A vanished client with a live session costs full ticks only until its lease ends (the stage
-// above then closes the conversation).
+// onRetransmit lets KCP resend what is due. Nothing is due before a segment's RTO has passed
+// (fast retransmits are triggered by the peer's ACKs, which input flushes at once), so while a
+// session uses the conversation (Establish, until EndSession) the check runs every RTO/4, but
+// at least every Interval and at most every maxTick: a resend leaves at most a quarter RTO late.
+// It must keep running whatever the peer does: a client waiting for a lost reply is silent,
+// and a slower tick would delay the resend well past KCP's RTO (issue #13: p99 891 ms against
+// 81 ms at 5% loss). Following the RTO rather than ticking every Interval matters under
+// overload: a server slow to answer raises every RTT, so it checks less often instead of
+// spending more of its time on checks (at 100,000 sessions a 10 ms tick fed a collapse).
+// A peer without a live session that has vanished would cost a tick until it expires
+// (measured: 10,000 vanished clients at 10 ms kept half a core busy), so for those, while the
+// peer stays silent, the period doubles up to maxTick; any datagram from it resets the period
+// (see input). A vanished client with a live session costs RTO ticks only until its lease ends
+// (the stage above then closes the conversation).
 func (c *Conn) onRetransmit() {
 	if c.closed {
 		return
@@ -607,12 +612,21 @@ func (c *Conn) onRetransmit() {
 	now := c.srv.loop.Clock().Nanos()
 	c.kcp.Update()
 	c.srv.loop.Ready().Add(&c.srv.flushAll)
-	if !c.live && now-c.lastSeen > int64(c.tick) {
+	switch {
+	case c.live:
+		c.tick = c.aliveTick()
+	case now-c.lastSeen > int64(c.tick):
 		c.tick = min(2*c.tick, maxTick)
 	}
 	if c.kcp.WaitSnd() > 0 {
 		c.srv.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
 	}
+}
+
+// aliveTick is the retransmission check period for a peer that is heard from: a quarter of the
+// current RTO, within [Interval, maxTick].
+func (c *Conn) aliveTick() time.Duration {
+	return min(max(time.Duration(kcpshim.RTO(c.kcp))*time.Millisecond/4, c.srv.cfg.Interval), maxTick)
 }
 
 // onExpire runs when the conversation may have been silent too long. It checks lastSeen and

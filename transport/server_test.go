@@ -184,7 +184,7 @@ func FuzzDatagram(f *testing.F) {
 }
 
 // TestServerBacksOffRetransmitsOnlyWithoutASession: a peer that stopped ACKing costs a
-// retransmission check at most every maxTick, not every Interval, unless a session uses the
+// retransmission check at most every maxTick, not every RTO/4, unless a session uses the
 // conversation: then a silent peer (a client waiting for a lost reply) gets resends at KCP's
 // pace. Hearing from the peer restores the fast period.
 func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
@@ -201,14 +201,15 @@ func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
 		require.NoError(t, c.Send(frame)) // never acknowledged: the peer is silent
 		l.ready.Run()
 		require.True(t, c.retransmit.Scheduled())
-		assert.Equal(t, s.cfg.Interval, c.tick)
+		fast := c.aliveTick()
+		assert.Equal(t, fast, c.tick)
 
 		c.lastSeen -= int64(time.Hour)
 		for range 20 {
 			c.onRetransmit()
 		}
 		if live {
-			assert.Equal(t, s.cfg.Interval, c.tick, "a conversation with a session must not back off")
+			assert.Equal(t, c.aliveTick(), c.tick, "a conversation with a session must not back off")
 		} else {
 			assert.Equal(t, maxTick, c.tick, "ticks to a silent peer without a session back off to maxTick")
 		}
@@ -216,7 +217,39 @@ func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
 		for _, d := range clientSegments(5, frame) { // the peer speaks again
 			s.input(d, from)
 		}
-		assert.Equal(t, s.cfg.Interval, c.tick)
+		assert.Equal(t, c.aliveTick(), c.tick)
+	}
+}
+
+// TestRetransmitChecksFollowTheRTO: a live conversation's retransmission check runs every
+// RTO/4, within [Interval, maxTick], rather than every Interval: a server slowed by load sees
+// RTTs, and so RTOs, grow, and must then spend less of its time on checks, not more (a 10 ms
+// tick for every conversation with data in flight fed a collapse at 100,000 sessions).
+func TestRetransmitChecksFollowTheRTO(t *testing.T) {
+	s, l, _ := newTestServer(t, Config{})
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(5, frame) {
+		s.input(d, from)
+	}
+	c := s.byID[1]
+	c.Establish()
+	c.SetLive(true)
+	l.ready.Run() // the ACK leaves: the conversation is idle
+	rto := time.Duration(kcpshim.RTO(c.kcp)) * time.Millisecond
+	require.NotZero(t, rto, "kcpshim reads the RTO")
+	assert.Equal(t, min(max(rto/4, s.cfg.Interval), maxTick), c.aliveTick())
+	assert.Greater(t, c.aliveTick(), s.cfg.Interval, "KCP's first RTO (200 ms) needs no 10 ms checks")
+	for _, tc := range []struct{ rto, tick time.Duration }{
+		{20 * time.Millisecond, s.cfg.Interval},
+		{400 * time.Millisecond, 100 * time.Millisecond},
+		{60 * time.Second, maxTick},
+	} {
+		st, ok := kcpshim.Save(c.kcp)
+		require.True(t, ok)
+		st.RTO = uint32(tc.rto / time.Millisecond)
+		kcpshim.Restore(c.kcp, c.key.conv, c.output, st)
+		assert.Equal(t, tc.tick, c.aliveTick(), "RTO %v", tc.rto)
 	}
 }
 

@@ -105,3 +105,11 @@ func Restore(k *kcp.KCP, conv uint32, output func(buf []byte, size int), s State
 	*i32(k, o.srtt), *i32(k, o.rttvar) = s.SRTT, s.RTTVar
 	*u32(k, o.probe) = 0
 }
+
+// RTO returns k's current retransmission timeout, in milliseconds (0 if the layout is unknown).
+func RTO(k *kcp.KCP) uint32 {
+	if layout.err != nil {
+		return 0
+	}
+	return *u32(k, layout.rto)
+}
