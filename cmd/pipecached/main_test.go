@@ -130,6 +130,15 @@ func TestHelpListsEveryFlagAndItsVariable(t *testing.T) {
 	assert.Contains(t, help, `(default "127.0.0.1:7070")`)
 }
 
+// TestREADMENamesEveryFlag: README's list of the daemon's flags is complete.
+func TestREADMENamesEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
+		assert.Contains(t, string(readme), "`-"+f.Name+"`", "README.md does not name -%s", f.Name)
+	})
+}
+
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	require.Equal(t, 0, run(context.Background(), []string{"-version"}, &out, io.Discard))
