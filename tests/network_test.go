@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -163,4 +164,42 @@ func TestCloseLeavesNoStraySession(t *testing.T) {
 		c.Close()
 	}
 	waitUntil(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
+}
+
+// TestCutShorterThanTheLeaseKeepsTheSession: a subscriber cut off completely (every datagram
+// lost both ways) for a third of its lease keeps its session: when the network is back, KCP
+// resends what was lost, the next heartbeat renews the lease, and the changes made during the
+// cut arrive in order, each once, with no resync.
+func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
+	// Lease: 3 beats of 500 ms. The cut lasts 500 ms; the first heartbeat after it leaves at
+	// most 500 ms later, so the server hears the client a lease's third before it would ask.
+	d := startInProcess(t, stages.DaemonConfig{})
+	ctx := testCtx(t)
+	relay := newPausableRelay(t, d.Addr().String(), 0)
+	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))
+	require.NoError(t, err)
+	defer sub.Close()
+	writer := dialT(t, d.Addr().String())
+	s, err := sub.Subscribe(ctx, "during-cut")
+	require.NoError(t, err)
+	session := sub.Session()
+
+	relay.pause(true)
+	var versions []uint64
+	cutEnds := time.Now().Add(500 * time.Millisecond)
+	for i := 0; i < 5 || time.Now().Before(cutEnds); i++ {
+		v, err := writer.Set(ctx, "during-cut", []byte(fmt.Sprint(i)))
+		require.NoError(t, err)
+		versions = append(versions, v)
+		time.Sleep(20 * time.Millisecond)
+	}
+	relay.pause(false)
+	for i, want := range versions {
+		ev := next(t, s)
+		require.NotEqual(t, client.EventResync, ev.Kind, "event %d: a resync: the session was lost", i)
+		require.Equal(t, want, ev.Version, "event %d out of order or missing", i)
+	}
+	require.NoError(t, sub.Ping(ctx))
+	assert.Equal(t, session, sub.Session(), "the session survived the cut")
+	assert.Zero(t, d.SessionStats().Expired, "no session expired")
 }
