@@ -310,6 +310,7 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Transport.Resets":               "pipecache_transport_resets_total",
 		"Transport.SendDropped":          "pipecache_transport_send_dropped_datagrams_total", "Transport.SendBlocked": "pipecache_transport_send_blocked_total",
 		"Transport.Conns": "pipecache_transport_conversations", "Transport.Pending": "pipecache_transport_pending_conversations",
+		"Transport.Idle": "pipecache_transport_idle_conversations", "Transport.Compactions": "pipecache_transport_compactions_total",
 		"Transport.Opened": "pipecache_transport_conversations_opened_total", "Transport.Closed": "pipecache_transport_conversations_closed_total",
 		"Requests": "pipecache_incoming_requests_total", "BadFrames": "pipecache_incoming_bad_frames_total",
 		"Busy": "pipecache_incoming_busy_total", "RepliesDropped": "pipecache_incoming_replies_dropped_total",

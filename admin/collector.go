@@ -96,6 +96,10 @@ func transportMetrics() []plainMetric {
 			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Conns) }),
 		plain("pipecache_transport_pending_conversations", "Conversations not yet accepted by a hello.", gauge,
 			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Pending) }),
+		plain("pipecache_transport_idle_conversations", "Conversations compact now: idle, their KCP state kept in a few words and its buffers given back.", gauge,
+			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Idle) }),
+		plain("pipecache_transport_compactions_total", "Times a conversation fell idle and gave its KCP and buffers back.", counter,
+			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Compactions })),
 		plain("pipecache_transport_max_conversations", "Conversations at most (-max-conns).", gauge,
 			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxConns) }),
 	}

@@ -59,6 +59,13 @@ func (c *Conn) sendHeldAck() {
 	c.srv.loop.Ready().Add(&c.srv.flushAll)
 }
 
+// onAckTimer sends the held ACKs after AckDelay: no reply came to carry them. The
+// conversation may be idle now (idle.go).
+func (c *Conn) onAckTimer() {
+	c.sendHeldAck()
+	c.compact()
+}
+
 // onlyACKs reports whether a datagram holds nothing but well-formed ACK segments.
 func onlyACKs(data []byte) bool {
 	if len(data) < kcp.IKCP_OVERHEAD {

@@ -137,7 +137,7 @@ func TestAmplificationLimit(t *testing.T) {
 	deadline := time.Now().Add(time.Minute) // KCP resends what was held back at its RTO
 	for s.Stats().BytesOut <= sentPending+uint64(len(big)) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
-		c.kcp.Update()
+		c.engine().Update()
 		l.ready.Run()
 	}
 	assert.Greater(t, s.Stats().BytesOut, sentPending+uint64(len(big)), "established: the rest went out")

@@ -58,6 +58,9 @@ type Config struct {
 	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; crypt.go).
 	// Datagrams that do not decrypt are dropped and counted as malformed.
 	Crypt kcp.BlockCrypt
+	// NoCompaction keeps every conversation's KCP and buffers while it is idle (idle.go): a
+	// kill switch.
+	NoCompaction bool
 
 	// Pending conversations (not yet established by a hello; see admit.go). Each holds at most
 	// about PendingConnBytes, so PendingMemory bounds them all; MaxPending, if set, caps their
@@ -138,6 +141,8 @@ type Stats struct {
 	SendBlocked               uint64 // times the socket buffer was full and EPOLLOUT was armed
 	Conns, Pending            int    // conversations now, and how many are not yet established
 	Opened, Closed            uint64 // conversations created and ended
+	Idle                      int    // conversations compact now: idle, their KCP given back (idle.go)
+	Compactions               uint64 // times a conversation was compacted
 }
 
 // Server owns a UDP socket and every KCP conversation on it. It belongs to one loop goroutine.
@@ -162,7 +167,8 @@ type Server struct {
 	frameRoom int  // bytes of frame payload per KCP segment
 	kcpMTU    int  // KCP's MTU: the datagram's, less the encryption header
 	crypt     *crypter
-	holding   *Conn // the conversation whose ACK-only output may be held now (acks.go)
+	holding   *Conn    // the conversation whose ACK-only output may be held now (acks.go)
+	spares    []engine // engines given back by idle conversations (idle.go)
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -203,7 +209,8 @@ type counters struct {
 	malformed, refused, sendDropped, sendBlocked atomic.Uint64
 	notStart, evicted, ampDropped, resets        atomic.Uint64
 	opened, closed                               atomic.Uint64
-	conns, pending                               atomic.Int64
+	conns, pending, idle                         atomic.Int64
+	compactions                                  atomic.Uint64
 }
 
 // Stats returns the server's counters. Safe for concurrent use.
@@ -217,6 +224,7 @@ func (s *Server) Stats() Stats {
 		SendDropped: c.sendDropped.Load(), SendBlocked: c.sendBlocked.Load(),
 		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
+		Idle: int(c.idle.Load()), Compactions: c.compactions.Load(),
 	}
 }
 
@@ -300,7 +308,7 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 	c.lastSeen = s.loop.Clock().Nanos()
 	c.tick = c.aliveTick() // the peer is alive: retransmit checks at full speed again
 	s.holding = c
-	ret := c.kcp.Input(data, kcp.IKCP_PACKET_REGULAR, false)
+	ret := c.engine().Input(data, kcp.IKCP_PACKET_REGULAR, false)
 	s.holding = nil
 	if ret < 0 {
 		s.stats.malformed.Add(1)
@@ -346,15 +354,13 @@ func (s *Server) open(key convKey) *Conn {
 	s.nextID++
 	now := s.loop.Clock().Nanos()
 	c := &Conn{srv: s, key: key, id: s.nextID, created: now, limitOut: true}
-	c.kcp = kcp.NewKCP(key.conv, c.output)
-	c.kcp.NoDelay(1, int(s.cfg.Interval/time.Millisecond), 2, 1)
-	c.kcp.WndSize(s.cfg.Window, pendingWindow)
-	c.kcp.SetMtu(s.kcpMTU)
+	c.out = c.output // one closure for the conversation's life: engines take it (idle.go)
+	c.kcp = s.newKCP(key.conv, c.out, pendingWindow)
 	c.in.Limit = PendingFrame
 	c.retransmit.Fn = c.onRetransmit
 	c.tick = s.cfg.Interval
 	c.expire.Fn = c.onExpire
-	c.ackTimer.Fn = c.sendHeldAck
+	c.ackTimer.Fn = c.onAckTimer
 	s.conns[key] = c
 	s.byID[c.id] = c
 	s.stats.conns.Store(int64(len(s.conns)))
@@ -378,7 +384,7 @@ func (s *Server) flush() {
 	for i, c := range s.dirty {
 		s.dirty[i] = nil
 		c.dirty = false
-		if c.closed {
+		if c.closed || c.kcp == nil { // a compact conversation has nothing to flush
 			continue
 		}
 		s.holding = c // a datagram of nothing but ACKs may wait for the reply
@@ -387,8 +393,12 @@ func (s *Server) flush() {
 		if c.established {
 			c.limitOut = false // the flush that carried the hello's reply is done
 		}
-		if c.kcp.WaitSnd() > 0 && !c.retransmit.Scheduled() {
-			s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
+		if c.kcp.WaitSnd() > 0 {
+			if !c.retransmit.Scheduled() {
+				s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
+			}
+		} else {
+			c.compact()
 		}
 	}
 	s.dirty = s.dirty[:0]
@@ -481,7 +491,9 @@ type Conn struct {
 	srv         *Server
 	key         convKey
 	id          uint64
-	kcp         *kcp.KCP
+	kcp         *kcp.KCP // nil while compact: saved holds its state (idle.go)
+	saved       kcpshim.State
+	out         func([]byte, int) // c.output, made once
 	in          wire.Splitter
 	lastSeen    int64
 	created     int64
@@ -526,7 +538,7 @@ func (c *Conn) Establish() {
 	}
 	c.established, c.live = true, true
 	c.srv.adm.leave(c)
-	c.kcp.WndSize(c.srv.cfg.Window, c.srv.cfg.Window)
+	c.engine().WndSize(c.srv.cfg.Window, c.srv.cfg.Window)
 	c.in.Limit = 0
 	c.srv.markDirty(c) // the window update goes out, and limitOut ends after that flush
 }
@@ -544,12 +556,13 @@ func (c *Conn) Send(frame []byte) error {
 	if c.closed {
 		return ErrConnClosed
 	}
-	if c.kcp.WaitSnd() > c.srv.cfg.MaxSendQueue {
+	k := c.engine()
+	if k.WaitSnd() > c.srv.cfg.MaxSendQueue {
 		return ErrSendQueueFull
 	}
 	for len(frame) > 0 {
 		n := min(len(frame), c.srv.frameRoom)
-		c.kcp.Send(frame[:n])
+		k.Send(frame[:n])
 		frame = frame[n:]
 	}
 	c.srv.markDirty(c)
@@ -562,8 +575,12 @@ func (c *Conn) Close(reason error) {
 	if c.closed {
 		return
 	}
-	kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
-	c.sendHeldAck()
+	if c.kcp != nil {
+		kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		c.sendHeldAck()
+	} else {
+		c.srv.stats.idle.Add(-1)
+	}
 	c.closed = true
 	c.srv.loop.Wheel().Cancel(&c.ackTimer)
 	c.srv.drop(c, reason)
@@ -606,7 +623,7 @@ const maxTick = time.Second
 // (see input). A vanished client with a live session costs RTO ticks only until its lease ends
 // (the stage above then closes the conversation).
 func (c *Conn) onRetransmit() {
-	if c.closed {
+	if c.closed || c.kcp == nil {
 		return
 	}
 	now := c.srv.loop.Clock().Nanos()
@@ -620,13 +637,15 @@ func (c *Conn) onRetransmit() {
 	}
 	if c.kcp.WaitSnd() > 0 {
 		c.srv.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
+	} else {
+		c.compact()
 	}
 }
 
 // aliveTick is the retransmission check period for a peer that is heard from: a quarter of the
 // current RTO, within [Interval, maxTick].
 func (c *Conn) aliveTick() time.Duration {
-	return min(max(time.Duration(kcpshim.RTO(c.kcp))*time.Millisecond/4, c.srv.cfg.Interval), maxTick)
+	return min(max(time.Duration(c.rto())*time.Millisecond/4, c.srv.cfg.Interval), maxTick)
 }
 
 // onExpire runs when the conversation may have been silent too long. It checks lastSeen and

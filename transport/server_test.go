@@ -236,7 +236,7 @@ func TestRetransmitChecksFollowTheRTO(t *testing.T) {
 	c.Establish()
 	c.SetLive(true)
 	l.ready.Run() // the ACK leaves: the conversation is idle
-	rto := time.Duration(kcpshim.RTO(c.kcp)) * time.Millisecond
+	rto := time.Duration(kcpshim.RTO(c.engine())) * time.Millisecond
 	require.NotZero(t, rto, "kcpshim reads the RTO")
 	assert.Equal(t, min(max(rto/4, s.cfg.Interval), maxTick), c.aliveTick())
 	assert.Greater(t, c.aliveTick(), s.cfg.Interval, "KCP's first RTO (200 ms) needs no 10 ms checks")
@@ -245,7 +245,7 @@ func TestRetransmitChecksFollowTheRTO(t *testing.T) {
 		{400 * time.Millisecond, 100 * time.Millisecond},
 		{60 * time.Second, maxTick},
 	} {
-		st, ok := kcpshim.Save(c.kcp)
+		st, ok := kcpshim.Save(c.engine())
 		require.True(t, ok)
 		st.RTO = uint32(tc.rto / time.Millisecond)
 		kcpshim.Restore(c.kcp, c.key.conv, c.output, st)

@@ -63,6 +63,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
 	fs.BoolVar(&d.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
 	fs.BoolVar(&d.Cache.NoTTLJitter, "no-ttl-jitter", false, "kill switch: use TTLs exactly as given")
+	fs.BoolVar(&d.Incoming.Transport.NoCompaction, "no-idle-compaction", false, "kill switch: idle conversations keep their KCP state and buffers (about 20 KB each)")
 	fs.BoolVar(&d.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
 	fs.StringVar(&cfg.tokens, "auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
 	fs.StringVar(&cfg.tokenFile, "auth-token-file", "", "file of accepted tokens, one per line")

@@ -75,3 +75,77 @@ func TestSaveAndReuseContinueAConversation(t *testing.T) {
 		require.Equal(t, msg, p.send(p.b, p.a, msg), "after reuse, b to a")
 	}
 }
+
+// TestIdleSeesEveryQueue: a KCP is not idle while anything is queued, in flight, readable,
+// held out of order, or waiting to be acknowledged.
+func TestIdleSeesEveryQueue(t *testing.T) {
+	var sent [][]byte
+	a := kcp.NewKCP(3, func(buf []byte, n int) { sent = append(sent, append([]byte(nil), buf[:n]...)) })
+	a.NoDelay(1, 10, 2, 1)
+	b := kcp.NewKCP(3, func([]byte, int) {})
+	b.NoDelay(1, 10, 2, 1)
+	require.True(t, Idle(a))
+	require.True(t, Idle(b))
+
+	a.Send([]byte("queued"))
+	assert.False(t, Idle(a), "queued")
+	a.Send(bytes.Repeat([]byte("x"), 3000)) // three more segments
+	Flush(a, kcp.IKCP_FLUSH_FULL)
+	assert.False(t, Idle(a), "in flight")
+	require.GreaterOrEqual(t, len(sent), 2)
+
+	// b gets the second datagram only: out of order, and an ACK to send.
+	b.Input(sent[len(sent)-1], kcp.IKCP_PACKET_REGULAR, false)
+	assert.False(t, Idle(b), "out of order, ACK pending")
+	Flush(b, kcp.IKCP_FLUSH_FULL)
+	assert.False(t, Idle(b), "out of order")
+	for _, d := range sent[:len(sent)-1] {
+		b.Input(d, kcp.IKCP_PACKET_REGULAR, false)
+	}
+	Flush(b, kcp.IKCP_FLUSH_FULL)
+	assert.False(t, Idle(b), "readable")
+	buf := make([]byte, 8192)
+	for b.Recv(buf) >= 0 {
+	}
+	assert.True(t, Idle(b), "everything read and acknowledged")
+}
+
+// TestSaveAndRestoreAllocateNothing: compaction runs for every conversation that falls idle.
+func TestSaveAndRestoreAllocateNothing(t *testing.T) {
+	k := kcp.NewKCP(5, func([]byte, int) {})
+	out := func([]byte, int) {}
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		st, ok := Save(k)
+		if !ok {
+			t.Fatal("not idle")
+		}
+		Restore(k, 5, out, st)
+	}))
+}
+
+func BenchmarkSaveRestore(b *testing.B) {
+	k := kcp.NewKCP(5, func([]byte, int) {})
+	out := func([]byte, int) {}
+	for b.Loop() {
+		st, _ := Save(k)
+		Restore(k, 5, out, st)
+	}
+}
+
+// TestIdleSeesAMessageHalfReceived: in message mode, the first fragments of a message wait in
+// the receive queue while PeekSize says -1; the KCP is not idle.
+func TestIdleSeesAMessageHalfReceived(t *testing.T) {
+	var sent [][]byte
+	a := kcp.NewKCP(4, func(buf []byte, n int) { sent = append(sent, append([]byte(nil), buf[:n]...)) })
+	a.NoDelay(1, 10, 2, 1)
+	a.SetMtu(200)
+	b := kcp.NewKCP(4, func([]byte, int) {})
+	b.NoDelay(1, 10, 2, 1)
+	a.Send(make([]byte, 500)) // three fragments
+	Flush(a, kcp.IKCP_FLUSH_FULL)
+	require.Len(t, sent, 3)
+	b.Input(sent[0], kcp.IKCP_PACKET_REGULAR, false)
+	Flush(b, kcp.IKCP_FLUSH_FULL)
+	require.Less(t, b.PeekSize(), 0)
+	assert.False(t, Idle(b), "a message's first fragment waits for the rest")
+}

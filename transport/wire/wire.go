@@ -251,6 +251,25 @@ func (s *Splitter) Next() ([]byte, error) {
 // Buffered returns how many bytes are waiting for the rest of their frame.
 func (s *Splitter) Buffered() int { return len(s.buf) - s.off }
 
+// Detach takes the splitter's buffer away, emptied, for another splitter to Attach, if it
+// holds no partial frame (nil otherwise, and the splitter keeps it). An idle conversation gives
+// its buffer back this way.
+func (s *Splitter) Detach() []byte {
+	if s.off != len(s.buf) {
+		return nil
+	}
+	b := s.buf[:0]
+	s.buf, s.off = nil, 0
+	return b
+}
+
+// Attach gives an empty splitter (one that Detach emptied) buf to fill.
+func (s *Splitter) Attach(buf []byte) {
+	if len(s.buf) == 0 {
+		s.buf, s.off = buf[:0], 0
+	}
+}
+
 // Shrink releases a large buffer once it holds no partial frame, so one big value does not pin
 // memory for the life of a connection.
 func (s *Splitter) Shrink(limit int) {
