@@ -62,6 +62,7 @@ func startDaemon(tb testing.TB, cfg stages.DaemonConfig) (*stages.Daemon, *admin
 		cfg.DataDir = tb.TempDir()
 	}
 	cfg.Outgoing.Observer = srv.StoreObserver()
+	cfg.Cache.ExecObserver = srv.ExecObserver()
 	cfg.Logger = testLogger(tb)
 	d, err := stages.StartDaemon(cfg)
 	require.NoError(tb, err)
