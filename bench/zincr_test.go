@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -89,4 +90,15 @@ func TestZIncrRefusedWhereItCannotRun(t *testing.T) {
 	}
 	cfg := Config{Server: "memcached", Sessions: 1, InFlight: 1, Mix: "get=1", Keys: 1, Dist: "uniform", Requests: 1}
 	assert.NoError(t, cfg.validate(), "no zincr in the mix: nothing to refuse")
+}
+
+func TestSummarizeCountsLostRaces(t *testing.T) {
+	results := []Labelled{
+		{Workload: "zincr", Result: Result{Server: "pipecache", Ops: 100, OpsPerSec: 10}},
+		{Workload: "zincr", Result: Result{Server: "pipecache-cas", Ops: 100, OpsPerSec: 5, Conflicts: 250}},
+	}
+	var b strings.Builder
+	Summarize(&b, results)
+	assert.Contains(t, b.String(), "Lost CAS races per operation (each one more round trip or two): pipecache-cas 2.50")
+	assert.NotContains(t, b.String(), "pipecache 0", "no note for a server that lost none")
 }
