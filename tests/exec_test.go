@@ -368,3 +368,32 @@ func TestResultCodesAgree(t *testing.T) {
 	}
 	assert.ErrorIs(t, &client.ServerError{Code: client.CodeWrongType}, client.ErrWrongType)
 }
+
+// TestExecOnTheWireAsPROTOCOLSaysIt: the example of PROTOCOL.md's "exec", byte for byte, from
+// a client that is not the SDK; and exec's header errors.
+func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
+	d := startInProcess(t, stages.DaemonConfig{})
+	r := dialRawConn(t, d.Addr().String())
+	r.hello("")
+	args := []byte{0x69, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 0x05, 0x61, 0x6c, 0x69, 0x63, 0x65}
+	r.sendHeader(`{"v":1,"op":"exec","id":9,"key":"board:1","proc":"zset"}`, args)
+	h, value := r.next()
+	require.Equal(t, task.CodeOK, h.Code, h.Msg)
+	assert.Equal(t, uint64(9), h.ID)
+	assert.Equal(t, []byte{0x01, 0x40, 0x14, 0, 0, 0, 0, 0, 0}, value)
+	it, err := dialT(t, d.Addr().String()).Get(testCtx(t), "board:1")
+	require.NoError(t, err)
+	assert.Equal(t, it.Version, h.Ver, "ver: the board's new version")
+
+	for hdr, want := range map[string]task.Code{
+		`{"v":1,"op":"exec","id":10,"key":"board:1"}`:                             task.CodeBadRequest,
+		`{"v":1,"op":"exec","id":11,"proc":"zset"}`:                               task.CodeBadRequest,
+		`{"v":1,"op":"exec","id":12,"key":"board:1","proc":"zset","flags":1}`:     task.CodeBadRequest,
+		`{"v":1,"op":"exec","id":13,"key":"board:1","proc":"nope"}`:               task.CodeUnknownProc,
+		`{"v":1,"op":"exec","id":14,"key":"board:1","proc":"zset","future":true}`: task.CodeBadRequest, // no arguments: bad for zset
+	} {
+		r.sendHeader(hdr, nil)
+		h, _ := r.next()
+		assert.Equal(t, want, h.Code, "%s: %s", hdr, h.Msg)
+	}
+}
