@@ -62,6 +62,7 @@ func startDaemon(tb testing.TB, cfg stages.DaemonConfig) (*stages.Daemon, *admin
 		cfg.DataDir = tb.TempDir()
 	}
 	cfg.Outgoing.Observer = srv.StoreObserver()
+	cfg.Cache.ExecObserver = srv.ExecObserver()
 	cfg.Logger = testLogger(tb)
 	d, err := stages.StartDaemon(cfg)
 	require.NoError(tb, err)
@@ -324,6 +325,10 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Expirations": "pipecache_cache_expirations_total", "Timeouts": "pipecache_cache_store_timeouts_total",
 		"Foreign": "pipecache_cache_foreign_changes_total", "StaleReads": "pipecache_cache_stale_reads_total",
 		"Unreachable": "pipecache_store_unreachable", "Items": "pipecache_cache_items", "Bytes": "pipecache_cache_bytes",
+		"Execs": "pipecache_exec_total", "ExecUnknown": "pipecache_exec_errors_total", "ExecBadArgs": "pipecache_exec_errors_total",
+		"ExecWrongType": "pipecache_exec_errors_total", "ExecTooLarge": "pipecache_exec_errors_total",
+		"ExecOverBudget": "pipecache_exec_errors_total", "ExecInternal": "pipecache_exec_errors_total",
+		"ExecNanos":       "pipecache_exec_seconds_total",
 		"Loop.Iterations": "pipecache_loop_iterations_total", "Loop.Sleeps": "pipecache_loop_sleeps_total", "Loop.Tasks": "pipecache_loop_tasks_total",
 		"Loop.Panics": "pipecache_loop_panics_total", "Loop.Busy": "pipecache_loop_busy_seconds_total", "Loop.Timers": "pipecache_loop_timers",
 		"Queue.Len": "pipecache_queue_length", "Queue.Cap": "pipecache_queue_capacity", "Queue.Pushed": "pipecache_queue_pushed_total",

@@ -50,6 +50,7 @@ func newCollector(src func() (stages.DaemonStats, bool)) *collector {
 	c.plain = append(c.plain, incomingMetrics()...)
 	c.plain = append(c.plain, sessionMetrics()...)
 	c.plain = append(c.plain, cacheMetrics()...)
+	c.plain = append(c.plain, execCounters()...)
 	c.loops = loopMetrics()
 	c.queues = queueMetrics()
 	return c
@@ -162,6 +163,29 @@ func cacheMetrics() []plainMetric {
 		plain("pipecache_cache_bytes", "Memory the cache's entries take (keys, values, overhead), counted against the budget.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Bytes) }),
 		plain("pipecache_cache_memory_budget_bytes", "The cache's memory budget (-memory-mb).", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Limits.Memory) }),
 		plain("pipecache_store_unreachable", "1 while the shared store is unreachable or its change feed is behind, else 0.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Unreachable) }),
+	}
+}
+
+func execCounters() []plainMetric {
+	cs := func(f func(*stages.CacheStats) uint64) func(*stages.DaemonStats) float64 {
+		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Cache)) }
+	}
+	// One metric, its kinds as a constant label each: the collector's metrics have no variable labels.
+	errs := func(kind string, f func(*stages.CacheStats) uint64) plainMetric {
+		return plainMetric{prometheus.NewDesc("pipecache_exec_errors_total",
+			"Execs that failed, by kind (unknown_processor, bad_args, wrong_type, too_large, over_budget, internal: panics too); nothing changed.",
+			nil, prometheus.Labels{"kind": kind}), counter, cs(f)}
+	}
+	return []plainMetric{
+		plain("pipecache_exec_total", "Execs: processor calls, and those refused before one ran.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Execs })),
+		errs("unknown_processor", func(s *stages.CacheStats) uint64 { return s.ExecUnknown }),
+		errs("bad_args", func(s *stages.CacheStats) uint64 { return s.ExecBadArgs }),
+		errs("wrong_type", func(s *stages.CacheStats) uint64 { return s.ExecWrongType }),
+		errs("too_large", func(s *stages.CacheStats) uint64 { return s.ExecTooLarge }),
+		errs("over_budget", func(s *stages.CacheStats) uint64 { return s.ExecOverBudget }),
+		errs("internal", func(s *stages.CacheStats) uint64 { return s.ExecInternal }),
+		plain("pipecache_exec_seconds_total", "Time processors ran on CachePrc's loop.", counter,
+			func(s *stages.DaemonStats) float64 { return float64(s.Cache.ExecNanos) / 1e9 }),
 	}
 }
 

@@ -10,8 +10,8 @@
 //     its change feed caught up), 503 with the reason otherwise, and while it starts or stops;
 //   - /debug/pprof/: the Go profiler (net/http/pprof).
 //
-// It owns its listener and HTTP server, nothing else. cmd/pipecached calls it: Listen before
-// the daemon starts (its StoreObserver goes into the daemon's config), SetDaemon once it runs,
-// Shutdown at exit. The endpoint has no authentication: keep it on loopback or a private
-// network (pipecached's default is loopback).
+// It owns its listener and HTTP server, nothing else. Package daemon (pipecached) calls it:
+// Listen before the daemon starts (its StoreObserver and ExecObserver go into the daemon's
+// config), SetDaemon once it runs, Shutdown at exit. The endpoint has no authentication: keep
+// it on loopback or a private network (pipecached's default is loopback).
 package admin

@@ -44,6 +44,7 @@ type Server struct {
 	ln     net.Listener
 	srv    *http.Server
 	store  *storeMetrics
+	exec   *execMetrics
 	daemon atomic.Pointer[Daemon]
 	served chan error // Serve's result
 
@@ -63,7 +64,7 @@ func Listen(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrServer, err)
 	}
-	s := &Server{log: cfg.Logger, ln: ln, store: newStoreMetrics(), served: make(chan error, 1)}
+	s := &Server{log: cfg.Logger, ln: ln, store: newStoreMetrics(), exec: newExecMetrics(), served: make(chan error, 1)}
 	reg, err := s.registry(cfg.Build)
 	if err != nil {
 		ln.Close()
@@ -100,6 +101,7 @@ func (s *Server) registry(build buildinfo.Info) (*prometheus.Registry, error) {
 		})
 	cs := []prometheus.Collector{newCollector(s.snapshot), info, ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	cs = append(cs, s.exec.seconds)
 	for _, c := range append(cs, s.store.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -163,6 +165,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // StoreObserver returns what measures the store's loads and commits: give it to the daemon
 // (stages.OutgoingConfig.Observer) before starting it.
 func (s *Server) StoreObserver() stages.StoreObserver { return s.store }
+
+// ExecObserver returns what measures processor calls: give it to the daemon
+// (stages.CacheConfig.ExecObserver) for the histogram pipecache_exec_duration_seconds.
+func (s *Server) ExecObserver() stages.ExecObserver { return s.exec }
 
 // SetDaemon connects the endpoint to the running daemon: from now on /metrics reports its
 // counters and /readyz its readiness.

@@ -28,6 +28,9 @@ type Conn interface {
 	// CAS reads key and writes value back only if it did not change meanwhile. conflict reports
 	// a lost race (not an error).
 	CAS(ctx context.Context, key string, value []byte) (conflict bool, err error)
+	// ZIncr adds delta to member's score on the board key (zincr.go): by exec, or with cas by
+	// get and CAS retried (pipecache only), or ZINCRBY (Redis). conflicts counts the lost CAS.
+	ZIncr(ctx context.Context, key, member string, delta float64, cas bool) (conflicts int64, err error)
 }
 
 // sessionAwaiter is implemented by the Conns whose client library redials a lost session on its
@@ -290,6 +293,8 @@ type pipecacheKV interface {
 	MGet(ctx context.Context, keys ...string) (map[string]client.Item, error)
 	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...client.WriteOption) (uint64, error)
+	Add(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
+	Exec(ctx context.Context, key, proc string, args []byte) ([]byte, uint64, error)
 }
 
 type pipecacheConn struct{ c pipecacheKV }

@@ -28,12 +28,14 @@ type Config struct {
 	Token    string        // pipecache auth token
 	Sessions int           // connections
 	InFlight int           // requests in flight per session (workers = Sessions × InFlight)
-	Mix      string        // operation weights, e.g. "get=90,set=10" (ops: get set mget incr cas)
+	Mix      string        // operation weights, e.g. "get=90,set=10" (ops: get set mget incr cas zincr)
 	Keys     int           // key space
 	Dist     string        // uniform or zipf
 	ZipfS    float64       // Zipf exponent (> 1)
 	Value    int           // value size in bytes
 	MGetKeys int           // keys per mget
+	Members  int           // zincr: members per board (a board is a key: board:0 to board:Keys-1)
+	ZIncrCAS bool          // zincr on pipecache by get, decode, change, encode and CAS, not exec
 	Duration time.Duration // measured time (0: until Requests)
 	Requests int64         // measured requests (0: until Duration)
 	Warmup   time.Duration // unmeasured run before measuring
@@ -106,10 +108,11 @@ const (
 	opMGet
 	opIncr
 	opCAS
+	opZIncr
 	numOps
 )
 
-var opNames = [numOps]string{"get", "set", "mget", "incr", "cas"}
+var opNames = [numOps]string{"get", "set", "mget", "incr", "cas", "zincr"}
 
 // parseMix turns "get=90,set=10" into cumulative weights.
 func parseMix(mix string) ([numOps]int, error) {
@@ -126,7 +129,7 @@ func parseMix(mix string) ([numOps]int, error) {
 			i++
 		}
 		if i == int(numOps) {
-			return cum, fmt.Errorf("mix %q: unknown op %q (get, set, mget, incr, cas)", mix, name)
+			return cum, fmt.Errorf("mix %q: unknown op %q (get, set, mget, incr, cas, zincr)", mix, name)
 		}
 		w[i] += n
 	}
@@ -157,8 +160,14 @@ func (c *Config) validate() error {
 	if c.MGetKeys <= 0 {
 		c.MGetKeys = 10
 	}
-	_, err := parseMix(c.Mix)
-	return err
+	if c.Members == 0 {
+		c.Members = 100
+	}
+	mix, err := parseMix(c.Mix)
+	if err != nil {
+		return err
+	}
+	return c.checkZIncr(mix)
 }
 
 // keyChooser picks keys for one worker.
@@ -378,6 +387,10 @@ func (w *worker) do(ctx context.Context, c Conn, o op, cfg Config, keys *keyChoo
 		return c.MGet(ctx, mkeys)
 	case opIncr:
 		return c.Incr(ctx, cfg.Prefix+"counter:"+strconv.Itoa(keys.next()%1000))
+	case opZIncr:
+		conflicts, err := c.ZIncr(ctx, boardKey(cfg.Prefix, keys.next()), memberName(keys.rng.Intn(cfg.Members)), 1, cfg.ZIncrCAS)
+		w.conflicts += conflicts
+		return err
 	default:
 		conflict, err := c.CAS(ctx, key, value)
 		if conflict {

@@ -119,6 +119,7 @@ type rounds struct {
 	p50, p99, p999                  int64
 	steal, errors                   int64
 	dialRetries, dialFailures, lost int64
+	opsSum, conflicts               int64 // operations and lost CAS races, summed over the rounds
 }
 
 func collect(results []Labelled, keep func(Labelled) bool) rounds {
@@ -134,6 +135,7 @@ func collect(results []Labelled, keep func(Labelled) bool) rounds {
 		in, out, wake = append(in, l.DatagramsIn), append(out, l.DatagramsOut), append(wake, l.Wakeups)
 		p50, p99, p999 = append(p50, l.P50), append(p99, l.P99), append(p999, l.P999)
 		r.steal += l.Steal
+		r.opsSum, r.conflicts = r.opsSum+l.Ops, r.conflicts+l.Conflicts
 		for _, v := range l.Errors {
 			r.errors += v
 		}
@@ -178,6 +180,21 @@ func Summarize(w io.Writer, results []Labelled) {
 			fmt.Fprintf(w, "| %s | %d | %.0f | %d | %d | %s | %.1f | %s | %s | %d | %d | %s |\n", s, r.n, r.ops, r.p50, r.p99,
 				orDash(r.serverCPU), r.clientCPU, dgrams, wake, r.errors, r.steal, ratio)
 		}
+		conflictsNote(w, servers, rows)
+	}
+}
+
+// conflictsNote says, under a table, how many CAS races each server's operations lost (a CAS
+// workload, or zincr by CAS), if any did.
+func conflictsNote(w io.Writer, servers []string, rows map[string]rounds) {
+	var parts []string
+	for _, s := range servers {
+		if r, ok := rows[s]; ok && r.conflicts > 0 && r.opsSum > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", s, float64(r.conflicts)/float64(r.opsSum)))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nLost CAS races per operation (each one more round trip or two): %s\n", strings.Join(parts, ", "))
 	}
 }
 

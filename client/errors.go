@@ -32,6 +32,13 @@ var (
 	ErrClosed          = errors.New("pipecache: client closed")
 )
 
+// Errors of Exec, a processor call (codes 17 to 19); with each of them nothing changed.
+var (
+	ErrUnknownProcessor = errors.New("pipecache: no such processor on the server")
+	ErrWrongType        = errors.New("pipecache: value not readable by the processor")
+	ErrOverBudget       = errors.New("pipecache: processor over its budget")
+)
+
 // errNotSent: the request was not sent (no session: the client is reconnecting).
 var errNotSent = fmt.Errorf("%w: reconnecting", ErrUnavailable)
 
@@ -71,6 +78,13 @@ const (
 	CodeLimit           Code = 16 // a per-session or per-server limit was reached
 )
 
+// Result codes of exec.
+const (
+	CodeUnknownProcessor Code = 17 // exec names a processor the server has not registered
+	CodeWrongType        Code = 18 // exec on a value its processor cannot read
+	CodeOverBudget       Code = 19 // exec: the processor took more steps or time than its budget
+)
+
 var codeNames = [...]string{
 	CodeOK: "ok", CodeNotFound: "not_found", CodeExists: "exists",
 	CodeVersionMismatch: "version_mismatch", CodeNotCounter: "not_counter",
@@ -78,6 +92,7 @@ var codeNames = [...]string{
 	CodeUnauthorized: "unauthorized", CodeBusy: "busy", CodeUnavailable: "unavailable",
 	CodeTimeout: "timeout", CodeInternal: "internal", CodeDisabled: "disabled",
 	CodeVersion: "unsupported_version", CodeOverflow: "overflow", CodeLimit: "limit",
+	CodeUnknownProcessor: "unknown_processor", CodeWrongType: "wrong_type", CodeOverBudget: "over_budget",
 }
 
 // String returns the code's name in the protocol ("not_found"), or "code(N)" for a code this
@@ -97,6 +112,7 @@ var codeErrors = [...]error{
 	CodeBusy: ErrBusy, CodeUnavailable: ErrUnavailable, CodeTimeout: ErrTimeout,
 	CodeInternal: ErrInternal, CodeDisabled: ErrDisabled, CodeVersion: ErrProtocol,
 	CodeOverflow: ErrOverflow, CodeLimit: ErrLimit,
+	CodeUnknownProcessor: ErrUnknownProcessor, CodeWrongType: ErrWrongType, CodeOverBudget: ErrOverBudget,
 }
 
 // ServerError is an error reply: its code, the server's message, and the sentinel it matches.

@@ -28,6 +28,7 @@ type Cache interface {
 	Delete(ctx context.Context, key string) error
 	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	Touch(ctx context.Context, key string, ttl time.Duration) error
+	Exec(ctx context.Context, key, proc string, args []byte) (result []byte, version uint64, err error)
 	Ping(ctx context.Context) error
 	Stats(ctx context.Context) (map[string]int64, error)
 	Close() error

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
@@ -26,6 +27,19 @@ type CacheConfig struct {
 	// StaleReads: while a shared store is unreachable (or its change feed behind), reads of
 	// cached keys are answered from the cache, flagged stale, instead of "unavailable".
 	StaleReads bool
+
+	// Processors are the processors exec may run; nil: processor.Default() (hash, list, zset).
+	Processors *processor.Registry
+	// MaxValue bounds what a processor writes and returns; default 1 MiB (the daemon passes
+	// Incoming's -max-value). Over it, the call fails with too_large.
+	MaxValue int
+	// ProcBudget is the time budget of one processor call, checked after it returns (a call
+	// cannot be pre-empted); default 10 ms, negative: none. Over it, over_budget.
+	ProcBudget time.Duration
+	// ProcMaxSteps is the step budget of one call (processor.Output.Charge); 0: none.
+	ProcMaxSteps int64
+	// ExecObserver, if set, is told how long each processor call took (metrics).
+	ExecObserver ExecObserver
 
 	// Kill switches, one per feature.
 	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
@@ -57,6 +71,9 @@ func (c *CacheConfig) setDefaults() {
 	}
 	if c.MaxKey <= 0 {
 		c.MaxKey = 250
+	}
+	if c.ProcBudget == 0 {
+		c.ProcBudget = defaultProcBudget
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -123,6 +140,7 @@ type CachePrc struct {
 	// panics, onPanic answers it (cacheprc_panic.go).
 	executing *task.Task
 	testHook  func(*task.Task) // tests only: called before each operation runs
+	exec      execState        // the processors, their limits and the call's working state (cacheprc_exec.go)
 
 	stats cacheCounters
 }
@@ -131,6 +149,8 @@ type cacheCounters struct {
 	gets, hits, misses, negativeHits, sets, deletes atomic.Uint64
 	loads, stores, evictions, expirations, timeouts atomic.Uint64
 	foreign, staleReads                             atomic.Uint64
+	execs, execNanos                                atomic.Uint64
+	execErrors                                      [numExecErrors]atomic.Uint64
 	unreachable                                     atomic.Int64
 	items, bytes                                    atomic.Int64
 }
@@ -153,6 +173,15 @@ type CacheStats struct {
 	Unreachable  int64  `json:"store_unreachable"` // 1 while the shared store is unreachable (or its feed behind), else 0
 	Items        int64  `json:"items"`
 	Bytes        int64  `json:"bytes"`
+	// exec: the requests, their errors by kind (nothing changed), and the time processors ran.
+	Execs          uint64 `json:"execs"`
+	ExecUnknown    uint64 `json:"exec_unknown_processor"`
+	ExecBadArgs    uint64 `json:"exec_bad_args"`
+	ExecWrongType  uint64 `json:"exec_wrong_type"`
+	ExecTooLarge   uint64 `json:"exec_too_large"`
+	ExecOverBudget uint64 `json:"exec_over_budget"`
+	ExecInternal   uint64 `json:"exec_internal"` // panics included
+	ExecNanos      uint64 `json:"exec_ns"`       // wall time spent in processors, in nanoseconds
 }
 
 // NewCachePrc creates the stage with its two inbound queues (Requests, Completions);
@@ -164,6 +193,7 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 		tab: newTable(), flights: make(map[uint32]*inflight),
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 	}
+	c.exec = newExecState(&cfg)
 	c.sweep.Fn = c.sweepExpired
 	var err error
 	if c.requests, err = loop.NewQueue("cacheprc.requests", cfg.Queue); err != nil {
@@ -265,6 +295,10 @@ func (c *CachePrc) Stats() CacheStats {
 		Evictions: s.evictions.Load(), Expirations: s.expirations.Load(), Timeouts: s.timeouts.Load(), Foreign: s.foreign.Load(),
 		StaleReads: s.staleReads.Load(), Unreachable: s.unreachable.Load(),
 		Items: s.items.Load(), Bytes: s.bytes.Load(),
+		Execs: s.execs.Load(), ExecUnknown: s.execErrors[execUnknown].Load(), ExecBadArgs: s.execErrors[execBadArgs].Load(),
+		ExecWrongType: s.execErrors[execWrongType].Load(), ExecTooLarge: s.execErrors[execTooLarge].Load(),
+		ExecOverBudget: s.execErrors[execOverBudget].Load(), ExecInternal: s.execErrors[execInternal].Load(),
+		ExecNanos: s.execNanos.Load(),
 	}
 }
 
@@ -287,6 +321,10 @@ func (c *CachePrc) serve(t *task.Task) {
 	case task.OpMGet:
 		c.mget(t)
 		return
+	case task.OpExec:
+		if !c.execKnown(t) {
+			return
+		}
 	}
 	i := c.tab.lookup(t.Key)
 	if i == 0 {
@@ -374,6 +412,8 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 		c.write(i, t, nil, 0, true)
 	case task.OpIncr:
 		c.incr(i, t, present)
+	case task.OpExec:
+		c.runExec(i, t, present)
 	case task.OpTouch:
 		if !present {
 			c.fail(t, task.CodeNotFound, nil)

@@ -97,8 +97,9 @@ func (c *CachePrc) load(i uint32, t *task.Task) {
 	}
 }
 
-// write sends a new value (or a delete) for slot i to Outgoing on behalf of the request t.
-func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, del bool) {
+// write sends a new value (or a delete) for slot i to Outgoing on behalf of the request t. It
+// reports false if it could not (t is then answered busy).
+func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, del bool) bool {
 	s := c.tab.slot(i)
 	st := task.Get()
 	st.Op = task.OpStore
@@ -113,11 +114,12 @@ func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, d
 	if !c.send(i, st, t) {
 		c.fail(t, task.CodeBusy, errors.New("store queue full"))
 		c.settle(i)
-		return
+		return false
 	}
 	if version > c.nextVersion {
 		c.nextVersion = version
 	}
+	return true
 }
 
 // send hands a load or store to Outgoing and arms the time-out. It reports false (and frees
@@ -204,9 +206,12 @@ func (c *CachePrc) stored(i uint32, st, owner *task.Task) {
 		return
 	}
 	owner.Version = st.Version
-	owner.Value = owner.Value[:0]
-	if owner.Op == task.OpIncr {
-		owner.Value = append(owner.Value, c.tab.valueOf(i)...)
+	switch owner.Op {
+	case task.OpExec: // the processor's result, set when the write was sent (execWrite)
+	case task.OpIncr:
+		owner.Value = append(owner.Value[:0], c.tab.valueOf(i)...)
+	default:
+		owner.Value = owner.Value[:0]
 	}
 	c.reply(owner)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
@@ -33,6 +35,10 @@ type DaemonConfig struct {
 	// CryptKey, if set, is the pre-shared AES key (16, 24 or 32 bytes) every datagram is
 	// encrypted with (transport/crypt.go); clients need the same key.
 	CryptKey []byte
+	// Processors are the processors exec may run (package processor): a custom daemon
+	// registers its own into a registry and passes it here. nil: processor.Default() (the
+	// built-ins hash, list and zset). Cache.Processors, if set, wins.
+	Processors *processor.Registry
 	// Version names this build (buildinfo.Read().String()); the stats op reports it.
 	Version string
 	Logger  *slog.Logger
@@ -45,7 +51,7 @@ type Registrar interface {
 
 // dataOps are the operations CachePrc serves.
 var dataOps = []task.Op{task.OpGet, task.OpMGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
-	task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats}
+	task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats, task.OpExec}
 
 // Daemon is a running pipecached: the stages wired together over the embedded store.
 //
@@ -78,7 +84,10 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	}
 	cfg.Incoming.Logger, cfg.Cache.Logger, cfg.Outgoing.Logger = cfg.Logger, cfg.Logger, cfg.Logger
 	cfg.Sessions.Logger = cfg.Logger
-	cfg.Cache.MaxKey = cfg.Incoming.MaxKey
+	cfg.Cache.MaxKey, cfg.Cache.MaxValue = cfg.Incoming.MaxKey, cfg.Incoming.MaxValue
+	if cfg.Cache.Processors == nil {
+		cfg.Cache.Processors = cfg.Processors
+	}
 	d := &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
 	cfg.Cache.Info = d.serverInfo
 	if err := d.start(cfg); err != nil {
@@ -142,7 +151,7 @@ func (d *Daemon) start(cfg DaemonConfig) (err error) {
 		return err
 	}
 	d.log.Info("pipecached listening", "addr", d.incoming.Addr().String(), "data", cfg.DataDir,
-		"memory", cfg.Cache.Memory, "version", startVersion)
+		"memory", cfg.Cache.Memory, "version", startVersion, "processors", strings.Join(d.cache.exec.procs.Names(), ","))
 	return nil
 }
 

@@ -262,6 +262,7 @@ func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *ta
 	t.Op, t.ReqID, t.Conn, t.Flags = h.Op, h.ID, c.ID(), h.Flags
 	t.Version, t.TTLms, t.Delta, t.Seq = h.Ver, h.TTL, h.Delta, h.Seq
 	t.Key = append(t.Key, h.Key...)
+	t.Proc = append(t.Proc, h.Proc...) // exec's processor; empty for every other op
 	t.Value = append(t.Value, value...)
 	t.Enter[task.StageIncoming] = in.loop.Clock().Nanos()
 	return t

@@ -25,6 +25,9 @@ const (
 	CodeVersion         Code = 14 // unsupported protocol version
 	CodeOverflow        Code = 15 // incr would leave the 64-bit range; nothing changed
 	CodeLimit           Code = 16 // a per-session or per-server limit was reached (the message says which)
+	CodeUnknownProc     Code = 17 // exec names a processor this server has not registered
+	CodeWrongType       Code = 18 // exec on a value its processor cannot read (another format, or corrupt)
+	CodeOverBudget      Code = 19 // exec: the processor took more steps or time than its budget; nothing changed
 )
 
 var codeNames = map[Code]string{
@@ -34,6 +37,7 @@ var codeNames = map[Code]string{
 	CodeUnauthorized: "unauthorized", CodeBusy: "busy", CodeUnavailable: "unavailable",
 	CodeTimeout: "timeout", CodeInternal: "internal", CodeDisabled: "disabled",
 	CodeVersion: "unsupported_version", CodeOverflow: "overflow", CodeLimit: "limit",
+	CodeUnknownProc: "unknown_processor", CodeWrongType: "wrong_type", CodeOverBudget: "over_budget",
 }
 
 func (c Code) String() string {

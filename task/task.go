@@ -27,6 +27,7 @@ const (
 	OpIncr
 	OpTouch
 	OpStats
+	OpExec // run a processor (package processor) on a key: Proc names it, Value holds its arguments
 
 	// Session operations, owned by SessionMgr.
 	OpHello
@@ -56,7 +57,7 @@ const (
 var opNames = [numOps]string{
 	OpNone: "none", OpPing: "ping", OpEcho: "echo",
 	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
-	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats",
+	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats", OpExec: "exec",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
 	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
 	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
@@ -143,6 +144,7 @@ type Task struct {
 	Delete   bool  // OpStore, OpChanged: a delete, not a write of Value
 
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
+	Proc  []byte // OpExec: the processor's name; reused like Key
 	Value []byte // reused like Key; large buffers are dropped on Put
 	Err   error  // detail for a non-OK Code, for logs and the error message on the wire
 
@@ -171,14 +173,17 @@ func Get() *Task {
 
 // Put zeroes t and returns it to the pool. The caller must own t and must not use it afterwards.
 func Put(t *Task) {
-	key, value := t.Key[:0], t.Value[:0]
+	key, value, proc := t.Key[:0], t.Value[:0], t.Proc[:0]
 	if cap(key) > keepBuffer {
 		key = nil
 	}
 	if cap(value) > keepBuffer {
 		value = nil
 	}
-	*t = Task{Key: key, Value: value}
+	if cap(proc) > keepBuffer {
+		proc = nil
+	}
+	*t = Task{Key: key, Value: value, Proc: proc}
 	pool.Put(t)
 }
 

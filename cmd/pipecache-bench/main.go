@@ -3,6 +3,7 @@
 //
 //	pipecache-bench -server pipecache -addr 127.0.0.1:7070 -sessions 50 -inflight 1 \
 //	    -mix get=90,set=10 -keys 100000 -value 100 -duration 10s -preload -warmup 2s
+//	pipecache-bench -server redis -addr 127.0.0.1:6379 -mix zincr=100 -keys 1 -preload=false
 //
 // With -idle-sessions N it instead opens N sessions that only heartbeat, from one shared KCP
 // engine, and reports the open rate, failures, heartbeat round trips and (with -pid) the
@@ -90,12 +91,14 @@ func parseFlags(args []string) (*flags, error) {
 	fs.IntVar(&cfg.Sessions, "sessions", 50, "connections (sessions)")
 	fs.IntVar(&cfg.InFlight, "inflight", 1, "requests in flight per session")
 	fs.BoolVar(&cfg.Shared, "shared", false, "one client object for all sessions × inflight workers: one pipecache Client (one session); Redis and memcached clients are one pooled client either way")
-	fs.StringVar(&cfg.Mix, "mix", "get=90,set=10", "operation weights: get, set, mget, incr, cas")
+	fs.StringVar(&cfg.Mix, "mix", "get=90,set=10", "operation weights: get, set, mget, incr, cas, zincr (a leaderboard update: exec zset incr on pipecache, ZINCRBY on Redis; the boards are -keys keys)")
 	fs.IntVar(&cfg.Keys, "keys", 100_000, "key space")
 	fs.StringVar(&cfg.Dist, "dist", "uniform", "key distribution: uniform or zipf")
 	fs.Float64Var(&cfg.ZipfS, "zipf-s", 1.1, "Zipf exponent (> 1)")
 	fs.IntVar(&cfg.Value, "value", 100, "value size in bytes")
 	fs.IntVar(&cfg.MGetKeys, "mget-keys", 10, "keys per mget")
+	fs.IntVar(&cfg.Members, "members", 100, "zincr: members per board, each increment for one at random")
+	fs.BoolVar(&cfg.ZIncrCAS, "zincr-cas", false, "zincr on pipecache by get, decode, change, encode and CAS retried (no processor); the lost races are its cas_conflicts")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time (0: until -requests); with -idle-sessions, the whole run")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "measured requests (0: until -duration)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured run before measuring")

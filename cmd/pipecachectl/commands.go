@@ -80,6 +80,8 @@ var commands = []*command{
 		min: 1, max: 2, value: -1, needs: needsServer, run: runDecr},
 	{name: "touch", args: "KEY TTL", summary: "give KEY a new TTL without changing its value",
 		doc: ttlDoc, min: 2, max: 2, value: -1, needs: needsServer, run: runTouch},
+	{name: "exec", args: "KEY PROC [ARGS...]", summary: "run the processor PROC on KEY (hash, list, zset, or a custom daemon's)",
+		doc: execDoc, min: 2, max: 1000, value: -1, needs: needsServer, run: runExec},
 	{name: "watch", args: "KEY|PREFIX*", summary: "print every change of KEY (or of every key under PREFIX) until Ctrl-C",
 		doc: "Runs until Ctrl-C (interactively: back to the prompt), not bounded by -timeout. Quote the * in a shell: watch 'room:*'.",
 		min: 1, max: 1, value: -1, needs: needsServer, run: runWatch},

@@ -22,6 +22,7 @@ type server interface {
 	Delete(ctx context.Context, key string) error
 	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	Touch(ctx context.Context, key string, ttl time.Duration) error
+	Exec(ctx context.Context, key, proc string, args []byte) ([]byte, uint64, error)
 	Close() error
 }
 

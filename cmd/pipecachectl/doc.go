@@ -11,6 +11,7 @@
 //	set|add|replace KEY VALUE [TTL]  cas KEY VALUE VERSION [TTL]
 //	del KEY                          incr|decr KEY [DELTA]
 //	touch KEY TTL                    watch KEY|PREFIX*   (every change, until Ctrl-C)
+//	exec KEY PROC [ARGS...]          (a processor: zset incr 5 alice, hash get name...)
 //	stats | ping                     help [COMMAND]
 //
 // A TTL is seconds ("30") or a Go duration ("30s", "5m"). With -cluster etcd://host:2379/prefix
@@ -36,6 +37,6 @@
 //
 // Files: main.go (run: flags to exit code), config.go (flags), ctl.go (running one command,
 // the lazy connection), commands.go (the command table), help.go, output.go (text, -raw,
-// -json), split.go (quoting), shell.go (one-shot and script modes, Ctrl-C), terminal.go (the
+// -json), exec.go (the exec command), split.go (quoting), shell.go (one-shot and script modes, Ctrl-C), terminal.go (the
 // interactive shell: liner, history, completion), watch.go, version.go. Nobody imports it.
 package main

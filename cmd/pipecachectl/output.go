@@ -78,6 +78,8 @@ var errorKinds = []struct {
 	{client.ErrUnknownOp, "unknown_op"}, {client.ErrUnauthorized, "unauthorized"},
 	{client.ErrBusy, "busy"}, {client.ErrUnavailable, "unavailable"}, {client.ErrTimeout, "timeout"},
 	{client.ErrDisabled, "disabled"}, {client.ErrProtocol, "version"}, {client.ErrClosed, "closed"},
+	{client.ErrUnknownProcessor, "unknown_processor"}, {client.ErrWrongType, "wrong_type"},
+	{client.ErrOverBudget, "over_budget"},
 	{client.ErrInternal, "internal"},
 }
 

@@ -128,6 +128,8 @@ func (s *scanner) field(name []byte, h *Header) (err error) {
 		h.ID, err = s.uint(math.MaxUint64)
 	case "key":
 		h.Key, err = s.str(h.Key[:0])
+	case "proc":
+		h.Proc, err = s.str(h.Proc[:0])
 	case "ttl":
 		h.TTL, err = s.int(math.MinInt64, math.MaxInt64)
 	case "ver":

@@ -29,18 +29,21 @@ func referenceHeader(data []byte) (Header, bool) {
 		return !ok || stdjson.Unmarshal(raw, v) == nil && (isString(raw) || !bytes.ContainsAny(raw, ".eE"))
 	}
 	var v int32
-	var op, key, msg string
+	var op, key, msg, proc string
 	var flags uint32
 	var code uint16
 	ok := dec("v", &v) && dec("op", &op) && dec("id", &h.ID) && dec("key", &key) && dec("ttl", &h.TTL) &&
 		dec("ver", &h.Ver) && dec("delta", &h.Delta) && dec("flags", &flags) && dec("seq", &h.Seq) &&
-		dec("code", &code) && dec("msg", &msg)
+		dec("code", &code) && dec("msg", &msg) && dec("proc", &proc)
 	if !ok || !utf8.ValidString(key) {
 		return h, false
 	}
 	h.V, h.Flags, h.Code, h.Msg = int(v), flags, task.Code(code), msg
 	if key != "" {
 		h.Key = []byte(key)
+	}
+	if proc != "" {
+		h.Proc = []byte(proc)
 	}
 	if h.Op = opByName[op]; h.Op == task.OpNone {
 		h.OpName = op
@@ -56,6 +59,7 @@ func isString(raw stdjson.RawMessage) bool { return len(raw) > 0 && raw[0] == '"
 func FuzzParseHeader(f *testing.F) {
 	for _, seed := range []string{
 		`{"v":1,"op":"get","id":3,"key":"user:1"}`,
+		`{"v":1,"op":"exec","id":4,"key":"board:1","proc":"z\u0073et"}`,
 		`{"v":1,"op":"set","id":18446744073709551615,"key":"a\"b\\c\u00e9\ud83d\ude00","ttl":-5,"flags":4294967295}`,
 		`{"v":1,"future":{"a":[1,2.5e3,{"b":null}],"c":true},"op":"teleport","msg":"x\ny"}`,
 		` { "v" : 1 , "code" : 65535 } `,
@@ -80,10 +84,11 @@ func FuzzParseHeader(f *testing.F) {
 		if err != nil {
 			t.Fatalf("%q: refused (%v), but encoding/json accepts it", data, err)
 		}
-		if got.Key == nil {
+		if len(got.Key) == 0 {
 			got.Key = nil
-		} else if len(got.Key) == 0 {
-			got.Key = nil
+		}
+		if len(got.Proc) == 0 {
+			got.Proc = nil
 		}
 		assert.Equal(t, want, got, "%q", data)
 	})

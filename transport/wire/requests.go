@@ -25,7 +25,11 @@ type Request struct {
 	Key   keyUse // whether the op needs a key
 	Value bool   // the op carries a value
 	Flags uint32 // the flags the op defines; any other bit is refused
+	Proc  bool   // the op needs a processor name ("proc", 1 to MaxProcName bytes)
 }
+
+// MaxProcName is the longest processor name a request may carry (processor.MaxNameLen).
+const MaxProcName = 64
 
 type keyUse uint8
 
@@ -52,6 +56,7 @@ var requests = map[task.Op]Request{
 	task.OpIncr:        {Key: keyRequired},
 	task.OpTouch:       {Key: keyRequired},
 	task.OpStats:       {Flags: task.FlagStatsText},
+	task.OpExec:        {Key: keyRequired, Value: true, Proc: true},
 	task.OpSubscribe:   {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue},
 	task.OpUnsubscribe: {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue}, // the values bit is ignored
 	task.OpAck:         {},
@@ -90,6 +95,8 @@ func Check(h *Header) (task.Code, string) {
 		return task.CodeBadRequest, fmt.Sprintf("%s needs a key", h.Op)
 	case h.TTL < 0 || h.TTL > MaxTTL:
 		return task.CodeBadRequest, fmt.Sprintf("ttl %d ms out of range [0, %d]", h.TTL, int64(MaxTTL))
+	case r.Proc && (len(h.Proc) == 0 || len(h.Proc) > MaxProcName):
+		return task.CodeBadRequest, fmt.Sprintf("%s needs a processor name (proc) of 1 to %d bytes", h.Op, MaxProcName)
 	}
 	return task.CodeOK, ""
 }
@@ -111,7 +118,7 @@ func ReplyFlags(op task.Op, flags uint32) uint32 {
 // ReplyHasValue reports whether a successful reply of op carries a value.
 func ReplyHasValue(op task.Op) bool {
 	switch op {
-	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush:
+	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec:
 		return true
 	}
 	return false

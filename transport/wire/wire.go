@@ -48,6 +48,7 @@ type Header struct {
 	Seq   uint64    // "seq": per-session sequence number of a push
 	Code  task.Code // "code": result code on a reply (0 = ok)
 	Msg   string    // "msg": error message on a reply
+	Proc  []byte    // "proc": the processor an exec runs (ASCII name); reused like Key
 	// OpName is the "op" as sent when it is not one this package knows (Op is then OpNone), so
 	// that the reply to an unknown op can carry it. Encoding writes it when Op is OpNone; with
 	// neither, a frame has no "op" at all (a reply to a frame whose header could not be read).
@@ -55,7 +56,7 @@ type Header struct {
 }
 
 // Reset clears h, keeping the Key buffer.
-func (h *Header) Reset() { *h = Header{Key: h.Key[:0]} }
+func (h *Header) Reset() { *h = Header{Key: h.Key[:0], Proc: h.Proc[:0]} }
 
 var opByName = func() map[string]task.Op {
 	m := map[string]task.Op{}
@@ -146,6 +147,11 @@ func writeHeader(s *jsoniter.Stream, h *Header) {
 		s.WriteMore()
 		s.WriteObjectField("msg")
 		s.WriteString(h.Msg)
+	}
+	if len(h.Proc) > 0 {
+		s.WriteMore()
+		s.WriteObjectField("proc")
+		s.WriteString(string(h.Proc))
 	}
 	s.WriteObjectEnd()
 }

@@ -186,6 +186,7 @@ func rawFrame(hdr string, value []byte) []byte {
 func FuzzDecode(f *testing.F) {
 	f.Add(rawFrame(`{"v":1,"op":"get","id":1,"key":"k"}`, []byte("v")))
 	f.Add(rawFrame(`{"v":1,"op":"set","ttl":-1,"ver":18446744073709551615}`, nil))
+	f.Add(rawFrame(`{"v":1,"op":"exec","id":2,"key":"b","proc":"zset"}`, []byte{'n'}))
 	f.Add([]byte{0, 200, '{'})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var h Header

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bufio"
@@ -86,12 +86,30 @@ func TestConfigFileErrorsAreClear(t *testing.T) {
 
 // TestExampleConfigParses keeps deploy/pipecached.toml in step with the flags.
 func TestExampleConfigParses(t *testing.T) {
-	cfg, err := parseConfig([]string{"-config", "../../deploy/pipecached.toml"}, io.Discard)
+	cfg, err := parseConfig([]string{"-config", "../deploy/pipecached.toml"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "/var/lib/pipecache", cfg.daemon.DataDir)
 	assert.Equal(t, "127.0.0.1:9070", cfg.admin)
 	assert.Equal(t, "json", cfg.logFormat)
 	assert.Equal(t, int64(256<<20), cfg.daemon.Cache.Memory)
+	assert.Equal(t, 10*time.Millisecond, cfg.daemon.Cache.ProcBudget)
+}
+
+// TestProcBudgetFlags: -proc-budget 0 is no time budget (the stage's zero is its default of
+// 10 ms), and a negative budget is a usage error.
+func TestProcBudgetFlags(t *testing.T) {
+	cfg, err := parseConfig(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Millisecond, cfg.daemon.Cache.ProcBudget, "the default")
+	assert.Zero(t, cfg.daemon.Cache.ProcMaxSteps)
+	cfg, err = parseConfig([]string{"-proc-budget", "0", "-proc-max-steps", "5000"}, io.Discard)
+	require.NoError(t, err)
+	assert.Negative(t, cfg.daemon.Cache.ProcBudget, "0 on the command line: none")
+	assert.Equal(t, int64(5000), cfg.daemon.Cache.ProcMaxSteps)
+	for _, args := range [][]string{{"-proc-budget", "-1ms"}, {"-proc-max-steps", "-1"}} {
+		_, err = parseConfig(args, io.Discard)
+		assert.ErrorContains(t, err, "not negative", "%q", args)
+	}
 }
 
 func TestAdminAddr(t *testing.T) {
@@ -120,7 +138,7 @@ func TestAdminAddr(t *testing.T) {
 
 func TestHelpListsEveryFlagAndItsVariable(t *testing.T) {
 	var out bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), []string{"-h"}, io.Discard, &out))
+	require.Equal(t, 0, Run(context.Background(), []string{"-h"}, io.Discard, &out, nil))
 	help := out.String()
 	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
 		assert.Contains(t, help, "  -"+f.Name+" ", f.Name)
@@ -141,7 +159,7 @@ func TestREADMENamesEveryFlag(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), []string{"-version"}, &out, io.Discard))
+	require.Equal(t, 0, Run(context.Background(), []string{"-version"}, &out, io.Discard, nil))
 	assert.Equal(t, "pipecached "+buildinfo.Read().String()+"\n", out.String())
 }
 
@@ -151,7 +169,7 @@ func TestBadUsageExits2(t *testing.T) {
 		{"-max-key", "many"},
 	} {
 		var out bytes.Buffer
-		assert.Equal(t, 2, run(context.Background(), args, io.Discard, &out), "%q", args)
+		assert.Equal(t, 2, Run(context.Background(), args, io.Discard, &out, nil), "%q", args)
 		assert.Contains(t, out.String(), "pipecached: ", "%q", args)
 	}
 }
@@ -203,8 +221,8 @@ func TestRunServesTheAdminEndpoint(t *testing.T) {
 	logs := newLogLines(t)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-data-dir", t.TempDir(),
-			"-log-format", "json"}, io.Discard, logs.w)
+		exit <- Run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-data-dir", t.TempDir(),
+			"-log-format", "json"}, io.Discard, logs.w, nil)
 		logs.w.Close()
 	}()
 	adminURL := "http://" + logs.await(t, "admin endpoint listening")["addr"].(string)

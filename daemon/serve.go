@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -43,6 +43,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	if adm != nil {
 		defer stopAdmin(adm, log)
 		cfg.daemon.Outgoing.Observer = adm.StoreObserver()
+		cfg.daemon.Cache.ExecObserver = adm.ExecObserver()
 	}
 	if cfg.storeURL != "" {
 		if code := openSharedStore(ctx, cfg, log); code != 0 {

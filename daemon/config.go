@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -61,6 +61,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
 	fs.DurationVar(&d.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
 	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
+	fs.DurationVar(&d.Cache.ProcBudget, "proc-budget", 10*time.Millisecond, "time budget of one processor call (exec), checked after it returns: a slower call fails with over_budget and changes nothing; 0: none")
+	fs.Int64Var(&d.Cache.ProcMaxSteps, "proc-max-steps", 0, "step budget of one processor call (entries read, compared, copied or written), checked before the work: over it, over_budget; 0: none")
 	fs.BoolVar(&d.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
 	fs.BoolVar(&d.Cache.NoTTLJitter, "no-ttl-jitter", false, "kill switch: use TTLs exactly as given")
 	fs.BoolVar(&d.Incoming.Transport.NoCompaction, "no-idle-compaction", false, "kill switch: idle conversations keep their KCP state and buffers (about 20 KB each)")
@@ -98,6 +100,12 @@ func parseConfig(args []string, w io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: see -h)", fs.Args())
 	}
 	cfg.daemon.Cache.Memory = cfg.memoryMB << 20
+	switch c := &cfg.daemon.Cache; {
+	case c.ProcBudget < 0 || c.ProcMaxSteps < 0:
+		return nil, fmt.Errorf("-proc-budget %v, -proc-max-steps %d: a budget is not negative (0: none)", c.ProcBudget, c.ProcMaxSteps)
+	case c.ProcBudget == 0:
+		c.ProcBudget = -1 // the flag's 0 is none; the stage's 0 is its default
+	}
 	return cfg, nil
 }
 

@@ -1,0 +1,262 @@
+package stages
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/processor"
+	"github.com/pipecache/pipecache/transport"
+)
+
+// Test processors. Each reads in and args only.
+var testProcs = map[string]processor.Func{
+	// put: the value becomes the arguments; the result is the old value (or "(none)").
+	"put": func(in processor.Input, out *processor.Output) error {
+		out.Action, out.Value = processor.Set, append(out.Value, in.Args...)
+		if !in.Exists {
+			out.Result = append(out.Result, "(none)"...)
+			return nil
+		}
+		out.Result = append(out.Result, in.Value...)
+		return nil
+	},
+	// peek: the value, unchanged.
+	"peek": func(in processor.Input, out *processor.Output) error {
+		out.Result = append(out.Result, in.Value...)
+		return nil
+	},
+	// drop: deletes the key.
+	"drop": func(in processor.Input, out *processor.Output) error {
+		out.Action = processor.Delete
+		out.Result = append(out.Result, "dropped"...)
+		return nil
+	},
+	// boom: writes half a value, then panics.
+	"boom": func(in processor.Input, out *processor.Output) error {
+		out.Action, out.Value = processor.Set, append(out.Value, "half"...)
+		panic("boom")
+	},
+	// steps: charges the steps its arguments say (a decimal number).
+	"steps": func(in processor.Input, out *processor.Output) error {
+		n, err := strconv.Atoi(string(in.Args))
+		if err != nil {
+			return errors.Join(processor.ErrBadArgs, err)
+		}
+		if err := out.Charge(n); err != nil {
+			return err
+		}
+		out.Action, out.Value = processor.Set, append(out.Value, "charged"...)
+		return nil
+	},
+	// grow: writes a value of as many bytes as its arguments say (an 8-byte big-endian count).
+	"grow": func(in processor.Input, out *processor.Output) error {
+		if len(in.Args) != 8 {
+			return processor.ErrBadArgs
+		}
+		out.Action, out.Value = processor.Set, append(out.Value, bytes.Repeat([]byte("g"), int(binary.BigEndian.Uint64(in.Args)))...)
+		return nil
+	},
+	// slow: runs until the time its arguments name (a Go duration) has passed, then writes.
+	"slow": func(in processor.Input, out *processor.Output) error {
+		d, err := time.ParseDuration(string(in.Args))
+		if err != nil {
+			return errors.Join(processor.ErrBadArgs, err)
+		}
+		for start := time.Now(); time.Since(start) <= d; {
+		}
+		out.Action, out.Value = processor.Set, append(out.Value, "slow"...)
+		return nil
+	},
+}
+
+func startExecDaemon(tb testing.TB, cfg DaemonConfig) (*Daemon, *client.Client) {
+	tb.Helper()
+	procs := processor.Default()
+	for name, fn := range testProcs {
+		require.NoError(tb, procs.Register(name, fn))
+	}
+	cfg.Processors = procs
+	if cfg.DataDir == "" {
+		cfg.DataDir = tb.TempDir()
+	}
+	cfg.Logger = testLogger(tb)
+	cfg.Incoming.Transport = transport.Config{Addr: "127.0.0.1:0"}
+	d, err := StartDaemon(cfg)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { d.Stop(context.Background()) })
+	return d, dial(tb, d.Addr().String())
+}
+
+// slotOf reads key's cached state on CachePrc's loop: its expiry deadline, and whether it is
+// cached at all.
+func slotOf(tb testing.TB, d *Daemon, key string) (expireAt int64, cached bool) {
+	tb.Helper()
+	require.NoError(tb, d.cache.Loop().Run(testCtx(tb), func() {
+		if i := d.cache.tab.lookup([]byte(key)); i != 0 {
+			expireAt, cached = d.cache.tab.slot(i).expireAt, true
+		}
+	}))
+	return expireAt, cached
+}
+
+// TestExecWritesLikeASetAndReadsLikeAGet: a processor's Set is a new version, durable (it
+// survives a restart), pushed to subscribers with its value; Unchanged is no version and no
+// push; Delete is a delete; a cold key is loaded before the processor runs (read-through).
+func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
+	dir := t.TempDir()
+	d, c := startExecDaemon(t, DaemonConfig{DataDir: dir})
+	ctx := testCtx(t)
+	sub, err := c.Subscribe(ctx, "k", client.WithValues())
+	require.NoError(t, err)
+
+	res, v1, err := c.Exec(ctx, "k", "put", []byte("one"))
+	require.NoError(t, err)
+	assert.Equal(t, "(none)", string(res), "the processor saw no value")
+	ev := <-sub.C
+	assert.Equal(t, client.Event{Kind: client.EventSet, Key: "k", Version: v1, Value: []byte("one"), Seq: ev.Seq}, ev)
+
+	res, v, err := c.Exec(ctx, "k", "peek", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(res))
+	assert.Equal(t, v1, v, "unchanged: the version the key has")
+	v2, err := c.Set(ctx, "k", []byte("two"))
+	require.NoError(t, err)
+	ev = <-sub.C
+	assert.Equal(t, v2, ev.Version, "the unchanged exec pushed nothing: the next push is the set's")
+
+	res, v3, err := c.Exec(ctx, "k", "put", []byte("three"))
+	require.NoError(t, err)
+	assert.Equal(t, "two", string(res))
+	assert.Greater(t, v3, v2)
+	<-sub.C
+
+	require.NoError(t, d.Stop(ctx))
+	d, c = startExecDaemon(t, DaemonConfig{DataDir: dir})
+	loads := d.cache.Stats().Loads
+	res, v, err = c.Exec(ctx, "k", "peek", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "three", string(res), "a cold key is read through from the store, where the write was durable")
+	assert.Equal(t, v3, v)
+	assert.Equal(t, loads+1, d.cache.Stats().Loads)
+
+	res, v4, err := c.Exec(ctx, "k", "drop", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "dropped", string(res))
+	assert.Greater(t, v4, v3)
+	_, err = c.Get(ctx, "k")
+	assert.ErrorIs(t, err, client.ErrNotFound)
+	res, v, err = c.Exec(ctx, "k", "drop", nil)
+	require.NoError(t, err, "deleting what is not there is unchanged, not an error")
+	assert.Equal(t, "dropped", string(res))
+	assert.Zero(t, v, "no key, no version")
+	st := d.cache.Stats()
+	assert.Equal(t, uint64(3), st.Execs)
+	assert.Equal(t, uint64(1), st.Deletes)
+}
+
+// TestExecKeepsTheTTL: a processor's Set keeps the key's TTL, as incr does; a key a processor
+// creates has none.
+func TestExecKeepsTheTTL(t *testing.T) {
+	d, c := startExecDaemon(t, DaemonConfig{})
+	ctx := testCtx(t)
+	_, err := c.Set(ctx, "ttl", []byte("a"), client.WithTTL(time.Hour))
+	require.NoError(t, err)
+	before, _ := slotOf(t, d, "ttl")
+	require.NotZero(t, before)
+	_, _, err = c.Exec(ctx, "ttl", "put", []byte("b"))
+	require.NoError(t, err)
+	after, _ := slotOf(t, d, "ttl")
+	assert.Equal(t, before, after)
+
+	_, _, err = c.Exec(ctx, "fresh", "put", []byte("b"))
+	require.NoError(t, err)
+	at, cached := slotOf(t, d, "fresh")
+	assert.True(t, cached)
+	assert.Zero(t, at, "a key made by a processor never expires")
+}
+
+// TestExecErrorsChangeNothing: whatever the error, the key keeps its value and version, and
+// the error's code says what went wrong.
+func TestExecErrorsChangeNothing(t *testing.T) {
+	d, c := startExecDaemon(t, DaemonConfig{
+		Incoming: IncomingConfig{MaxValue: 4096},
+		Cache:    CacheConfig{ProcMaxSteps: 100, ProcBudget: time.Millisecond},
+	})
+	ctx := testCtx(t)
+	v, err := c.Set(ctx, "k", []byte("plain"))
+	require.NoError(t, err)
+	size := func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+	tests := []struct {
+		name, proc string
+		args       []byte
+		want       error
+		counted    func(CacheStats) uint64
+	}{
+		{"unknown processor", "nope", nil, client.ErrUnknownProcessor, func(s CacheStats) uint64 { return s.ExecUnknown }},
+		{"bad arguments", "steps", []byte("many"), client.ErrBadRequest, func(s CacheStats) uint64 { return s.ExecBadArgs }},
+		{"a value it cannot read", "zset", processor.ZIncrArgs("m", 1), client.ErrWrongType, func(s CacheStats) uint64 { return s.ExecWrongType }},
+		{"a panic", "boom", nil, client.ErrInternal, func(s CacheStats) uint64 { return s.ExecInternal }},
+		{"over the step budget", "steps", []byte("101"), client.ErrOverBudget, func(s CacheStats) uint64 { return s.ExecOverBudget }},
+		{"over the time budget", "slow", []byte("2ms"), client.ErrOverBudget, func(s CacheStats) uint64 { return s.ExecOverBudget }},
+		{"a value over -max-value", "grow", size(4097), client.ErrTooLarge, func(s CacheStats) uint64 { return s.ExecTooLarge }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.counted(d.cache.Stats())
+			_, _, err := c.Exec(ctx, "k", tt.proc, tt.args)
+			assert.ErrorIs(t, err, tt.want)
+			t.Log(err)
+			assert.Equal(t, before+1, tt.counted(d.cache.Stats()), "counted by kind")
+			it, err := c.Get(ctx, "k")
+			require.NoError(t, err)
+			assert.Equal(t, "plain", string(it.Value))
+			assert.Equal(t, v, it.Version)
+		})
+	}
+	_, _, err = c.Exec(ctx, "k", "steps", []byte("100"))
+	assert.NoError(t, err, "a budget is reached, not passed")
+	_, _, err = c.Exec(ctx, "k", "grow", size(4096))
+	assert.NoError(t, err, "a value of -max-value fits")
+	assert.Zero(t, d.Panics(), "a processor's panic is not the loop's")
+}
+
+// TestExecOfAnUnknownProcessorLoadsNothing: a junk name is refused before the key is looked
+// up, so it never reaches the store nor leaves an entry.
+func TestExecOfAnUnknownProcessorLoadsNothing(t *testing.T) {
+	d, c := startExecDaemon(t, DaemonConfig{})
+	ctx := testCtx(t)
+	_, _, err := c.Exec(ctx, "cold", "nope", nil)
+	require.ErrorIs(t, err, client.ErrUnknownProcessor)
+	assert.ErrorContains(t, err, "hash", "the message lists the processors there are")
+	assert.Zero(t, d.cache.Stats().Loads)
+	_, cached := slotOf(t, d, "cold")
+	assert.False(t, cached)
+}
+
+// TestExecRefusedWhileTheFeedIsBehind: with a shared store whose change feed is incomplete the
+// cached value may be stale, and a processor would compute on it: refused, nothing ran.
+func TestExecRefusedWhileTheFeedIsBehind(t *testing.T) {
+	d, c := startExecDaemon(t, DaemonConfig{})
+	ctx := testCtx(t)
+	_, err := c.Set(ctx, "k", []byte("v"))
+	require.NoError(t, err)
+	setDown := func(down bool) {
+		require.NoError(t, d.cache.Loop().Run(ctx, func() { d.cache.feedDown = down }))
+	}
+	setDown(true)
+	_, _, err = c.Exec(ctx, "k", "put", []byte("w"))
+	assert.ErrorIs(t, err, client.ErrUnavailable)
+	setDown(false)
+	res, _, err := c.Exec(ctx, "k", "put", []byte("w"))
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(res), "the refused exec changed nothing")
+}
