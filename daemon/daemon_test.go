@@ -150,7 +150,7 @@ func TestHelpListsEveryFlagAndItsVariable(t *testing.T) {
 
 // TestREADMENamesEveryFlag: README's list of the daemon's flags is complete.
 func TestREADMENamesEveryFlag(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
 		assert.Contains(t, string(readme), "`-"+f.Name+"`", "README.md does not name -%s", f.Name)
