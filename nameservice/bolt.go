@@ -142,29 +142,32 @@ func checkWrite(w *Write) error {
 func (s *Bolt) Commit(writes []Write) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.commit(writes)
-	if err != nil && isDiskFull(err) {
-		// The disk is full: release the reserve, so that the deletes of this group (and of the
-		// next ones) have room, and take only writes that fit in the store's free pages.
+	err := s.commit(writes, false)
+	for try := 0; err != nil && isDiskFull(err) && try < 2; try++ {
+		// The disk is full: release (more of) the reserve, so that the deletes of this group
+		// (and of the next ones) have room, and commit them alone (reserve.go).
 		s.reserve.release()
-		s.reserve.room = 0
 		for i := range writes {
 			writes[i].Err = nil
 		}
-		err = s.commit(writes)
+		err = s.commit(writes, true)
 	}
-	if s.reserve.full {
-		s.reserve.refill(int64(s.db.Stats().FreeAlloc))
+	if s.reserve.full() {
+		// Free pages only: FreeAlloc counts pending ones too, which a reader may still hold.
+		s.reserve.refill(int64(s.db.Stats().FreePageN) * int64(s.db.Info().PageSize))
 	}
 	return err
 }
 
-func (s *Bolt) commit(writes []Write) error {
+// commit commits writes in one transaction: those that are valid and, while the disk is full,
+// those the reserve admits (none but deletes if deletesOnly).
+func (s *Bolt) commit(writes []Write, deletesOnly bool) error {
 	valid := 0
+	full := deletesOnly || s.reserve.full()
 	for i := range writes {
 		w := &writes[i]
-		if w.Err = checkWrite(w); w.Err == nil && s.reserve.full && !w.Delete &&
-			!s.reserve.admit(len(w.Key)+len(w.Record.Value)) {
+		if w.Err = checkWrite(w); w.Err == nil && full && !w.Delete &&
+			(deletesOnly || !s.reserve.admit(len(w.Key)+len(w.Record.Value))) {
 			w.Err = ErrDiskFull
 		}
 		if w.Err == nil {
