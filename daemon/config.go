@@ -45,7 +45,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&d.Incoming.Transport.Addr, "listen", "127.0.0.1:7070", "UDP address to serve on")
 	fs.IntVar(&d.Incoming.MaxKey, "max-key", 250, "largest key, in bytes")
 	fs.IntVar(&d.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
-	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation silent this long")
+	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation no session uses (after a goodbye) silent this long; a session's lease ends its own")
 	fs.IntVar(&d.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
 	fs.IntVar(&d.Incoming.Transport.PendingRate, "conn-rate", 2000, "new conversations admitted per second, from all sources")
 	fs.IntVar(&d.Incoming.Transport.SourceRate, "source-conn-rate", 0, "new conversations admitted per second from one source address (0: -conn-rate/8, at least 16)")

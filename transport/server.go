@@ -50,7 +50,7 @@ type Config struct {
 	// AckDelay is how long an ACK the client's request asked for may wait for the reply to
 	// ride with (acks.go); default 5 ms, negative: ACKs leave at once.
 	AckDelay     time.Duration
-	IdleTimeout  time.Duration // an established conversation silent this long is dropped; default 60 s
+	IdleTimeout  time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
 	MaxConns     int           // conversations at most; default 100,000
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
 	Logger       *slog.Logger
@@ -654,10 +654,18 @@ func (c *Conn) onExpire() {
 	// A pending conversation has PendingTTL from its first datagram, however chatty: resends
 	// cannot keep one alive.
 	deadline := c.created + int64(c.srv.cfg.PendingTTL)
-	if c.established {
+	now := c.srv.loop.Clock().Nanos()
+	switch {
+	case c.established && c.live:
+		// A session's lease decides when a conversation it uses has been silent too long
+		// (heartbeats may be up to a minute apart, and the lease three of them): the stage
+		// above closes it when the session expires. Look again later, in case it stops
+		// being live.
+		deadline = max(now, c.lastSeen) + int64(c.srv.cfg.IdleTimeout)
+	case c.established:
 		deadline = c.lastSeen + int64(c.srv.cfg.IdleTimeout)
 	}
-	if now := c.srv.loop.Clock().Nanos(); deadline > now {
+	if deadline > now {
 		c.srv.loop.Wheel().Schedule(&c.expire, deadline)
 		return
 	}

@@ -110,6 +110,38 @@ func TestServerExpiresSilentPendingConversations(t *testing.T) {
 	assert.ErrorIs(t, rec.closed[0], ErrIdle)
 }
 
+// TestSessionConversationsOutliveTheIdleTimeout: a conversation a session uses is not dropped
+// for silence, however long (a heartbeat may be a minute apart, and the lease three of them;
+// the session's lease decides); once no session uses it, IdleTimeout applies again.
+func TestSessionConversationsOutliveTheIdleTimeout(t *testing.T) {
+	s, l, rec := newTestServer(t, Config{IdleTimeout: 5 * time.Millisecond, PendingTTL: 5 * time.Millisecond})
+	from := netip.MustParseAddrPort("127.0.0.1:40000")
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(7, frame) {
+		s.input(d, from)
+	}
+	l.iterate()
+	c := s.byID[1]
+	require.NotNil(t, c)
+	c.Establish()
+	for range 40 { // 40 idle timeouts at least
+		time.Sleep(5 * time.Millisecond)
+		l.iterate()
+	}
+	require.Equal(t, 1, s.Stats().Conns, "a session's conversation was dropped for silence")
+	require.Empty(t, rec.closed)
+
+	c.SetLive(false) // its session said goodbye
+	deadline := time.Now().Add(time.Minute)
+	for s.Stats().Conns > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		l.iterate()
+	}
+	assert.Zero(t, s.Stats().Conns)
+	require.Len(t, rec.closed, 1)
+	assert.ErrorIs(t, rec.closed[0], ErrIdle)
+}
+
 func TestServerSendsRepliesInTheSameIteration(t *testing.T) {
 	s, l, rec := newTestServer(t, Config{})
 	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
