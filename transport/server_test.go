@@ -74,6 +74,19 @@ func clientSegments(conv uint32, frame []byte) [][]byte {
 	return dgrams
 }
 
+// openEstablished opens conversation conv from the address with an empty frame, as a hello
+// would, and establishes it as the stage above does after a successful hello.
+func openEstablished(t *testing.T, s *Server, from netip.AddrPort, conv uint32) *Conn {
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
+	for _, d := range clientSegments(conv, frame) {
+		s.input(d, from)
+	}
+	c := s.byID[1]
+	require.NotNil(t, c)
+	c.Establish()
+	return c
+}
+
 func TestServerKeysConversationsByAddressAndConv(t *testing.T) {
 	s, l, rec := newTestServer(t, Config{})
 	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("x"))
@@ -115,15 +128,8 @@ func TestServerExpiresSilentPendingConversations(t *testing.T) {
 // the session's lease decides); once no session uses it, IdleTimeout applies again.
 func TestSessionConversationsOutliveTheIdleTimeout(t *testing.T) {
 	s, l, rec := newTestServer(t, Config{IdleTimeout: 5 * time.Millisecond, PendingTTL: 5 * time.Millisecond})
-	from := netip.MustParseAddrPort("127.0.0.1:40000")
-	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-	for _, d := range clientSegments(7, frame) {
-		s.input(d, from)
-	}
+	c := openEstablished(t, s, netip.MustParseAddrPort("127.0.0.1:40000"), 7)
 	l.iterate()
-	c := s.byID[1]
-	require.NotNil(t, c)
-	c.Establish()
 	for range 40 { // 40 idle timeouts at least
 		time.Sleep(5 * time.Millisecond)
 		l.iterate()
@@ -224,11 +230,7 @@ func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
 		s, l, _ := newTestServer(t, Config{})
 		from := netip.MustParseAddrPort("127.0.0.1:9")
 		frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-		for _, d := range clientSegments(5, frame) {
-			s.input(d, from)
-		}
-		c := s.byID[1]
-		c.Establish()
+		c := openEstablished(t, s, from, 5)
 		c.SetLive(live)
 		require.NoError(t, c.Send(frame)) // never acknowledged: the peer is silent
 		l.ready.Run()
@@ -259,13 +261,7 @@ func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
 // tick for every conversation with data in flight fed a collapse at 100,000 sessions).
 func TestRetransmitChecksFollowTheRTO(t *testing.T) {
 	s, l, _ := newTestServer(t, Config{})
-	from := netip.MustParseAddrPort("127.0.0.1:9")
-	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
-	for _, d := range clientSegments(5, frame) {
-		s.input(d, from)
-	}
-	c := s.byID[1]
-	c.Establish()
+	c := openEstablished(t, s, netip.MustParseAddrPort("127.0.0.1:9"), 5)
 	c.SetLive(true)
 	l.ready.Run() // the ACK leaves: the conversation is idle
 	rto := time.Duration(kcpshim.RTO(c.engine())) * time.Millisecond
