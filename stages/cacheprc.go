@@ -286,6 +286,9 @@ func (c *CachePrc) Completions() *loop.Queue { return c.done }
 // Loop returns the stage's loop.
 func (c *CachePrc) Loop() *loop.Loop { return c.loop }
 
+// Config returns the stage's configuration, with its defaults resolved.
+func (c *CachePrc) Config() CacheConfig { return c.cfg }
+
 // Stats returns the counters. Safe for concurrent use.
 func (c *CachePrc) Stats() CacheStats {
 	s := &c.stats
