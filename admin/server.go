@@ -58,7 +58,7 @@ var ErrServer = errors.New("admin")
 // Listen binds cfg.Addr and serves the admin endpoint on it until Shutdown.
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

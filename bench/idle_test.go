@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -23,7 +22,7 @@ import (
 func startIdleDaemon(tb testing.TB, dir, addr string) *daemon.Daemon {
 	tb.Helper()
 	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr,
 			PendingRate: 1 << 20, SourceRate: 1 << 20, MaxPending: 1 << 14, PendingPerSource: 1 << 14}}})
 	require.NoError(tb, err)

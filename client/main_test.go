@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -39,7 +38,7 @@ func runWithDaemons(m *testing.M) (int, error) {
 	}()
 	for i, a := range []*string{&addr, &addr2} {
 		cfg := daemon.Config{Store: filepath.Join(dir, fmt.Sprint(i)),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			Logger: slog.New(slog.DiscardHandler)}
 		cfg.Incoming.Transport.Addr = "127.0.0.1:0"
 		d, err := daemon.Start(context.Background(), cfg)
 		if err != nil {

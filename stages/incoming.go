@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -78,7 +77,7 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 		return nil, fmt.Errorf("stages: incoming: MaxValue %d over the protocol's %d", cfg.MaxValue, wire.MaxValue)
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	in := &Incoming{cfg: cfg, log: LimitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
 	var err error

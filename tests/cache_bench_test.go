@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -31,7 +30,7 @@ func BenchmarkCache(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/sessions=%d", mode, sessions), func(b *testing.B) {
 			dir := b.TempDir()
 			seedN(b, dir, keys)
-			cfg := pipecached.Config{Store: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			cfg := pipecached.Config{Store: dir, Logger: slog.New(slog.DiscardHandler),
 				Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}}
 			if mode == "get-miss" {
 				cfg.Cache.Memory = 1 << 20

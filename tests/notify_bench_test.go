@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -281,7 +280,7 @@ func BenchmarkNearCacheGet(b *testing.B) {
 // admitting new conversations fast enough for hundreds of subscriber sessions.
 func startNotifyDaemon(b *testing.B) *pipecached.Daemon {
 	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: b.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:   slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
 	if err != nil {
 		b.Fatal(err)
