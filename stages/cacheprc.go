@@ -79,14 +79,6 @@ func (c *CacheConfig) setDefaults() {
 	}
 }
 
-type entryState uint8
-
-const (
-	stateLoading entryState = iota // unknown until the store answers
-	statePresent
-	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
-)
-
 // inflight is what a key needs while a load or write is at Outgoing: the operation, the request
 // it answers, the requests queued behind it, and its time-out. It holds pointers, so it exists
 // only while a key has work in flight (pooled), never for every cached item.
