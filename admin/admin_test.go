@@ -20,6 +20,7 @@ import (
 	"github.com/pipecache/pipecache/admin"
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/transport"
@@ -54,17 +55,17 @@ func listenAdmin(tb testing.TB) *admin.Server {
 }
 
 // startDaemon runs a daemon in this process with an admin endpoint, wired as pipecached does.
-func startDaemon(tb testing.TB, cfg stages.DaemonConfig) (*stages.Daemon, *admin.Server) {
+func startDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *admin.Server) {
 	tb.Helper()
 	srv := listenAdmin(tb)
 	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.Store == nil {
-		cfg.DataDir = tb.TempDir()
+	if cfg.OwnStore == nil {
+		cfg.Store = tb.TempDir()
 	}
 	cfg.Outgoing.Observer = srv.StoreObserver()
 	cfg.Cache.ExecObserver = srv.ExecObserver()
 	cfg.Logger = testLogger(tb)
-	d, err := stages.StartDaemon(cfg)
+	d, err := daemon.Start(context.Background(), cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Stop(context.Background()) })
 	srv.SetDaemon(d)
@@ -147,7 +148,7 @@ func (m metrics) histogram(tb testing.TB, name string) *dto.Histogram {
 // TestMetricsCountWhatClientsDo drives a daemon through the SDK and checks that the scraped
 // counters moved by what was done.
 func TestMetricsCountWhatClientsDo(t *testing.T) {
-	d, srv := startDaemon(t, stages.DaemonConfig{Cache: stages.CacheConfig{Memory: 64 << 20}})
+	d, srv := startDaemon(t, daemon.Config{Cache: stages.CacheConfig{Memory: 64 << 20}})
 	before := scrape(t, srv)
 	ctx := testCtx(t)
 	c, err := client.Dial(d.Addr().String())
@@ -229,7 +230,7 @@ func TestMetricsCountWhatClientsDo(t *testing.T) {
 // TestMetricNamesFollowConventions: counters end in _total, nothing else does, and every
 // pipecache metric has help text.
 func TestMetricNamesFollowConventions(t *testing.T) {
-	_, srv := startDaemon(t, stages.DaemonConfig{})
+	_, srv := startDaemon(t, daemon.Config{})
 	n := 0
 	for name, fam := range scrape(t, srv) {
 		if !strings.HasPrefix(name, "pipecache_") {
@@ -265,7 +266,7 @@ func TestHealthzReadyzAndPprof(t *testing.T) {
 }
 
 func TestReadyzSaysStoppingOnceTheDaemonStops(t *testing.T) {
-	d, srv := startDaemon(t, stages.DaemonConfig{})
+	d, srv := startDaemon(t, daemon.Config{})
 	code, _ := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code)
 	require.NoError(t, d.Stop(testCtx(t)))
@@ -286,7 +287,7 @@ func TestListenRefusesABadAddress(t *testing.T) {
 
 // BenchmarkScrape measures one /metrics scrape of a running daemon, HTTP included.
 func BenchmarkScrape(b *testing.B) {
-	_, srv := startDaemon(b, stages.DaemonConfig{})
+	_, srv := startDaemon(b, daemon.Config{})
 	url := "http://" + srv.Addr().String() + "/metrics"
 	b.ReportAllocs()
 	for b.Loop() {
@@ -337,7 +338,7 @@ func TestEveryCounterIsExported(t *testing.T) {
 	// Not metrics of their own: names, derived values, and the nested structs walked below.
 	skip := map[string]bool{"Transport": true, "Loop.Name": true, "Loop.Uptime": true, "Loop.Utilisation": true,
 		"Loop.Queues": true, "Queue.Name": true}
-	_, srv := startDaemon(t, stages.DaemonConfig{})
+	_, srv := startDaemon(t, daemon.Config{})
 	m := scrape(t, srv)
 	check := func(prefix string, v any) {
 		rt := reflect.TypeOf(v)

@@ -9,10 +9,10 @@ import (
 	"github.com/pipecache/pipecache/stages/loop"
 )
 
-// collector turns the daemon's counters (stages.DaemonStats) into Prometheus metrics when
+// collector turns the daemon's counters (Snapshot) into Prometheus metrics when
 // scraped: the stages keep their counters as they always did, and nothing is counted twice.
 type collector struct {
-	src    func() (stages.DaemonStats, bool) // the daemon's snapshot; false until it has started
+	src    func() (Snapshot, bool) // the daemon's snapshot; false until it has started
 	plain  []plainMetric
 	loops  []loopMetric
 	queues []queueMetric
@@ -22,7 +22,7 @@ type collector struct {
 type plainMetric struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
-	value func(*stages.DaemonStats) float64
+	value func(*Snapshot) float64
 }
 
 // loopMetric is one of every stage loop's counters, labelled stage="incoming", ...
@@ -44,7 +44,7 @@ const (
 	gauge   = prometheus.GaugeValue
 )
 
-func newCollector(src func() (stages.DaemonStats, bool)) *collector {
+func newCollector(src func() (Snapshot, bool)) *collector {
 	c := &collector{src: src}
 	c.plain = append(c.plain, transportMetrics()...)
 	c.plain = append(c.plain, incomingMetrics()...)
@@ -56,76 +56,76 @@ func newCollector(src func() (stages.DaemonStats, bool)) *collector {
 	return c
 }
 
-func plain(name, help string, kind prometheus.ValueType, v func(*stages.DaemonStats) float64) plainMetric {
+func plain(name, help string, kind prometheus.ValueType, v func(*Snapshot) float64) plainMetric {
 	return plainMetric{prometheus.NewDesc(name, help, nil, nil), kind, v}
 }
 
 func transportMetrics() []plainMetric {
-	tr := func(f func(*stages.DaemonStats) uint64) func(*stages.DaemonStats) float64 {
-		return func(s *stages.DaemonStats) float64 { return float64(f(s)) }
+	tr := func(f func(*Snapshot) uint64) func(*Snapshot) float64 {
+		return func(s *Snapshot) float64 { return float64(f(s)) }
 	}
 	return []plainMetric{
 		plain("pipecache_transport_received_datagrams_total", "UDP datagrams received.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.DatagramsIn })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.DatagramsIn })),
 		plain("pipecache_transport_sent_datagrams_total", "UDP datagrams sent.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.DatagramsOut })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.DatagramsOut })),
 		plain("pipecache_transport_received_bytes_total", "Bytes received in UDP datagrams.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.BytesIn })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.BytesIn })),
 		plain("pipecache_transport_sent_bytes_total", "Bytes sent in UDP datagrams.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.BytesOut })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.BytesOut })),
 		plain("pipecache_transport_malformed_datagrams_total", "Datagrams dropped as too short, not KCP, truncated or rejected by KCP.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Malformed })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Malformed })),
 		plain("pipecache_transport_refused_datagrams_total", "Datagrams for new conversations refused (conversation cap or admission rate).", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Refused })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Refused })),
 		plain("pipecache_transport_not_start_datagrams_total", "Datagrams for unknown conversations that do not begin one.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.NotStart })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.NotStart })),
 		plain("pipecache_transport_pending_evicted_total", "Pending conversations closed to make room for newer ones.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Evicted })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Evicted })),
 		plain("pipecache_transport_amplification_dropped_datagrams_total", "Datagrams to pending conversations not sent: over 3x what they had sent.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.AmplificationDropped })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.AmplificationDropped })),
 		plain("pipecache_transport_resets_total", "Resets sent: data for a conversation the server does not know (the client redials at once).", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Resets })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Resets })),
 		plain("pipecache_transport_send_dropped_datagrams_total", "Datagrams the kernel refused to send (EPERM, ENOBUFS...): lost, KCP retransmits.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.SendDropped })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.SendDropped })),
 		plain("pipecache_transport_send_blocked_total", "Times the socket's send buffer was full.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.SendBlocked })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.SendBlocked })),
 		plain("pipecache_transport_conversations_opened_total", "KCP conversations created.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Opened })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Opened })),
 		plain("pipecache_transport_conversations_closed_total", "KCP conversations ended.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Closed })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Closed })),
 		plain("pipecache_transport_conversations", "KCP conversations now.", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Conns) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.Transport.Conns) }),
 		plain("pipecache_transport_pending_conversations", "Conversations not yet accepted by a hello.", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Pending) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.Transport.Pending) }),
 		plain("pipecache_transport_idle_conversations", "Conversations compact now: idle, their KCP state kept in a few words and its buffers given back.", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Transport.Idle) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.Transport.Idle) }),
 		plain("pipecache_transport_compactions_total", "Times a conversation fell idle and gave its KCP and buffers back.", counter,
-			tr(func(s *stages.DaemonStats) uint64 { return s.Incoming.Transport.Compactions })),
+			tr(func(s *Snapshot) uint64 { return s.Incoming.Transport.Compactions })),
 		plain("pipecache_transport_max_conversations", "Conversations at most (-max-conns).", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxConns) }),
+			func(s *Snapshot) float64 { return float64(s.Limits.MaxConns) }),
 	}
 }
 
 func incomingMetrics() []plainMetric {
 	return []plainMetric{
 		plain("pipecache_incoming_requests_total", "Frames decoded into requests.", counter,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Requests) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.Requests) }),
 		plain("pipecache_incoming_bad_frames_total", "Frames whose header could not be decoded.", counter,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.BadFrames) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.BadFrames) }),
 		plain("pipecache_incoming_busy_total", "Requests refused with 'busy' because the next stage's queue was full.", counter,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.Busy) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.Busy) }),
 		plain("pipecache_incoming_replies_dropped_total", "Replies for conversations that had ended.", counter,
-			func(s *stages.DaemonStats) float64 { return float64(s.Incoming.RepliesDropped) }),
+			func(s *Snapshot) float64 { return float64(s.Incoming.RepliesDropped) }),
 		plain("pipecache_max_key_bytes", "Largest key accepted (-max-key).", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxKey) }),
+			func(s *Snapshot) float64 { return float64(s.Limits.MaxKey) }),
 		plain("pipecache_max_value_bytes", "Largest value accepted (-max-value).", gauge,
-			func(s *stages.DaemonStats) float64 { return float64(s.Limits.MaxValue) }),
+			func(s *Snapshot) float64 { return float64(s.Limits.MaxValue) }),
 	}
 }
 
 func sessionMetrics() []plainMetric {
-	ss := func(f func(*stages.SessionStats) int64) func(*stages.DaemonStats) float64 {
-		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Sessions)) }
+	ss := func(f func(*stages.SessionStats) int64) func(*Snapshot) float64 {
+		return func(s *Snapshot) float64 { return float64(f(&s.Sessions)) }
 	}
 	return []plainMetric{
 		plain("pipecache_sessions", "Sessions alive now.", gauge, ss(func(s *stages.SessionStats) int64 { return s.Sessions })),
@@ -142,8 +142,8 @@ func sessionMetrics() []plainMetric {
 }
 
 func cacheMetrics() []plainMetric {
-	cs := func(f func(*stages.CacheStats) uint64) func(*stages.DaemonStats) float64 {
-		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Cache)) }
+	cs := func(f func(*stages.CacheStats) uint64) func(*Snapshot) float64 {
+		return func(s *Snapshot) float64 { return float64(f(&s.Cache)) }
 	}
 	return []plainMetric{
 		plain("pipecache_cache_gets_total", "Reads of a key (get, and each key of an mget).", counter, cs(func(s *stages.CacheStats) uint64 { return s.Gets })),
@@ -159,16 +159,16 @@ func cacheMetrics() []plainMetric {
 		plain("pipecache_cache_store_timeouts_total", "Requests answered 'timeout' because the store was slower than -store-timeout.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Timeouts })),
 		plain("pipecache_cache_foreign_changes_total", "Changes by other writers (the shared store's change feed) applied here.", counter, cs(func(s *stages.CacheStats) uint64 { return s.Foreign })),
 		plain("pipecache_cache_stale_reads_total", "Reads served from the cache, flagged stale, while the shared store was unreachable.", counter, cs(func(s *stages.CacheStats) uint64 { return s.StaleReads })),
-		plain("pipecache_cache_items", "Entries in the cache.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Items) }),
-		plain("pipecache_cache_bytes", "Memory the cache's entries take (keys, values, overhead), counted against the budget.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Bytes) }),
-		plain("pipecache_cache_memory_budget_bytes", "The cache's memory budget (-memory-mb).", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Limits.Memory) }),
-		plain("pipecache_store_unreachable", "1 while the shared store is unreachable or its change feed is behind, else 0.", gauge, func(s *stages.DaemonStats) float64 { return float64(s.Cache.Unreachable) }),
+		plain("pipecache_cache_items", "Entries in the cache.", gauge, func(s *Snapshot) float64 { return float64(s.Cache.Items) }),
+		plain("pipecache_cache_bytes", "Memory the cache's entries take (keys, values, overhead), counted against the budget.", gauge, func(s *Snapshot) float64 { return float64(s.Cache.Bytes) }),
+		plain("pipecache_cache_memory_budget_bytes", "The cache's memory budget (-memory-mb).", gauge, func(s *Snapshot) float64 { return float64(s.Limits.Memory) }),
+		plain("pipecache_store_unreachable", "1 while the shared store is unreachable or its change feed is behind, else 0.", gauge, func(s *Snapshot) float64 { return float64(s.Cache.Unreachable) }),
 	}
 }
 
 func execCounters() []plainMetric {
-	cs := func(f func(*stages.CacheStats) uint64) func(*stages.DaemonStats) float64 {
-		return func(s *stages.DaemonStats) float64 { return float64(f(&s.Cache)) }
+	cs := func(f func(*stages.CacheStats) uint64) func(*Snapshot) float64 {
+		return func(s *Snapshot) float64 { return float64(f(&s.Cache)) }
 	}
 	// One metric, its kinds as a constant label each: the collector's metrics have no variable labels.
 	errs := func(kind string, f func(*stages.CacheStats) uint64) plainMetric {
@@ -185,7 +185,7 @@ func execCounters() []plainMetric {
 		errs("over_budget", func(s *stages.CacheStats) uint64 { return s.ExecOverBudget }),
 		errs("internal", func(s *stages.CacheStats) uint64 { return s.ExecInternal }),
 		plain("pipecache_exec_seconds_total", "Time processors ran on CachePrc's loop.", counter,
-			func(s *stages.DaemonStats) float64 { return float64(s.Cache.ExecNanos) / 1e9 }),
+			func(s *Snapshot) float64 { return float64(s.Cache.ExecNanos) / 1e9 }),
 	}
 }
 

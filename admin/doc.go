@@ -2,7 +2,7 @@
 //
 //   - /metrics: every counter and gauge the daemon keeps, in Prometheus's exposition format
 //     (github.com/prometheus/client_golang), read from the stages' published snapshots
-//     (stages.Daemon.Snapshot) at scrape time, so the pipeline counts nothing twice; plus the
+//     (daemon.Daemon.Snapshot, an admin.Snapshot) at scrape time, so the pipeline counts nothing twice; plus the
 //     store's load and commit latency histograms (measured by Outgoing through
 //     stages.StoreObserver), pipecache_build_info, and the Go runtime's and process's metrics;
 //   - /healthz: 200 while the process is alive;

@@ -7,14 +7,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/processor"
-	"github.com/pipecache/pipecache/stages"
 )
 
 // TestExecMetrics: every processor call shows in the histogram of its time; every exec in
 // pipecache_exec_total, and its errors by kind.
 func TestExecMetrics(t *testing.T) {
-	d, srv := startDaemon(t, stages.DaemonConfig{})
+	d, srv := startDaemon(t, daemon.Config{})
 	ctx := testCtx(t)
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/admin"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -54,7 +55,7 @@ func TestReadyzFollowsTheStoresReachability(t *testing.T) {
 	bolt, err := nameservice.Open(t.TempDir())
 	require.NoError(t, err)
 	st := &feedStore{Store: bolt}
-	_, srv := startDaemon(t, stages.DaemonConfig{Store: st,
+	_, srv := startDaemon(t, daemon.Config{OwnStore: st,
 		Outgoing: stages.OutgoingConfig{ProbeInterval: 5 * time.Millisecond}})
 	code, body := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code, body)

@@ -22,10 +22,10 @@ import (
 	"github.com/pipecache/pipecache/stages"
 )
 
-// Daemon is what the admin endpoint reads: *stages.Daemon. Both methods must be safe for
+// Daemon is what the admin endpoint reads: *daemon.Daemon. Both methods must be safe for
 // concurrent use.
 type Daemon interface {
-	Snapshot() stages.DaemonStats
+	Snapshot() Snapshot
 	Ready() error
 }
 
@@ -58,7 +58,7 @@ var ErrServer = errors.New("admin")
 // Listen binds cfg.Addr and serves the admin endpoint on it until Shutdown.
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -151,10 +151,10 @@ func (s *Server) ready() error {
 	return (*d).Ready()
 }
 
-func (s *Server) snapshot() (stages.DaemonStats, bool) {
+func (s *Server) snapshot() (Snapshot, bool) {
 	d := s.daemon.Load()
 	if d == nil {
-		return stages.DaemonStats{}, false
+		return Snapshot{}, false
 	}
 	return (*d).Snapshot(), true
 }

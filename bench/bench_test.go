@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -54,7 +55,7 @@ func TestZipfIsSkewedAndUniformIsNot(t *testing.T) {
 // TestRunAgainstPipecache runs a short mixed workload against an in-process daemon and checks
 // the result adds up.
 func TestRunAgainstPipecache(t *testing.T) {
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: t.TempDir(),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	defer d.Stop(context.Background())

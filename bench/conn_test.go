@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -250,9 +251,9 @@ func (c *signallingConn) awaitSession(ctx context.Context, err error) {
 	c.Conn.(sessionAwaiter).awaitSession(ctx, err)
 }
 
-func startDaemon(t testing.TB, addr, dir string) *stages.Daemon {
+func startDaemon(t testing.TB, addr, dir string) *daemon.Daemon {
 	t.Helper()
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: dir,
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr}}})
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Stop(context.Background()) })

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -13,16 +12,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
 
 // startIdleDaemon runs a daemon on addr that admits new conversations as fast as the tests open
 // them (the defaults: 2,000 a second, 250 from one address).
-func startIdleDaemon(tb testing.TB, dir, addr string) *stages.Daemon {
+func startIdleDaemon(tb testing.TB, dir, addr string) *daemon.Daemon {
 	tb.Helper()
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: dir,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
+		Logger: slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr,
 			PendingRate: 1 << 20, SourceRate: 1 << 20, MaxPending: 1 << 14, PendingPerSource: 1 << 14}}})
 	require.NoError(tb, err)

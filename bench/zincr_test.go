@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
@@ -34,7 +35,7 @@ func zincrRun(t *testing.T, server, addr, prefix string, cas bool, n int64) Resu
 // the updates of a hot board is in its scores at the end.
 func TestZIncrLosesNoUpdate(t *testing.T) {
 	const n = 400
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: t.TempDir(),
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: t.TempDir(),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	defer d.Stop(context.Background())

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -213,7 +212,7 @@ func newClient(addr string, opts []Option) *Client {
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	if o.silenceTimeout > 0 {
 		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -95,7 +94,7 @@ func DialCluster(ctx context.Context, nodes Nodes, opts ...Option) (*Cluster, er
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	// Each node's client watches for its server going silent (WithSilenceTimeout): it tells a
 	// dead node from a slow one, and costs nothing per request, unlike a context with a

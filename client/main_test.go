@@ -3,13 +3,12 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/daemon"
 )
 
 // addr and addr2 are two pipecached daemons run in this process for the examples (and the
@@ -31,17 +30,17 @@ func runWithDaemons(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	var daemons []*stages.Daemon
+	var daemons []*daemon.Daemon
 	defer func() {
 		for _, d := range daemons {
 			d.Stop(context.Background())
 		}
 	}()
 	for i, a := range []*string{&addr, &addr2} {
-		cfg := stages.DaemonConfig{DataDir: filepath.Join(dir, fmt.Sprint(i)),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		cfg := daemon.Config{Store: filepath.Join(dir, fmt.Sprint(i)),
+			Logger: slog.New(slog.DiscardHandler)}
 		cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-		d, err := stages.StartDaemon(cfg)
+		d, err := daemon.Start(context.Background(), cfg)
 		if err != nil {
 			return 0, err
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/peterbourgon/ff/v3"
 
-	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/nameservice"
 )
 
 // envPrefix prefixes every flag's environment variable: -data-dir is PIPECACHE_DATA_DIR.
@@ -23,9 +23,8 @@ const envPrefix = "PIPECACHE"
 // config is everything pipecached is started with: the daemon's own configuration and what
 // the command does around it.
 type config struct {
-	daemon     stages.DaemonConfig
+	daemon     Config
 	storeURL   string
-	storeWait  time.Duration
 	memoryMB   int64
 	tokens     string
 	tokenFile  string
@@ -43,19 +42,19 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("pipecached", flag.ContinueOnError)
 	d := &cfg.daemon
 	fs.StringVar(&d.Incoming.Transport.Addr, "listen", "127.0.0.1:7070", "UDP address to serve on")
-	fs.IntVar(&d.Incoming.MaxKey, "max-key", 250, "largest key, in bytes")
-	fs.IntVar(&d.Incoming.MaxValue, "max-value", 1<<20, "largest value, in bytes")
+	fs.IntVar(&d.MaxKey, "max-key", 250, "largest key, in bytes")
+	fs.IntVar(&d.MaxValue, "max-value", 1<<20, "largest value, in bytes")
 	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation no session uses (after a goodbye) silent this long; a session's lease ends its own")
 	fs.IntVar(&d.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
 	fs.IntVar(&d.Incoming.Transport.PendingRate, "conn-rate", 2000, "new conversations admitted per second, from all sources")
 	fs.IntVar(&d.Incoming.Transport.SourceRate, "source-conn-rate", 0, "new conversations admitted per second from one source address (0: -conn-rate/8, at least 16)")
 	fs.Int64Var(&d.Incoming.Transport.PendingMemory, "pending-memory", 32<<20, "bytes all conversations still waiting for their hello may hold together (each counts 40 KiB); the oldest is dropped for a new one")
 	fs.DurationVar(&d.Incoming.Transport.AckDelay, "ack-delay", 5*time.Millisecond, "how long a request's ACK may wait to ride with its reply (negative: send ACKs at once)")
-	fs.StringVar(&d.DataDir, "data-dir", "data", "directory of the embedded store")
+	fs.StringVar(&d.Store, "data-dir", "data", "directory of the embedded store")
 	fs.StringVar(&cfg.storeURL, "store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
 	fs.StringVar(&d.Advertise, "advertise", "", "with -store etcd: the address clients reach this node at (default: -listen)")
 	fs.DurationVar(&d.MemberTTL, "member-ttl", 5*time.Second, "with -store etcd: a node that dies leaves the member set this long after")
-	fs.DurationVar(&cfg.storeWait, "store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
+	fs.DurationVar(&d.StoreWait, "store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
 	fs.BoolVar(&d.Cache.StaleReads, "stale-reads", false, "with -store etcd: while etcd is unreachable, serve cached keys (flagged stale) instead of 'unavailable'")
 	fs.Int64Var(&cfg.memoryMB, "memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
 	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
@@ -100,6 +99,12 @@ func parseConfig(args []string, w io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: see -h)", fs.Args())
 	}
 	cfg.daemon.Cache.Memory = cfg.memoryMB << 20
+	if cfg.storeURL != "" {
+		if _, _, err := nameservice.EtcdURL(cfg.storeURL); err != nil {
+			return nil, fmt.Errorf("-store: %w", err)
+		}
+		cfg.daemon.Store = cfg.storeURL // instead of -data-dir
+	}
 	switch c := &cfg.daemon.Cache; {
 	case c.ProcBudget < 0 || c.ProcMaxSteps < 0:
 		return nil, fmt.Errorf("-proc-budget %v, -proc-max-steps %d: a budget is not negative (0: none)", c.ProcBudget, c.ProcMaxSteps)

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/processor"
 )
 
 const testTimeout = 60 * time.Second
@@ -47,10 +51,10 @@ store-timeout = "750ms"
 	cfg, err := parseConfig([]string{"-config", file, "-memory-mb", "30"}, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:9001", cfg.daemon.Incoming.Transport.Addr, "file over default")
-	assert.Equal(t, 200, cfg.daemon.Incoming.MaxKey, "environment over file")
+	assert.Equal(t, 200, cfg.daemon.MaxKey, "environment over file")
 	assert.Equal(t, int64(30), cfg.memoryMB, "flag over environment")
 	assert.Equal(t, int64(30<<20), cfg.daemon.Cache.Memory)
-	assert.Equal(t, "data", cfg.daemon.DataDir, "default when nobody sets it")
+	assert.Equal(t, "data", cfg.daemon.Store, "default when nobody sets it")
 	assert.Equal(t, "a,b", cfg.tokens, "a list is comma-separated")
 	assert.True(t, cfg.daemon.Cache.StaleReads)
 	assert.Equal(t, 750*time.Millisecond, cfg.daemon.Cache.StoreTimeout)
@@ -60,7 +64,7 @@ func TestConfigFileFromTheEnvironment(t *testing.T) {
 	t.Setenv("PIPECACHE_CONFIG", writeFile(t, `data-dir = "/srv/cache"`))
 	cfg, err := parseConfig(nil, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, "/srv/cache", cfg.daemon.DataDir)
+	assert.Equal(t, "/srv/cache", cfg.daemon.Store)
 }
 
 func TestConfigFileErrorsAreClear(t *testing.T) {
@@ -88,7 +92,7 @@ func TestConfigFileErrorsAreClear(t *testing.T) {
 func TestExampleConfigParses(t *testing.T) {
 	cfg, err := parseConfig([]string{"-config", "../deploy/pipecached.toml"}, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, "/var/lib/pipecache", cfg.daemon.DataDir)
+	assert.Equal(t, "/var/lib/pipecache", cfg.daemon.Store)
 	assert.Equal(t, "127.0.0.1:9070", cfg.admin)
 	assert.Equal(t, "json", cfg.logFormat)
 	assert.Equal(t, int64(256<<20), cfg.daemon.Cache.Memory)
@@ -259,4 +263,68 @@ func TestRunServesTheAdminEndpoint(t *testing.T) {
 	}
 	_, err = http.Get(adminURL + "/healthz")
 	assert.Error(t, err, "the admin endpoint stops with the daemon")
+}
+
+// TestStartRefusesWhatIsTheDaemons: a stage's setting that the daemon gives every stage from
+// one of its own is refused, not silently overwritten, and the error names the daemon's.
+func TestStartRefusesWhatIsTheDaemons(t *testing.T) {
+	tests := []struct {
+		name, want string
+		set        func(*Config)
+	}{
+		{"Cache.MaxKey", "Config.MaxKey", func(c *Config) { c.Cache.MaxKey = 100 }},
+		{"Incoming.MaxValue", "Config.MaxValue", func(c *Config) { c.Incoming.MaxValue = 100 }},
+		{"Cache.Processors", "Config.Processors", func(c *Config) { c.Cache.Processors = processor.NewRegistry() }},
+		{"Sessions.Logger", "Config.Logger", func(c *Config) { c.Sessions.Logger = slog.Default() }},
+		{"Incoming.Pipeline", "wiring", func(c *Config) { c.Incoming.Pipeline = true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Store: t.TempDir()}
+			cfg.Incoming.Transport.Addr = "127.0.0.1:0"
+			tt.set(&cfg)
+			d, err := Start(context.Background(), cfg)
+			if err == nil {
+				d.Stop(context.Background())
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+// TestLimitsReachEveryStage: MaxKey and MaxValue, set once, bound what Incoming accepts and
+// what CachePrc lets a processor write, and the daemon reports them.
+func TestLimitsReachEveryStage(t *testing.T) {
+	const maxValue = 2048 // a hello (padded to about 1 KB) must fit
+	procs := processor.Default()
+	require.NoError(t, procs.Register("grow", func(in processor.Input, out *processor.Output) error {
+		n, err := strconv.Atoi(string(in.Args))
+		if err != nil {
+			return errors.Join(processor.ErrBadArgs, err)
+		}
+		out.Action, out.Value = processor.Set, append(out.Value, bytes.Repeat([]byte("g"), n)...)
+		return nil
+	}))
+	cfg := Config{Store: t.TempDir(), MaxKey: 8, MaxValue: maxValue, Processors: procs, Logger: slog.New(slog.DiscardHandler)}
+	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
+	d, err := Start(context.Background(), cfg)
+	require.NoError(t, err)
+	defer d.Stop(context.Background())
+	assert.Equal(t, 8, d.Snapshot().Limits.MaxKey)
+	assert.Equal(t, maxValue, d.Snapshot().Limits.MaxValue)
+
+	c, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	_, err = c.Set(ctx, "123456789", []byte("v"))
+	assert.ErrorIs(t, err, client.ErrTooLarge, "Incoming: a key over MaxKey")
+	_, err = c.Set(ctx, "k", bytes.Repeat([]byte("v"), maxValue+1))
+	assert.ErrorIs(t, err, client.ErrTooLarge, "Incoming: a value over MaxValue")
+	_, _, err = c.Exec(ctx, "k", "grow", []byte(strconv.Itoa(maxValue+1)))
+	assert.ErrorIs(t, err, client.ErrTooLarge, "CachePrc: a processor's value over MaxValue")
+	_, _, err = c.Exec(ctx, "k", "grow", []byte(strconv.Itoa(maxValue)))
+	assert.NoError(t, err, "a processor's value of MaxValue")
 }

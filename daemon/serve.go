@@ -10,8 +10,6 @@ import (
 
 	"github.com/pipecache/pipecache/admin"
 	"github.com/pipecache/pipecache/buildinfo"
-	"github.com/pipecache/pipecache/nameservice"
-	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -45,12 +43,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 		cfg.daemon.Outgoing.Observer = adm.StoreObserver()
 		cfg.daemon.Cache.ExecObserver = adm.ExecObserver()
 	}
-	if cfg.storeURL != "" {
-		if code := openSharedStore(ctx, cfg, log); code != 0 {
-			return code
-		}
-	}
-	d, err := stages.StartDaemon(cfg.daemon)
+	d, err := Start(ctx, cfg.daemon)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
@@ -87,45 +80,6 @@ func stopAdmin(adm *admin.Server, log *slog.Logger) {
 	defer cancel()
 	if err := adm.Shutdown(ctx); err != nil {
 		log.Warn("admin endpoint", "err", err)
-	}
-}
-
-// openSharedStore connects to etcd (-store) and waits for it to answer (-store-wait).
-func openSharedStore(ctx context.Context, cfg *config, log *slog.Logger) int {
-	// etcd's own deadline comes before CachePrc's, so that a request that cannot reach etcd
-	// is answered "unavailable" (the store is down) rather than "timeout".
-	timeout := cfg.daemon.Cache.StoreTimeout * 3 / 4
-	st, err := nameservice.OpenEtcd(cfg.storeURL, timeout, log)
-	if err != nil {
-		log.Error("store", "err", err)
-		return 2
-	}
-	cfg.daemon.Store, cfg.daemon.DataDir = st, cfg.storeURL
-	if err := waitForStore(ctx, st, cfg.storeWait, log); err != nil {
-		log.Error("store", "err", err)
-		st.Close()
-		return 1
-	}
-	return 0
-}
-
-// waitForStore waits until the store answers (etcd may start after its nodes), for up to
-// wait, or until ctx ends.
-func waitForStore(ctx context.Context, st nameservice.Store, wait time.Duration, log *slog.Logger) error {
-	deadline := time.Now().Add(wait)
-	backoff := 100 * time.Millisecond
-	for {
-		_, err := st.MaxVersion()
-		if err == nil || time.Now().Add(backoff).After(deadline) {
-			return err
-		}
-		log.Warn("store not answering; waiting for it", "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted while waiting for the store: %w", err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -15,8 +15,7 @@
 //   - the built-in processors hash, list and zset, each with its own documented value
 //     encoding (hash.go, list.go, zset.go and zset_ops.go, on the layout in table.go), and
 //     full decoders and encoders of those values (values.go) for clients that read them with
-//     a plain get;
-//   - a text form of the built-ins' arguments and results for command-line tools (text.go).
+//     a plain get.
 //
 // PROCESSORS.md at the repository's root specifies every encoding byte by byte, for clients in
 // other languages.

@@ -21,6 +21,15 @@ type table struct {
 	items      int64
 }
 
+// entryState is what a slot knows of its key.
+type entryState uint8
+
+const (
+	stateLoading entryState = iota // unknown until the store answers
+	statePresent
+	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
+)
+
 // slotOverhead approximates what an item costs beyond its arena cell: its slot, its index
 // entry and their share of free space. Used for the memory budget.
 const slotOverhead = 96
@@ -120,6 +129,17 @@ func (t *table) setAbsent(i uint32, forgetAt int64) bool {
 	t.resize(s, 0)
 	s.vlen, s.version, s.state, s.expireAt = 0, 0, stateAbsent, forgetAt
 	return t.file(i)
+}
+
+// setDeleted gives absent slot i the version of the delete that made it absent, so that the
+// feed's echo of that delete is recognised.
+func (t *table) setDeleted(i uint32, version uint64) { t.slot(i).version = version }
+
+// unload forgets slot i's value and version: it is loading again.
+func (t *table) unload(i uint32) {
+	s := t.slot(i)
+	t.resize(s, 0)
+	s.vlen, s.version, s.state = 0, 0, stateLoading
 }
 
 // ---- expiry buckets ----

@@ -121,3 +121,25 @@ func TestTableExpiryBuckets(t *testing.T) {
 	_, ok = tab.nextDue()
 	assert.False(t, ok)
 }
+
+// TestTableDeleteAndUnload: a deleted slot is absent with its delete's version; an unloaded one
+// keeps its key and forgets its value and version.
+func TestTableDeleteAndUnload(t *testing.T) {
+	tab := newTable()
+	i := tab.insert([]byte("k"))
+	tab.setValue(i, []byte("value"), 7, 0)
+	tab.setAbsent(i, 1000)
+	tab.setDeleted(i, 8)
+	s := tab.slot(i)
+	assert.Equal(t, stateAbsent, s.state)
+	assert.Equal(t, uint64(8), s.version)
+	assert.Empty(t, tab.valueOf(i))
+
+	tab.setValue(i, []byte("again"), 9, 0)
+	tab.unload(i)
+	assert.Equal(t, stateLoading, s.state)
+	assert.Zero(t, s.version)
+	assert.Empty(t, tab.valueOf(i))
+	assert.Equal(t, "k", string(tab.keyOf(i)))
+	assert.Equal(t, i, tab.lookup([]byte("k")))
+}

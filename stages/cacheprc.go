@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
@@ -76,17 +75,9 @@ func (c *CacheConfig) setDefaults() {
 		c.ProcBudget = defaultProcBudget
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
-
-type entryState uint8
-
-const (
-	stateLoading entryState = iota // unknown until the store answers
-	statePresent
-	stateAbsent // known absent (deleted, expired, or not in the store), until expireAt
-)
 
 // inflight is what a key needs while a load or write is at Outgoing: the operation, the request
 // it answers, the requests queued behind it, and its time-out. It holds pointers, so it exists
@@ -285,6 +276,9 @@ func (c *CachePrc) Completions() *loop.Queue { return c.done }
 
 // Loop returns the stage's loop.
 func (c *CachePrc) Loop() *loop.Loop { return c.loop }
+
+// Config returns the stage's configuration, with its defaults resolved.
+func (c *CachePrc) Config() CacheConfig { return c.cfg }
 
 // Stats returns the counters. Safe for concurrent use.
 func (c *CachePrc) Stats() CacheStats {

@@ -1,8 +1,7 @@
-package stages
+package stages_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"strconv"
@@ -13,8 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/processor"
-	"github.com/pipecache/pipecache/transport"
+	"github.com/pipecache/pipecache/stages"
 )
 
 // Test processors. Each reads in and args only.
@@ -78,33 +78,23 @@ var testProcs = map[string]processor.Func{
 	},
 }
 
-func startExecDaemon(tb testing.TB, cfg DaemonConfig) (*Daemon, *client.Client) {
+// startExecDaemon runs a daemon with the built-in processors and testProcs, and dials it.
+func startExecDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *client.Client) {
 	tb.Helper()
 	procs := processor.Default()
 	for name, fn := range testProcs {
 		require.NoError(tb, procs.Register(name, fn))
 	}
 	cfg.Processors = procs
-	if cfg.DataDir == "" {
-		cfg.DataDir = tb.TempDir()
-	}
-	cfg.Logger = testLogger(tb)
-	cfg.Incoming.Transport = transport.Config{Addr: "127.0.0.1:0"}
-	d, err := StartDaemon(cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d, dial(tb, d.Addr().String())
+	d := startDaemon(tb, cfg)
+	return d, stages.Dial(tb, d.Addr().String())
 }
 
-// slotOf reads key's cached state on CachePrc's loop: its expiry deadline, and whether it is
-// cached at all.
-func slotOf(tb testing.TB, d *Daemon, key string) (expireAt int64, cached bool) {
+// slotOf reads key's cached state: its expiry deadline, and whether it is cached at all.
+func slotOf(tb testing.TB, d *daemon.Daemon, key string) (expireAt int64, cached bool) {
 	tb.Helper()
-	require.NoError(tb, d.cache.Loop().Run(testCtx(tb), func() {
-		if i := d.cache.tab.lookup([]byte(key)); i != 0 {
-			expireAt, cached = d.cache.tab.slot(i).expireAt, true
-		}
-	}))
+	expireAt, cached, err := d.Pipeline().Cache.Cached(stages.TestCtx(tb), key)
+	require.NoError(tb, err)
 	return expireAt, cached
 }
 
@@ -113,8 +103,8 @@ func slotOf(tb testing.TB, d *Daemon, key string) (expireAt int64, cached bool) 
 // push; Delete is a delete; a cold key is loaded before the processor runs (read-through).
 func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 	dir := t.TempDir()
-	d, c := startExecDaemon(t, DaemonConfig{DataDir: dir})
-	ctx := testCtx(t)
+	d, c := startExecDaemon(t, daemon.Config{Store: dir})
+	ctx := stages.TestCtx(t)
 	sub, err := c.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
 
@@ -140,13 +130,13 @@ func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 	<-sub.C
 
 	require.NoError(t, d.Stop(ctx))
-	d, c = startExecDaemon(t, DaemonConfig{DataDir: dir})
-	loads := d.cache.Stats().Loads
+	d, c = startExecDaemon(t, daemon.Config{Store: dir})
+	loads := d.Pipeline().Cache.Stats().Loads
 	res, v, err = c.Exec(ctx, "k", "peek", nil)
 	require.NoError(t, err)
 	assert.Equal(t, "three", string(res), "a cold key is read through from the store, where the write was durable")
 	assert.Equal(t, v3, v)
-	assert.Equal(t, loads+1, d.cache.Stats().Loads)
+	assert.Equal(t, loads+1, d.Pipeline().Cache.Stats().Loads)
 
 	res, v4, err := c.Exec(ctx, "k", "drop", nil)
 	require.NoError(t, err)
@@ -158,7 +148,7 @@ func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 	require.NoError(t, err, "deleting what is not there is unchanged, not an error")
 	assert.Equal(t, "dropped", string(res))
 	assert.Zero(t, v, "no key, no version")
-	st := d.cache.Stats()
+	st := d.Pipeline().Cache.Stats()
 	assert.Equal(t, uint64(3), st.Execs)
 	assert.Equal(t, uint64(1), st.Deletes)
 }
@@ -166,8 +156,8 @@ func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 // TestExecKeepsTheTTL: a processor's Set keeps the key's TTL, as incr does; a key a processor
 // creates has none.
 func TestExecKeepsTheTTL(t *testing.T) {
-	d, c := startExecDaemon(t, DaemonConfig{})
-	ctx := testCtx(t)
+	d, c := startExecDaemon(t, daemon.Config{})
+	ctx := stages.TestCtx(t)
 	_, err := c.Set(ctx, "ttl", []byte("a"), client.WithTTL(time.Hour))
 	require.NoError(t, err)
 	before, _ := slotOf(t, d, "ttl")
@@ -187,11 +177,11 @@ func TestExecKeepsTheTTL(t *testing.T) {
 // TestExecErrorsChangeNothing: whatever the error, the key keeps its value and version, and
 // the error's code says what went wrong.
 func TestExecErrorsChangeNothing(t *testing.T) {
-	d, c := startExecDaemon(t, DaemonConfig{
-		Incoming: IncomingConfig{MaxValue: 4096},
-		Cache:    CacheConfig{ProcMaxSteps: 100, ProcBudget: time.Millisecond},
+	d, c := startExecDaemon(t, daemon.Config{
+		MaxValue: 4096,
+		Cache:    stages.CacheConfig{ProcMaxSteps: 100, ProcBudget: time.Millisecond},
 	})
-	ctx := testCtx(t)
+	ctx := stages.TestCtx(t)
 	v, err := c.Set(ctx, "k", []byte("plain"))
 	require.NoError(t, err)
 	size := func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
@@ -199,23 +189,23 @@ func TestExecErrorsChangeNothing(t *testing.T) {
 		name, proc string
 		args       []byte
 		want       error
-		counted    func(CacheStats) uint64
+		counted    func(stages.CacheStats) uint64
 	}{
-		{"unknown processor", "nope", nil, client.ErrUnknownProcessor, func(s CacheStats) uint64 { return s.ExecUnknown }},
-		{"bad arguments", "steps", []byte("many"), client.ErrBadRequest, func(s CacheStats) uint64 { return s.ExecBadArgs }},
-		{"a value it cannot read", "zset", processor.ZIncrArgs("m", 1), client.ErrWrongType, func(s CacheStats) uint64 { return s.ExecWrongType }},
-		{"a panic", "boom", nil, client.ErrInternal, func(s CacheStats) uint64 { return s.ExecInternal }},
-		{"over the step budget", "steps", []byte("101"), client.ErrOverBudget, func(s CacheStats) uint64 { return s.ExecOverBudget }},
-		{"over the time budget", "slow", []byte("2ms"), client.ErrOverBudget, func(s CacheStats) uint64 { return s.ExecOverBudget }},
-		{"a value over -max-value", "grow", size(4097), client.ErrTooLarge, func(s CacheStats) uint64 { return s.ExecTooLarge }},
+		{"unknown processor", "nope", nil, client.ErrUnknownProcessor, func(s stages.CacheStats) uint64 { return s.ExecUnknown }},
+		{"bad arguments", "steps", []byte("many"), client.ErrBadRequest, func(s stages.CacheStats) uint64 { return s.ExecBadArgs }},
+		{"a value it cannot read", "zset", processor.ZIncrArgs("m", 1), client.ErrWrongType, func(s stages.CacheStats) uint64 { return s.ExecWrongType }},
+		{"a panic", "boom", nil, client.ErrInternal, func(s stages.CacheStats) uint64 { return s.ExecInternal }},
+		{"over the step budget", "steps", []byte("101"), client.ErrOverBudget, func(s stages.CacheStats) uint64 { return s.ExecOverBudget }},
+		{"over the time budget", "slow", []byte("2ms"), client.ErrOverBudget, func(s stages.CacheStats) uint64 { return s.ExecOverBudget }},
+		{"a value over -max-value", "grow", size(4097), client.ErrTooLarge, func(s stages.CacheStats) uint64 { return s.ExecTooLarge }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := tt.counted(d.cache.Stats())
+			before := tt.counted(d.Pipeline().Cache.Stats())
 			_, _, err := c.Exec(ctx, "k", tt.proc, tt.args)
 			assert.ErrorIs(t, err, tt.want)
 			t.Log(err)
-			assert.Equal(t, before+1, tt.counted(d.cache.Stats()), "counted by kind")
+			assert.Equal(t, before+1, tt.counted(d.Pipeline().Cache.Stats()), "counted by kind")
 			it, err := c.Get(ctx, "k")
 			require.NoError(t, err)
 			assert.Equal(t, "plain", string(it.Value))
@@ -232,12 +222,12 @@ func TestExecErrorsChangeNothing(t *testing.T) {
 // TestExecOfAnUnknownProcessorLoadsNothing: a junk name is refused before the key is looked
 // up, so it never reaches the store nor leaves an entry.
 func TestExecOfAnUnknownProcessorLoadsNothing(t *testing.T) {
-	d, c := startExecDaemon(t, DaemonConfig{})
-	ctx := testCtx(t)
+	d, c := startExecDaemon(t, daemon.Config{})
+	ctx := stages.TestCtx(t)
 	_, _, err := c.Exec(ctx, "cold", "nope", nil)
 	require.ErrorIs(t, err, client.ErrUnknownProcessor)
 	assert.ErrorContains(t, err, "hash", "the message lists the processors there are")
-	assert.Zero(t, d.cache.Stats().Loads)
+	assert.Zero(t, d.Pipeline().Cache.Stats().Loads)
 	_, cached := slotOf(t, d, "cold")
 	assert.False(t, cached)
 }
@@ -245,12 +235,12 @@ func TestExecOfAnUnknownProcessorLoadsNothing(t *testing.T) {
 // TestExecRefusedWhileTheFeedIsBehind: with a shared store whose change feed is incomplete the
 // cached value may be stale, and a processor would compute on it: refused, nothing ran.
 func TestExecRefusedWhileTheFeedIsBehind(t *testing.T) {
-	d, c := startExecDaemon(t, DaemonConfig{})
-	ctx := testCtx(t)
+	d, c := startExecDaemon(t, daemon.Config{})
+	ctx := stages.TestCtx(t)
 	_, err := c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	setDown := func(down bool) {
-		require.NoError(t, d.cache.Loop().Run(ctx, func() { d.cache.feedDown = down }))
+		require.NoError(t, d.Pipeline().Cache.SetFeedDown(ctx, down))
 	}
 	setDown(true)
 	_, _, err = c.Exec(ctx, "k", "put", []byte("w"))

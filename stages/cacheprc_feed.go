@@ -51,7 +51,7 @@ func (c *CachePrc) changed(t *task.Task) {
 	c.stats.foreign.Add(1)
 	if kind == task.PushDelete {
 		c.setAbsent(i, c.nowMs())
-		s.version = t.Version
+		c.tab.setDeleted(i, t.Version)
 		c.emit(t.Key, t.Version, kind, nil)
 		return
 	}
@@ -80,13 +80,11 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 		}
 	}
 	// Requests are waiting: they run, in order, against a fresh load rather than the stale entry.
-	s := c.tab.slot(i)
-	c.tab.resize(s, 0)
-	s.vlen, s.version, s.state = 0, 0, stateLoading
+	c.tab.unload(i)
 	c.stats.misses.Add(1)
 	lt := task.Get()
 	lt.Op = task.OpLoad
-	lt.Key = append(lt.Key, c.tab.key(s)...)
+	lt.Key = append(lt.Key, c.tab.keyOf(i)...)
 	if !c.send(i, lt, nil) {
 		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
 		c.settle(i)

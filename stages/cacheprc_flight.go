@@ -195,7 +195,7 @@ func (c *CachePrc) stored(i uint32, st, owner *task.Task) {
 	if st.Delete {
 		c.stats.deletes.Add(1)
 		c.setAbsent(i, c.nowMs())
-		c.tab.slot(i).version = st.Version // remembered, so the feed's echo of it is recognised
+		c.tab.setDeleted(i, st.Version)
 		c.emit(st.Key, st.Version, task.PushDelete, nil)
 	} else {
 		c.stats.sets.Add(1)

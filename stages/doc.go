@@ -1,10 +1,12 @@
-// Package stages holds pipecached's pipeline: the four stages, one file each, and their wiring.
+// Package stages holds pipecached's pipeline: the four stages, one file each.
 //
 //	incoming.go     Incoming: the UDP socket and every KCP conversation (package transport)
 //	sessionmgr.go   SessionMgr: sessions, leases; notify.go: subscriptions and pushes
 //	cacheprc*.go    CachePrc: the cached data (cache_table.go) and every operation on it
 //	outgoing.go     Outgoing: the store (package nameservice), its load workers and committer
-//	daemon.go       the daemon: wiring, start-up, the stop in pipeline order
+//
+// Package daemon wires them together (daemon/pipeline.go), starts them and stops them in
+// pipeline order (finish.go says when each has done its part).
 //
 // Each stage runs on its own loop.Loop (package stages/loop): every method of a stage runs on
 // that loop's goroutine unless its comment says otherwise, and touches only that stage's state.

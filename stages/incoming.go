@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -78,9 +77,9 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 		return nil, fmt.Errorf("stages: incoming: MaxValue %d over the protocol's %d", cfg.MaxValue, wire.MaxValue)
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &Incoming{cfg: cfg, log: limitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
+	in := &Incoming{cfg: cfg, log: LimitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
 	var err error
 	if in.replies, err = loop.NewQueue("incoming.replies", cfg.Replies); err != nil {
 		return nil, err
@@ -124,6 +123,13 @@ func (in *Incoming) SetRoute(op task.Op, q *loop.Queue) {
 // StopReading stops taking datagrams from the network (replies still go out). Loop goroutine
 // only: use Loop.Run.
 func (in *Incoming) StopReading() { in.srv.StopReading() }
+
+// CloseConversations closes every client conversation, as if the network had cut them (tests
+// of reconnection). Loop goroutine only: use Loop.Run.
+func (in *Incoming) CloseConversations() { in.srv.CloseAll() }
+
+// Config returns the stage's configuration, with its defaults resolved.
+func (in *Incoming) Config() IncomingConfig { return in.cfg }
 
 // Replies returns the queue other stages push replies and pushes into.
 func (in *Incoming) Replies() *loop.Queue { return in.replies }

@@ -39,8 +39,8 @@ func newLimitedHandler(next slog.Handler) *limitedHandler {
 	return &limitedHandler{next: next, state: &limits{msgs: map[string]*msgLimit{}}}
 }
 
-// limitLogs returns log with its handler rate-limited (once: a limited logger is returned as is).
-func limitLogs(log *slog.Logger) *slog.Logger {
+// LimitLogs returns log with its handler rate-limited (once: a limited logger is returned as is).
+func LimitLogs(log *slog.Logger) *slog.Logger {
 	if _, ok := log.Handler().(*limitedHandler); ok {
 		return log
 	}

@@ -203,21 +203,9 @@ func (o *Outgoing) probeFeed(ctx context.Context, f Feed) {
 
 // complete hands a finished task back to CachePrc. Called from worker goroutines, which may
 // wait (unlike a loop) while CachePrc's queue is full.
-func (o *Outgoing) complete(t *task.Task) { o.pushBlocking(o.out, t) }
-
-func (o *Outgoing) pushBlocking(q *loop.Queue, t *task.Task) {
-	backoff := 10 * time.Microsecond
-	for {
-		err := q.Push(t)
-		if err == nil {
-			return
-		}
-		if errors.Is(err, loop.ErrQueueClosed) {
-			o.log.Error("result dropped: queue closed", "queue", q.Name(), "op", t.Op, "key", string(t.Key))
-			task.Put(t)
-			return
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, time.Millisecond)
+func (o *Outgoing) complete(t *task.Task) {
+	if err := loop.PushWait(context.Background(), o.out, t); err != nil {
+		o.log.Error("result dropped", "queue", o.out.Name(), "op", t.Op, "key", string(t.Key), "err", err)
+		task.Put(t)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -126,7 +125,7 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		cfg.MaxSubscriptions = 10_000
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &SessionMgr{cfg: cfg, log: cfg.Logger.With("stage", "sessionmgr"),
 		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{},

@@ -139,9 +139,10 @@ type Task struct {
 
 	TTLms    int64 // a request's time to live, in milliseconds from now; 0 means none
 	ExpireAt int64 // loads, stores, changes: the absolute deadline, unix milliseconds; 0 never
-	Delta    int64 // incr amount; the counter's value on its reply
-	Heard    int64 // OpLease: when the conversation last heard from its client (loop clock ns)
-	Delete   bool  // OpStore, OpChanged: a delete, not a write of Value
+	// Delta: incr's amount, and the counter's value on its reply; on OpLease's reply, when the
+	// conversation last heard from its client (loop clock ns).
+	Delta  int64
+	Delete bool // OpStore, OpChanged: a delete, not a write of Value
 
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
 	Proc  []byte // OpExec: the processor's name; reused like Key

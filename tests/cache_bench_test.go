@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
@@ -30,13 +30,13 @@ func BenchmarkCache(b *testing.B) {
 		b.Run(fmt.Sprintf("%s/sessions=%d", mode, sessions), func(b *testing.B) {
 			dir := b.TempDir()
 			seedN(b, dir, keys)
-			cfg := stages.DaemonConfig{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			cfg := pipecached.Config{Store: dir, Logger: slog.New(slog.DiscardHandler),
 				Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}}
 			if mode == "get-miss" {
 				cfg.Cache.Memory = 1 << 20
 			}
 			cfg.Outgoing.NoGroupCommit = mode == "set-no-group-commit"
-			d, err := stages.StartDaemon(cfg)
+			d, err := pipecached.Start(context.Background(), cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

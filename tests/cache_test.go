@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
@@ -27,13 +28,13 @@ func testCtx(tb testing.TB) context.Context {
 }
 
 // startInProcess runs a daemon in this process on a free loopback port.
-func startInProcess(tb testing.TB, cfg stages.DaemonConfig) *stages.Daemon {
+func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
 	tb.Helper()
 	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.DataDir == "" && cfg.Store == nil {
-		cfg.DataDir = tb.TempDir()
+	if cfg.Store == "" && cfg.OwnStore == nil {
+		cfg.Store = tb.TempDir()
 	}
-	d, err := stages.StartDaemon(cfg)
+	d, err := pipecached.Start(context.Background(), cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Stop(context.Background()) })
 	return d
@@ -59,7 +60,7 @@ func dialT(tb testing.TB, addr string) *client.Client {
 }
 
 func TestEveryOperationAndItsErrors(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Incoming: stages.IncomingConfig{MaxKey: 64, MaxValue: 1 << 16}})
+	d := startInProcess(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 
@@ -137,7 +138,7 @@ func TestEveryOperationAndItsErrors(t *testing.T) {
 
 func TestTTLExpiresEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	d := startInProcess(t, stages.DaemonConfig{DataDir: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
+	d := startInProcess(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 	_, err := c.Set(ctx, "short", []byte("v"), client.WithTTL(100*time.Millisecond))
@@ -160,7 +161,7 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 
 func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	dir := t.TempDir()
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: dir, Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
+	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
@@ -171,7 +172,7 @@ func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	}
 	require.NoError(t, d.Stop(ctx))
 
-	d2 := startInProcess(t, stages.DaemonConfig{DataDir: dir})
+	d2 := startInProcess(t, pipecached.Config{Store: dir})
 	c2 := dialT(t, d2.Addr().String())
 	for i := range 100 {
 		it, err := c2.Get(ctx, fmt.Sprint("key:", i))
@@ -188,7 +189,7 @@ func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 	dir := t.TempDir()
 	seed(t, dir, map[string]string{"hot": "value"})
-	d := startInProcess(t, stages.DaemonConfig{DataDir: dir})
+	d := startInProcess(t, pipecached.Config{Store: dir})
 	ctx := testCtx(t)
 	clients := []*client.Client{dialT(t, d.Addr().String()), dialT(t, d.Addr().String()), dialT(t, d.Addr().String())}
 	var wg sync.WaitGroup
@@ -210,7 +211,7 @@ func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 // TestAbsentKeysReachTheStoreOncePerNegativeTTL: a flood of gets for keys the store does not
 // have reaches the store once per key.
 func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
+	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
@@ -225,7 +226,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 	assert.Equal(t, uint64(10), cs.Loads, "each absent key should reach the store once")
 
 	// The kill switch turns it off.
-	d2 := startInProcess(t, stages.DaemonConfig{Cache: stages.CacheConfig{NoNegativeCache: true}})
+	d2 := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoNegativeCache: true}})
 	c2 := dialT(t, d2.Addr().String())
 	for range 5 {
 		_, err := c2.Get(ctx, "junk")
@@ -236,7 +237,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 }
 
 func TestMemoryBudgetEvictsColdEntriesAndReloads(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Cache: stages.CacheConfig{Memory: 64 << 10}})
+	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 	value := make([]byte, 1000)
@@ -287,7 +288,7 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	bolt, err := nameservice.Open(t.TempDir())
 	require.NoError(t, err)
 	store := &slowStore{Store: bolt}
-	d := startInProcess(t, stages.DaemonConfig{Store: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
+	d := startInProcess(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 
@@ -347,7 +348,7 @@ func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 		keys = append(keys, k)
 	}
 	seed(t, dir, kv)
-	d := startInProcess(t, stages.DaemonConfig{DataDir: dir})
+	d := startInProcess(t, pipecached.Config{Store: dir})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 	in0, _ := d.Stats()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/client/etcdnodes"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -174,7 +175,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 // answering is skipped: its keys are served by their next nodes after one attempt timeout.
 func TestClusterStaticNodesFailover(t *testing.T) {
 	e := startEtcd(t, 1)
-	var nodes []*stages.Daemon
+	var nodes []*pipecached.Daemon
 	var addrs []string
 	for range 3 {
 		d := startOnEtcd(t, e, "static")
@@ -247,10 +248,10 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 // writes, and changes from one node reaching the other's cache.
 func TestAllEtcdDown(t *testing.T) {
 	e := startEtcd(t, 1)
-	start := func(stale bool) *stages.Daemon {
+	start := func(stale bool) *pipecached.Daemon {
 		st, err := nameservice.OpenEtcd(e.storeURL("down"), time.Second, nil)
 		require.NoError(t, err)
-		cfg := stages.DaemonConfig{Store: st}
+		cfg := pipecached.Config{OwnStore: st}
 		cfg.Cache.StaleReads, cfg.Cache.StoreTimeout, cfg.Outgoing.ProbeInterval = stale, 3*time.Second, 100*time.Millisecond
 		return startInProcess(t, cfg)
 	}
@@ -390,7 +391,7 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 		bolt, err := nameservice.Open(t.TempDir())
 		require.NoError(t, err)
 		st := &slowStore{Store: bolt}
-		d := startInProcess(t, stages.DaemonConfig{Store: st, Cache: stages.CacheConfig{StoreTimeout: 5 * time.Second}})
+		d := startInProcess(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 5 * time.Second}})
 		addrs, stores = append(addrs, d.Addr().String()), append(stores, st)
 	}
 	cl := dialCluster(t, client.StaticNodes(addrs...)) // attempt timeout 500 ms

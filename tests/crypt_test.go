@@ -12,7 +12,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
-	"github.com/pipecache/pipecache/stages"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -23,7 +23,7 @@ var testKey = bytes.Repeat([]byte{0x5a}, 32)
 // kcp.NewAESBlockCrypt both work; a plain client, a client with another key, and an encrypted
 // client of a plain server are never heard, cost the server no conversation, and fail to dial.
 func TestEncryptedSessions(t *testing.T) {
-	enc := startInProcess(t, stages.DaemonConfig{CryptKey: testKey})
+	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
 	ctx := testCtx(t)
 
 	c, err := client.Dial(enc.Addr().String(), client.WithCryptKey(testKey))
@@ -54,7 +54,7 @@ func TestEncryptedSessions(t *testing.T) {
 	assert.Equal(t, conns, in.Transport.Opened, "undecryptable datagrams open no conversation")
 	assert.NotZero(t, in.Transport.Malformed)
 
-	plain := startInProcess(t, stages.DaemonConfig{})
+	plain := startInProcess(t, pipecached.Config{})
 	_, err = client.Dial(plain.Addr().String(), short, client.WithCryptKey(testKey))
 	assert.ErrorIs(t, err, client.ErrTimeout, "an encrypted client of a plain server")
 	in, _ = plain.Stats()

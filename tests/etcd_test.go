@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
-	"github.com/pipecache/pipecache/stages"
 )
 
 // etcdCluster is a real etcd (the Debian etcd-server binary) on loopback ports, one or more
@@ -154,11 +154,11 @@ func (e *etcdCluster) waitHealthy(i int) {
 	}, "etcd never became healthy")
 }
 
-func startOnEtcd(t *testing.T, e *etcdCluster, prefix string) *stages.Daemon {
+func startOnEtcd(t *testing.T, e *etcdCluster, prefix string) *pipecached.Daemon {
 	t.Helper()
 	st, err := nameservice.OpenEtcd(e.storeURL(prefix), 3*time.Second, nil)
 	require.NoError(t, err)
-	return startInProcess(t, stages.DaemonConfig{Store: st})
+	return startInProcess(t, pipecached.Config{OwnStore: st})
 }
 
 // TestTwoNodesOverEtcd: two daemons over one etcd. A write through node A is seen through

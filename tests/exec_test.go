@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/processor"
-	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -20,7 +20,7 @@ import (
 // the SDK against an in-process daemon.
 
 // startWithProcs runs a daemon with the built-ins and extra.
-func startWithProcs(tb testing.TB, cfg stages.DaemonConfig, extra map[string]processor.Func) *stages.Daemon {
+func startWithProcs(tb testing.TB, cfg pipecached.Config, extra map[string]processor.Func) *pipecached.Daemon {
 	tb.Helper()
 	procs := processor.Default()
 	for name, fn := range extra {
@@ -61,7 +61,7 @@ func (e execer) value() client.Item {
 }
 
 func TestExecHash(t *testing.T) {
-	c := dialT(t, startInProcess(t, stages.DaemonConfig{}).Addr().String())
+	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
 	h := execer{t, c, "player:1", "hash"}
 	assert.Equal(t, uint64(2), h.count(processor.HashSetArgs(processor.Field{Name: "name", Value: []byte("ann")},
 		processor.Field{Name: "coins", Value: []byte("10")})))
@@ -89,7 +89,7 @@ func TestExecHash(t *testing.T) {
 }
 
 func TestExecList(t *testing.T) {
-	c := dialT(t, startInProcess(t, stages.DaemonConfig{}).Addr().String())
+	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
 	l := execer{t, c, "feed:1", "list"}
 	for i := range 5 {
 		assert.Equal(t, uint64(min(i+1, 3)), l.count(processor.ListPushArgs(true, 3, fmt.Appendf(nil, "e%d", i))), "capped at 3")
@@ -107,7 +107,7 @@ func TestExecList(t *testing.T) {
 }
 
 func TestExecZSet(t *testing.T) {
-	c := dialT(t, startInProcess(t, stages.DaemonConfig{}).Addr().String())
+	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
 	z := execer{t, c, "board:1", "zset"}
 	score := func(args []byte) processor.ScoreResult {
 		t.Helper()
@@ -146,7 +146,7 @@ func TestExecZSet(t *testing.T) {
 // processor, bad arguments, a value the processor cannot read and a panic fail with clear
 // errors and change nothing, and the key stays usable.
 func TestExecCustomProcessorAndItsFailures(t *testing.T) {
-	d := startWithProcs(t, stages.DaemonConfig{}, map[string]processor.Func{
+	d := startWithProcs(t, pipecached.Config{}, map[string]processor.Func{
 		"append": func(in processor.Input, out *processor.Output) error {
 			out.Action = processor.Set
 			out.Value = append(append(out.Value, in.Value...), in.Args...)
@@ -225,7 +225,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 // TestExecInvalidatesTheNearCache: an exec is a write for the near cache: it drops the key's
 // entry, so the next get asks the server and reads what the processor wrote.
 func TestExecInvalidatesTheNearCache(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -250,7 +250,7 @@ func TestExecInvalidatesTheNearCache(t *testing.T) {
 
 // TestClusterExecGoesToTheKeysNode: Cluster.Exec runs on the node that owns the key.
 func TestClusterExecGoesToTheKeysNode(t *testing.T) {
-	a, b := startInProcess(t, stages.DaemonConfig{}), startInProcess(t, stages.DaemonConfig{})
+	a, b := startInProcess(t, pipecached.Config{}), startInProcess(t, pipecached.Config{})
 	cl := dialCluster(t, client.StaticNodes(a.Addr().String(), b.Addr().String()))
 	nodes := map[string]*client.Client{a.Addr().String(): dialT(t, a.Addr().String()), b.Addr().String(): dialT(t, b.Addr().String())}
 	ctx := testCtx(t)
@@ -275,7 +275,7 @@ func TestClusterExecGoesToTheKeysNode(t *testing.T) {
 // board.
 func TestExecHistoryOfAHotBoard(t *testing.T) {
 	const clients, each, members = 20, 200, 7
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	sub, err := dialT(t, d.Addr().String()).Subscribe(ctx, "hot", client.WithValues(), client.Buffer(clients*each+16))
 	require.NoError(t, err)
@@ -372,7 +372,7 @@ func TestResultCodesAgree(t *testing.T) {
 // TestExecOnTheWireAsPROTOCOLSaysIt: the example of PROTOCOL.md's "exec", byte for byte, from
 // a client that is not the SDK; and exec's header errors.
 func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	r := dialRawConn(t, d.Addr().String())
 	r.hello("")
 	args := []byte{0x69, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 0x05, 0x61, 0x6c, 0x69, 0x63, 0x65}

@@ -13,14 +13,14 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
-	"github.com/pipecache/pipecache/stages"
+	pipecached "github.com/pipecache/pipecache/daemon"
 )
 
 // TestConversationFloodFromOneAddressLocksNobodyOut: while one address opens new conversations
 // as fast as it can (datagrams that each begin a conversation and never say hello), clients on
 // another address still dial, and the flood holds at most its own share of pending ones.
 func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	server := net.UDPAddrFromAddrPort(d.Addr())
 	flood, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, server)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
-	"github.com/pipecache/pipecache/stages"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -252,7 +252,7 @@ func benchFrozen(b *testing.B, bin string, subs int) {
 func BenchmarkEncryption(b *testing.B) {
 	for _, mode := range []string{"plain", "aes-256"} {
 		b.Run("mode="+mode, func(b *testing.B) {
-			cfg := stages.DaemonConfig{}
+			cfg := pipecached.Config{}
 			var opts []client.Option
 			if mode != "plain" {
 				cfg.CryptKey = testKey

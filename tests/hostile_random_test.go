@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pipecache/pipecache/stages"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -21,7 +21,7 @@ import (
 // well-behaved client beside them keeps every write.
 func TestRandomHostileClients(t *testing.T) {
 	const conns, perConn, maxValue = 8, 300, 64 << 10
-	d := startInProcess(t, stages.DaemonConfig{Incoming: stages.IncomingConfig{MaxValue: maxValue}})
+	d := startInProcess(t, pipecached.Config{MaxValue: maxValue})
 	ctx := testCtx(t)
 	good := dialT(t, d.Addr().String())
 

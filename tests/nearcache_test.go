@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -17,7 +18,7 @@ import (
 // another client refreshes the entry by push; a delete drops it; the client reads its own
 // writes at once.
 func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
 	require.NoError(t, err)
@@ -54,7 +55,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 // TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts: reading 50 keys through a 10-entry near
 // cache leaves 10 entries and 10 subscriptions on the server, and an evicted key is read anew.
 func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	setKeys(t, d, 50)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
@@ -78,7 +79,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 // cache stops answering once maxStale has passed since the push stream was last confirmed
 // complete, instead of serving values that may be stale.
 func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
 	ctx := testCtx(t)
 	setKeys(t, d, 1)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
@@ -111,7 +112,7 @@ func nearSynced(t *testing.T, c *client.Client) {
 }
 
 // setKeys writes key0..key<n-1> through a plain client.
-func setKeys(t *testing.T, d *stages.Daemon, n int) {
+func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 	t.Helper()
 	c := dialT(t, d.Addr().String())
 	for i := range n {

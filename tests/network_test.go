@@ -15,6 +15,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -103,7 +104,7 @@ func (r *holRelay) drop(d []byte) bool {
 // segment holds them back for many leases) but its datagrams still reach the server, its
 // session does not expire: any traffic renews the lease, not only heartbeats.
 func TestAnyTrafficRenewsTheLease(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
 	relay := newHOLRelay(t, d.Addr().String())
 	c, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
@@ -132,7 +133,7 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 // next datagram is answered with a reset, so the SDK redials and resumes at once: not after its
 // silence timeout (an hour here), and calls wait for the new session instead of failing.
 func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
@@ -154,7 +155,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 // leaves a session behind (a heartbeat refused after the goodbye once made the SDK say hello
 // again).
 func TestCloseLeavesNoStraySession(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
 	for range 30 {
 		c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
 		require.NoError(t, err)
@@ -173,7 +174,7 @@ func TestCloseLeavesNoStraySession(t *testing.T) {
 func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
 	// Lease: 3 beats of 500 ms. The cut lasts 500 ms; the first heartbeat after it leaves at
 	// most 500 ms later, so the server hears the client a lease's third before it would ask.
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))

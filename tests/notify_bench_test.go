@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -278,9 +278,9 @@ func BenchmarkNearCacheGet(b *testing.B) {
 
 // startNotifyDaemon runs a quiet daemon on a free loopback port until the benchmark ends,
 // admitting new conversations fast enough for hundreds of subscriber sessions.
-func startNotifyDaemon(b *testing.B) *stages.Daemon {
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: b.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+func startNotifyDaemon(b *testing.B) *pipecached.Daemon {
+	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: b.TempDir(),
+		Logger:   slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -29,7 +30,7 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	const keys, writes, cuts = 20, 600, 4
 	// A push window of 32 makes the subscriber fall behind now and then, so coalescing is part
 	// of the history too.
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
 	ctx := testCtx(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0.10)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond),

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -30,7 +31,7 @@ func next(t *testing.T, s *client.Subscription) client.Event {
 }
 
 func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	sub, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
 	key, err := sub.Subscribe(ctx, "k", client.WithValues())
@@ -71,7 +72,7 @@ func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
 }
 
 func TestExpiryIsPushed(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Cache: stages.CacheConfig{NoTTLJitter: true}})
+	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
 	ctx := testCtx(t)
 	c := dialT(t, d.Addr().String())
 	ps, err := c.Subscribe(ctx, "tmp:", client.Prefix())
@@ -90,7 +91,7 @@ func TestExpiryIsPushed(t *testing.T) {
 // changes in order, once each, without a resync.
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	// A long lease: this tests replay, and a slow machine must not expire the session first.
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	ctx := testCtx(t)
 	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
@@ -137,7 +138,7 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 		{"session expired", 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
+			d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
 			ctx := testCtx(t)
 			relay := newPausableRelay(t, d.Addr().String(), 0)
 			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
@@ -263,7 +264,7 @@ func (r *pausableRelay) copies() int {
 // coalesced to the newest per key; when it falls further behind than its backlog holds, a resync.
 func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) {
 	const window, backlog = 64, 8
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
 	ctx := testCtx(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	slow, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour)) // never gives up

@@ -10,13 +10,14 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
 func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
 	_, err := client.Dial(d.Addr().String(), client.WithToken("guess"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnauthorized)
@@ -35,7 +36,7 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 // TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused
 // everything, a few times, and then its conversation is closed.
 func TestNothingButHelloBeforeHello(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{})
+	d := startInProcess(t, pipecached.Config{})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -80,7 +81,7 @@ func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
 // TestSilentSessionExpiresAndIsCleanedUp: a client that stops sending heartbeats loses its
 // session after the lease; the server frees it and closes its conversation.
 func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -104,7 +105,7 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 // resumes the same server session with its resume token.
 func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	// A long lease: this tests resuming, and a slow machine must not expire the session first.
-	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
 	defer c.Close()
@@ -126,7 +127,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	assert.Equal(t, int64(1), d.SessionStats().Sessions)
 }
 
-func dropAllConversations(d *stages.Daemon) error {
+func dropAllConversations(d *pipecached.Daemon) error {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	return d.DropConversations(ctx)

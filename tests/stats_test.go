@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -16,8 +17,8 @@ import (
 // cache's counters, all as integers (the SDK decodes it into a map of integers), and the
 // version only to a client that asks for text values.
 func TestStatsReportsTheServer(t *testing.T) {
-	d := startInProcess(t, stages.DaemonConfig{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
-		Incoming: stages.IncomingConfig{MaxKey: 100, MaxValue: 1 << 15}})
+	d := startInProcess(t, pipecached.Config{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
+		MaxKey: 100, MaxValue: 1 << 15})
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)
 	sub, err := c.Subscribe(ctx, "p:")

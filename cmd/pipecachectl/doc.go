@@ -37,6 +37,7 @@
 //
 // Files: main.go (run: flags to exit code), config.go (flags), ctl.go (running one command,
 // the lazy connection), commands.go (the command table), help.go, output.go (text, -raw,
-// -json), exec.go (the exec command), split.go (quoting), shell.go (one-shot and script modes, Ctrl-C), terminal.go (the
-// interactive shell: liner, history, completion), watch.go, version.go. Nobody imports it.
+// -json), exec.go (the exec command) with procargs.go (the built-ins' arguments and results
+// as text), split.go (quoting), shell.go (one-shot and script modes, Ctrl-C), terminal.go
+// (the interactive shell: liner, history, completion), watch.go, version.go. Nobody imports it.
 package main

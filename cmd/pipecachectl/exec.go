@@ -7,13 +7,11 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/pipecache/pipecache/processor"
 )
 
 // The exec command: exec KEY PROC [ARGS...]. For a built-in processor (hash, list, zset) the
-// arguments are its text form (processor.ParseArgs: "zset incr 5 alice") and the result is
-// printed as text (processor.FormatResult); for any other processor the arguments, joined by
+// arguments are its text form (parseArgs, procargs.go: "zset incr 5 alice") and the result is
+// printed as text (formatResult); for any other processor the arguments, joined by
 // single spaces, are its argument bytes as they are, and its result is printed as it is.
 
 const execDoc = `Runs a processor on the server where KEY lives, atomically with every other operation on it, and prints its result and KEY's version after. The built-ins:
@@ -26,9 +24,9 @@ const execDoc = `Runs a processor on the server where KEY lives, atomically with
 func runExec(ctx context.Context, e *env, args []string) (result, error) {
 	key, proc, words := args[0], args[1], args[2:]
 	builtin := true
-	argBytes, err := processor.ParseArgs(proc, words)
+	argBytes, err := parseArgs(proc, words)
 	switch {
-	case errors.Is(err, processor.ErrUnknownProcessor):
+	case errors.Is(err, errNotBuiltin):
 		builtin, argBytes = false, []byte(strings.Join(words, " "))
 	case err != nil:
 		return nil, usagef("exec %s: %s", proc, strings.TrimPrefix(err.Error(), "processor: "))
@@ -39,7 +37,7 @@ func runExec(ctx context.Context, e *env, args []string) (result, error) {
 	}
 	r := execResult{key: key, proc: proc, version: version, result: res}
 	if builtin {
-		text, err := processor.FormatResult(proc, argBytes, res)
+		text, err := formatResult(proc, argBytes, res)
 		if err != nil {
 			return nil, fmt.Errorf("exec %s: the server's result does not decode: %w", proc, err)
 		}

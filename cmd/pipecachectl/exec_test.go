@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
@@ -16,7 +17,7 @@ import (
 
 // startProcDaemon runs a daemon with the built-in processors and "upper", which stores and
 // returns its arguments in upper case: a processor pipecachectl knows no text form of.
-func startProcDaemon(tb testing.TB) *stages.Daemon {
+func startProcDaemon(tb testing.TB) *daemon.Daemon {
 	tb.Helper()
 	procs := processor.Default()
 	require.NoError(tb, procs.Register("upper", func(in processor.Input, out *processor.Output) error {
@@ -24,7 +25,7 @@ func startProcDaemon(tb testing.TB) *stages.Daemon {
 		out.Result = append(out.Result, out.Value...)
 		return nil
 	}))
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: tb.TempDir(), Processors: procs,
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: tb.TempDir(), Processors: procs,
 		Logger:   slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(tb, err)

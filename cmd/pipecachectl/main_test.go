@@ -14,14 +14,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
 
 // startDaemon runs a daemon with its embedded store on a free loopback port until the test ends.
-func startDaemon(tb testing.TB) *stages.Daemon {
+func startDaemon(tb testing.TB) *daemon.Daemon {
 	tb.Helper()
-	d, err := stages.StartDaemon(stages.DaemonConfig{DataDir: tb.TempDir(),
+	d, err := daemon.Start(context.Background(), daemon.Config{Store: tb.TempDir(),
 		Logger:   slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(tb, err)

@@ -2,7 +2,6 @@ package loop
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -205,4 +204,4 @@ func reportLatency(b *testing.B, lat []int64) {
 }
 
 // discard keeps benchmark output free of the loops' debug lines.
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)

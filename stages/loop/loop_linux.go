@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -113,7 +112,7 @@ func New(cfg Config) (*Loop, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -316,7 +315,7 @@ func (l *Loop) Barrier(ctx context.Context) error {
 	}
 	accepted := 0
 	for _, in := range l.queues {
-		if err := pushWait(ctx, in.q, task.NewBarrier(pass)); err != nil {
+		if err := pushOrPut(ctx, in.q, task.NewBarrier(pass)); err != nil {
 			if !errors.Is(err, ErrQueueClosed) {
 				return fmt.Errorf("loop: barrier on loop %s: %w", l.cfg.Name, err)
 			}
@@ -343,7 +342,7 @@ func (l *Loop) Barrier(ctx context.Context) error {
 // tests.
 func (l *Loop) Run(ctx context.Context, fn func()) error {
 	ran := make(chan struct{})
-	if err := pushWait(ctx, l.control, task.NewBarrier(func() { fn(); close(ran) })); err != nil {
+	if err := pushOrPut(ctx, l.control, task.NewBarrier(func() { fn(); close(ran) })); err != nil {
 		return fmt.Errorf("loop: run on loop %s: %w", l.cfg.Name, err)
 	}
 	select {
@@ -356,26 +355,32 @@ func (l *Loop) Run(ctx context.Context, fn func()) error {
 	}
 }
 
-// pushWait pushes t, waiting out a full queue until ctx is done. For callers outside the
-// pipeline only (tests, barriers): a stage never waits.
-func pushWait(ctx context.Context, q *Queue, t *task.Task) error {
+// PushWait pushes t, waiting out a full queue (backing off from 1 µs to 1 ms) until ctx is
+// done. For goroutines that are not loops (Outgoing's store goroutines, Barrier's and Run's
+// callers): a loop never waits. On an error (ErrQueueClosed, or ctx's) t is still the caller's.
+func PushWait(ctx context.Context, q *Queue, t *task.Task) error {
 	backoff := time.Microsecond
 	for {
 		err := q.Push(t)
 		if !errors.Is(err, ErrQueueFull) {
-			if err != nil {
-				task.Put(t)
-			}
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			task.Put(t)
 			return ctx.Err()
 		case <-time.After(backoff):
 			backoff = min(2*backoff, time.Millisecond)
 		}
 	}
+}
+
+// pushOrPut pushes t with PushWait, returning it to the pool if it could not.
+func pushOrPut(ctx context.Context, q *Queue, t *task.Task) error {
+	err := PushWait(ctx, q, t)
+	if err != nil {
+		task.Put(t)
+	}
+	return err
 }
 
 // Stats is a snapshot of a loop's counters.

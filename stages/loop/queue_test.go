@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -182,4 +183,36 @@ func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestPushWaitWaitsOutAFullQueue: PushWait waits while the queue is full and pushes once the
+// consumer makes room; when ctx ends first, or the queue is closed, it returns with the task
+// still the caller's.
+func TestPushWaitWaitsOutAFullQueue(t *testing.T) {
+	q := newTestQueue(t, "q", 2)
+	t.Cleanup(func() { q.closeFD() })
+	require.NoError(t, q.Push(task.Get()))
+	require.NoError(t, q.Push(task.Get()))
+
+	mine := task.Get()
+	mine.ReqID = 7
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, PushWait(ctx, q, mine), context.Canceled)
+	assert.Equal(t, uint64(7), mine.ReqID, "not returned to the pool")
+
+	pushed := make(chan error, 1)
+	go func() { pushed <- PushWait(context.Background(), q, mine) }()
+	task.Put(q.pop()) // room for one
+	select {
+	case err := <-pushed:
+		require.NoError(t, err)
+	case <-time.After(testTimeout):
+		t.Fatal("PushWait did not push once there was room")
+	}
+	task.Put(q.pop())
+	assert.Same(t, mine, q.pop())
+
+	require.NoError(t, q.Close(context.Background()))
+	assert.ErrorIs(t, PushWait(context.Background(), q, mine), ErrQueueClosed)
 }

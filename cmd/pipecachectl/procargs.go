@@ -1,4 +1,4 @@
-package processor
+package main
 
 import (
 	"errors"
@@ -7,10 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pipecache/pipecache/processor"
 )
 
-// A text form of the built-ins' arguments and results, for command-line tools
-// (pipecachectl exec KEY PROC ARGS...). The words are PROCESSORS.md's sub-command names:
+// The text form of the built-ins' arguments and results that exec KEY PROC ARGS... takes and
+// prints, over package processor's argument builders and result decoders. The words are
+// PROCESSORS.md's sub-command names:
 //
 //	hash  set F V [F V...] | get F... | del F... | getall | len
 //	list  lpush CAP E... | rpush CAP E... | range START STOP | trim START STOP | len
@@ -19,12 +22,12 @@ import (
 //
 // A zset range bound may be -inf or +inf, and "(" before it makes it exclusive, as in Redis.
 
-// ErrUnknownProcessor is returned by ParseArgs and FormatResult for a processor that is not a
+// errNotBuiltin is returned by parseArgs and formatResult for a processor that is not a
 // built-in.
-var ErrUnknownProcessor = errors.New("processor: not a built-in")
+var errNotBuiltin = errors.New("not a built-in processor")
 
-// ParseArgs encodes the text form of a built-in's arguments.
-func ParseArgs(proc string, words []string) ([]byte, error) {
+// parseArgs encodes the text form of a built-in's arguments.
+func parseArgs(proc string, words []string) ([]byte, error) {
 	if len(words) == 0 {
 		return nil, badArgs("no sub-command")
 	}
@@ -37,7 +40,7 @@ func ParseArgs(proc string, words []string) ([]byte, error) {
 	case "zset":
 		parse = parseZSetText
 	default:
-		return nil, fmt.Errorf("%w: %q", ErrUnknownProcessor, proc)
+		return nil, fmt.Errorf("%w: %q", errNotBuiltin, proc)
 	}
 	return parse(strings.ToLower(words[0]), words[1:])
 }
@@ -55,27 +58,27 @@ func parseHashText(cmd string, w []string) ([]byte, error) {
 		if len(w) == 0 || len(w)%2 != 0 {
 			return nil, badArgs("set takes FIELD VALUE pairs")
 		}
-		var fs []Field
+		var fs []processor.Field
 		for i := 0; i < len(w); i += 2 {
-			fs = append(fs, Field{w[i], []byte(w[i+1])})
+			fs = append(fs, processor.Field{Name: w[i], Value: []byte(w[i+1])})
 		}
-		return HashSetArgs(fs...), nil
+		return processor.HashSetArgs(fs...), nil
 	case "get", "del":
 		if len(w) == 0 {
 			return nil, badArgs("%s takes FIELD...", cmd)
 		}
 		if cmd == "get" {
-			return HashGetArgs(w...), nil
+			return processor.HashGetArgs(w...), nil
 		}
-		return HashDelArgs(w...), nil
+		return processor.HashDelArgs(w...), nil
 	case "getall", "len":
 		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
 			return nil, err
 		}
 		if cmd == "len" {
-			return HashLenArgs(), nil
+			return processor.HashLenArgs(), nil
 		}
-		return HashGetAllArgs(), nil
+		return processor.HashGetAllArgs(), nil
 	}
 	return nil, badArgs("hash has no sub-command %q (set, get, del, getall, len)", cmd)
 }
@@ -94,7 +97,7 @@ func parseListText(cmd string, w []string) ([]byte, error) {
 		for i, e := range w[1:] {
 			es[i] = []byte(e)
 		}
-		return ListPushArgs(cmd == "lpush", capacity, es...), nil
+		return processor.ListPushArgs(cmd == "lpush", capacity, es...), nil
 	case "range", "trim":
 		if err := wantWords(cmd, w, 2, "START STOP"); err != nil {
 			return nil, err
@@ -105,14 +108,14 @@ func parseListText(cmd string, w []string) ([]byte, error) {
 			return nil, badArgs("%s: START and STOP are integers", cmd)
 		}
 		if cmd == "range" {
-			return ListRangeArgs(start, stop), nil
+			return processor.ListRangeArgs(start, stop), nil
 		}
-		return ListTrimArgs(start, stop), nil
+		return processor.ListTrimArgs(start, stop), nil
 	case "len":
 		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
 			return nil, err
 		}
-		return ListLenArgs(), nil
+		return processor.ListLenArgs(), nil
 	}
 	return nil, badArgs("list has no sub-command %q (lpush, rpush, range, trim, len)", cmd)
 }
@@ -129,12 +132,12 @@ func parseZSetText(cmd string, w []string) ([]byte, error) {
 		if err != nil {
 			return nil, badArgs("delta %q: %v", w[0], err)
 		}
-		return ZIncrArgs(w[1], d), nil
+		return processor.ZIncrArgs(w[1], d), nil
 	case "rank", "revrank":
 		if err := wantWords(cmd, w, 1, "MEMBER"); err != nil {
 			return nil, err
 		}
-		return ZRankArgs(w[0], cmd == "revrank"), nil
+		return processor.ZRankArgs(w[0], cmd == "revrank"), nil
 	case "top":
 		if err := wantWords(cmd, w, 1, "N"); err != nil {
 			return nil, err
@@ -143,19 +146,19 @@ func parseZSetText(cmd string, w []string) ([]byte, error) {
 		if err != nil {
 			return nil, badArgs("top %q: %v", w[0], err)
 		}
-		return ZTopArgs(n), nil
+		return processor.ZTopArgs(n), nil
 	case "range":
 		return parseZRangeText(w)
 	case "rem":
 		if len(w) == 0 {
 			return nil, badArgs("rem takes MEMBER...")
 		}
-		return ZRemArgs(w...), nil
+		return processor.ZRemArgs(w...), nil
 	case "card":
 		if err := wantWords(cmd, w, 0, "nothing"); err != nil {
 			return nil, err
 		}
-		return ZCardArgs(), nil
+		return processor.ZCardArgs(), nil
 	}
 	return nil, badArgs("zset has no sub-command %q (add, incr, rank, revrank, top, range, rem, card)", cmd)
 }
@@ -163,7 +166,7 @@ func parseZSetText(cmd string, w []string) ([]byte, error) {
 func parseZAddText(w []string) ([]byte, error) {
 	var flags byte
 	for len(w) > 2 {
-		f, ok := map[string]byte{"nx": ZAddNX, "xx": ZAddXX, "gt": ZAddGT, "lt": ZAddLT}[strings.ToLower(w[0])]
+		f, ok := map[string]byte{"nx": processor.ZAddNX, "xx": processor.ZAddXX, "gt": processor.ZAddGT, "lt": processor.ZAddLT}[strings.ToLower(w[0])]
 		if !ok {
 			return nil, badArgs("add: %q is not nx, xx, gt or lt", w[0])
 		}
@@ -177,7 +180,7 @@ func parseZAddText(w []string) ([]byte, error) {
 	if err != nil {
 		return nil, badArgs("score %q: %v", w[0], err)
 	}
-	return ZAddArgs(w[1], s, flags), nil
+	return processor.ZAddArgs(w[1], s, flags), nil
 }
 
 func parseZRangeText(w []string) ([]byte, error) {
@@ -191,14 +194,14 @@ func parseZRangeText(w []string) ([]byte, error) {
 	}
 	var flags byte
 	if exLo {
-		flags |= ZRangeMinExclusive
+		flags |= processor.ZRangeMinExclusive
 	}
 	if exHi {
-		flags |= ZRangeMaxExclusive
+		flags |= processor.ZRangeMaxExclusive
 	}
 	w = w[2:]
 	if len(w) > 0 && strings.EqualFold(w[0], "desc") {
-		flags |= ZRangeDescending
+		flags |= processor.ZRangeDescending
 		w = w[1:]
 	}
 	var offset, limit uint64
@@ -213,7 +216,7 @@ func parseZRangeText(w []string) ([]byte, error) {
 			return nil, badArgs("range: OFFSET and COUNT are unsigned integers")
 		}
 	}
-	return ZRangeArgs(lo, hi, flags, offset, limit), nil
+	return processor.ZRangeArgs(lo, hi, flags, offset, limit), nil
 }
 
 func parseBound(s string) (float64, bool, error) {
@@ -225,15 +228,15 @@ func parseBound(s string) (float64, bool, error) {
 	return f, exclusive, err
 }
 
-// FormatResult renders the result of a built-in's call, whose arguments were args, as text:
+// formatResult renders the result of a built-in's call, whose arguments were args, as text:
 // one line per item.
-func FormatResult(proc string, args, result []byte) (string, error) {
+func formatResult(proc string, args, result []byte) (string, error) {
 	if len(args) == 0 {
 		return "", badArgs("no sub-command")
 	}
 	shape, ok := resultShapes[shapeKey{proc, args[0]}]
 	if !ok {
-		return "", fmt.Errorf("%w: %q sub-command %q", ErrUnknownProcessor, proc, args[0])
+		return "", fmt.Errorf("%w: %q sub-command %q", errNotBuiltin, proc, args[0])
 	}
 	return shape(result)
 }
@@ -244,25 +247,25 @@ type shapeKey struct {
 }
 
 var resultShapes = map[shapeKey]func([]byte) (string, error){
-	{"hash", HashCmdSet}: formatCount, {"hash", HashCmdDel}: formatCount, {"hash", HashCmdLen}: formatCount,
-	{"hash", HashCmdGet}: formatOptionals, {"hash", HashCmdGetAll}: formatFields,
-	{"list", ListCmdPushLeft}: formatCount, {"list", ListCmdPushRight}: formatCount,
-	{"list", ListCmdTrim}: formatCount, {"list", ListCmdLen}: formatCount, {"list", ListCmdRange}: formatElements,
-	{"zset", ZSetCmdAdd}: formatScore, {"zset", ZSetCmdIncr}: formatScore, {"zset", ZSetCmdRank}: formatRank,
-	{"zset", ZSetCmdTop}: formatMembers, {"zset", ZSetCmdRange}: formatMembers,
-	{"zset", ZSetCmdRem}: formatCount, {"zset", ZSetCmdCard}: formatCount,
+	{"hash", processor.HashCmdSet}: formatCount, {"hash", processor.HashCmdDel}: formatCount, {"hash", processor.HashCmdLen}: formatCount,
+	{"hash", processor.HashCmdGet}: formatOptionals, {"hash", processor.HashCmdGetAll}: formatFields,
+	{"list", processor.ListCmdPushLeft}: formatCount, {"list", processor.ListCmdPushRight}: formatCount,
+	{"list", processor.ListCmdTrim}: formatCount, {"list", processor.ListCmdLen}: formatCount, {"list", processor.ListCmdRange}: formatElements,
+	{"zset", processor.ZSetCmdAdd}: formatScore, {"zset", processor.ZSetCmdIncr}: formatScore, {"zset", processor.ZSetCmdRank}: formatRank,
+	{"zset", processor.ZSetCmdTop}: formatMembers, {"zset", processor.ZSetCmdRange}: formatMembers,
+	{"zset", processor.ZSetCmdRem}: formatCount, {"zset", processor.ZSetCmdCard}: formatCount,
 }
 
-// text quotes b (as a Go string) unless it is printable UTF-8 without spaces.
-func text(b []byte) string {
+// quoteText quotes b (as a Go string) unless it is printable UTF-8 without spaces.
+func quoteText(b []byte) string {
 	s := string(b)
-	if s != "" && utf8.ValidString(s) && !strings.Contains(s, " ") && isPrintable(s) {
+	if s != "" && utf8.ValidString(s) && !strings.Contains(s, " ") && isPrintableText(s) {
 		return s
 	}
 	return strconv.Quote(s)
 }
 
-func isPrintable(s string) bool {
+func isPrintableText(s string) bool {
 	for _, r := range s {
 		if !strconv.IsPrint(r) {
 			return false
@@ -272,7 +275,7 @@ func isPrintable(s string) bool {
 }
 
 func formatCount(res []byte) (string, error) {
-	n, err := DecodeCount(res)
+	n, err := processor.DecodeCount(res)
 	return line(fmt.Sprintf("(integer) %d", n), err)
 }
 
@@ -285,55 +288,55 @@ func line(s string, err error) (string, error) {
 }
 
 func formatOptionals(res []byte) (string, error) {
-	os, err := DecodeOptionals(res)
+	os, err := processor.DecodeOptionals(res)
 	lines := make([]string, len(os))
 	for i, o := range os {
 		lines[i] = "(nil)"
 		if o.Found {
-			lines[i] = text(o.Value)
+			lines[i] = quoteText(o.Value)
 		}
 	}
 	return lines2(lines, err)
 }
 
 func formatFields(res []byte) (string, error) {
-	fs, err := DecodeFields(res)
+	fs, err := processor.DecodeFields(res)
 	lines := make([]string, len(fs))
 	for i, f := range fs {
-		lines[i] = text([]byte(f.Name)) + " " + text(f.Value)
+		lines[i] = quoteText([]byte(f.Name)) + " " + quoteText(f.Value)
 	}
 	return lines2(lines, err)
 }
 
 func formatElements(res []byte) (string, error) {
-	es, err := DecodeElements(res)
+	es, err := processor.DecodeElements(res)
 	lines := make([]string, len(es))
 	for i, e := range es {
-		lines[i] = text(e)
+		lines[i] = quoteText(e)
 	}
 	return lines2(lines, err)
 }
 
 func formatMembers(res []byte) (string, error) {
-	ms, err := DecodeMembers(res)
+	ms, err := processor.DecodeMembers(res)
 	lines := make([]string, len(ms))
 	for i, m := range ms {
-		lines[i] = text([]byte(m.Name)) + " " + strconv.FormatFloat(m.Score, 'g', -1, 64)
+		lines[i] = quoteText([]byte(m.Name)) + " " + strconv.FormatFloat(m.Score, 'g', -1, 64)
 	}
 	return lines2(lines, err)
 }
 
 func formatScore(res []byte) (string, error) {
-	s, err := DecodeScore(res)
-	status := [...]string{"unchanged", "added", "updated", "absent"}[min(s.Status, ZAbsent)]
-	if s.Status == ZAbsent {
+	s, err := processor.DecodeScore(res)
+	status := [...]string{"unchanged", "added", "updated", "absent"}[min(s.Status, processor.ZAbsent)]
+	if s.Status == processor.ZAbsent {
 		return line(status, err)
 	}
 	return line(status+" "+strconv.FormatFloat(s.Score, 'g', -1, 64), err)
 }
 
 func formatRank(res []byte) (string, error) {
-	r, err := DecodeRank(res)
+	r, err := processor.DecodeRank(res)
 	if !r.Found {
 		return line("(nil)", err)
 	}
@@ -348,4 +351,9 @@ func lines2(lines []string, err error) (string, error) {
 		return "(empty)", nil
 	}
 	return strings.Join(lines, "\n"), nil
+}
+
+// badArgs is a processor.ErrBadArgs saying what was wrong.
+func badArgs(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", processor.ErrBadArgs, fmt.Sprintf(format, args...))
 }
