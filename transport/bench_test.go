@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -31,7 +31,8 @@ type benchPeer struct {
 	sock  *net.UDPConn
 	to    netip.AddrPort
 	k     *kcp.KCP
-	crypt *crypter
+	block kcp.BlockCrypt
+	seal  *dgram.Sealer
 	sbuf  []byte
 	rbuf  []byte
 	in    wire.Splitter
@@ -41,23 +42,23 @@ func newBenchPeer(tb testing.TB, to netip.AddrPort, conv uint32, block kcp.Block
 	sock, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { sock.Close() })
-	p := &benchPeer{tb: tb, sock: sock, to: to, crypt: newCrypter(block),
-		sbuf: make([]byte, maxDatagram), rbuf: make([]byte, maxDatagram)}
+	p := &benchPeer{tb: tb, sock: sock, to: to, block: block, seal: dgram.NewSealer(block),
+		sbuf: make([]byte, dgram.MaxDatagram), rbuf: make([]byte, dgram.MaxDatagram)}
 	p.k = kcp.NewKCP(conv, func(b []byte, n int) {
-		if _, err := sock.WriteToUDPAddrPort(p.sbuf[:p.crypt.seal(p.sbuf, b[:n])], to); err != nil {
+		if _, err := sock.WriteToUDPAddrPort(p.sbuf[:p.seal.Seal(p.sbuf, b[:n], nil)], to); err != nil {
 			tb.Fatal(err)
 		}
 	})
 	p.k.NoDelay(1, 10, 2, 1)
 	p.k.WndSize(256, 256)
-	p.k.SetMtu(1400 - p.crypt.overhead())
+	p.k.SetMtu(1400 - dgram.Overhead(block))
 	return p
 }
 
 // request sends a frame (with the ACK of the last reply).
 func (p *benchPeer) request(frame []byte) {
 	p.k.Send(frame)
-	kcpshim.Flush(p.k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 }
 
 // reply reads datagrams until a whole frame has arrived.
@@ -66,7 +67,7 @@ func (p *benchPeer) reply() {
 		require.NoError(p.tb, p.sock.SetReadDeadline(time.Now().Add(time.Minute)))
 		n, err := p.sock.Read(p.rbuf)
 		require.NoError(p.tb, err)
-		data, ok := p.crypt.open(p.rbuf[:n])
+		data, ok := dgram.Open(p.block, p.rbuf[:n])
 		require.True(p.tb, ok)
 		p.k.Input(data, kcp.IKCP_PACKET_REGULAR, false)
 		for size := p.k.PeekSize(); size >= 0; size = p.k.PeekSize() {
