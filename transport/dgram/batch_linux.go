@@ -11,10 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxDatagram is the largest datagram a RecvBatch takes whole (a larger one is truncated, and
-// dropped) and a SendBatch queues: larger than any MTU pipecache uses.
-const MaxDatagram = 2048
-
 // mmsghdr is struct mmsghdr from <sys/socket.h>: x/sys has the syscall numbers for
 // recvmmsg/sendmmsg but neither the type nor wrappers.
 type mmsghdr struct {

@@ -16,8 +16,9 @@ func TestFlushShim(t *testing.T) {
 	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
 	k.NoDelay(1, 10, 2, 1)
 	k.Send([]byte("hello"))
-	Flush(k, kcp.IKCP_FLUSH_FULL)
+	next := Flush(k, kcp.IKCP_FLUSH_FULL)
 	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
+	assert.LessOrEqual(t, next, uint32(10), "flush returns the next check, at most the interval")
 }
 
 // TestLayout fails if kcp-go's fields that Save and Reuse use have changed.

@@ -6,6 +6,10 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 )
 
+// MaxDatagram is the largest datagram a RecvBatch takes whole (a larger one is truncated, and
+// dropped) and a SendBatch queues: larger than any MTU pipecache uses.
+const MaxDatagram = 2048
+
 // OnlyACKs reports whether a KCP datagram holds nothing but ACK segments (at least one), and
 // is well formed. Both sides hold such a datagram back, to ride in front of the next one the
 // conversation sends (transport's acks.go, client/kcpnet's Conn.output): without that, kcp-go,
