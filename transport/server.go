@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -110,7 +109,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.IdleTimeout, 60*time.Second)
 	defDur(&c.PendingTTL, 5*time.Second)
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 

@@ -2,7 +2,6 @@ package kcpnet
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -73,7 +72,7 @@ func (c *Config) setDefaults() {
 		c.AckDelay = c.Interval
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
