@@ -30,13 +30,7 @@ func TestHelloFrames(t *testing.T) {
 		frame = frame[4:]
 		assert.GreaterOrEqual(t, len(frame), tc.size)
 		assert.Less(t, len(frame), max(tc.size, 80)+padOverhead)
-		var sp Splitter
-		sp.Write(frame)
-		body, err := sp.Next()
-		require.NoError(t, err)
-		var got Header
-		value, err := Decode(body, &got)
-		require.NoError(t, err)
+		got, value := readFrame(t, frame)
 		assert.Equal(t, task.OpHello, got.Op)
 		assert.Equal(t, uint64(7), got.ID)
 		var r HelloRequest
