@@ -3,7 +3,6 @@ package bench
 import (
 	"encoding/json"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,40 +104,6 @@ func byCode(counts *[maxCode + 1]atomic.Int64) map[string]int64 {
 	return m
 }
 
-// idleHello is the hello's JSON value (PROTOCOL.md), and idleHelloReply its reply's.
-type idleHello struct {
-	Name        string `json:"name"`
-	Token       string `json:"token,omitempty"`
-	HeartbeatMs int64  `json:"heartbeat_ms"`
-	Resume      string `json:"resume,omitempty"`
-	Pad         string `json:"pad,omitempty"` // ignored by the server: makes the frame HelloSize long
-}
-
-type idleHelloReply struct {
-	Session     uint64 `json:"session"`
-	Resume      string `json:"resume"`
-	Resumed     bool   `json:"resumed"`
-	HeartbeatMs int64  `json:"heartbeat_ms"`
-}
-
-// padOverhead is what a non-empty pad field adds to the JSON besides its characters.
-var padOverhead = len(`,"pad":""`)
-
-// appendHello appends a hello frame with request id id, padded to at least size bytes (and
-// fewer than size+padOverhead).
-func appendHello(dst []byte, id uint64, h idleHello, size int) []byte {
-	h.Pad = ""
-	hdr := wire.Header{V: wire.Version, Op: task.OpHello, ID: id}
-	value, _ := json.Marshal(h) // strings and integers: cannot fail
-	frame, _ := wire.AppendFrame(dst, &hdr, value)
-	if need := size - (len(frame) - len(dst)); need > 0 {
-		h.Pad = strings.Repeat(".", max(1, need-padOverhead))
-		value, _ = json.Marshal(h)
-		frame, _ = wire.AppendFrame(dst, &hdr, value)
-	}
-	return frame
-}
-
 // appendRequest appends a frame of op (no key, no value) with request id id.
 func appendRequest(dst []byte, op task.Op, id uint64) []byte {
 	frame, _ := wire.AppendFrame(dst, &wire.Header{V: wire.Version, Op: op, ID: id}, nil)
@@ -150,8 +115,11 @@ func appendRequest(dst []byte, op task.Op, id uint64) []byte {
 func (r *Idle) sendHello(s *idleSession, c *kcpnet.Conn, buf *[]byte) {
 	s.reqID++
 	s.helloID, s.at, s.resuming, s.state = s.reqID, r.now(), s.resume != "", stHello
-	*buf = appendHello((*buf)[:0], s.helloID, idleHello{Name: idleName, Token: r.cfg.Token,
-		HeartbeatMs: r.cfg.Heartbeat.Milliseconds(), Resume: s.resume}, r.cfg.HelloSize)
+	hello := wire.HelloRequest{Name: idleName, Token: r.cfg.Token, HeartbeatMs: r.cfg.Heartbeat.Milliseconds(),
+		Resume: s.resume}
+	// Cannot fail: HelloSize is within the framing's limits (IdleConfig's check).
+	*buf, _ = wire.AppendHello((*buf)[:0], &wire.Header{V: wire.Version, Op: task.OpHello, ID: s.helloID}, hello,
+		r.cfg.HelloSize)
 	r.c.hellos.Add(1)
 	r.waitHello(s, s.helloID, s.at)
 	r.send(c, *buf)
@@ -221,7 +189,7 @@ func (r *Idle) helloReply(s *idleSession, c *kcpnet.Conn, h *wire.Header, value 
 	r.record(r.hist.hello, nil, r.now()-s.at)
 	switch {
 	case h.Code == task.CodeOK:
-		var rep idleHelloReply
+		var rep wire.HelloReply
 		if err := json.Unmarshal(value, &rep); err != nil || rep.Session == 0 || rep.Resume == "" {
 			r.c.helloFail[codeIndex(task.CodeInternal)].Add(1) // a reply we cannot use
 			r.drop(s, true)
@@ -244,7 +212,7 @@ func (r *Idle) helloReply(s *idleSession, c *kcpnet.Conn, h *wire.Header, value 
 }
 
 // established makes s live after its hello succeeded. Caller holds s.mu.
-func (r *Idle) established(s *idleSession, rep *idleHelloReply) {
+func (r *Idle) established(s *idleSession, rep *wire.HelloReply) {
 	same := s.resuming && rep.Resumed && rep.Session == s.id
 	switch {
 	case same:

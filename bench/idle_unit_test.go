@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -79,39 +78,6 @@ func FuzzParseSourceIPs(f *testing.F) {
 			seen[a] = true
 		}
 	})
-}
-
-// TestHelloFrames: hellos are padded to the size asked (at least wire.MinHello, as the server
-// requires), carry what the session has, and read back as a hello.
-func TestHelloFrames(t *testing.T) {
-	for _, tc := range []struct {
-		size int
-		h    idleHello
-	}{
-		{wire.MinHello, idleHello{Name: idleName, HeartbeatMs: 30000}},
-		{defaultHelloSize, idleHello{Name: idleName, HeartbeatMs: 30000}},
-		{defaultHelloSize, idleHello{Name: idleName, Token: `s3"cret`, HeartbeatMs: 1000, Resume: strings.Repeat("ab", 16)}},
-		{maxHelloSize, idleHello{Name: idleName}},
-		{10, idleHello{Name: idleName, HeartbeatMs: 5}}, // already longer: not padded
-	} {
-		frame := appendHello([]byte("junk"), 7, tc.h, tc.size)
-		require.Equal(t, "junk", string(frame[:4]), "appended, not overwritten")
-		frame = frame[4:]
-		assert.GreaterOrEqual(t, len(frame), tc.size)
-		assert.Less(t, len(frame), max(tc.size, 80)+padOverhead)
-		var sp wire.Splitter
-		sp.Write(frame)
-		body, err := sp.Next()
-		require.NoError(t, err)
-		var h wire.Header
-		value, err := wire.Decode(body, &h)
-		require.NoError(t, err)
-		assert.Equal(t, task.OpHello, h.Op)
-		assert.Equal(t, uint64(7), h.ID)
-		var got idleHello
-		require.NoError(t, json.Unmarshal(value, &got))
-		assert.Equal(t, tc.h, idleHello{Name: got.Name, Token: got.Token, HeartbeatMs: got.HeartbeatMs, Resume: got.Resume})
-	}
 }
 
 // TestBeatRangeCoversEverySessionOnce: over one cycle's slots, every session beats exactly

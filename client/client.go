@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,13 +287,13 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 		req.LastSeq = c.lastSeq
 		c.subMu.Unlock()
 	}
-	body := encodeHello(req)
+	body := wire.HelloValue(req, helloValueSize)
 	sent := time.Now().UnixNano()
 	r, err := c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	if err != nil && req.Resume != "" && errors.Is(err, ErrUnauthorized) {
 		c.resume.Store(nil) // the session expired meanwhile: start a new one
 		req.Resume = ""
-		body = encodeHello(req)
+		body = wire.HelloValue(req, helloValueSize)
 		r, err = c.doOn(ctx, s, &wire.Header{Op: task.OpHello}, body)
 	}
 	switch {
@@ -332,22 +331,12 @@ func (c *Client) hello(ctx context.Context, s *session) error {
 	return nil
 }
 
-// helloSize is how long the SDK makes its hello frames: well over wire.MinHello, so that the
-// server's anti-amplification limit (three times what a pending conversation sent) leaves room
-// for several resends of the reply when datagrams are lost, as QUIC pads its first packets.
-const helloSize = 1000
-
-// encode returns the hello's JSON value, padded so that its frame is about helloSize bytes (the
-// frame's header adds at least 30).
-func encodeHello(r wire.HelloRequest) []byte {
-	r.Pad = ""
-	b, _ := json.Marshal(r)
-	if need := helloSize - 30 - len(b); need > 0 {
-		r.Pad = strings.Repeat(".", need+len(`,"pad":""`))
-		b, _ = json.Marshal(r)
-	}
-	return b
-}
+// helloValueSize is how long the SDK makes its hellos' values, so that their frames are about
+// 1000 bytes (the header's ID is chosen when the frame is sent; with the length prefix it adds
+// about 30): well over wire.MinHello, so that the server's anti-amplification limit (three
+// times what a pending conversation sent) leaves room for several resends of the reply when
+// datagrams are lost, as QUIC pads its first packets.
+const helloValueSize = 1000 - 30
 
 // Session returns the server's id for this client's session (0 before one is open).
 func (c *Client) Session() uint64 { return c.session.Load() }

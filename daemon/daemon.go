@@ -42,7 +42,7 @@ type Config struct {
 	// them, CachePrc bounds what a processor writes and returns. Defaults 250 bytes and 1 MiB.
 	MaxKey, MaxValue int
 	// CryptKey, if set, is the pre-shared AES key (16, 24 or 32 bytes) every datagram is
-	// encrypted with (transport/crypt.go); clients need the same key.
+	// encrypted with (transport/dgram/crypt.go); clients need the same key.
 	CryptKey []byte
 	// Processors are the processors exec may run (package processor): a custom daemon
 	// registers its own into a registry and passes it here. nil: processor.Default() (the

@@ -1,10 +1,6 @@
 package transport
 
-import (
-	"encoding/binary"
-
-	"github.com/xtaci/kcp-go/v5"
-)
+import "github.com/pipecache/pipecache/transport/dgram"
 
 // ACKs that wait for the reply. A client's request arrives in a datagram whose segments also
 // acknowledge the server's last reply, so kcp-go's Input flushes at once and would send the ACK
@@ -20,7 +16,7 @@ import (
 // it did.
 func (c *Conn) holdAck(data []byte) bool {
 	s := c.srv
-	if s.holding != c || s.cfg.AckDelay < 0 || !onlyACKs(data) || len(c.heldAck)+len(data) > s.kcpMTU {
+	if s.holding != c || s.cfg.AckDelay < 0 || !dgram.OnlyACKs(data) || len(c.heldAck)+len(data) > s.kcpMTU {
 		return false
 	}
 	c.heldAck = append(c.heldAck, data...)
@@ -64,22 +60,4 @@ func (c *Conn) sendHeldAck() {
 func (c *Conn) onAckTimer() {
 	c.sendHeldAck()
 	c.compact()
-}
-
-// onlyACKs reports whether a datagram holds nothing but well-formed ACK segments.
-func onlyACKs(data []byte) bool {
-	if len(data) < kcp.IKCP_OVERHEAD {
-		return false
-	}
-	for len(data) > 0 {
-		if len(data) < kcp.IKCP_OVERHEAD || data[4] != kcp.IKCP_CMD_ACK {
-			return false
-		}
-		n := binary.LittleEndian.Uint32(data[20:24])
-		if int64(n) > int64(len(data)-kcp.IKCP_OVERHEAD) {
-			return false
-		}
-		data = data[kcp.IKCP_OVERHEAD+int(n):]
-	}
-	return true
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -166,7 +167,7 @@ func (a *admission) leave(c *Conn) {
 // allowOut reports whether a datagram of size bytes may go to the pending conversation c, and
 // counts it if so.
 func (a *admission) allowOut(c *Conn, size int) bool {
-	size += a.srv.crypt.overhead() // bytes on the wire, as bytesIn counts them
+	size += dgram.Overhead(a.srv.crypt) // bytes on the wire, as bytesIn counts them
 	if c.bytesOut+uint64(size) > Amplification*c.bytesIn {
 		a.srv.stats.ampDropped.Add(1)
 		return false

@@ -13,7 +13,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/task"
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -284,7 +284,7 @@ func TestACKWaitsForTheReply(t *testing.T) {
 	client.NoDelay(1, 10, 2, 1)
 	send := func() {
 		client.Send(frame)
-		kcpshim.Flush(client, kcp.IKCP_FLUSH_FULL)
+		dgram.Flush(client, kcp.IKCP_FLUSH_FULL)
 	}
 	send()
 	require.Len(t, rec.frames, 1)

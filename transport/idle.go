@@ -5,7 +5,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 )
 
 // Idle compaction (issue #16). Most conversations of a game or social server are idle most of
@@ -13,7 +13,7 @@ import (
 // (three rings of segments and a flush buffer), and the frame splitter's and held ACKs' buffers
 // a few KB more, whatever the traffic. So an established conversation with nothing in flight,
 // nothing to read, nothing half-received and no ACK waiting gives its engine (KCP and buffers)
-// back to the server's spares, and keeps only kcpshim.State: six words. When it has something
+// back to the server's spares, and keeps only dgram.State: six words. When it has something
 // to do again (a datagram arrives, a reply or push is sent) it takes a spare engine and
 // restores its state into it: 17 ns, no allocation (BenchmarkSaveRestore).
 //
@@ -45,7 +45,7 @@ func (c *Conn) compact() bool {
 	if !c.established || c.closed || s.cfg.NoCompaction || len(c.heldAck) > 0 || c.in.Buffered() > 0 {
 		return false
 	}
-	st, ok := kcpshim.Save(c.kcp)
+	st, ok := dgram.Save(c.kcp)
 	if !ok {
 		return false
 	}
@@ -78,7 +78,7 @@ func (c *Conn) engine() *kcp.KCP {
 	} else {
 		e.kcp = s.newKCP(c.key.conv, c.out, s.cfg.Window)
 	}
-	kcpshim.Restore(e.kcp, c.key.conv, c.out, c.saved)
+	dgram.Restore(e.kcp, c.key.conv, c.out, c.saved)
 	c.kcp, c.heldAck = e.kcp, e.ack
 	c.in.Attach(e.in)
 	s.stats.idle.Add(-1)
@@ -100,5 +100,5 @@ func (c *Conn) rto() uint32 {
 	if c.kcp == nil {
 		return c.saved.RTO
 	}
-	return kcpshim.RTO(c.kcp)
+	return dgram.RTO(c.kcp)
 }

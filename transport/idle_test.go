@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -51,7 +51,7 @@ func newKCPPeer(t testing.TB, s *Server, l *testLoop, conv uint32) *kcpPeer {
 // send sends a frame and lets the server's iteration end.
 func (p *kcpPeer) send(frame []byte) {
 	p.k.Send(frame)
-	kcpshim.Flush(p.k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 	p.l.ready.Run()
 }
 
@@ -81,7 +81,7 @@ func (p *kcpPeer) receive(want int) [][]byte {
 			frames = append(frames, append([]byte(nil), body...))
 		}
 	}
-	kcpshim.Flush(p.k, kcp.IKCP_FLUSH_FULL) // the ACKs
+	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL) // the ACKs
 	p.l.ready.Run()
 	return frames
 }
@@ -154,7 +154,7 @@ func TestConversationWithSomethingPendingIsNotCompact(t *testing.T) {
 	require.NoError(t, err)
 	p.keep = true
 	p.k.Send(big)
-	kcpshim.Flush(p.k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 	p.keep = false
 	require.Len(t, p.hold, 2)
 	s.input(p.hold[1], p.from)
@@ -169,7 +169,7 @@ func TestConversationWithSomethingPendingIsNotCompact(t *testing.T) {
 	// A partial frame: its first segment only.
 	p.keep, p.hold = true, nil
 	p.k.Send(big)
-	kcpshim.Flush(p.k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 	p.keep = false
 	s.input(p.hold[0], p.from)
 	l.ready.Run()

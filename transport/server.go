@@ -4,9 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -55,8 +56,9 @@ type Config struct {
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
 	Logger       *slog.Logger
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
-	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; crypt.go).
-	// Datagrams that do not decrypt are dropped and counted as malformed.
+	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; see
+	// transport/dgram). Datagrams that do not decrypt are dropped and counted as malformed.
+	// An AEAD crypt (kcp.NewAESGCMCrypt) is refused: its datagrams are framed otherwise.
 	Crypt kcp.BlockCrypt
 	// NoCompaction keeps every conversation's KCP and buffers while it is idle (idle.go): a
 	// kill switch.
@@ -107,7 +109,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.IdleTimeout, 60*time.Second)
 	defDur(&c.PendingTTL, 5*time.Second)
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
@@ -149,7 +151,10 @@ type Stats struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	io      *batchConn
+	sock    dgram.Socket
+	rb      *dgram.RecvBatch
+	sb      *dgram.SendBatch // the datagrams of this iteration, sealed
+	crypt   kcp.BlockCrypt   // Config.Crypt: opens what rb receives (sb seals)
 	loop    Loop
 	handler Handler
 
@@ -163,10 +168,9 @@ type Server struct {
 	wantOut   bool // EPOLLOUT armed
 	stats     counters
 	closed    bool
-	stopped   bool // StopReading was called
-	frameRoom int  // bytes of frame payload per KCP segment
-	kcpMTU    int  // KCP's MTU: the datagram's, less the encryption header
-	crypt     *crypter
+	stopped   bool     // StopReading was called
+	frameRoom int      // bytes of frame payload per KCP segment
+	kcpMTU    int      // KCP's MTU: the datagram's, less the encryption header
 	holding   *Conn    // the conversation whose ACK-only output may be held now (acks.go)
 	spares    []engine // engines given back by idle conversations (idle.go)
 }
@@ -174,33 +178,50 @@ type Server struct {
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
 func NewServer(cfg Config, h Handler) (*Server, error) {
 	cfg.setDefaults()
-	if cfg.MTU < 256 || cfg.MTU > maxDatagram {
-		return nil, fmt.Errorf("transport: MTU %d out of range [256, %d]", cfg.MTU, maxDatagram)
+	if cfg.MTU < 256 || cfg.MTU > dgram.MaxDatagram {
+		return nil, fmt.Errorf("transport: MTU %d out of range [256, %d]", cfg.MTU, dgram.MaxDatagram)
 	}
-	bc, err := listenUDP(cfg.Addr, cfg.ReusePort, cfg.SocketBuffer, cfg.Batch)
+	if err := dgram.CheckCrypt(cfg.Crypt); err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	sock, err := listen(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, io: bc, handler: h,
+		cfg: cfg, log: cfg.Logger, sock: sock, handler: h,
+		rb: dgram.NewRecvBatch(cfg.Batch), sb: dgram.NewSendBatch(sock.FD, sock.Family, cfg.Batch, cfg.Crypt),
 		conns: make(map[convKey]*Conn), byID: make(map[uint64]*Conn),
-		crypt: newCrypter(cfg.Crypt),
+		crypt: cfg.Crypt,
 	}
-	s.kcpMTU = cfg.MTU - s.crypt.overhead() // datagrams stay within the MTU, nonce and CRC included
+	s.kcpMTU = cfg.MTU - dgram.Overhead(cfg.Crypt) // datagrams stay within the MTU, nonce and CRC included
 	s.frameRoom = s.kcpMTU - kcp.IKCP_OVERHEAD
 	s.adm.init(s)
 	s.flushAll.Fn = s.flush
 	return s, nil
 }
 
+// listen opens the server's socket.
+func listen(cfg *Config) (dgram.Socket, error) {
+	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return dgram.Socket{}, fmt.Errorf("transport: listen address %q: %w", cfg.Addr, err)
+	}
+	sock, err := dgram.Listen(dgram.SocketOptions{Addr: ua.AddrPort(), ReusePort: cfg.ReusePort, Buffer: cfg.SocketBuffer})
+	if err != nil {
+		return dgram.Socket{}, fmt.Errorf("transport: %w", err)
+	}
+	return sock, nil
+}
+
 // Addr returns the address the server is bound to.
-func (s *Server) Addr() netip.AddrPort { return s.io.local }
+func (s *Server) Addr() netip.AddrPort { return s.sock.Local }
 
 // Attach registers the socket with the loop. Call once, before the loop starts or on it.
 func (s *Server) Attach(l Loop) error {
 	s.loop = l
 	s.adm.attach(l)
-	return l.AddFD(s.io.fd, unix.EPOLLIN, s.onReady)
+	return l.AddFD(s.sock.FD, unix.EPOLLIN, s.onReady)
 }
 
 // counters are written by the loop goroutine and read by anyone (uncontended atomics).
@@ -243,7 +264,7 @@ func (s *Server) onReady(events uint32) {
 // receive drains the socket (edge-triggered: until EAGAIN), a batch at a time.
 func (s *Server) receive() {
 	for errs := 0; !s.closed; {
-		n, err := s.io.recv()
+		n, err := s.rb.Recv(s.sock.FD)
 		if err != nil {
 			// ECONNREFUSED and friends report an earlier send's ICMP error: weather, not death.
 			// An error that persists would spin the loop: give up on this wake-up instead (the
@@ -260,7 +281,7 @@ func (s *Server) receive() {
 		}
 		errs = 0
 		for i := range n {
-			data, from, ok := s.io.datagram(i)
+			data, from, ok := s.rb.Datagram(i)
 			if !ok {
 				s.stats.datagramsIn.Add(1)
 				s.stats.malformed.Add(1)
@@ -277,7 +298,7 @@ func (s *Server) receive() {
 func (s *Server) Inject(data []byte, from netip.AddrPort) {
 	s.stats.datagramsIn.Add(1)
 	s.stats.bytesIn.Add(uint64(len(data)))
-	data, ok := s.crypt.open(data)
+	data, ok := dgram.Open(s.crypt, data)
 	if !ok {
 		s.stats.malformed.Add(1)
 		return
@@ -388,7 +409,7 @@ func (s *Server) flush() {
 			continue
 		}
 		s.holding = c // a datagram of nothing but ACKs may wait for the reply
-		kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		s.holding = nil
 		if c.established {
 			c.limitOut = false // the flush that carried the hello's reply is done
@@ -410,30 +431,30 @@ func (s *Server) sendQueued() {
 	if s.closed {
 		return
 	}
-	sent, dropped, err := s.io.flush()
-	s.stats.datagramsOut.Add(uint64(sent))
-	s.stats.sendDropped.Add(uint64(dropped))
+	r, err := s.sb.Send()
+	s.stats.datagramsOut.Add(uint64(r.Datagrams))
+	s.stats.sendDropped.Add(uint64(r.Dropped))
 	switch {
-	case err == errWouldBlock && !s.wantOut && !s.stopped:
+	case err == dgram.ErrWouldBlock && !s.wantOut && !s.stopped:
 		s.wantOut = true
 		s.stats.sendBlocked.Add(1)
-		s.loop.ModFD(s.io.fd, unix.EPOLLIN|unix.EPOLLOUT)
+		s.loop.ModFD(s.sock.FD, unix.EPOLLIN|unix.EPOLLOUT)
 	case err == nil && s.wantOut && !s.stopped:
 		s.wantOut = false
-		s.loop.ModFD(s.io.fd, unix.EPOLLIN)
+		s.loop.ModFD(s.sock.FD, unix.EPOLLIN)
 	}
 }
 
 // emit queues one datagram of conversation output; a full batch is sent first.
 func (s *Server) emit(to netip.AddrPort, data []byte) {
-	if !s.io.queue(to, data, s.crypt) {
+	if !s.sb.Queue(to, data, nil) {
 		s.sendQueued()
-		if !s.io.queue(to, data, s.crypt) {
+		if !s.sb.Queue(to, data, nil) {
 			s.stats.sendDropped.Add(1) // socket full and batch full: lost; KCP retransmits
 			return
 		}
 	}
-	s.stats.bytesOut.Add(uint64(len(data) + s.crypt.overhead()))
+	s.stats.bytesOut.Add(uint64(len(data) + dgram.Overhead(s.crypt)))
 }
 
 func (s *Server) drop(c *Conn, reason error) {
@@ -455,7 +476,7 @@ func (s *Server) drop(c *Conn, reason error) {
 func (s *Server) StopReading() {
 	if s.loop != nil && !s.closed && !s.stopped {
 		s.stopped = true
-		s.loop.RemoveFD(s.io.fd)
+		s.loop.RemoveFD(s.sock.FD)
 	}
 }
 
@@ -473,7 +494,7 @@ func (s *Server) Close() error {
 	}
 	if s.loop == nil { // never attached: nothing to flush, no conversation
 		s.closed = true
-		return s.io.close()
+		return s.closeSocket()
 	}
 	s.flush()
 	for _, c := range s.conns {
@@ -481,9 +502,16 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	if s.loop != nil && !s.stopped {
-		s.loop.RemoveFD(s.io.fd)
+		s.loop.RemoveFD(s.sock.FD)
 	}
-	return s.io.close()
+	return s.closeSocket()
+}
+
+func (s *Server) closeSocket() error {
+	if err := unix.Close(s.sock.FD); err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
 }
 
 // Conn is one KCP conversation. It belongs to the server's loop goroutine.
@@ -492,7 +520,7 @@ type Conn struct {
 	key         convKey
 	id          uint64
 	kcp         *kcp.KCP // nil while compact: saved holds its state (idle.go)
-	saved       kcpshim.State
+	saved       dgram.State
 	out         func([]byte, int) // c.output, made once
 	in          wire.Splitter
 	lastSeen    int64
@@ -576,7 +604,7 @@ func (c *Conn) Close(reason error) {
 		return
 	}
 	if c.kcp != nil {
-		kcpshim.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		c.sendHeldAck()
 	} else {
 		c.srv.stats.idle.Add(-1)

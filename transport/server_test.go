@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
-	"github.com/pipecache/pipecache/transport/kcpshim"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -70,7 +70,7 @@ func clientSegments(conv uint32, frame []byte) [][]byte {
 	k := kcp.NewKCP(conv, func(b []byte, n int) { dgrams = append(dgrams, append([]byte(nil), b[:n]...)) })
 	k.NoDelay(1, 10, 2, 1)
 	k.Send(frame)
-	kcpshim.Flush(k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(k, kcp.IKCP_FLUSH_FULL)
 	return dgrams
 }
 
@@ -264,8 +264,8 @@ func TestRetransmitChecksFollowTheRTO(t *testing.T) {
 	c := openEstablished(t, s, netip.MustParseAddrPort("127.0.0.1:9"), 5)
 	c.SetLive(true)
 	l.ready.Run() // the ACK leaves: the conversation is idle
-	rto := time.Duration(kcpshim.RTO(c.engine())) * time.Millisecond
-	require.NotZero(t, rto, "kcpshim reads the RTO")
+	rto := time.Duration(dgram.RTO(c.engine())) * time.Millisecond
+	require.NotZero(t, rto, "dgram reads the RTO")
 	assert.Equal(t, min(max(rto/4, s.cfg.Interval), maxTick), c.aliveTick())
 	assert.Greater(t, c.aliveTick(), s.cfg.Interval, "KCP's first RTO (200 ms) needs no 10 ms checks")
 	for _, tc := range []struct{ rto, tick time.Duration }{
@@ -273,10 +273,10 @@ func TestRetransmitChecksFollowTheRTO(t *testing.T) {
 		{400 * time.Millisecond, 100 * time.Millisecond},
 		{60 * time.Second, maxTick},
 	} {
-		st, ok := kcpshim.Save(c.engine())
+		st, ok := dgram.Save(c.engine())
 		require.True(t, ok)
 		st.RTO = uint32(tc.rto / time.Millisecond)
-		kcpshim.Restore(c.kcp, c.key.conv, c.output, st)
+		dgram.Restore(c.kcp, c.key.conv, c.output, st)
 		assert.Equal(t, tc.tick, c.aliveTick(), "RTO %v", tc.rto)
 	}
 }
@@ -296,4 +296,14 @@ func TestSecondServerOnAPortIsRefused(t *testing.T) {
 	b, err := NewServer(Config{Addr: a.Addr().String(), ReusePort: true}, &recorder{})
 	require.NoError(t, err, "shards that ask for SO_REUSEPORT share the port")
 	b.Close()
+}
+
+// TestServerRefusesAnAEADCrypt: kcp-go's AEAD crypts panic when used as block ciphers, which is
+// what the datagram framing does; the server refuses one at once (as the SDK always did)
+// instead of crashing on the first datagram.
+func TestServerRefusesAnAEADCrypt(t *testing.T) {
+	gcm, err := kcp.NewAESGCMCrypt(make([]byte, 32))
+	require.NoError(t, err)
+	_, err = NewServer(Config{Addr: "127.0.0.1:0", Crypt: gcm}, &recorder{})
+	assert.ErrorIs(t, err, dgram.ErrAEAD)
 }

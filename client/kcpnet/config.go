@@ -2,12 +2,13 @@ package kcpnet
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/transport/dgram"
 )
 
 // Config configures an Engine. Zero values mean the defaults; the defaults are KCP's fast mode
@@ -37,7 +38,7 @@ type Config struct {
 	MaxSendQueue int
 	// CompactAfter, if set, releases the KCP state of a conversation idle this long (nothing
 	// unacknowledged, queued or held): about 20 KB of it, leaving about 0.4 KB; the next
-	// datagram or Send rebuilds it (kcpstate.go). For processes with many mostly idle
+	// datagram or Send rebuilds it (dgram.Save and dgram.Restore). For processes with many mostly idle
 	// conversations (load tools); default 0: off.
 	CompactAfter time.Duration
 	// BlockingWait makes the loop sleep in epoll_wait on a thread of its own, as the server's
@@ -50,10 +51,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-const (
-	maxDatagram = 2048 // receive buffer per datagram: larger than any MTU we send
-	minMTU      = 256
-)
+const minMTU = 256
 
 func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
@@ -74,14 +72,14 @@ func (c *Config) setDefaults() {
 		c.AckDelay = c.Interval
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
 func (c *Config) validate() error {
 	switch {
-	case c.MTU < minMTU || c.MTU > maxDatagram:
-		return fmt.Errorf("%w: MTU %d out of [%d, %d]", ErrBadConfig, c.MTU, minMTU, maxDatagram)
+	case c.MTU < minMTU || c.MTU > dgram.MaxDatagram:
+		return fmt.Errorf("%w: MTU %d out of [%d, %d]", ErrBadConfig, c.MTU, minMTU, dgram.MaxDatagram)
 	case c.Interval < 10*time.Millisecond || c.Interval > 5*time.Second:
 		return fmt.Errorf("%w: Interval %v out of [10ms, 5s]", ErrBadConfig, c.Interval)
 	case c.Sockets > 64:

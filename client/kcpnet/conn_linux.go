@@ -11,6 +11,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
@@ -25,18 +26,18 @@ type Conn struct {
 
 	peerPrev, peerNext *Conn // the address's list of conversations, guarded by e.mu
 
-	mu     sync.Mutex // guards the fields below, and every call into kcp
-	kcp    *kcp.KCP   // nil once finished, or while compacted
-	saved  kcpState   // while compacted, what the next kcp continues from
-	active int64      // clock reading of the last datagram in or out
-	wnd    int        // KCP window, in segments
-	mss    int        // payload bytes per segment
-	sink   *sendBatch // where output goes during the current call into kcp
-	hold   bool       // during the current call into kcp, ACK-only output is held (loop only)
-	held   *heldBuf   // ACK segments waiting to ride on the next datagram; nil if none
-	heldAt int64      // when the oldest of them was held
-	queued bool       // on the engine's dirty list
-	armed  bool       // the loop has a timer scheduled for it, or a request to schedule one
+	mu     sync.Mutex  // guards the fields below, and every call into kcp
+	kcp    *kcp.KCP    // nil once finished, or while compacted
+	saved  dgram.State // while compacted, what the next kcp continues from
+	active int64       // clock reading of the last datagram in or out
+	wnd    int         // KCP window, in segments
+	mss    int         // payload bytes per segment
+	sink   *sendBatch  // where output goes during the current call into kcp
+	hold   bool        // during the current call into kcp, ACK-only output is held (loop only)
+	held   *heldBuf    // ACK segments waiting to ride on the next datagram; nil if none
+	heldAt int64       // when the oldest of them was held
+	queued bool        // on the engine's dirty list
+	armed  bool        // the loop has a timer scheduled for it, or a request to schedule one
 	closed bool
 	reason error // why it closed
 
@@ -83,7 +84,7 @@ func (c *Conn) newKCP() *kcp.KCP {
 func (c *Conn) ensureKCP() {
 	if c.kcp == nil {
 		c.kcp = c.newKCP()
-		restore(c.kcp, c.saved)
+		dgram.Restore(c.kcp, c.conv, c.output, c.saved)
 		c.e.stats.rebuilds.Add(1)
 		c.e.stats.compacted.Add(-1)
 	}
@@ -95,7 +96,7 @@ func (c *Conn) compact() {
 	if c.kcp == nil || c.held != nil || c.in.Buffered() != 0 {
 		return
 	}
-	s, ok := saveIdle(c.kcp)
+	s, ok := dgram.Save(c.kcp)
 	if !ok {
 		return
 	}
@@ -228,7 +229,7 @@ func (c *Conn) Close() error {
 // request.
 func (c *Conn) output(buf []byte, size int) {
 	data := buf[:size]
-	if c.hold && onlyACKs(data) {
+	if c.hold && dgram.OnlyACKs(data) {
 		c.holdACKs(data)
 		return
 	}
@@ -286,7 +287,7 @@ func (c *Conn) flushOut(t int64) (armReq, bool) {
 	}
 	c.active = t
 	c.sink = c.sock.out
-	next := kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	next := dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 	c.sink = nil
 	if c.armed || (c.kcp.WaitSnd() == 0 && c.held == nil) {
 		return armReq{}, false

@@ -18,6 +18,8 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/pipecache/pipecache/transport/dgram"
 )
 
 // epoch is the origin of the engine's clock readings (monotonic nanoseconds).
@@ -145,10 +147,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		done: make(chan struct{})}
 	e.socks.Store(&[]*socket{})
 	e.lp.init(cfg.Batch)
-	if kcpLayout.err != nil {
+	if err := dgram.Layout(); err != nil {
 		e.compact = 0
 		if cfg.CompactAfter > 0 {
-			e.log.Warn("idle compaction unavailable", "err", kcpLayout.err)
+			e.log.Warn("idle compaction unavailable", "err", err)
 		}
 	}
 	if !cfg.BlockingWait {
@@ -261,7 +263,10 @@ func checkDial(to netip.AddrPort, o *DialOptions) error {
 	case o.Crypt != nil && !reflect.TypeOf(o.Crypt).Comparable():
 		return fmt.Errorf("%w: a Crypt of type %T cannot key its sockets (use a pointer)", ErrBadConfig, o.Crypt)
 	}
-	return checkCrypt(o.Crypt)
+	if err := dgram.CheckCrypt(o.Crypt); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	return nil
 }
 
 // newConv returns a random conversation id not in use. Caller holds e.mu.
@@ -297,15 +302,16 @@ func (e *Engine) socketFor(key groupKey) (*socket, error) {
 // e.mu.
 func (e *Engine) addSocket(key groupKey) (*socket, error) {
 	crypt, family := key.crypt, key.family
-	fd, local, err := openSocket(family, e.cfg.SocketBuffer, key.local)
+	sock, err := openSocket(family, e.cfg.SocketBuffer, key.local)
 	if err != nil {
-		return nil, fmt.Errorf("kcpnet: %w", err)
+		return nil, err
 	}
+	fd := sock.FD
 	old := *e.socks.Load()
-	s := &socket{idx: len(old), fd: fd, family: family, local: local, crypt: crypt,
-		kcpMTU: e.cfg.MTU - overhead(crypt)}
-	s.loopOut = newSendBatch(fd, e.cfg.Batch, crypt, &e.stats)
-	s.out = newSendBatch(fd, e.cfg.Batch, crypt, &e.stats)
+	s := &socket{idx: len(old), fd: fd, family: family, local: sock.Local, crypt: crypt,
+		kcpMTU: e.cfg.MTU - dgram.Overhead(crypt)}
+	s.loopOut = newSendBatch(sock, e.cfg.Batch, crypt, &e.stats)
+	s.out = newSendBatch(sock, e.cfg.Batch, crypt, &e.stats)
 	// Level-triggered: the loop reads at most a few batches per wake-up and comes back for more.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.idx + 1)}
 	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {

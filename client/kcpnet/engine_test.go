@@ -14,21 +14,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/task"
 )
-
-// TestKCPFlushShim fails if a kcp-go upgrade changes the unexported flush the shim links to.
-func TestKCPFlushShim(t *testing.T) {
-	var out int
-	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
-	k.NoDelay(1, 10, 2, 1)
-	k.Send([]byte("hello"))
-	next := kcpFlush(k, kcp.IKCP_FLUSH_FULL)
-	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
-	assert.LessOrEqual(t, next, uint32(10), "flush returns the next check, at most the interval")
-}
 
 func TestRoundTripsAgainstTheServer(t *testing.T) {
 	in := startBare(t, bareConfig())

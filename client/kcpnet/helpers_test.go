@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -46,7 +45,7 @@ func startBare(tb testing.TB, cfg transport.Config) *stages.Incoming {
 		cfg.Addr = "127.0.0.1:0"
 	}
 	in, err := stages.NewIncoming(stages.IncomingConfig{Transport: cfg, MaxValue: wire.MaxValue,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(tb, err)
 	require.NoError(tb, in.Start())
 	tb.Cleanup(func() { in.Stop(context.Background()) })

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
+
+	"github.com/pipecache/pipecache/transport/dgram"
 )
 
 // TestLastDataIgnoresACKs: a datagram of ACKs alone is heard (LastHeard) but is not data
@@ -40,7 +42,7 @@ func TestLastDataIgnoresACKs(t *testing.T) {
 
 	require.NoError(t, c.Send([]byte{0, 0, 0, 4, 0, 2, '{', '}'}))
 	receive()
-	kcpFlush(k, kcp.IKCP_FLUSH_FULL) // the ACK of that segment, alone
+	dgram.Flush(k, kcp.IKCP_FLUSH_FULL) // the ACK of that segment, alone
 	waitFor(t, func() bool { return !c.LastHeard().IsZero() })
 	waitFor(t, func() bool { return c.WaitSnd() == 0 }) // the engine took the ACK in
 	assert.True(t, c.LastData().IsZero(), "an ACK alone is not data")
@@ -48,7 +50,7 @@ func TestLastDataIgnoresACKs(t *testing.T) {
 
 	frame := []byte{0, 0, 0, 2, '{', '}'}
 	k.Send(frame[:3]) // part of a frame is data too
-	kcpFlush(k, kcp.IKCP_FLUSH_FULL)
+	dgram.Flush(k, kcp.IKCP_FLUSH_FULL)
 	waitFor(t, func() bool { return !c.LastData().IsZero() })
 	assert.False(t, c.LastData().Before(ackHeard), "the data came after the ACK")
 	select {

@@ -14,13 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/timer"
+	"github.com/pipecache/pipecache/transport/dgram"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
 // loopState is what only the loop goroutine touches.
 type loopState struct {
 	now      int64 // clock reading, once per wake-up
-	rb       *recvBatch
+	rb       *dgram.RecvBatch
 	wheel    *timer.Wheel
 	events   []unix.EpollEvent
 	pend     []pendingDatagram
@@ -45,10 +46,10 @@ type pendingDatagram struct {
 
 func (l *loopState) init(batch int) {
 	l.now = now()
-	l.rb = newRecvBatch(batch)
+	l.rb = dgram.NewRecvBatch(batch)
 	l.wheel = timer.NewWheel(time.Millisecond, l.now)
 	l.events = make([]unix.EpollEvent, 32)
-	l.errBuf = make([]byte, maxDatagram)
+	l.errBuf = make([]byte, dgram.MaxDatagram)
 	l.errOOB = make([]byte, 512)
 	l.deadline = math.MaxInt64
 }
@@ -186,7 +187,7 @@ func (e *Engine) handleEvent(ev unix.EpollEvent) {
 func (e *Engine) receive(s *socket) {
 	l := &e.lp
 	for range maxRecvRounds {
-		n, err := l.rb.recv(s.fd)
+		n, err := l.rb.Recv(s.fd)
 		if err != nil {
 			// A pending socket error: an ICMP error, queued with IP_RECVERR. Read the queue
 			// (it closes refused conversations), then go on reading datagrams.
@@ -198,7 +199,7 @@ func (e *Engine) receive(s *socket) {
 		}
 		e.stats.recvCalls.Add(1)
 		e.inputBatch(s, n)
-		if n < len(l.rb.msgs) {
+		if n < l.rb.Len() {
 			return
 		}
 	}
@@ -209,11 +210,11 @@ func (e *Engine) receive(s *socket) {
 func (e *Engine) inputBatch(s *socket, n int) {
 	l := &e.lp
 	for i := range n {
-		data, from, ok := l.rb.datagram(i)
+		data, from, ok := l.rb.Datagram(i)
 		e.stats.datagramsIn.Add(1)
 		e.stats.bytesIn.Add(uint64(len(data)))
 		if ok {
-			data, ok = open(s.crypt, data)
+			data, ok = dgram.Open(s.crypt, data)
 		}
 		if !ok || len(data) < kcp.IKCP_OVERHEAD {
 			e.stats.malformed.Add(1)
@@ -300,7 +301,7 @@ func (e *Engine) finishInput(c *Conn) {
 	}
 	boundary := c.in.Buffered() == 0
 	c.sink, c.hold = c.sock.loopOut, boundary && e.ackDelay > 0
-	next := kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	next := dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 	c.hold = false
 	if !boundary && c.held != nil {
 		c.sendHeld()
@@ -377,7 +378,7 @@ func (c *Conn) onTimer() {
 		return
 	}
 	c.sink = c.sock.loopOut
-	next := kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+	next := dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 	if c.held != nil && e.lp.now >= c.heldAt+e.ackDelay {
 		c.sendHeld()
 	}
@@ -435,7 +436,7 @@ func (e *Engine) finish(c *Conn, flush bool) {
 	c.mu.Lock()
 	if flush && c.kcp != nil {
 		c.sink = c.sock.loopOut
-		kcpFlush(c.kcp, kcp.IKCP_FLUSH_FULL)
+		dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		if c.held != nil {
 			c.sendHeld()
 		}
@@ -467,7 +468,7 @@ func (e *Engine) finish(c *Conn, flush bool) {
 func (e *Engine) readErrors(s *socket) {
 	l := &e.lp
 	for range 256 {
-		se, ok, err := readErrQueue(s.fd, l.errBuf, l.errOOB)
+		se, ok, err := dgram.ReadErrQueue(s.fd, l.errBuf, l.errOOB)
 		if err != nil {
 			e.log.Warn("reading the socket's error queue", "err", err)
 			return
@@ -475,13 +476,13 @@ func (e *Engine) readErrors(s *socket) {
 		if !ok {
 			return
 		}
-		if !se.refused() {
+		if !se.Refused() {
 			e.stats.icmpOther.Add(1)
 			e.log.Debug("ICMP error", "err", se)
 			continue
 		}
 		e.stats.refusals.Add(1)
-		e.refuse(se.dest)
+		e.refuse(se.Dest)
 	}
 }
 
@@ -501,7 +502,7 @@ func (e *Engine) refuse(addr netip.AddrPort) {
 // sendLoopBatches sends what the loop produced this iteration.
 func (e *Engine) sendLoopBatches() {
 	for _, s := range *e.socks.Load() {
-		if s.loopOut.n > 0 {
+		if s.loopOut.pending() {
 			s.loopOut.flush()
 		}
 	}

@@ -61,7 +61,7 @@ func (e *Engine) flushDirty(round int) {
 	}
 	e.spare = list[:0]
 	for _, s := range *e.socks.Load() {
-		if s.out.n > 0 && !s.closed {
+		if s.out.pending() && !s.closed {
 			s.out.flush()
 		}
 	}

@@ -18,15 +18,22 @@ func TestFrameRoundTrip(t *testing.T) {
 	frame, err := AppendFrame(nil, &in, value)
 	require.NoError(t, err)
 
+	out, got := readFrame(t, frame)
+	assert.Equal(t, in, out)
+	assert.Equal(t, value, got)
+}
+
+// readFrame splits and decodes one whole frame.
+func readFrame(tb testing.TB, frame []byte) (Header, []byte) {
+	tb.Helper()
 	var sp Splitter
 	sp.Write(frame)
 	body, err := sp.Next()
-	require.NoError(t, err)
-	var out Header
-	got, err := Decode(body, &out)
-	require.NoError(t, err)
-	assert.Equal(t, in, out)
-	assert.Equal(t, value, got)
+	require.NoError(tb, err)
+	var h Header
+	value, err := Decode(body, &h)
+	require.NoError(tb, err)
+	return h, value
 }
 
 func TestDecodeIgnoresUnknownFieldsAndOps(t *testing.T) {

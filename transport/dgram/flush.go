@@ -1,4 +1,4 @@
-package kcpshim
+package dgram
 
 import (
 	_ "unsafe" // for go:linkname

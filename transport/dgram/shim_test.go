@@ -1,7 +1,8 @@
-package kcpshim
+package dgram
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,8 +16,9 @@ func TestFlushShim(t *testing.T) {
 	k := kcp.NewKCP(1, func(b []byte, n int) { out += n })
 	k.NoDelay(1, 10, 2, 1)
 	k.Send([]byte("hello"))
-	Flush(k, kcp.IKCP_FLUSH_FULL)
+	next := Flush(k, kcp.IKCP_FLUSH_FULL)
 	assert.Equal(t, kcp.IKCP_OVERHEAD+5, out, "flush must send the queued segment at once")
+	assert.LessOrEqual(t, next, uint32(10), "flush returns the next check, at most the interval")
 }
 
 // TestLayout fails if kcp-go's fields that Save and Reuse use have changed.
@@ -148,4 +150,35 @@ func TestIdleSeesAMessageHalfReceived(t *testing.T) {
 	Flush(b, kcp.IKCP_FLUSH_FULL)
 	require.Less(t, b.PeekSize(), 0)
 	assert.False(t, Idle(b), "a message's first fragment waits for the rest")
+}
+
+// TestIdleRefusesADeadLink: a KCP whose link kcp-go marked dead is not idle, whatever its
+// queues: State does not carry the mark. The SDK's copy of Idle did not look at it, the
+// server's did: one side compacted (and so revived) what the other kept.
+func TestIdleRefusesADeadLink(t *testing.T) {
+	k := kcp.NewKCP(5, func([]byte, int) {})
+	require.True(t, Idle(k))
+	*u32(k, layout.state) = 0xFFFFFFFF // what flush sets when a segment reaches dead_link sends
+	assert.False(t, Idle(k))
+	_, ok := Save(k)
+	assert.False(t, ok)
+}
+
+// TestRestoreIntoAFreshKCP: a conversation whose KCP is saved, dropped and rebuilt from the
+// state (as the SDK compacts an idle conversation) goes on where it was, both ways, as often
+// as it falls idle.
+func TestRestoreIntoAFreshKCP(t *testing.T) {
+	p := newPipe(9)
+	toB := func(buf []byte, n int) { p.b.Input(append([]byte(nil), buf[:n]...), kcp.IKCP_PACKET_REGULAR, false) }
+	for round := range 5 {
+		msgA, msgB := []byte(fmt.Sprintf("a%d", round)), []byte(fmt.Sprintf("b%d", round))
+		require.Equal(t, msgA, p.send(p.a, p.b, msgA), "round %d", round)
+		require.Equal(t, msgB, p.send(p.b, p.a, msgB), "round %d", round)
+		Flush(p.a, kcp.IKCP_FLUSH_FULL) // the ACK of b's message
+		st, ok := Save(p.a)
+		require.True(t, ok, "round %d: idle after everything is acknowledged", round)
+		p.a = kcp.NewKCP(9, toB)
+		p.a.NoDelay(1, 10, 2, 1)
+		Restore(p.a, 9, toB, st)
+	}
 }

@@ -1,4 +1,4 @@
-package kcpshim
+package dgram
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ func lookup() (o offsets) {
 	t := reflect.TypeFor[kcp.KCP]()
 	fail := func(format string, args ...any) {
 		if o.err == nil {
-			o.err = fmt.Errorf("kcpshim: "+format+" (kcp-go changed): idle compaction off", args...)
+			o.err = fmt.Errorf("dgram: "+format+" (kcp-go changed): idle compaction off", args...)
 		}
 	}
 	field := func(t reflect.Type, name string, kind reflect.Kind) reflect.StructField {
@@ -83,8 +83,11 @@ func i32(k *kcp.KCP, off uintptr) *int32  { return (*int32)(unsafe.Add(unsafe.Po
 // sliceLen reads the length word of a slice header at p.
 func sliceLen(p unsafe.Pointer) int { return *(*int)(p) }
 
-// Idle reports whether k holds nothing: nothing queued, in flight, waiting to be read or
-// reordered, or to be acknowledged. Only then can Save take its state.
+// Idle reports whether k holds nothing State cannot carry: nothing queued, in flight, waiting
+// to be read or reordered, or to be acknowledged, and its link not dead (kcp-go marks it so
+// when a segment was sent too often: a dead link's state dropped and restored would come back
+// alive, or, given to another conversation, make that one dead). Only then can Save take its
+// state.
 func Idle(k *kcp.KCP) bool {
 	o := &layout
 	if o.err != nil || *u32(k, o.sndUna) != *u32(k, o.sndNxt) || *u32(k, o.state) != 0 ||
