@@ -121,13 +121,18 @@ func TestACKsRideOnRequests(t *testing.T) {
 			e := newTestEngine(t, Config{AckDelay: tc.delay})
 			r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
 			ctx := testCtx(t)
+			retrans := kcp.DefaultSnmp.Copy().RetransSegs
 			for range n {
 				_, err := r.call(ctx, task.OpPing, nil)
 				require.NoError(t, err)
 			}
 			st := e.Stats()
+			// A slow machine's reply may come after the RTO: each retransmission, of a request
+			// or of a reply (then ACKed again), adds one datagram at most. kcp-go counts both
+			// sides' (and any other test's) in one global.
+			extra := kcp.DefaultSnmp.Copy().RetransSegs - retrans
 			assert.GreaterOrEqual(t, st.DatagramsOut, tc.min)
-			assert.LessOrEqual(t, st.DatagramsOut, tc.max)
+			assert.LessOrEqual(t, st.DatagramsOut, tc.max+extra, "%d retransmissions", extra)
 			if tc.delay > 0 {
 				// (An ACK still in KCP's list when the next request is flushed rides along without
 				// having been held: not every ride is counted in AcksPiggybacked.)
