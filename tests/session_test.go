@@ -116,7 +116,9 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	// A long lease: this tests resuming, and a slow machine must not expire the session first.
 	d := startInProcess(t, stages.DaemonConfig{Sessions: stages.SessionConfig{LeaseBeats: 100}})
-	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
+	// The client learns of the cut from the server's reset, at its next heartbeat: it need not
+	// take a silence for death, which a loaded machine's 300 ms could be (a second conversation).
+	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 10*time.Second))
 	require.NoError(t, err)
 	defer c.Close()
 	first := c.Session()
