@@ -271,6 +271,9 @@ func freeUDPAddr(t testing.TB) string {
 }
 
 // waitFor polls cond until it holds, failing the test after a generous deadline.
+//
+// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
+// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)

@@ -402,6 +402,11 @@ func (c *Client) doOn(ctx context.Context, s *session, h *wire.Header, value []b
 
 // doOnWith is doOn with a callback run in dispatch when the reply arrives (call.onReply).
 func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value []byte, onReply func(*wire.Header)) (reply, error) {
+	if ctx.Err() != nil {
+		// Already ended: not sent. Sent, its reply could be ready as soon as ctx.Done below,
+		// and select would pick either: the call would succeed at random.
+		return reply{}, ctxError(ctx, h.Op.String()+" "+c.addr)
+	}
 	h.ID = c.nextID.Add(1)
 	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano(), onReply: onReply}
 	c.mu.Lock()

@@ -42,7 +42,7 @@ func (c *Client) Exec(ctx context.Context, key, proc string, args []byte) (resul
 
 func (c *Client) exec(ctx context.Context, key, proc string, args []byte) ([]byte, uint64, error) {
 	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpExec, Key: []byte(key), Proc: []byte(proc)}, args)
-	c.wrote(key)
+	c.wrote(key, r, err)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -55,6 +55,9 @@ type nearEntry struct {
 	epoch   uint64 // the cache's epoch when value was stored: a resync moves the epoch on
 	gen     uint64 // moves on with every event for the key: a fill started before one is stale
 	subbed  bool   // the server confirmed the subscription
+	// fillOnly: this client wrote the key and the version its write made is unknown (a delete,
+	// a failed write): no push may make the entry valid again, only a read from the server.
+	fillOnly bool
 }
 
 type nearCache struct {
@@ -169,7 +172,7 @@ func (n *nearCache) apply(kind EventKind, key string, version uint64, value []by
 		return
 	}
 	e.gen++
-	if kind == EventSet && value != nil && version >= e.version {
+	if kind == EventSet && value != nil && version >= e.version && !e.fillOnly {
 		e.value, e.version, e.valid, e.epoch = append(e.value[:0:0], value...), version, true, n.epoch
 		n.refreshed.Add(1)
 		return
@@ -188,13 +191,22 @@ func (n *nearCache) reset() {
 	n.mu.Unlock()
 }
 
-// written is told of this client's own writes, so that it reads its writes even before their
-// push arrives.
-func (n *nearCache) written(key string) {
+// written is told of this client's own writes once they are answered, so that it reads its
+// writes even before their push arrives. version is the one the write made (0: unknown).
+//
+// Pushes may arrive after the write's reply, older ones too: CachePrc hands a change to
+// SessionMgr before it acknowledges the write, but SessionMgr's loop pushes it when it gets to
+// it, while the reply goes from CachePrc to Incoming directly. So a push of another client's
+// earlier write can come after this write's reply; applied, it would show this client a value
+// older than its own write. The entry keeps the write's version as a floor (apply refreshes
+// only at or above it), or, with the version unknown, waits for a read from the server.
+func (n *nearCache) written(key string, version uint64) {
 	n.mu.Lock()
 	if e, ok := n.lru.Peek(key); ok {
 		e.gen++
 		e.valid = false
+		e.version = max(e.version, version)
+		e.fillOnly = e.fillOnly || version == 0
 	}
 	n.mu.Unlock()
 }
@@ -252,6 +264,7 @@ func (n *nearCache) get(ctx context.Context, key string) (it Item, local bool, e
 	// Store only if nothing happened to the key meanwhile: no event, no resync, no reset.
 	if cur, ok := n.lru.Peek(key); ok && cur == e && e.subbed && e.gen == gen && n.epoch == epoch {
 		e.value, e.version, e.valid, e.epoch = append(e.value[:0:0], it.Value...), it.Version, true, epoch
+		e.fillOnly = false // read after every write of this client that had been answered
 	}
 	n.mu.Unlock()
 	return it, false, nil

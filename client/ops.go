@@ -183,14 +183,19 @@ func (c *Client) write(ctx context.Context, op task.Op, key string, value []byte
 func (c *Client) writeRemote(ctx context.Context, op task.Op, key string, value []byte, version uint64, o writeOptions) (uint64, error) {
 	h := &wire.Header{Op: op, Key: []byte(key), Ver: version, TTL: o.ttl.Milliseconds()}
 	r, err := c.roundTrip(ctx, h, value)
-	c.wrote(key)
+	c.wrote(key, r, err)
 	return r.Header.Ver, err
 }
 
-// wrote tells the near cache about a write of key by this client (whatever its outcome).
-func (c *Client) wrote(key string) {
+// wrote tells the near cache about a write of key by this client (whatever its outcome): r and
+// err are its reply. Only a success says the version the write made.
+func (c *Client) wrote(key string, r reply, err error) {
 	if c.near != nil {
-		c.near.written(key)
+		var version uint64
+		if err == nil {
+			version = r.Header.Ver
+		}
+		c.near.written(key, version)
 	}
 }
 
@@ -226,8 +231,8 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 }
 
 func (c *Client) delete(ctx context.Context, key string) error {
-	_, err := c.roundTrip(ctx, &wire.Header{Op: task.OpDelete, Key: []byte(key)}, nil)
-	c.wrote(key)
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpDelete, Key: []byte(key)}, nil)
+	c.wrote(key, r, err)
 	return err
 }
 
@@ -244,7 +249,7 @@ func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, erro
 
 func (c *Client) incr(ctx context.Context, key string, delta int64) (int64, error) {
 	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta}, nil)
-	c.wrote(key)
+	c.wrote(key, r, err)
 	if err != nil {
 		return 0, err
 	}

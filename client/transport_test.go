@@ -65,6 +65,9 @@ func TestClientsWithOneKeyShareOneBlockCrypt(t *testing.T) {
 
 // testCtx is a context that ends with the test, or after 20 s: a bound that turns a hang into
 // a failure, never met when things work.
+//
+// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
+// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
 func testCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	tb.Cleanup(cancel)

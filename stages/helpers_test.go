@@ -82,6 +82,9 @@ func pushRetry(tb testing.TB, q *loop.Queue, t *task.Task) {
 }
 
 // waitFor spins (yielding) until cond holds, failing the test after testTimeout.
+//
+// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
+// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
 func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
 	tb.Helper()
 	if cond() {

@@ -395,7 +395,9 @@ func TestDialGoneServerFailsClearly(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.LocalAddr().String()
 	l.Close() // nobody listens here now
-	_, err = client.Dial(addr, client.WithDialTimeout(200*time.Millisecond))
+	// A generous dial timeout: the port unreachable ends the dial at once, however long it is;
+	// a short one could end a slow machine's dial first, with a timeout.
+	_, err = client.Dial(addr, client.WithDialTimeout(testTimeout))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnavailable, "the connected socket hears the port unreachable")
 	assert.ErrorContains(t, err, "nothing listening")

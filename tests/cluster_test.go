@@ -21,10 +21,14 @@ import (
 
 // Clusters: several pipecached nodes over one etcd, used through client.Cluster.
 
-func dialCluster(t *testing.T, nodes client.Nodes) *client.Cluster {
+// dialCluster dials a Cluster that takes a node for dead after 2 s of silence: soon enough for
+// the failover tests, long enough that a loaded machine's live node is not taken for dead (its
+// keys would go to other nodes for a while). opts come after, and win.
+func dialCluster(t *testing.T, nodes client.Nodes, opts ...client.Option) *client.Cluster {
 	t.Helper()
-	cl, err := client.DialCluster(testCtx(t), nodes, client.WithHeartbeat(200*time.Millisecond, time.Second),
-		client.WithAttemptTimeout(500*time.Millisecond))
+	opts = append([]client.Option{client.WithHeartbeat(200*time.Millisecond, 3*time.Second),
+		client.WithAttemptTimeout(2 * time.Second)}, opts...)
+	cl, err := client.DialCluster(testCtx(t), nodes, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
 	return cl
@@ -391,10 +395,12 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 		bolt, err := nameservice.Open(t.TempDir())
 		require.NoError(t, err)
 		st := &slowStore{Store: bolt}
-		d := startInProcess(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 5 * time.Second}})
+		d := startInProcess(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 30 * time.Second}})
 		addrs, stores = append(addrs, d.Addr().String()), append(stores, st)
 	}
-	cl := dialCluster(t, client.StaticNodes(addrs...)) // attempt timeout 500 ms
+	// The store is slower than the attempt timeout (3 s to 1 s): a node taken for dead because
+	// its store is slow would show here.
+	cl := dialCluster(t, client.StaticNodes(addrs...), client.WithAttemptTimeout(time.Second))
 	ctx := testCtx(t)
 	key := ""
 	for i := 0; key == ""; i++ {
@@ -407,11 +413,11 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 	_, err = cl.Get(ctx, key)
 	require.ErrorIs(t, err, client.ErrNotFound)
 
-	stores[0].delay.Store(int64(1500 * time.Millisecond))
+	stores[0].delay.Store(int64(3 * time.Second))
 	start := time.Now()
 	_, err = cl.Set(ctx, key, []byte("v"))
 	require.NoError(t, err)
-	assert.GreaterOrEqual(t, time.Since(start), 1500*time.Millisecond, "the write did not wait for the slow store")
+	assert.GreaterOrEqual(t, time.Since(start), 3*time.Second, "the write did not wait for the slow store")
 	stores[0].delay.Store(0)
 	assert.Equal(t, addrs[0], cl.Owner(key), "the slow node was taken for dead")
 	r, ok, err := stores[0].Get(key, time.Now().UnixMilli())

@@ -2,7 +2,9 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,5 +120,67 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 	for i := range n {
 		_, err := c.Set(testCtx(t), fmt.Sprint("key", i), []byte("v"))
 		require.NoError(t, err)
+	}
+}
+
+// TestNearCacheReadsItsOwnWritesAmongOthers: a client with a near cache writes a key that
+// another client keeps writing, then reads it: the read is never older than its own write,
+// whatever order the other writes' pushes and its own write's reply arrive in.
+func TestNearCacheReadsItsOwnWritesAmongOthers(t *testing.T) {
+	d := startInProcess(t, pipecached.Config{})
+	ctx := testCtx(t)
+	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
+	require.NoError(t, err)
+	defer c.Close()
+	nearSynced(t, c)
+	other := dialT(t, d.Addr().String())
+	var otherAcked atomic.Uint64 // the version of the other client's last acknowledged write
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v, err := other.Set(ctx, "hot", fmt.Append(nil, i))
+			if err != nil {
+				t.Errorf("the other writer: %v", err)
+				return
+			}
+			otherAcked.Store(v)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := range 300 {
+		if _, err := c.Get(ctx, "hot"); err != nil && !errors.Is(err, client.ErrNotFound) {
+			require.NoError(t, err)
+		}
+		var mine uint64
+		before := otherAcked.Load()
+		switch i % 3 {
+		case 0:
+			mine, err = c.Set(ctx, "hot", fmt.Append(nil, i))
+		case 1:
+			_, err = c.Incr(ctx, "hot", 1)
+			if errors.Is(err, client.ErrNotFound) {
+				continue // deleted, not written again yet
+			}
+		case 2:
+			err = c.Delete(ctx, "hot")
+			if errors.Is(err, client.ErrNotFound) {
+				continue
+			}
+		}
+		require.NoError(t, err, "write %d", i)
+		it, err := c.Get(ctx, "hot")
+		if errors.Is(err, client.ErrNotFound) {
+			continue
+		}
+		require.NoError(t, err)
+		// Every version the other client had acknowledged before this write is older than it.
+		require.Greater(t, it.Version, before, "read %d: older than its own write", i)
+		require.GreaterOrEqual(t, it.Version, mine, "read %d: older than its own write", i)
 	}
 }

@@ -104,9 +104,11 @@ func (r *holRelay) drop(d []byte) bool {
 // segment holds them back for many leases) but its datagrams still reach the server, its
 // session does not expire: any traffic renews the lease, not only heartbeats.
 func TestAnyTrafficRenewsTheLease(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	// Lease: five 100 ms beats. Short, so that the cut below spans six leases; not so short
+	// that a loaded machine's client, its goroutines held off the cores, falls silent that long.
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond, LeaseBeats: 5}})
 	relay := newHOLRelay(t, d.Addr().String())
-	c, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
+	c, err := client.Dial(relay.addr(), client.WithHeartbeat(100*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := testCtx(t)
@@ -114,10 +116,10 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 	session := c.Session()
 
 	relay.armed.Store(true)
-	// Ten leases (lease: three 50 ms beats) pass with the heartbeats held back behind the lost
-	// segment; the server hears the client's later segments all along.
+	// Six leases pass with the heartbeats held back behind the lost segment; the server hears
+	// the client's later segments all along.
 	waitUntil(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -172,9 +174,10 @@ func TestCloseLeavesNoStraySession(t *testing.T) {
 // resends what was lost, the next heartbeat renews the lease, and the changes made during the
 // cut arrive in order, each once, with no resync.
 func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
-	// Lease: 3 beats of 500 ms. The cut lasts 500 ms; the first heartbeat after it leaves at
-	// most 500 ms later, so the server hears the client a lease's third before it would ask.
-	d := startInProcess(t, pipecached.Config{})
+	// Lease: 6 beats of 500 ms. The cut lasts 500 ms (longer if the writes below are slow);
+	// the first heartbeat after it leaves at most 500 ms later: seconds before the lease ends,
+	// however slow the machine.
+	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
 	ctx := testCtx(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))

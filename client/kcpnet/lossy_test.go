@@ -199,6 +199,9 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 }
 
 // waitFor polls cond until it holds, failing the test after testTimeout.
+//
+// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
+// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
 func waitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(testTimeout)

@@ -30,13 +30,19 @@ func TestIdleConversationsCostNothing(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	waitIdle(t, e)
-	waitFor(t, func() bool { return e.sleepUntil.Load() == math.MaxInt64 })
-	wakes := e.Stats().LoopWakes
-	var timers int
-	e.onLoop(func() { timers = e.lp.wheel.Len() }) // one wake-up: this barrier
-	assert.Zero(t, timers)
-	assert.Equal(t, wakes+1, e.Stats().LoopWakes, "nothing but the barrier woke the loop")
+	// Idle: no timer, and the loop sleeps without a timeout, so that a barrier is then the one
+	// thing that wakes it. (A datagram still on its way, say a slow server's retransmission,
+	// wakes it too and may set a timer for a while: the test waits for a quiet moment, which
+	// an engine that kept a timer of its own would never have.)
+	waitFor(t, func() bool {
+		if e.sleepUntil.Load() != math.MaxInt64 {
+			return false
+		}
+		wakes := e.Stats().LoopWakes
+		timers := -1
+		e.onLoop(func() { timers = e.lp.wheel.Len() }) // one wake-up: this barrier
+		return timers == 0 && e.Stats().LoopWakes == wakes+1
+	})
 }
 
 // blackHole is a UDP socket that reads what it is sent and never answers: it counts the
@@ -121,13 +127,18 @@ func TestACKsRideOnRequests(t *testing.T) {
 			e := newTestEngine(t, Config{AckDelay: tc.delay})
 			r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
 			ctx := testCtx(t)
+			retrans := kcp.DefaultSnmp.Copy().RetransSegs
 			for range n {
 				_, err := r.call(ctx, task.OpPing, nil)
 				require.NoError(t, err)
 			}
 			st := e.Stats()
+			// A slow machine's reply may come after the RTO: each retransmission, of a request
+			// or of a reply (then ACKed again), adds one datagram at most. kcp-go counts both
+			// sides' (and any other test's) in one global.
+			extra := kcp.DefaultSnmp.Copy().RetransSegs - retrans
 			assert.GreaterOrEqual(t, st.DatagramsOut, tc.min)
-			assert.LessOrEqual(t, st.DatagramsOut, tc.max)
+			assert.LessOrEqual(t, st.DatagramsOut, tc.max+extra, "%d retransmissions", extra)
 			if tc.delay > 0 {
 				// (An ACK still in KCP's list when the next request is flushed rides along without
 				// having been held: not every ride is counted in AcksPiggybacked.)
