@@ -37,10 +37,11 @@ var ErrDiskFull = errors.New("nameservice: disk full: only deletes are accepted 
 const ReserveFile = "reserve"
 
 type reserve struct {
-	path  string
-	size  int64
-	stage int   // 0: the reserve held; 1: half of it released; 2: all of it released
-	room  int64 // while full: bytes writes may still take in the store's free pages
+	path   string
+	size   int64
+	stage  int   // 0: the reserve held; 1: half of it released; 2: all of it released
+	room   int64 // while full: bytes writes may still take in the store's free pages
+	margin int64 // room beside the reserve the engine needs for its own work (Pebble: flushes)
 }
 
 // The stages of a reserve.
@@ -107,21 +108,42 @@ func (r *reserve) release() {
 // for that twice over; while full it sets how much writes may take of the store's free pages
 // (storeFree bytes), a reserve's worth left for deletes.
 func (r *reserve) refill(storeFree int64) {
-	var st unix.Statfs_t
-	avail := int64(-1)
-	if unix.Statfs(filepath.Dir(r.path), &st) == nil {
-		avail = int64(st.Bavail) * st.Bsize
+	avail, err := availBytes(filepath.Dir(r.path))
+	if err != nil {
+		avail = -1
 	}
 	switch {
-	case avail >= 2*r.size && r.take(r.size) == nil:
+	case avail >= 2*r.size+r.margin && r.take(r.size) == nil:
 		r.stage = reserveHeld
 		return
-	case r.stage == reserveGone && avail >= r.size && r.take(r.size/2) == nil:
+	case r.stage == reserveGone && avail >= r.size+r.margin && r.take(r.size/2) == nil:
 		r.stage = reserveHalf
 	}
 	if r.full() {
 		r.room = max(0, storeFree-r.size)
 	}
+}
+
+// tight reports whether the file system lacks room for need bytes more beside the reserve and
+// the margin (Pebble's check before a commit: its log must never meet a full disk).
+func (r *reserve) tight(need int64) bool {
+	avail, err := availBytes(filepath.Dir(r.path))
+	return err == nil && avail < need+r.margin
+}
+
+// lost records that the reserve file was removed behind the reserve's back (pebbleDisk's
+// ENOSPC handler): all of it is released.
+func (r *reserve) lost() {
+	r.stage, r.room = reserveGone, 0
+}
+
+// availBytes returns the bytes an unprivileged writer may still use on dir's file system.
+func availBytes(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }
 
 // admit reports whether a write of about n bytes may go while full, and takes it from room.
