@@ -40,7 +40,9 @@ type Bolt struct {
 	reserve *reserve   // disk space kept for deletes (reserve.go); guarded by mu
 }
 
-// OpenBolt opens (creating if needed) the bbolt store in dir.
+// OpenBolt opens (creating if needed) the bbolt store in dir. The daemon no longer stores its
+// data in bbolt (Open migrates such a directory to Pebble): this is for the migration's tests
+// and for comparing the engines.
 func OpenBolt(dir string) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("nameservice: data directory: %w", err)
@@ -233,6 +235,3 @@ func (s *Bolt) SweepExpired(nowMs int64, limit int) (n int, err error) {
 
 // Close implements Store.
 func (s *Bolt) Close() error { return s.db.Close() }
-
-// Open opens the embedded store in dir.
-func Open(dir string) (*Bolt, error) { return OpenBolt(dir) }

@@ -1,17 +1,12 @@
 package nameservice
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // benchStore is what BenchmarkCommit needs of an engine.
@@ -25,15 +20,18 @@ var benchEngines = []struct {
 	open func(dir string) (benchStore, error)
 }{
 	{"bolt", func(dir string) (benchStore, error) { return OpenBolt(dir) }},
-	{"pebble", func(dir string) (benchStore, error) { return OpenPebble(dir, Options{}) }},
-	{"badger", openBadger},
+	{"pebble", func(dir string) (benchStore, error) { return OpenWith(dir, Options{}) }},
+	{"pebble-everysec", func(dir string) (benchStore, error) { return OpenWith(dir, Options{Fsync: FsyncEverySec}) }},
+	{"pebble-no", func(dir string) (benchStore, error) { return OpenWith(dir, Options{Fsync: FsyncNo}) }},
 }
 
-// BenchmarkCommit measures the set path of each engine, fsync on: one op is one Commit of a
+// BenchmarkCommit measures the set path of each engine: one op is one Commit of a
 // group of writes (100-byte values over 100,000 keys already stored; with ttl=yes each write
 // has a deadline, so the expiry index is kept too). It reports each commit's latency (mean,
 // p50, p99), writes/s, and the process's CPU per write (getrusage: user + system, every
-// goroutine of the engine's included).
+// goroutine of the engine's included). bolt and pebble sync every commit; pebble-everysec and
+// pebble-no are Pebble with -fsync everysec and no. (Badger was compared too, at commit
+// e45c7df: BENCHMARKS.md.)
 //
 // The engines take turns at each size, so that they are compared minutes apart at most.
 func BenchmarkCommit(b *testing.B) {
@@ -120,67 +118,3 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
-
-// badgerStore is Commit on Badger (github.com/dgraph-io/badger/v4), with the same layout and
-// expiry index as Pebble's, in one read-write transaction, SyncWrites on: only for
-// BenchmarkCommit.
-type badgerStore struct {
-	db     *badger.DB
-	mu     sync.Mutex
-	maxVer uint64
-}
-
-func openBadger(dir string) (benchStore, error) {
-	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
-	if err != nil {
-		return nil, err
-	}
-	return &badgerStore{db: db}, nil
-}
-
-func (s *badgerStore) Commit(writes []Write) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	maxVer := s.maxVer
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for i := range writes {
-			w := &writes[i]
-			dk := dataKey(nil, w.Key)
-			item, err := txn.Get(dk)
-			switch {
-			case errors.Is(err, badger.ErrKeyNotFound):
-			case err != nil:
-				return err
-			default:
-				var old int64
-				if err := item.Value(func(v []byte) error { old = recordExpireAt(v); return nil }); err != nil {
-					return err
-				}
-				if old != 0 {
-					if err := txn.Delete(indexKey(nil, old, w.Key)); err != nil {
-						return err
-					}
-				}
-			}
-			if w.Delete {
-				err = txn.Delete(dk)
-			} else {
-				err = txn.Set(dk, encodeRecord(&w.Record))
-				if err == nil && w.Record.ExpireAt != 0 {
-					err = txn.Set(indexKey(nil, w.Record.ExpireAt, w.Key), nil)
-				}
-			}
-			if err != nil {
-				return err
-			}
-			maxVer = max(maxVer, w.Record.Version)
-		}
-		return txn.Set(pebbleKeyMaxVer, binary.BigEndian.AppendUint64(nil, maxVer))
-	})
-	if err == nil {
-		s.maxVer = maxVer
-	}
-	return err
-}
-
-func (s *badgerStore) Close() error { return s.db.Close() }

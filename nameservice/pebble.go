@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,24 +69,7 @@ const (
 
 var pebbleKeyMaxVer = []byte("mmaxversion")
 
-// OpenPebble opens (creating if needed) the Pebble store in dir, without looking for a bbolt
-// file to migrate (Open does).
-func OpenPebble(dir string, o Options) (*Pebble, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("nameservice: data directory: %w", err)
-	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openPebbleLocked(dir, filepath.Join(dir, PebbleDir), o)
-	if err != nil {
-		lock.Close()
-		return nil, err
-	}
-	s.lock = lock
-	return s, nil
-}
+var discardLogger = slog.New(slog.DiscardHandler)
 
 // lockDir locks the data directory against another process (or another store in this one).
 func lockDir(dir string) (io.Closer, error) {
@@ -102,7 +83,7 @@ func lockDir(dir string) (io.Closer, error) {
 // openPebbleLocked opens the engine in path for the locked data directory dir.
 func openPebbleLocked(dir, path string, o Options) (*Pebble, error) {
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discardLogger
 	}
 	s := &Pebble{dir: dir, log: o.Logger, group: make(map[string]int64), wo: pebble.Sync}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -139,6 +120,7 @@ func (s *Pebble) pebbleOptions(fs vfs.FS) *pebble.Options {
 		CacheSize: 64 << 20,
 		Logger:    pebbleLogger{s.log},
 	}
+	o.TargetFileSizes[0] = s.disk.l0File()
 	// Bloom filters: a load of a key the store does not have (a cache miss for an absent
 	// key) reads no table that cannot hold it.
 	for i := range o.Levels {
@@ -312,6 +294,21 @@ func (s *Pebble) deadline(key string) (int64, error) {
 	at := recordExpireAt(v)
 	closer.Close()
 	return at, nil
+}
+
+// raiseMaxVersion makes v the highest version committed if it is higher (a migration carries
+// the old store's over: deletes raise it too).
+func (s *Pebble) raiseMaxVersion(v uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v <= s.maxVer {
+		return nil
+	}
+	if err := s.db.Set(pebbleKeyMaxVer, binary.BigEndian.AppendUint64(nil, v), s.wo); err != nil {
+		return fmt.Errorf("nameservice: max version: %w", err)
+	}
+	s.maxVer = v
+	return nil
 }
 
 // MaxVersion implements Store.

@@ -2,6 +2,7 @@ package nameservice
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"sync/atomic"
 
@@ -13,8 +14,8 @@ import (
 // so the store must not let the log meet a full disk. The guard, for each commit:
 //
 //   - Before it, the file system must have room for the commit's bytes and a margin beside
-//     the reserve (reserve.go): the margin is what Pebble needs to flush its memtables (two
-//     of them). If not, the disk is full: half the reserve is released and, as with bbolt,
+//     the reserve (reserve.go): two memtables' worth for Pebble's own work and, near full,
+//     whatever Pebble holds in memory to write to tables. If not, the disk is full: half the reserve is released and, as with bbolt,
 //     the store refuses writes (ErrDiskFull) while deletes go through in the room released.
 //   - If Pebble meets ENOSPC anyway (a table flush, a compaction, the log past its
 //     preallocation), vfs.OnDiskFull calls onENOSPC, which removes the rest of the reserve
@@ -24,12 +25,16 @@ import (
 //   - The whole reserve is taken back, and writes accepted, when the file system has room for
 //     the reserve twice over and the margin.
 //
-// The memtable, and so the margin, is scaled to the file system: 1/64 of it, within
-// 256 KiB .. 4 MiB (Pebble's default), so that a small volume is not all margin.
+// The margin is what Pebble needs for its own work: two memtables' flushes and a compaction
+// into Lbase (eight L0 tables' worth; with the defaults 24 MiB). The memtable, and so the
+// margin, is scaled to the file system: 1/64 of it, within 256 KiB .. 4 MiB (Pebble's
+// default), so that a small volume is not all margin. Compactions may still meet a full disk
+// (Pebble retries them); the log and the flushes do not.
 type pebbleDisk struct {
 	s        *Pebble
 	res      *reserve // guarded by s.mu
 	memTable int64
+	margin   int64       // room for Pebble's own work beside what it has yet to flush
 	gone     atomic.Bool // onENOSPC removed the reserve file; admit reads it
 	// The range of keys deleted while full and not yet compacted; guarded by s.mu.
 	lo, hi     []byte
@@ -43,17 +48,25 @@ func newPebbleDisk(s *Pebble) *pebbleDisk {
 		d.memTable = min(max(int64(st.Blocks)*st.Bsize/64, 256<<10), 4<<20)
 	}
 	d.res = newReserve(s.dir)
-	d.res.margin = 2 * d.memTable
+	// Room for two memtables' flushes and for compactions: Lbase's files are twice L0's
+	// (pebbleOptions), and a compaction into Lbase rewrites a few of them.
+	d.margin = 2*d.memTable + 8*d.l0File()
+	d.res.margin = d.margin
 	return d
 }
+
+// l0File is the target size of the tables Pebble writes to L0: a memtable's, at most Pebble's
+// default 2 MiB.
+func (d *pebbleDisk) l0File() int64 { return min(d.memTable, 2<<20) }
 
 // onENOSPC is Pebble's disk-full callback (vfs.OnDiskFull): it runs on whichever goroutine met
 // ENOSPC, perhaps under a Commit holding s.mu, so it takes no lock: it removes the reserve
 // file and leaves a note for the next commit.
 func (d *pebbleDisk) onENOSPC() {
-	os.Remove(d.res.path)
+	if os.Remove(d.res.path) == nil {
+		d.s.log.Warn("store: the engine met a full disk: the disk reserve is released; writes are refused, deletes accepted")
+	}
 	d.gone.Store(true)
-	d.s.log.Warn("store: disk full: the disk reserve is released; writes are refused, deletes accepted")
 }
 
 // admit sets the Err of every write the store refuses: by itself (checkWrite) or, while the
@@ -62,12 +75,27 @@ func (d *pebbleDisk) admit(writes []Write) {
 	if d.gone.Swap(false) {
 		d.res.lost()
 	}
-	if d.res.full() {
+	need := putBytes(writes)
+	avail, err := availBytes(d.s.dir)
+	if err != nil {
+		avail = math.MaxInt64 // no statfs: Pebble's ENOSPC handler is the only guard
+	}
+	margin := d.margin
+	if avail < 4*d.margin+need {
+		// Near full: what Pebble holds in memory (memtables, large batches) it will write
+		// to tables, and that must fit too.
+		margin += int64(d.s.db.Metrics().MemTable.Size)
+	}
+	// Writes are taken again with half a margin more free than when they stopped: Pebble's
+	// compactions come and go, and the store should not flap.
+	d.res.margin = margin + d.margin/2
+	switch {
+	case d.res.full():
 		d.res.refill(0) // freed space goes back to the file system: nothing to count inside
 		if !d.res.full() {
 			d.s.log.Info("store: disk has room again: writes are accepted")
 		}
-	} else if need := putBytes(writes); need > 0 && d.res.tight(need) {
+	case need > 0 && avail < need+margin:
 		d.res.release()
 		d.s.log.Warn("store: disk full: writes are refused, deletes accepted, until space is freed")
 	}

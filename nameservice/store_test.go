@@ -14,8 +14,8 @@ var engines = []struct {
 	open func(dir string) (Store, error)
 }{
 	{"bolt", func(dir string) (Store, error) { return OpenBolt(dir) }},
-	{"pebble", func(dir string) (Store, error) { return OpenPebble(dir, Options{}) }},
-	{"pebble-everysec", func(dir string) (Store, error) { return OpenPebble(dir, Options{Fsync: FsyncEverySec}) }},
+	{"pebble", func(dir string) (Store, error) { return OpenWith(dir, Options{}) }},
+	{"pebble-everysec", func(dir string) (Store, error) { return OpenWith(dir, Options{Fsync: FsyncEverySec}) }},
 }
 
 // forEngines runs test once per engine.
@@ -207,12 +207,12 @@ func TestStoreRefusesCallsAfterClose(t *testing.T) {
 	}
 }
 
-// TestPebbleDataDirIsLocked: a second store on the same data directory is refused, saying why.
-func TestPebbleDataDirIsLocked(t *testing.T) {
+// TestDataDirIsLocked: a second store on the same data directory is refused, saying why.
+func TestDataDirIsLocked(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenPebble(dir, Options{})
+	s, err := OpenWith(dir, Options{})
 	require.NoError(t, err)
 	defer s.Close()
-	_, err = OpenPebble(dir, Options{})
+	_, err = OpenWith(dir, Options{})
 	assert.ErrorContains(t, err, "in use by another process")
 }
