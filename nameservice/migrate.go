@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -130,42 +131,46 @@ func copyBolt(src *bolt.DB, dst *Pebble, o Options) (n int, err error) {
 				maxVer = binary.BigEndian.Uint64(v)
 			}
 		}
-		data := tx.Bucket(bucketData)
-		if data == nil {
-			return nil
+		if data := tx.Bucket(bucketData); data != nil {
+			n, err = copyRecords(data, dst, o.Logger)
 		}
-		total := data.Stats().KeyN
-		ws := make([]Write, 0, migrationBatch)
-		next := migrationProgress(total)
-		c := data.Cursor()
-		for k, v := c.First(); ; k, v = c.Next() {
-			if k != nil {
-				r, err := decodeRecord(v)
-				if err != nil {
-					return fmt.Errorf("record %q: %w", k, err)
-				}
-				ws = append(ws, Write{Key: string(k), Record: r})
-			}
-			if len(ws) == cap(ws) || (k == nil && len(ws) > 0) {
-				if err := commitAll(dst, ws); err != nil {
-					return err
-				}
-				n += len(ws)
-				ws = ws[:0]
-				if n >= next && k != nil {
-					o.Logger.Info("store: migrating", "records", n, "of", total)
-					next += migrationProgress(total)
-				}
-			}
-			if k == nil {
-				return nil
-			}
-		}
+		return err
 	})
 	if err != nil {
 		return n, err
 	}
 	return n, dst.raiseMaxVersion(maxVer)
+}
+
+// copyRecords copies the records of bbolt's data bucket, migrationBatch per commit, logging
+// its progress every tenth.
+func copyRecords(data *bolt.Bucket, dst *Pebble, log *slog.Logger) (n int, err error) {
+	total := data.Stats().KeyN
+	next := migrationProgress(total)
+	ws := make([]Write, 0, migrationBatch)
+	c := data.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		r, err := decodeRecord(v)
+		if err != nil {
+			return n, fmt.Errorf("record %q: %w", k, err)
+		}
+		if ws = append(ws, Write{Key: string(k), Record: r}); len(ws) < cap(ws) {
+			continue
+		}
+		if err := commitAll(dst, ws); err != nil {
+			return n, err
+		}
+		n, ws = n+len(ws), ws[:0]
+		if n >= next {
+			log.Info("store: migrating", "records", n, "of", total)
+			next += migrationProgress(total)
+		}
+	}
+	if len(ws) > 0 {
+		err = commitAll(dst, ws)
+		n += len(ws)
+	}
+	return n, err
 }
 
 // migrationProgress is how many records go between two progress lines: a tenth, at least a
