@@ -21,6 +21,7 @@ import (
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/transport"
@@ -228,6 +229,16 @@ func TestMetricsCountWhatClientsDo(t *testing.T) {
 	assert.Equal(t, float64(1), after.value(t, "pipecache_ready"))
 	assert.Positive(t, after.value(t, "go_goroutines"))
 	assert.Positive(t, after.value(t, "process_resident_memory_bytes"))
+}
+
+// TestFsyncModeInMetrics: /metrics says which durability the store was started with.
+func TestFsyncModeInMetrics(t *testing.T) {
+	for _, mode := range []nameservice.Fsync{nameservice.FsyncAlways, nameservice.FsyncEverySec, nameservice.FsyncNo} {
+		_, srv := startDaemon(t, daemon.Config{Fsync: mode})
+		m := scrape(t, srv)
+		assert.Equal(t, float64(1), m.value(t, "pipecache_store_fsync_info", "mode", mode.String()))
+		assert.Len(t, m["pipecache_store_fsync_info"].Metric, 1)
+	}
 }
 
 // TestMetricNamesFollowConventions: counters end in _total, nothing else does, and every

@@ -16,6 +16,7 @@ type collector struct {
 	plain  []plainMetric
 	loops  []loopMetric
 	queues []queueMetric
+	fsync  *prometheus.Desc // the store's durability, as a label
 }
 
 // plainMetric is one daemon-wide counter or gauge.
@@ -53,6 +54,8 @@ func newCollector(src func() (Snapshot, bool)) *collector {
 	c.plain = append(c.plain, execCounters()...)
 	c.loops = loopMetrics()
 	c.queues = queueMetrics()
+	c.fsync = prometheus.NewDesc("pipecache_store_fsync_info",
+		"Always 1; the label is the store's durability mode (-fsync: always, everysec or no).", []string{"mode"}, nil)
 	return c
 }
 
@@ -227,6 +230,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.queues {
 		ch <- m.desc
 	}
+	ch <- c.fsync
 }
 
 // Collect implements prometheus.Collector: one snapshot of the daemon per scrape.
@@ -238,6 +242,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.plain {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&s))
 	}
+	ch <- prometheus.MustNewConstMetric(c.fsync, gauge, 1, s.Fsync.String())
 	for i := range s.Loops {
 		ls := &s.Loops[i]
 		for _, m := range c.loops {

@@ -3,6 +3,7 @@ package admin
 import (
 	"time"
 
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
 )
@@ -18,6 +19,7 @@ type Snapshot struct {
 	Cache    stages.CacheStats
 	Loops    []loop.Stats // every stage's loop and its queues, in pipeline order
 	Limits   Limits
+	Fsync    nameservice.Fsync // the embedded store's durability (daemon.Config.Fsync)
 }
 
 // Limits are the limits the daemon applies, with defaults resolved.

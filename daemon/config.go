@@ -50,7 +50,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&d.Incoming.Transport.SourceRate, "source-conn-rate", 0, "new conversations admitted per second from one source address (0: -conn-rate/8, at least 16)")
 	fs.Int64Var(&d.Incoming.Transport.PendingMemory, "pending-memory", 32<<20, "bytes all conversations still waiting for their hello may hold together (each counts 40 KiB); the oldest is dropped for a new one")
 	fs.DurationVar(&d.Incoming.Transport.AckDelay, "ack-delay", 5*time.Millisecond, "how long a request's ACK may wait to ride with its reply (negative: send ACKs at once)")
-	fs.StringVar(&d.Store, "data-dir", "data", "directory of the embedded store")
+	fs.StringVar(&d.Store, "data-dir", "data", "directory of the embedded store (a directory of a version that used bbolt is migrated at start)")
+	fs.Var(&d.Fsync, "fsync", "when an acknowledged write is on disk: always (before the reply), everysec (written to the OS before the reply, synced every second: survives a crash of the daemon, a power failure may lose about the last second) or no (written to the OS; the OS syncs it when it chooses)")
 	fs.StringVar(&cfg.storeURL, "store", "", "a shared store instead of the embedded one: etcd://host:2379[,host:2379...]/prefix")
 	fs.StringVar(&d.Advertise, "advertise", "", "with -store etcd: the address clients reach this node at (default: -listen)")
 	fs.DurationVar(&d.MemberTTL, "member-ttl", 5*time.Second, "with -store etcd: a node that dies leaves the member set this long after")
@@ -104,6 +105,9 @@ func parseConfig(args []string, w io.Writer) (*config, error) {
 			return nil, fmt.Errorf("-store: %w", err)
 		}
 		cfg.daemon.Store = cfg.storeURL // instead of -data-dir
+		if cfg.daemon.Fsync != nameservice.FsyncAlways {
+			return nil, fmt.Errorf("-fsync %s: only the embedded store (-data-dir) offers it; etcd (-store) syncs every commit itself", cfg.daemon.Fsync)
+		}
 	}
 	switch c := &cfg.daemon.Cache; {
 	case c.ProcBudget < 0 || c.ProcMaxSteps < 0:

@@ -33,6 +33,8 @@ type Config struct {
 	// OwnStore, if set, is used instead of opening Store: a store of the embedder's own, or a
 	// test's. The daemon closes it.
 	OwnStore nameservice.Store
+	// Fsync is when the embedded store's commits reach the disk (-fsync); reported in stats.
+	Fsync nameservice.Fsync
 	// With a shared store (etcd), the daemon registers itself as a cluster member under this
 	// address (default: the address it listens on) with a lease of MemberTTL (default 5 s): a
 	// node that dies drops out of the member set that long after.
@@ -92,6 +94,7 @@ type Daemon struct {
 	p        Pipeline
 	limits   admin.Limits // resolved at start
 	leave    func()       // leaves the member set; nil without a shared store
+	fsync    nameservice.Fsync
 	version  string
 	started  time.Time
 	stopping atomic.Bool // Stop has begun (Ready reports it)
@@ -113,7 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Processors == nil {
 		cfg.Processors = processor.Default()
 	}
-	d := &Daemon{log: cfg.Logger, version: cfg.Version, started: time.Now()}
+	d := &Daemon{log: cfg.Logger, version: cfg.Version, fsync: cfg.Fsync, started: time.Now()}
 	if err := d.start(ctx, cfg); err != nil {
 		d.abort()
 		return nil, fmt.Errorf("pipecached: %w", err)
@@ -147,7 +150,7 @@ func (d *Daemon) start(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	d.log.Info("pipecached listening", "addr", d.Addr().String(), "data", cfg.Store,
-		"memory", d.limits.Memory, "version", startVersion, "processors", strings.Join(cfg.Processors.Names(), ","))
+		"fsync", cfg.Fsync.String(), "memory", d.limits.Memory, "version", startVersion, "processors", strings.Join(cfg.Processors.Names(), ","))
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
 )
 
@@ -97,6 +98,7 @@ func TestExampleConfigParses(t *testing.T) {
 	assert.Equal(t, "json", cfg.logFormat)
 	assert.Equal(t, int64(256<<20), cfg.daemon.Cache.Memory)
 	assert.Equal(t, 10*time.Millisecond, cfg.daemon.Cache.ProcBudget)
+	assert.Equal(t, nameservice.FsyncAlways, cfg.daemon.Fsync)
 }
 
 // TestProcBudgetFlags: -proc-budget 0 is no time budget (the stage's zero is its default of

@@ -37,6 +37,7 @@ func (d *Daemon) Snapshot() admin.Snapshot {
 		Sessions: d.p.Sessions.Stats(),
 		Cache:    d.p.Cache.Stats(),
 		Limits:   d.limits,
+		Fsync:    d.fsync,
 	}
 	for _, l := range d.p.loops() {
 		s.Loops = append(s.Loops, l.Stats())
@@ -73,6 +74,7 @@ func (d *Daemon) serverInfo() stages.ServerInfo {
 		MaxKey:        int64(l.MaxKey),
 		MaxValue:      int64(l.MaxValue),
 		MaxConns:      int64(l.MaxConns),
+		FsyncMode:     int64(d.fsync),
 	}
 }
 

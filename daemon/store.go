@@ -13,7 +13,7 @@ import (
 // OpenStore opens the store cfg names, the one function that opens every kind: cfg.OwnStore
 // if set; a shared store if cfg.Store is an etcd:// URL, waited for up to cfg.StoreWait (or
 // until ctx ends) to answer; otherwise the embedded store in the directory cfg.Store (default
-// "data").
+// "data"), with the durability cfg.Fsync.
 func OpenStore(ctx context.Context, cfg Config) (nameservice.Store, error) {
 	switch {
 	case cfg.OwnStore != nil:
@@ -23,9 +23,10 @@ func OpenStore(ctx context.Context, cfg Config) (nameservice.Store, error) {
 	case cfg.Store == "":
 		cfg.Store = "data"
 	}
-	st, err := nameservice.Open(cfg.Store)
+	// An embedded directory of an earlier version (bbolt) is migrated here, and logged.
+	st, err := nameservice.OpenWith(cfg.Store, nameservice.Options{Fsync: cfg.Fsync, Logger: cfg.Logger})
 	if err != nil {
-		return nil, err // not st: a nil *Bolt in an interface is not a nil Store
+		return nil, err // not st: a nil *Pebble in an interface is not a nil Store
 	}
 	return st, nil
 }

@@ -14,14 +14,13 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 )
 
-// The embedded store is a bbolt database: a single file, copy-on-write B+tree, one fsync per
-// transaction, so a Commit of many writes (group commit) costs one fsync. Chosen over Pebble for
-// dependency weight (bbolt is one module with no dependencies beyond x/sys) and because the
-// daemon already batches writes itself; BENCHMARKS.md has its measured write throughput.
+// Bolt is the store on a bbolt database: a single file, copy-on-write B+tree, where a Commit of
+// many writes (group commit) is one transaction. Each commit writes its copied pages and syncs,
+// then writes the meta page and syncs again.
 //
-// Layout:
+// Layout (records as record.go encodes them):
 //
-//	data:   key                      -> version (8) | expireAt (8) | value
+//	data:   key                      -> record
 //	expiry: expireAt (8, BE) | key   -> (empty)     index for the sweeper
 //	meta:   "maxversion"             -> version (8)
 var (
@@ -31,20 +30,20 @@ var (
 	keyMaxVer    = []byte("maxversion")
 )
 
-const recordHeader = 16
-
-// FileName is the database file inside the data directory.
+// FileName is the bbolt database file inside the data directory.
 const FileName = "pipecache.db"
 
-// Bolt is the embedded Store.
+// Bolt is the Store on a bbolt file.
 type Bolt struct {
 	db      *bolt.DB
 	mu      sync.Mutex // serialises commits (the committer is one goroutine; tests may be more)
 	reserve *reserve   // disk space kept for deletes (reserve.go); guarded by mu
 }
 
-// Open opens (creating if needed) the embedded store in dir.
-func Open(dir string) (*Bolt, error) {
+// OpenBolt opens (creating if needed) the bbolt store in dir. The daemon no longer stores its
+// data in bbolt (Open migrates such a directory to Pebble): this is for the migration's tests
+// and for comparing the engines.
+func OpenBolt(dir string) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("nameservice: data directory: %w", err)
 	}
@@ -75,33 +74,6 @@ func Open(dir string) (*Bolt, error) {
 	return &Bolt{db: db, reserve: newReserve(dir)}, nil
 }
 
-func encodeRecord(r *Record) []byte {
-	b := make([]byte, recordHeader+len(r.Value))
-	binary.BigEndian.PutUint64(b, r.Version)
-	binary.BigEndian.PutUint64(b[8:], uint64(r.ExpireAt))
-	copy(b[recordHeader:], r.Value)
-	return b
-}
-
-// decodeRecord copies v (bbolt's memory is valid only in its transaction).
-func decodeRecord(v []byte) (Record, error) {
-	if len(v) < recordHeader {
-		return Record{}, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(v))
-	}
-	return Record{
-		Version:  binary.BigEndian.Uint64(v),
-		ExpireAt: int64(binary.BigEndian.Uint64(v[8:])),
-		Value:    bytes.Clone(v[recordHeader:]),
-	}, nil
-}
-
-func expiryKey(expireAt int64, key string) []byte {
-	k := make([]byte, 8+len(key))
-	binary.BigEndian.PutUint64(k, uint64(expireAt))
-	copy(k[8:], key)
-	return k
-}
-
 // Get implements Store.
 func (s *Bolt) Get(key string, nowMs int64) (r Record, ok bool, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
@@ -117,25 +89,6 @@ func (s *Bolt) Get(key string, nowMs int64) (r Record, ok bool, err error) {
 		return Record{}, false, fmt.Errorf("nameservice: get %q: %w", key, err)
 	}
 	return r, ok, nil
-}
-
-// Limits of bbolt's own (it refuses larger keys and values inside the transaction).
-const (
-	boltMaxKey   = bolt.MaxKeySize
-	boltMaxValue = bolt.MaxValueSize - recordHeader
-)
-
-// checkWrite returns why bbolt would refuse w, or nil.
-func checkWrite(w *Write) error {
-	switch {
-	case len(w.Key) == 0:
-		return fmt.Errorf("%w: empty key", ErrInvalid)
-	case len(w.Key) > boltMaxKey-8: // the expiry index prefixes the key with 8 bytes
-		return fmt.Errorf("%w: key of %d bytes", ErrInvalid, len(w.Key))
-	case len(w.Record.Value) > boltMaxValue:
-		return fmt.Errorf("%w: value of %d bytes", ErrInvalid, len(w.Record.Value))
-	}
-	return nil
 }
 
 // Commit implements Store: one bbolt transaction, one fsync, for every write bbolt accepts.

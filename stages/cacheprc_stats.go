@@ -15,6 +15,7 @@ type ServerInfo struct {
 	MaxKey        int64  `json:"max_key_bytes"`
 	MaxValue      int64  `json:"max_value_bytes"`
 	MaxConns      int64  `json:"max_conns"`
+	FsyncMode     int64  `json:"fsync_mode"` // nameservice.Fsync: 0 always, 1 everysec, 2 no
 }
 
 // statsReply is the stats op's JSON object: one flat object of both structs' keys.
