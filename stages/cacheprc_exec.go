@@ -33,6 +33,12 @@ type execState struct {
 	limits processor.Limits
 	out    processor.Output // one per loop, reused by every call
 	result []byte           // a call's result, kept aside while its new value becomes the head
+	enc    []byte           // a live value encoded for a caller that needs bytes (headValue)
+	// The live values (processor.Type): decoded once, changed in place by each call, encoded
+	// once per commit (cacheprc_live.go). A key's live value, if any, is its head while it has
+	// pending requests, and its durable value otherwise.
+	live    map[uint32]liveEntry
+	liveMem int64 // what the live values hold, counted in the memory budget
 }
 
 // The kinds of exec error counted, in CacheStats order.
@@ -74,7 +80,7 @@ func newExecState(cfg *CacheConfig) execState {
 	if lim.MaxTime < 0 {
 		lim.MaxTime = 0 // no time budget
 	}
-	return execState{procs: procs, limits: lim}
+	return execState{procs: procs, limits: lim, live: make(map[uint32]liveEntry)}
 }
 
 // execKnown answers t (unknown_processor) and reports false if it names no registered
@@ -93,7 +99,7 @@ func (c *CachePrc) execKnown(t *task.Task) bool {
 // runExec runs t's processor on slot i's head v (cacheprc_write.go).
 func (c *CachePrc) runExec(i uint32, t *task.Task, v view) {
 	c.stats.execs.Add(1)
-	fn, ok := c.exec.procs.Lookup(string(t.Proc))
+	fn, typ, ok := c.exec.procs.LookupType(string(t.Proc))
 	switch {
 	case !ok: // unregistered since serve checked: impossible, the registry only grows
 		c.stats.execErrors[execUnknown].Add(1)
@@ -101,6 +107,10 @@ func (c *CachePrc) runExec(i uint32, t *task.Task, v view) {
 		return
 	case c.feedDown:
 		c.refuse(i, t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale: exec runs only on current data"))
+		return
+	}
+	if typ != nil {
+		c.runLive(i, t, v, typ)
 		return
 	}
 	in := processor.Input{Key: c.tab.keyOf(i), Exists: v.present, Args: t.Value, Now: c.loop.Clock().Time()}

@@ -53,6 +53,7 @@ func (c *CachePrc) changed(t *task.Task) {
 		c.emit(t.Key, t.Version, kind, nil)
 		return
 	}
+	c.dropLive(i)
 	c.setValue(i, t.Value, t.Version, t.ExpireAt)
 	c.emit(t.Key, t.Version, kind, t.Value)
 	c.evict()
@@ -79,6 +80,7 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 		}
 	}
 	// Requests are waiting: they run, in order, against a fresh load rather than the stale entry.
+	c.dropLive(i)
 	c.tab.unload(i)
 	c.loadFor(i)
 }

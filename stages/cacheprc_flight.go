@@ -23,6 +23,7 @@ func (c *CachePrc) newSlot(key []byte) uint32 {
 
 // removeSlot forgets slot i entirely. It must have nothing in flight.
 func (c *CachePrc) removeSlot(i uint32) {
+	c.dropLive(i)
 	c.tab.remove(i)
 	c.account()
 }
@@ -39,6 +40,7 @@ func (c *CachePrc) setValue(i uint32, value []byte, version uint64, expireAt int
 
 // setAbsent remembers slot i's key as absent for the negative TTL.
 func (c *CachePrc) setAbsent(i uint32, now int64) {
+	c.dropLive(i)
 	if c.tab.setAbsent(i, now+c.cfg.NegativeTTL.Milliseconds()) {
 		c.armSweep()
 	}
@@ -47,8 +49,11 @@ func (c *CachePrc) setAbsent(i uint32, now int64) {
 
 func (c *CachePrc) account() {
 	c.stats.items.Store(c.tab.items)
-	c.stats.bytes.Store(c.tab.bytes())
+	c.stats.bytes.Store(c.memUsed())
 }
+
+// memUsed is what the memory budget counts: the table, and the live values.
+func (c *CachePrc) memUsed() int64 { return c.tab.bytes() + c.exec.liveMem }
 
 // ---- operations in flight ----
 
@@ -144,6 +149,7 @@ func (c *CachePrc) loadDone(st *task.Task) {
 	case task.CodeNotFound:
 		c.setAbsent(i, c.nowMs())
 	case task.CodeOK:
+		c.dropLive(i)
 		c.setValue(i, st.Value, st.Version, st.ExpireAt)
 	default: // nothing is known of the key: everyone waiting gets the store's error
 		c.failAll(i, st.Code, st.Err)
@@ -283,7 +289,7 @@ func (c *CachePrc) expire(i uint32) {
 // budget. The store still has them; the next access reloads.
 func (c *CachePrc) evict() {
 	c.tab.oldest(func(i uint32) bool {
-		if c.tab.bytes() <= c.cfg.Memory {
+		if c.memUsed() <= c.cfg.Memory {
 			return false
 		}
 		if c.flights[i] == nil {

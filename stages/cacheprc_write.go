@@ -49,6 +49,7 @@ type headSource uint8
 const (
 	headDurable headSource = iota // the table's value (no change, or only touches, pending)
 	headOwn                       // inflight.head.value
+	headLive                      // the key's live value (cacheprc_live.go)
 )
 
 // headState is a key as its pending ops left it. Valid while the key has ops.
@@ -85,8 +86,13 @@ func (c *CachePrc) viewOf(i uint32, now int64) view {
 // headValue returns slot i's head value (the durable one if nothing is pending). It is valid
 // until the head changes.
 func (c *CachePrc) headValue(i uint32) []byte {
-	if fl := c.flights[i]; fl != nil && len(fl.ops) > 0 && fl.head.src == headOwn {
-		return fl.head.value
+	if fl := c.flights[i]; fl != nil && len(fl.ops) > 0 {
+		switch fl.head.src {
+		case headOwn:
+			return fl.head.value
+		case headLive:
+			return c.encodeLive(i)
+		}
 	}
 	return c.tab.valueOf(i)
 }
@@ -108,7 +114,8 @@ func (c *CachePrc) hasDirty() bool {
 type newHead struct {
 	del      bool
 	touch    bool   // only the deadline changes: the value and version stay
-	value    []byte // the new value, copied (not for del or touch)
+	live     bool   // the new value is the key's live value (changed in place)
+	value    []byte // the new value, copied (not for del, touch or live)
 	expireAt int64
 	keep     bool // the request's Value holds the new value, for its push
 }
@@ -124,10 +131,14 @@ func (c *CachePrc) applyChange(i uint32, t *task.Task, ch newHead) uint64 {
 	}
 	h.present, h.expireAt = !ch.del, ch.expireAt
 	switch {
+	case ch.live:
+		h.src = headLive
 	case ch.del:
 		h.src, h.value = headOwn, h.value[:0]
+		c.dropLive(i)
 	case !ch.touch:
 		h.src, h.value = headOwn, append(h.value[:0], ch.value...)
+		c.dropLive(i)
 	}
 	c.pend(i, fl, pendingOp{t: t, version: h.version, change: true, del: ch.del, keep: ch.keep})
 	c.markDirty(i, fl)
@@ -202,6 +213,10 @@ func (c *CachePrc) flush() {
 		}
 		fl.dirty, fl.sent = false, len(fl.ops)
 		h := &fl.head
+		if h.src == headLive && h.present {
+			b.addEncoded(i, c.tab.keyOf(i), c.liveValue(i), h.version, h.expireAt)
+			continue
+		}
 		b.add(i, c.tab.keyOf(i), !h.present, c.headValue(i), h.version, h.expireAt)
 	}
 	c.dirty = c.dirty[:copy(c.dirty, c.dirty[n:])]
@@ -379,6 +394,7 @@ func (c *CachePrc) commitFailed(i uint32, fl *inflight, code task.Code, err erro
 	}
 	fl.dirty = false
 	c.dropOps(fl, len(fl.ops))
+	c.dropLive(i) // it was the failed head
 }
 
 // dropUnsent fails slot i's ops that no commit carries yet (with code and err) and puts its head
@@ -394,6 +410,7 @@ func (c *CachePrc) dropUnsent(i uint32, fl *inflight, code task.Code, err error)
 	}
 	clear(fl.ops[fl.sent:])
 	fl.ops, fl.dirty = fl.ops[:fl.sent], false
+	c.dropLive(i)
 	if fl.sent == 0 {
 		return // nothing pending: the head is the durable value again
 	}

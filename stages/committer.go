@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
+	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -42,6 +43,16 @@ func (b *commitBatch) add(slot uint32, key []byte, del bool, value []byte, versi
 	b.writes = append(b.writes, nameservice.Write{Key: string(key), Delete: del,
 		Record: nameservice.Record{Version: version, ExpireAt: expireAt}})
 	b.writes[len(b.writes)-1].Record.Value = b.buf[start:len(b.buf):len(b.buf)]
+}
+
+// addEncoded appends a write of key whose value is v's encoding, written straight into the
+// batch.
+func (b *commitBatch) addEncoded(slot uint32, key []byte, v processor.Value, version uint64, expireAt int64) {
+	start := len(b.buf)
+	b.buf = v.AppendEncoded(b.buf)
+	b.slots = append(b.slots, slot)
+	b.writes = append(b.writes, nameservice.Write{Key: string(key),
+		Record: nameservice.Record{Value: b.buf[start:len(b.buf):len(b.buf)], Version: version, ExpireAt: expireAt}})
 }
 
 // seal points every write at its final bytes (buf may have moved while it grew).
