@@ -106,11 +106,13 @@ type inflight struct {
 	foreign       uint64
 	foreignDelete bool
 
-	ops   []pendingOp // requests applied to head and not answered yet, in arrival order
-	sent  int         // ops[:sent] ride the commit in flight
-	head  headState   // the key as ops left it (valid while ops is not empty)
-	dirty bool        // ops holds changes no commit carries yet: the key is in CachePrc.dirty
-	bytes int         // what the ops' requests hold (MaxPendingBytes)
+	ops   []pendingOp  // requests applied to head and not answered yet, in arrival order
+	sent  int          // ops[:sent] ride the commit in flight
+	head  headState    // the key as ops left it (valid while ops is not empty)
+	dirty bool         // ops holds changes no commit carries yet: the key is in CachePrc.dirty
+	batch *commitBatch // the batch whose write of the key carries ops[:sent] (open or at the committer); nil: none
+	pos   int          // the index of that write in batch
+	bytes int          // what the ops' requests hold (MaxPendingBytes)
 }
 
 // CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
@@ -144,12 +146,13 @@ type CachePrc struct {
 	toEvents  *loop.Outbox
 	draining  bool // the requests queue is closed: close Outgoing's once nothing is in flight
 	storeGone bool // Outgoing's queue has been closed
-	inflight  int  // loads at Outgoing, and the commit in flight
+	inflight  int  // loads at Outgoing, and batches published and not back
 
 	// The write path (cacheprc_write.go, committer.go).
-	batch       commitBatch      // the group commit in flight (committing), or empty
-	committing  bool             // batch is at the committer
-	batchNext   int              // the next write of batch whose outcome applyBatch applies
+	open        *commitBatch // the batch being filled: published in the port's slot until the committer takes it
+	freeBatches []*commitBatch
+	applying    *commitBatch     // the batch whose outcomes applyBatch is applying
+	batchNext   int              // the next write of applying whose outcome applyBatch applies
 	dirty       []uint32         // keys with changes for the next commit, in the order they changed
 	flushEntry  timer.ReadyEntry // flush at the end of the iteration
 	commitTimer timer.Timer      // fires if the commit in flight takes longer than StoreTimeout

@@ -83,7 +83,7 @@ func (c *CachePrc) settle(i uint32) {
 	}
 	c.loop.Wheel().Cancel(&fl.timeout)
 	fl.waiters, fl.late, fl.foreign, fl.foreignDelete = fl.waiters[:0], false, 0, false
-	fl.dirty, fl.bytes, fl.sent = false, 0, 0
+	fl.dirty, fl.bytes, fl.sent, fl.batch = false, 0, 0, nil
 	if cap(fl.head.value) > 64<<10 {
 		fl.head.value = nil // one large value does not pin memory
 	}
@@ -125,8 +125,9 @@ func (c *CachePrc) completion(st *task.Task) {
 	case task.OpChanged, task.OpFeedState, task.OpFeedResync:
 		c.changed(st)
 	case task.OpStore:
-		st.Ctx = nil // the batch is c.batch
-		c.committed()
+		b := st.Ctx.(*commitBatch)
+		st.Ctx = nil
+		c.committed(b)
 	default:
 		c.loadDone(st)
 	}

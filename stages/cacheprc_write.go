@@ -1,9 +1,9 @@
 package stages
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -18,9 +18,10 @@ import (
 // what readers (get, mget) see and what subscribers were told; it changes only when a commit
 // comes back.
 //
-// At the end of a loop iteration, if no commit is in flight, every key with unsent changes goes
-// into one group commit (committer.go) with its head: one write per key however many changes
-// it holds. When the commit comes back, for each key in it, in order:
+// At the end of a loop iteration, every key with unsent changes goes into the open group commit
+// (committer.go) with its head: one write per key however many changes it holds; a key whose
+// write is at the committer waits for it to come back. When a commit comes back, for each key
+// in it, in order:
 //
 //   - success: the head that was sent becomes the durable value; each op it carried is pushed
 //     to subscribers (changes) and answered, in arrival order, then the ops behind them that
@@ -191,94 +192,114 @@ func (c *CachePrc) markDirty(i uint32, fl *inflight) {
 		fl.dirty = true
 		c.dirty = append(c.dirty, i)
 	}
-	if !c.committing {
-		c.loop.Ready().Add(&c.flushEntry)
-	}
+	c.loop.Ready().Add(&c.flushEntry)
 }
 
-// flush sends the heads of the keys with unsent changes to the committer as one group commit,
-// unless a commit is in flight (its completion calls flush again). It runs at the end of a loop
-// iteration, so that everything the iteration wrote rides one commit.
+// flush puts the heads of the keys with unsent changes into the open batch and publishes it
+// for the committer (committer.go). It runs at the end of a loop iteration, so that everything
+// the iteration wrote rides one commit, and when a commit comes back.
 func (c *CachePrc) flush() {
-	if c.committing || len(c.dirty) == 0 || c.storeGone {
+	if len(c.dirty) == 0 || c.storeGone {
 		return
 	}
-	b := &c.batch
-	n := 0
-	for ; n < len(c.dirty) && len(b.writes) < c.commits.MaxWrites; n++ {
-		i := c.dirty[n]
+	b := c.commits.takeBack()
+	if b == nil {
+		c.open = nil // the committer took it (or none was open)
+		b = c.newBatch()
+	}
+	kept := c.dirty[:0]
+	for _, i := range c.dirty {
 		fl := c.flights[i]
-		if fl == nil || !fl.dirty {
+		switch {
+		case fl == nil || !fl.dirty:
 			continue // its changes failed meanwhile
-		}
-		fl.dirty, fl.sent = false, len(fl.ops)
-		h := &fl.head
-		if h.src == headLive && h.present {
-			b.addEncoded(i, c.tab.keyOf(i), c.liveValue(i), h.version, h.expireAt)
+		case fl.batch != nil && fl.batch != b, fl.batch == nil && len(b.writes) >= c.commits.MaxWrites:
+			kept = append(kept, i) // its last write is at the store, or the batch is full: later
 			continue
 		}
-		b.add(i, c.tab.keyOf(i), !h.present, c.headValue(i), h.version, h.expireAt)
+		c.putHead(b, i, fl)
 	}
-	c.dirty = c.dirty[:copy(c.dirty, c.dirty[n:])]
+	clear(c.dirty[len(kept):])
+	c.dirty = kept
 	if len(b.writes) == 0 {
+		c.freeBatches = append(c.freeBatches, b)
 		return
 	}
-	t := task.Get()
-	t.Op, t.Ctx = task.OpStore, b
-	if !c.commits.submit(t) {
-		task.Put(t)
-		c.batchFailed(task.CodeUnavailable, errors.New("the server is stopping: its store is closed"))
-		return
+	if b != c.open {
+		c.open = b
+		c.inflight++
+		if !c.commitTimer.Scheduled() {
+			c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
+		}
 	}
-	c.stats.stores.Add(uint64(len(b.writes)))
-	c.committing = true
-	c.inflight++
-	c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
+	c.commits.publish(b)
 }
 
-// batchFailed fails every write of the batch that could not be sent.
-func (c *CachePrc) batchFailed(code task.Code, err error) {
-	b := &c.batch
-	for k, i := range b.slots {
-		if fl := c.flights[i]; fl != nil {
-			c.commitFailed(i, fl, code, err)
-			c.afterCommit(i)
+// putHead writes slot i's head into b, replacing the key's write if b has one.
+func (c *CachePrc) putHead(b *commitBatch, i uint32, fl *inflight) {
+	fl.dirty, fl.sent = false, len(fl.ops)
+	h := &fl.head
+	live := h.src == headLive && h.present
+	if fl.batch == b {
+		if live {
+			b.setEncoded(fl.pos, c.liveValue(i), h.version, h.expireAt)
+		} else {
+			b.set(fl.pos, !h.present, c.headValue(i), h.version, h.expireAt)
 		}
-		b.slots[k] = 0
+		return
 	}
-	b.reset()
+	fl.batch, fl.pos = b, len(b.writes)
+	if live {
+		b.addEncoded(i, c.tab.keyOf(i), c.liveValue(i), h.version, h.expireAt)
+	} else {
+		b.add(i, c.tab.keyOf(i), !h.present, c.headValue(i), h.version, h.expireAt)
+	}
+}
+
+func (c *CachePrc) newBatch() *commitBatch {
+	if n := len(c.freeBatches); n > 0 {
+		b := c.freeBatches[n-1]
+		c.freeBatches = c.freeBatches[:n-1]
+		return b
+	}
+	return &commitBatch{}
 }
 
 // committed handles a group commit coming back from the committer.
-func (c *CachePrc) committed() {
-	c.committing = false
+func (c *CachePrc) committed(b *commitBatch) {
 	c.inflight--
 	c.loop.Wheel().Cancel(&c.commitTimer)
 	c.commitLate = false
+	if c.inflight > 0 {
+		c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
+	}
+	c.applying, c.batchNext = b, 0
 	c.applyBatch()
 }
 
 // applyBatch applies each key's outcome, in the order the keys were gathered, then sends the
 // next commit. After a panic, onPanic resets the key it was on and calls it again for the rest.
 func (c *CachePrc) applyBatch() {
-	b := &c.batch
+	b := c.applying
 	for c.batchNext < len(b.slots) {
 		k := c.batchNext
 		c.batchNext++
 		i := b.slots[k]
 		fl := c.flights[i]
-		if i == 0 || fl == nil || fl.sent == 0 {
+		if fl == nil || fl.batch != b {
 			continue
 		}
+		fl.batch = nil
 		if err := b.errs[k]; err != nil {
 			c.commitFailed(i, fl, commitCode(err), err)
 		} else {
-			c.commitDone(i, fl, k)
+			c.commitDone(i, fl, &b.writes[k])
 		}
 		c.afterCommit(i)
 	}
-	c.batchNext = 0
+	c.applying = nil
 	b.reset()
+	c.freeBatches = append(c.freeBatches, b)
 	c.flush()
 	c.evict()
 	c.closeStoreIfDone()
@@ -288,18 +309,18 @@ func (c *CachePrc) applyBatch() {
 // panicked: its requests are answered internal and its entry dropped (the store has the truth),
 // then the rest of the batch is applied.
 func (c *CachePrc) commitPanicked() {
-	if c.batchNext == 0 {
+	if c.applying == nil || c.batchNext == 0 {
 		return // the panic came before the batch was looked at, or after it was done
 	}
-	i := c.batch.slots[c.batchNext-1]
-	if fl := c.flights[i]; i != 0 && fl != nil {
+	i := c.applying.slots[c.batchNext-1]
+	if fl := c.flights[i]; fl != nil {
 		for j := range fl.ops {
 			if t := fl.ops[j].t; t != nil {
 				fl.ops[j].t = nil
 				c.fail(t, task.CodeInternal, errHandlerPanicked)
 			}
 		}
-		fl.dirty = false
+		fl.dirty, fl.batch = false, nil
 		c.dropOps(fl, len(fl.ops))
 		c.failAll(i, task.CodeInternal, errHandlerPanicked)
 		c.settle(i)
@@ -310,10 +331,9 @@ func (c *CachePrc) commitPanicked() {
 	c.applyBatch()
 }
 
-// commitDone applies write k of the batch, which the store made durable, to slot i: the
-// durable value, then each op it carried, pushed and answered in order.
-func (c *CachePrc) commitDone(i uint32, fl *inflight, k int) {
-	w := &c.batch.writes[k]
+// commitDone applies w, a write the store made durable, to slot i: the durable value, then
+// each op it carried, pushed and answered in order.
+func (c *CachePrc) commitDone(i uint32, fl *inflight, w *nameservice.Write) {
 	if w.Delete {
 		c.setAbsent(i, c.nowMs())
 		c.tab.setDeleted(i, w.Record.Version)
@@ -411,17 +431,21 @@ func (c *CachePrc) dropUnsent(i uint32, fl *inflight, code task.Code, err error)
 	clear(fl.ops[fl.sent:])
 	fl.ops, fl.dirty = fl.ops[:fl.sent], false
 	c.dropLive(i)
-	if fl.sent == 0 {
+	if fl.sent == 0 || fl.batch == nil {
 		return // nothing pending: the head is the durable value again
 	}
-	for k, s := range c.batch.slots {
-		if s == i {
-			w := &c.batch.writes[k]
-			fl.head = headState{present: !w.Delete, version: w.Record.Version, expireAt: w.Record.ExpireAt,
-				src: headOwn, value: append(fl.head.value[:0], w.Record.Value...)}
-			return
+	// The head as the write being committed leaves it (its Version is not read: a store that
+	// numbers versions may be setting it).
+	w := &fl.batch.writes[fl.pos]
+	version := fl.head.version
+	for j := fl.sent - 1; j >= 0; j-- {
+		if fl.ops[j].change {
+			version = fl.ops[j].version
+			break
 		}
 	}
+	fl.head = headState{present: !w.Delete, version: version, expireAt: w.Record.ExpireAt,
+		src: headOwn, value: append(fl.head.value[:0], w.Record.Value...)}
 }
 
 // dropOps forgets slot i's first n ops (answered).
@@ -471,7 +495,7 @@ func (c *CachePrc) commitTimedOut() {
 	if !c.commitLate {
 		c.commitLate = true
 		c.stats.timeouts.Add(1)
-		c.log.Warn("store timed out", "op", "commit", "writes", len(c.batch.writes), "after", c.cfg.StoreTimeout)
+		c.log.Warn("store timed out", "op", "commit", "batches", c.inflight, "after", c.cfg.StoreTimeout)
 	}
 	for _, fl := range c.flights {
 		for j := range fl.ops {

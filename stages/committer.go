@@ -2,6 +2,7 @@ package stages
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
@@ -11,28 +12,47 @@ import (
 
 // The write path: CachePrc -> committer -> CachePrc, with no stage loop between them.
 //
-// CachePrc applies writes to its keys in memory (cacheprc_write.go) and, at the end of a loop
-// iteration when no commit is in flight, gathers every key with changes not yet sent into one
-// commitBatch: one write per key, its newest value. It hands the batch to the committer
-// goroutine through a channel that holds one batch, and since at most one batch is in flight
-// the send never waits. The committer commits the batch (one store Commit: one transaction, one
-// fsync) and hands it back through CachePrc's completions queue. Meanwhile CachePrc gathers
-// the next batch: everything written during a commit rides the next one, as bbolt's Batch and
-// Redis's event loop do.
+// CachePrc applies writes to its keys in memory (cacheprc_write.go) and, at the end of each
+// loop iteration that changed keys, puts every changed key's newest value into the open batch:
+// one write per key, however many changes it holds. It publishes the open batch in the
+// CommitPort's one slot (an atomic pointer) and signals the committer goroutine. Whenever the
+// committer is free it takes the batch in the slot, everything queued at once, commits it (one
+// store Commit: one transaction, one fsync) and hands it back through CachePrc's completions
+// queue, then takes the next. Until the committer has taken it, CachePrc may take the open
+// batch back out of the slot (an atomic swap) to add the writes of the next iteration, so a
+// commit never waits for CachePrc and everything written while one commits rides the next, as
+// bbolt's Batch and Redis's event loop do. A key whose write is being committed stays out of
+// the open batch until that commit is back, so that a failed commit can take back what was
+// built on it.
 //
-// Ownership: a commitBatch belongs to CachePrc's loop, except between CommitPort.submit and
-// its completion, when it belongs to the committer goroutine. The committer goroutine is
-// started and stopped by Outgoing (it is Outgoing's connection to the store for writes) and
-// touches nothing but the batch it holds, the store, the Observer and CachePrc's completions
-// queue.
+// Ownership: a commitBatch belongs to CachePrc's loop while it is open and not in the slot, and
+// from its completion on; in the slot, whoever swaps it out owns it; once the committer has it,
+// the committer goroutine, until it pushes the completion. The committer goroutine is started
+// and stopped by Outgoing (it is Outgoing's connection to the store for writes) and touches
+// nothing but the batch it holds, the store, the Observer and CachePrc's completions queue.
 
 // commitBatch is one group commit: at most one write per key.
 type commitBatch struct {
 	writes []nameservice.Write
 	slots  []uint32 // CachePrc's slot of each write
 	errs   []error  // each write's outcome, set by the committer
-	buf    []byte   // the values, back to back: writes[i].Record.Value points into it
-	task   *task.Task
+	buf    []byte   // the values: writes[i].Record.Value points into it (or an older array of it)
+}
+
+// set replaces write k's value (its key's head changed while the batch was open).
+func (b *commitBatch) set(k int, del bool, value []byte, version uint64, expireAt int64) {
+	start := len(b.buf)
+	b.buf = append(b.buf, value...)
+	b.writes[k].Delete = del
+	b.writes[k].Record = nameservice.Record{Value: b.buf[start:len(b.buf):len(b.buf)], Version: version, ExpireAt: expireAt}
+}
+
+// setEncoded replaces write k's value with v's encoding.
+func (b *commitBatch) setEncoded(k int, v processor.Value, version uint64, expireAt int64) {
+	start := len(b.buf)
+	b.buf = v.AppendEncoded(b.buf)
+	b.writes[k].Delete = false
+	b.writes[k].Record = nameservice.Record{Value: b.buf[start:len(b.buf):len(b.buf)], Version: version, ExpireAt: expireAt}
 }
 
 // add appends a write of key; value is copied (it may change once the batch has left).
@@ -55,16 +75,6 @@ func (b *commitBatch) addEncoded(slot uint32, key []byte, v processor.Value, ver
 		Record: nameservice.Record{Value: b.buf[start:len(b.buf):len(b.buf)], Version: version, ExpireAt: expireAt}})
 }
 
-// seal points every write at its final bytes (buf may have moved while it grew).
-func (b *commitBatch) seal() {
-	off := 0
-	for i := range b.writes {
-		n := len(b.writes[i].Record.Value)
-		b.writes[i].Record.Value = b.buf[off : off+n : off+n]
-		off += n
-	}
-}
-
 // reset empties b for the next batch, keeping its buffers unless they grew large.
 func (b *commitBatch) reset() {
 	clear(b.writes)
@@ -75,9 +85,11 @@ func (b *commitBatch) reset() {
 	}
 }
 
-// CommitPort is how CachePrc hands a group commit to Outgoing's committer goroutine.
+// CommitPort is how CachePrc hands group commits to Outgoing's committer goroutine.
 type CommitPort struct {
-	ch chan *task.Task // holds one: CachePrc never has more than one commit in flight
+	next atomic.Pointer[commitBatch] // the open batch, published: the committer takes it when free
+	wake chan struct{}               // one signal: next may hold a batch
+	stop chan struct{}               // closed when Outgoing finishes
 	// MaxWrites bounds the writes in one commit (OutgoingConfig.MaxBatch).
 	MaxWrites int
 	// Serial: a key has at most one change at the store at a time, and requests that would
@@ -86,24 +98,41 @@ type CommitPort struct {
 	Serial bool
 }
 
-// submit hands t (its Ctx a *commitBatch) to the committer. CachePrc's loop only; it never
-// waits, since the channel holds the one commit in flight. It reports false if the committer
-// has stopped.
-func (p *CommitPort) submit(t *task.Task) bool {
+func newCommitPort(maxWrites int, serial bool) *CommitPort {
+	return &CommitPort{wake: make(chan struct{}, 1), stop: make(chan struct{}), MaxWrites: maxWrites, Serial: serial}
+}
+
+// publish puts b in the slot (which CachePrc has emptied with takeBack) and wakes the
+// committer. CachePrc's loop only; it never waits.
+func (p *CommitPort) publish(b *commitBatch) {
+	p.next.Store(b)
 	select {
-	case p.ch <- t:
-		return true
+	case p.wake <- struct{}{}:
 	default:
-		return false
 	}
 }
 
-// committer commits the batches CachePrc submits until the channel closes. Its own goroutine.
+// takeBack empties the slot and returns the batch it held: nil if the committer took it.
+// CachePrc's loop only.
+func (p *CommitPort) takeBack() *commitBatch { return p.next.Swap(nil) }
+
+// committer commits the batches CachePrc publishes, each as soon as it is free, until Outgoing
+// finishes. Its own goroutine.
 func (o *Outgoing) committer() {
-	for t := range o.port.ch {
-		b := t.Ctx.(*commitBatch)
-		b.seal()
+	p := o.port
+	for {
+		b := p.next.Swap(nil)
+		if b == nil {
+			select {
+			case <-p.wake:
+				continue
+			case <-p.stop:
+				return // CachePrc had nothing in flight when it closed Outgoing's queue
+			}
+		}
 		b.errs = append(b.errs[:0], o.commit(b.writes)...)
+		t := task.Get()
+		t.Op, t.Ctx = task.OpStore, b
 		o.complete(t)
 	}
 }

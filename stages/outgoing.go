@@ -69,7 +69,7 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (
 	o := &Outgoing{cfg: cfg, log: cfg.Logger.With("stage", "outgoing"), out: out, store: store,
 		loads: make(chan *task.Task, cfg.Workers*4)}
 	_, shared := store.(Feed)
-	o.port = &CommitPort{ch: make(chan *task.Task, 1), MaxWrites: cfg.MaxBatch, Serial: cfg.NoGroupCommit || shared}
+	o.port = newCommitPort(cfg.MaxBatch, cfg.NoGroupCommit || shared)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	var err error
 	if o.in, err = loop.NewQueue("outgoing.requests", cfg.Queue); err != nil {
@@ -167,7 +167,7 @@ func (o *Outgoing) request(t *task.Task) {
 func (o *Outgoing) finish() {
 	o.toLoad.Drain(time.Now().Add(time.Minute))
 	close(o.loads)
-	close(o.port.ch)
+	close(o.port.stop)
 	o.cancel()
 	o.workers.Wait()
 	stageFinished("outgoing")

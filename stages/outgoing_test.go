@@ -56,9 +56,8 @@ func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[strin
 	for i, k := range keys {
 		b.add(uint32(i+1), []byte(k), false, []byte("v"), uint64(i+1), 0)
 	}
-	st := task.Get()
-	st.Op, st.Ctx = task.OpStore, b
-	require.True(t, o.Commits().submit(st))
+	require.Nil(t, o.Commits().takeBack())
+	o.Commits().publish(b)
 	var got *task.Task
 	select {
 	case got = <-back:

@@ -90,6 +90,9 @@ func (s *gateStore) Close() error {
 // hold makes commits wait for decide.
 func (s *gateStore) hold() { s.mu.Lock(); s.held = true; s.mu.Unlock() }
 
+// release lets every commit through from now on.
+func (s *gateStore) release() { s.mu.Lock(); s.held = false; s.cond.Broadcast(); s.mu.Unlock() }
+
 // decide lets commit n (0-based, counted since the store opened) through (nil) or fails it.
 func (s *gateStore) decide(n int, err error) {
 	s.mu.Lock()
