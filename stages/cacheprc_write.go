@@ -249,6 +249,7 @@ func (c *CachePrc) putHead(b *commitBatch, i uint32, fl *inflight) {
 		return
 	}
 	fl.batch, fl.pos = b, len(b.writes)
+	c.stats.stores.Add(1)
 	if live {
 		b.addEncoded(i, c.tab.keyOf(i), c.liveValue(i), h.version, h.expireAt)
 	} else {

@@ -93,6 +93,9 @@ func TestWritesToABusyKeyRideTheNextCommit(t *testing.T) {
 		"every change pushed, in order, none skipped")
 	v, _ := r.store.value("k")
 	assert.Equal(t, "20", v)
+	st := r.cache.Stats()
+	assert.Equal(t, uint64(3), st.Stores, "store_writes: one per key per commit")
+	assert.Equal(t, uint64(5), st.Sets, "sets: every change committed")
 }
 
 // TestAFailedCommitTakesBackEverythingBuiltOnIt: a commit that fails mid-pipeline fails every
