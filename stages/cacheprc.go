@@ -155,8 +155,8 @@ type CachePrc struct {
 	batchNext   int              // the next write of applying whose outcome applyBatch applies
 	dirty       []uint32         // keys with changes for the next commit, in the order they changed
 	flushEntry  timer.ReadyEntry // flush at the end of the iteration
-	commitTimer timer.Timer      // fires if the commit in flight takes longer than StoreTimeout
-	commitLate  bool             // the commit in flight has timed out (logged once)
+	commitTimer timer.Timer      // fires when the oldest pending request has waited StoreTimeout for the store
+	commitLate  bool             // a pending request has timed out since the last commit came back (logged once)
 	feedDown    bool             // a shared store's feed is incomplete: cached copies may be stale
 	// executing is the client request being handled, until it is answered: if a handler
 	// panics, onPanic answers it (cacheprc_panic.go).

@@ -2,6 +2,8 @@ package stages
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/task"
@@ -42,6 +44,7 @@ type pendingOp struct {
 	del     bool       // the change is a delete
 	keep    bool       // t.Value holds the new value (set, add, replace, cas, incr): its push carries it
 	bytes   int        // what t holds, counted in inflight.bytes
+	expires int64      // when t is answered timeout if still pending (unix ms): StoreTimeout after it came
 }
 
 // headSource says where a key's head value is.
@@ -161,6 +164,10 @@ func (c *CachePrc) begin(i uint32) *inflight {
 // pend adds op to slot i's pending ops.
 func (c *CachePrc) pend(i uint32, fl *inflight, op pendingOp) {
 	op.bytes = len(op.t.Value)
+	op.expires = c.nowMs() + c.cfg.StoreTimeout.Milliseconds()
+	if !c.commitTimer.Scheduled() {
+		c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
+	}
 	fl.ops = append(fl.ops, op)
 	fl.bytes += op.bytes
 	if op.t == c.executing {
@@ -228,9 +235,6 @@ func (c *CachePrc) flush() {
 	if b != c.open {
 		c.open = b
 		c.inflight++
-		if !c.commitTimer.Scheduled() {
-			c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
-		}
 	}
 	c.commits.publish(b)
 }
@@ -269,11 +273,7 @@ func (c *CachePrc) newBatch() *commitBatch {
 // committed handles a group commit coming back from the committer.
 func (c *CachePrc) committed(b *commitBatch) {
 	c.inflight--
-	c.loop.Wheel().Cancel(&c.commitTimer)
 	c.commitLate = false
-	if c.inflight > 0 {
-		c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
-	}
 	c.applying, c.batchNext = b, 0
 	c.applyBatch()
 }
@@ -488,23 +488,36 @@ func (c *CachePrc) afterCommit(i uint32) {
 	c.resume(i)
 }
 
-// commitTimedOut answers every pending op with "timeout" when the commit in flight takes longer
-// than StoreTimeout. The ops stay: if the store answers later, their changes apply then (the
-// writes may have committed), but no reply goes out twice. Requests applied meanwhile time
-// out at the next tick.
+// commitTimedOut answers "timeout" to every pending request that has waited StoreTimeout for
+// the store, and sets itself for the next one to. The requests stay pending: if the store
+// answers later, their changes apply then (the writes may have committed), but no reply goes
+// out twice.
 func (c *CachePrc) commitTimedOut() {
-	if !c.commitLate {
-		c.commitLate = true
-		c.stats.timeouts.Add(1)
-		c.log.Warn("store timed out", "op", "commit", "batches", c.inflight, "after", c.cfg.StoreTimeout)
-	}
+	now, next, late := c.nowMs(), int64(math.MaxInt64), 0
 	for _, fl := range c.flights {
 		for j := range fl.ops {
-			if t := fl.ops[j].t; t != nil {
-				fl.ops[j].t = nil
-				c.fail(t, task.CodeTimeout, errStoreTimeout)
+			op := &fl.ops[j]
+			if op.t == nil {
+				continue
 			}
+			if op.expires > now {
+				next = min(next, op.expires) // a key's ops came in order: the rest expire later
+				break
+			}
+			t := op.t
+			op.t = nil
+			c.fail(t, task.CodeTimeout, errStoreTimeout)
+			late++
 		}
 	}
-	c.loop.After(&c.commitTimer, c.cfg.StoreTimeout)
+	if late > 0 {
+		c.stats.timeouts.Add(uint64(late))
+		if !c.commitLate {
+			c.commitLate = true
+			c.log.Warn("store timed out", "op", "commit", "requests", late, "batches", c.inflight, "after", c.cfg.StoreTimeout)
+		}
+	}
+	if next != math.MaxInt64 {
+		c.loop.After(&c.commitTimer, time.Duration(next-now)*time.Millisecond)
+	}
 }

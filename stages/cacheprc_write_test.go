@@ -221,3 +221,26 @@ func TestACommitTooSlowTimesOutItsRequests(t *testing.T) {
 	r.barrier(t)
 	assert.Equal(t, n, len(r.replyOrder()), "no second reply")
 }
+
+// TestATimeoutCountsFromEachRequest: a request is answered timeout once it has waited
+// -store-timeout itself, not when an older request has: one that came late in a slow commit
+// still gets its result. (The clock is not waited for: the older request's deadline is moved to
+// the past and the timer's handler run.)
+func TestATimeoutCountsFromEachRequest(t *testing.T) {
+	r := primed(t, CacheConfig{StoreTimeout: time.Hour}, OutgoingConfig{})
+	a := r.set(t, "k", "a")
+	r.store.waitArrived(t, 2)
+	b := r.send(t, task.OpIncr, "k", incr(1)) // "a" is no counter: refused in its turn
+	c := r.set(t, "other", "o")
+	r.barrier(t)
+	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() {
+		i := r.cache.tab.lookup([]byte("k"))
+		r.cache.flights[i].ops[0].expires = 0 // a has waited long enough
+		r.cache.commitTimedOut()
+	}))
+	assert.Equal(t, task.CodeTimeout, r.wait(t, a).Code)
+	r.store.release()
+	assert.Equal(t, task.CodeNotCounter, r.wait(t, b).Code, "b has not waited its time: it gets its own answer")
+	assert.Equal(t, task.CodeOK, r.wait(t, c).Code)
+	assert.Equal(t, uint64(1), r.cache.Stats().Timeouts)
+}
