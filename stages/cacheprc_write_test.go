@@ -203,7 +203,13 @@ func TestSerialModeCommitsOneChangeAtATime(t *testing.T) {
 // StoreTimeout are answered timeout; when it commits at last, its changes are applied and
 // pushed, and no request is answered twice.
 func TestACommitTooSlowTimesOutItsRequests(t *testing.T) {
-	r := primed(t, CacheConfig{StoreTimeout: 50 * time.Millisecond}, OutgoingConfig{})
+	// The priming write has all the time a loaded machine needs; the held commit gets 50 ms,
+	// which it passes whatever the machine's speed, since it waits for the test's decision.
+	r := primed(t, CacheConfig{StoreTimeout: time.Hour}, OutgoingConfig{})
+	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() {
+		r.cache.cfg.StoreTimeout = 50 * time.Millisecond
+		r.cache.loop.Wheel().Cancel(&r.cache.commitTimer) // still set for the priming write's hour
+	}))
 	a := r.set(t, "k", "a")
 	r.store.waitArrived(t, 2)
 	b := r.send(t, task.OpIncr, "k", incr(1)) // not a counter: refused in its turn
