@@ -63,7 +63,7 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	for _, op := range sessionOps {
 		p.Incoming.SetRoute(op, p.Sessions.Requests())
 	}
-	p.Cache.Connect(p.Outgoing.Requests(), p.Incoming.Replies())
+	p.Cache.Connect(p.Outgoing.Requests(), p.Outgoing.Commits(), p.Incoming.Replies())
 	p.Sessions.Connect(p.Incoming.Replies())
 	p.Cache.ConnectEvents(p.Sessions.Requests(), p.Sessions.HasSubscribers, p.Sessions.EventBudget())
 	return nil

@@ -4,11 +4,28 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 )
 
-// TestCorruptValues: values whose header is sound but whose tables are not (as a client could
-// write with a plain set) make the processors fail with ErrWrongType, not panic or answer.
+// forgedZSet returns a zset value of ann, bob and cy with the given scores, written as
+// EncodeZSet would lay it out but without its checks, as a client could with a plain set.
+func forgedZSet(ann, bob, cy float64) func(testing.TB) []byte {
+	return func(tb testing.TB) []byte {
+		b := encoded(tb)(EncodeZSet(nil, []Member{{"ann", 1}, {"bob", 2}, {"cy", 3}}))
+		area := headerLen + 8*3
+		for i, s := range []float64{ann, bob, cy} {
+			start := area + 11*i // "ann" and "bob" entries are 11 bytes
+			binary.BigEndian.PutUint64(b[start:], math.Float64bits(s))
+		}
+		return b
+	}
+}
+
+// TestCorruptValues: values whose header is sound but whose tables are not, or that are laid
+// out right but not canonical (a NaN score, members out of order: issue 23, item 15), as a
+// client could write with a plain set, make the processors fail with ErrWrongType, whatever the
+// sub-command: not panic or answer. The live values' decoders refuse them the same way.
 func TestCorruptValues(t *testing.T) {
 	zset := func(tb testing.TB) []byte {
 		return encoded(tb)(EncodeZSet(nil, []Member{{"ann", 1}, {"bob", 2}, {"cy", 3}}))
@@ -47,6 +64,29 @@ func TestCorruptValues(t *testing.T) {
 			return put(encoded(tb)(EncodeList(nil, elems("a b c"))), 1, 1<<30)
 		}, ListLenArgs()},
 		{"list: shorter than its header", List, func(testing.TB) []byte { return []byte{FormatList, 0} }, ListLenArgs()},
+		// Issue 23, item 15: forged values that every offset check passes.
+		{"zset: a NaN score, top", ZSet, forgedZSet(math.NaN(), 2, 3), ZTopArgs(3)},
+		{"zset: a NaN score, rank", ZSet, forgedZSet(1, math.NaN(), 3), ZRankArgs("cy", true)},
+		{"zset: an infinite score, incr", ZSet, forgedZSet(1, 2, math.Inf(1)), ZIncrArgs("ann", 1)},
+		{"zset: a NaN score, card", ZSet, forgedZSet(math.NaN(), 2, 3), ZCardArgs()},
+		{"zset: members out of order, add", ZSet, func(tb testing.TB) []byte {
+			b := zset(tb)
+			copy(b[len(b)-2:], "aa") // "cy" becomes "aa", before "ann"
+			return b
+		}, ZAddArgs("bob", 7, 0)},
+		{"zset: a member twice, rem", ZSet, func(tb testing.TB) []byte {
+			b := zset(tb)
+			copy(b[len(b)-13:], "ann") // "bob" (before cy's 10-byte entry) becomes "ann"
+			return b
+		}, ZRemArgs("ann")},
+		{"zset: score order not ascending, top", ZSet, func(tb testing.TB) []byte {
+			return put(put(zset(tb), zmid, 2), zmid+8, 0) // the score order claims cy < bob < ann
+		}, ZTopArgs(3)},
+		{"hash: fields out of order, get", Hash, func(tb testing.TB) []byte {
+			b := encoded(tb)(EncodeHash(nil, fields("a", "1", "b", "2")))
+			b[len(b)-2] = 'A' // "b" becomes "A", before "a"
+			return b
+		}, HashGetArgs("a")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,44 +95,49 @@ func TestCorruptValues(t *testing.T) {
 			if !errors.Is(err, ErrWrongType) {
 				t.Fatalf("got %x, %v, %v; want ErrWrongType", res, act, err)
 			}
+			typ := map[byte]Type{FormatHash: HashType, FormatList: ListType, FormatZSet: ZSetType}[k.value[0]]
+			if _, err := typ.Decode(k.value); !errors.Is(err, ErrWrongType) {
+				t.Fatalf("the live decoder says %v; want ErrWrongType", err)
+			}
 		})
 	}
 }
 
-// TestBuiltinBudgets: the built-ins charge before they work, so a call over its step budget
-// or its result limit fails and changes nothing.
+// TestBuiltinBudgets: the built-ins charge before they work (on a live value as on an encoded
+// one), so a call over its step budget or its result limit fails and changes nothing.
 func TestBuiltinBudgets(t *testing.T) {
-	k := &key{}
-	for i := range 1000 {
-		k.must(t, ZSet, ZAddArgs(fmt.Sprintf("m%04d", i), float64(i), 0))
-	}
-	before := string(k.value)
-	tests := []struct {
-		name string
-		lim  Limits
-		args []byte
-		err  error
-	}{
-		{"update within budget", Limits{MaxSteps: 2000}, ZIncrArgs("m0001", 1), nil},
-		{"update over budget", Limits{MaxSteps: 500}, ZIncrArgs("m0002", 1), ErrOverBudget},
-		{"top within budget", Limits{MaxSteps: 200}, ZTopArgs(100), nil},
-		{"top over budget", Limits{MaxSteps: 200}, ZTopArgs(1000), ErrOverBudget},
-		{"rank within a tiny budget", Limits{MaxSteps: 30}, ZRankArgs("m0500", false), nil},
-		{"result over the limit", Limits{MaxResult: 100}, ZTopArgs(1000), ErrTooLarge},
-		{"new value over the limit", Limits{MaxValue: 1000}, ZIncrArgs("m0003", 1), ErrTooLarge},
-		{"insert over the limit", Limits{MaxValue: 1000}, ZIncrArgs("new", 1), ErrTooLarge},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := with([]byte(before))
-			c.lim = tt.lim
-			_, _, err := c.do(t, ZSet, tt.args)
-			if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
-				t.Fatalf("err = %v, want %v", err, tt.err)
-			}
-			if err != nil && string(c.value) != before {
-				t.Fatal("a failed call changed the value")
-			}
-		})
-	}
+	forModes(t, ZSetType, func(t *testing.T, k *key) {
+		for i := range 1000 {
+			k.must(t, ZSet, ZAddArgs(fmt.Sprintf("m%04d", i), float64(i), 0))
+		}
+		before := string(k.value)
+		tests := []struct {
+			name string
+			lim  Limits
+			args []byte
+			err  error
+		}{
+			{"update within budget", Limits{MaxSteps: 30}, ZIncrArgs("m0001", 1), nil},
+			{"update over budget", Limits{MaxSteps: 10}, ZIncrArgs("m0002", 1), ErrOverBudget},
+			{"top within budget", Limits{MaxSteps: 200}, ZTopArgs(100), nil},
+			{"top over budget", Limits{MaxSteps: 200}, ZTopArgs(1000), ErrOverBudget},
+			{"rank within a tiny budget", Limits{MaxSteps: 30}, ZRankArgs("m0500", false), nil},
+			{"result over the limit", Limits{MaxResult: 100}, ZTopArgs(1000), ErrTooLarge},
+			{"new value over the limit", Limits{MaxValue: 1000}, ZIncrArgs("m0003", 1), ErrTooLarge},
+			{"insert over the limit", Limits{MaxValue: 1000}, ZIncrArgs("new", 1), ErrTooLarge},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := with([]byte(before))
+				c.lim, c.typ = tt.lim, k.typ
+				_, _, err := c.do(t, ZSet, tt.args)
+				if !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				if err != nil && string(c.value) != before {
+					t.Fatal("a failed call changed the value")
+				}
+			})
+		}
+	})
 }

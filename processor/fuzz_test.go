@@ -181,3 +181,49 @@ func callErr(fn Func, args []byte) error {
 	_, err := Call(fn, Input{Args: args}, Limits{}, &Output{})
 	return err
 }
+
+// FuzzLive runs a call on a live value decoded from an arbitrary value: nothing panics, a
+// failed call leaves the value as it was, a change encodes to a valid value of Size bytes, and
+// Undo takes it back.
+func FuzzLive(f *testing.F) {
+	hash, _ := EncodeHash(nil, fields("coins", "10", "name", "ann"))
+	list, _ := EncodeList(nil, elems("a bb ccc"))
+	zset, _ := EncodeZSet(nil, []Member{{"ann", 1}, {"bob", -2.5}, {"cy", 1}})
+	for _, v := range [][]byte{nil, hash, list, zset} {
+		for _, a := range [][]byte{HashSetArgs(fields("a", "1")...), HashDelArgs("coins", "x"), ListPushArgs(true, 2, elems("x y")...),
+			ListTrimArgs(1, 1), ZIncrArgs("new", 1), ZAddArgs("ann", 5, ZAddGT), ZRemArgs("cy", "ann"), ZTopArgs(2)} {
+			f.Add(v, a)
+		}
+	}
+	f.Fuzz(func(t *testing.T, value, args []byte) {
+		for _, typ := range []Type{HashType, ListType, ZSetType} {
+			v, err := typ.Decode(value)
+			if err != nil {
+				continue
+			}
+			before := v.AppendEncoded(nil)
+			out := &Output{}
+			_, err = CallLive(v, Input{Exists: true, Args: args}, Limits{MaxValue: 1 << 16}, out)
+			after := v.AppendEncoded(nil)
+			switch {
+			case err != nil && KindOf(err) == KindInternal:
+				t.Fatalf("value %x, args %x: %v", value, args, err)
+			case err != nil || out.Action != Set:
+				if out.Action != Delete && !bytes.Equal(before, after) {
+					t.Fatalf("value %x, args %x: changed without a Set", value, args)
+				}
+			default:
+				if len(after) != v.Size() {
+					t.Fatalf("value %x, args %x: Size %d, encoding %d bytes", value, args, v.Size(), len(after))
+				}
+				if _, err := typ.Decode(after); err != nil {
+					t.Fatalf("value %x, args %x: the new value %x is invalid: %v", value, args, after, err)
+				}
+				v.Undo()
+				if again := v.AppendEncoded(nil); !bytes.Equal(before, again) {
+					t.Fatalf("value %x, args %x: Undo left %x, want %x", value, args, again, before)
+				}
+			}
+		}
+	})
+}

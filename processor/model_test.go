@@ -14,13 +14,19 @@ import (
 // The model tests run random sequences of sub-commands against a plain Go model of each
 // type, comparing every result, and check after every call that the value is canonical (its
 // full decoder accepts it and re-encoding gives the same bytes) and holds what the model
-// holds.
+// holds. Each runs twice: on encoded values (the Func), and on one live value kept across the
+// calls as the stage keeps it (CallLive), taking back every fifth change with Undo and doing it
+// again.
 
 const modelSteps = 3000
 
 func TestHashModel(t *testing.T) {
+	forModes(t, HashType, testHashModel)
+}
+
+func testHashModel(t *testing.T, k *key) {
 	rng := rand.New(rand.NewPCG(1, 18))
-	k, model := &key{}, map[string][]byte{}
+	model := map[string][]byte{}
 	names := []string{"", "a", "b", "coins", "level", "name", "z", "zz"}
 	pick := func() string { return names[rng.IntN(len(names))] }
 	for step := range modelSteps {
@@ -107,8 +113,12 @@ func checkHash(tb testing.TB, k *key, model map[string][]byte) {
 }
 
 func TestListModel(t *testing.T) {
+	forModes(t, ListType, testListModel)
+}
+
+func testListModel(t *testing.T, k *key) {
 	rng := rand.New(rand.NewPCG(2, 18))
-	k, model := &key{}, [][]byte{}
+	model := [][]byte{}
 	idx := func() int64 { return int64(rng.IntN(17) - 8) }
 	for step := range modelSteps {
 		var args, want []byte
@@ -195,8 +205,12 @@ func checkList(tb testing.TB, k *key, model [][]byte) {
 }
 
 func TestZSetModel(t *testing.T) {
+	forModes(t, ZSetType, testZSetModel)
+}
+
+func testZSetModel(t *testing.T, k *key) {
 	rng := rand.New(rand.NewPCG(3, 18))
-	k, model := &key{}, map[string]float64{}
+	model := map[string]float64{}
 	names := []string{"", "ann", "bob", "cy", "dee", "eve", "fay", "gus", "hal"}
 	pick := func() string { return names[rng.IntN(len(names))] }
 	score := func() float64 { return float64(rng.IntN(7)-3) / float64(1+rng.IntN(2)) }

@@ -72,7 +72,6 @@ type Output struct {
 	maxResult     int    // Limits.MaxResult of the call
 	maxSteps      int64  // Limits.MaxSteps of the call; 0: no limit
 	steps         int64  // steps charged so far
-	scratch       scratch
 }
 
 // Charge counts n steps of work against the call's step budget (Limits.MaxSteps) and returns

@@ -16,8 +16,14 @@ const MaxNameLen = 64
 // stage's loops can call it on every request. There is no global registry: a daemon builds
 // one (NewRegistry, or Default for one holding the built-ins) and hands it to the stage.
 type Registry struct {
-	mu    sync.Mutex                      // serialises Register
-	funcs atomic.Pointer[map[string]Func] // replaced whole by Register; never written in place
+	mu    sync.Mutex                       // serialises Register
+	funcs atomic.Pointer[map[string]entry] // replaced whole by Register; never written in place
+}
+
+// entry is a registered processor: its Func and, for a processor of a Type, the Type.
+type entry struct {
+	fn  Func
+	typ Type
 }
 
 // NewRegistry returns an empty registry. The zero Registry is empty too, and ready to use.
@@ -33,13 +39,13 @@ func Default() *Registry {
 	return r
 }
 
-// RegisterBuiltins registers the built-in processors hash, list and zset into r.
+// RegisterBuiltins registers the built-in processors hash, list and zset into r, as Types.
 func RegisterBuiltins(r *Registry) error {
 	for _, b := range []struct {
 		name string
-		fn   Func
-	}{{"hash", Hash}, {"list", List}, {"zset", ZSet}} {
-		if err := r.Register(b.name, b.fn); err != nil {
+		typ  Type
+	}{{"hash", HashType}, {"list", ListType}, {"zset", ZSetType}} {
+		if err := r.RegisterType(b.name, b.typ); err != nil {
 			return err
 		}
 	}
@@ -49,11 +55,24 @@ func RegisterBuiltins(r *Registry) error {
 // Register adds fn under name. A name is 1 to MaxNameLen bytes of ASCII letters, digits and
 // "_.:-"; registering a name twice is an error (ErrDuplicate), not a replacement.
 func (r *Registry) Register(name string, fn Func) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
 	if fn == nil {
 		return fmt.Errorf("%w for %q", ErrNilFunc, name)
+	}
+	return r.add(name, entry{fn: fn})
+}
+
+// RegisterType adds the processor of a Type under name: the stage keeps its values decoded
+// between calls (CallLive); Lookup returns its TypeFunc.
+func (r *Registry) RegisterType(name string, t Type) error {
+	if t == nil {
+		return fmt.Errorf("%w for %q", ErrNilFunc, name)
+	}
+	return r.add(name, entry{fn: TypeFunc(t), typ: t})
+}
+
+func (r *Registry) add(name string, e entry) error {
+	if err := checkName(name); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -63,21 +82,28 @@ func (r *Registry) Register(name string, fn Func) error {
 	}
 	m := maps.Clone(old)
 	if m == nil {
-		m = map[string]Func{}
+		m = map[string]entry{}
 	}
-	m[name] = fn
+	m[name] = e
 	r.funcs.Store(&m)
 	return nil
 }
 
 // Lookup returns the processor registered under name.
 func (r *Registry) Lookup(name string) (Func, bool) {
-	fn, ok := r.snapshot()[name]
-	return fn, ok
+	e, ok := r.snapshot()[name]
+	return e.fn, ok
+}
+
+// LookupType returns the processor registered under name and, if it was registered as a Type,
+// its Type (nil otherwise).
+func (r *Registry) LookupType(name string) (Func, Type, bool) {
+	e, ok := r.snapshot()[name]
+	return e.fn, e.typ, ok
 }
 
 // snapshot returns the current map; nil (empty) for a zero Registry.
-func (r *Registry) snapshot() map[string]Func {
+func (r *Registry) snapshot() map[string]entry {
 	if m := r.funcs.Load(); m != nil {
 		return *m
 	}

@@ -1,9 +1,6 @@
 package processor
 
-import (
-	"encoding/binary"
-	"slices"
-)
+import "encoding/binary"
 
 // The layout shared by the three built-in values (PROCESSORS.md, "The table layout"):
 //
@@ -71,91 +68,3 @@ func (t *table) entry(i int) ([]byte, error) {
 }
 
 func errCorrupt(i int) error { return wrongType("corrupt value: entry %d is out of bounds", i) }
-
-// seg is one piece of a table being rebuilt: the old entries [from, to), or one new entry.
-type seg struct {
-	from, to int
-	fresh    bool   // a new entry: data
-	data     []byte // the new entry's bytes
-}
-
-func oldSeg(from, to int) seg { return seg{from: from, to: to} }
-func newSeg(data []byte) seg  { return seg{fresh: true, data: data} }
-
-// appendOld adds old entries [from, to) to segs, if there are any.
-func appendOld(segs []seg, from, to int) []seg {
-	if from < to {
-		segs = append(segs, oldSeg(from, to))
-	}
-	return segs
-}
-
-// rebuild writes into dst[:0] a value of the given format holding segs in order, with midSize
-// bytes per entry reserved (zero) between the offsets and the area, and returns it with the
-// reserved table and the number of entries. It copies each run of old entries with one copy
-// and rewrites its offsets; it checks every old offset it rewrites. Over maxSize bytes (when
-// maxSize > 0) it fails with ErrTooLarge before writing anything.
-func rebuild(dst []byte, format byte, old *table, segs []seg, midSize, maxSize int) (out, mid []byte, n int, err error) {
-	areaLen := 0
-	for _, s := range segs {
-		if s.fresh {
-			n++
-			areaLen += len(s.data)
-			continue
-		}
-		a, _, ok1 := old.span(s.from)
-		_, b, ok2 := old.span(s.to - 1)
-		if !ok1 || !ok2 || a > b {
-			return dst, nil, 0, errCorrupt(s.from)
-		}
-		n += s.to - s.from
-		areaLen += b - a
-	}
-	size := headerLen + (4+midSize)*n + areaLen
-	if maxSize > 0 && size > maxSize {
-		return dst, nil, 0, tooLarge("new value of %d bytes over the limit of %d", size, maxSize)
-	}
-	if uint64(n) > 1<<32-1 || uint64(areaLen) > 1<<32-1 {
-		return dst, nil, 0, tooLarge("new value of %d entries and %d bytes over the encoding's 2^32", n, areaLen)
-	}
-	out = slices.Grow(dst[:0], size)[:size]
-	out[0] = format
-	binary.BigEndian.PutUint32(out[1:], uint32(n))
-	offs := out[headerLen : headerLen+4*n]
-	mid = out[headerLen+4*n : headerLen+(4+midSize)*n]
-	clear(mid)
-	area := out[headerLen+(4+midSize)*n:]
-	if err := fill(offs, area, old, segs); err != nil {
-		return dst, nil, 0, err
-	}
-	return out, mid, n, nil
-}
-
-// fill writes the offsets and the area of a rebuilt table.
-func fill(offs, area []byte, old *table, segs []seg) error {
-	pos, k := 0, 0 // where the next entry starts in area; the next entry's index
-	for _, s := range segs {
-		if s.fresh {
-			binary.BigEndian.PutUint32(offs[4*k:], uint32(pos))
-			pos += copy(area[pos:], s.data)
-			k++
-			continue
-		}
-		base, _, _ := old.span(s.from)
-		_, end, _ := old.span(s.to - 1)
-		src := old.offs[4*s.from : 4*s.to]
-		dst := offs[4*k : 4*k+len(src)]
-		prev, delta := base, pos-base
-		for i := 0; i+4 <= len(src) && i+4 <= len(dst); i += 4 {
-			o := int(binary.BigEndian.Uint32(src[i:]))
-			if o < prev || o > end {
-				return errCorrupt(s.from + i/4)
-			}
-			prev = o
-			binary.BigEndian.PutUint32(dst[i:], uint32(o+delta))
-		}
-		k += s.to - s.from
-		pos += copy(area[pos:], old.area[base:end])
-	}
-	return nil
-}

@@ -52,44 +52,9 @@ const (
 
 const zEntryMin = 8
 
-// ZSet is the built-in sorted-set processor: members with float64 scores (a leaderboard).
-func ZSet(in Input, out *Output) error {
-	r := reader{b: in.Args, kind: ErrBadArgs}
-	cmd := r.byte1("zset sub-command")
-	if r.err != nil {
-		return r.err
-	}
-	t, err := parseTable(in.Value, FormatZSet, 4, "zset")
-	if err != nil {
-		return err
-	}
-	if err := out.Charge(1); err != nil {
-		return err
-	}
-	switch cmd {
-	case ZSetCmdAdd, ZSetCmdIncr:
-		return zsetUpdate(&t, &r, in.Value, out, cmd)
-	case ZSetCmdRank:
-		return zsetRank(&t, &r, out)
-	case ZSetCmdTop:
-		count := r.u("count")
-		if err := r.end(); err != nil {
-			return err
-		}
-		return zsetEmit(&t, out, 0, t.n, true, 0, count)
-	case ZSetCmdRange:
-		return zsetRange(&t, &r, out)
-	case ZSetCmdRem:
-		return zsetRem(&t, &r, out)
-	case ZSetCmdCard:
-		if err := r.end(); err != nil {
-			return err
-		}
-		out.Result = appendU(out.Result, uint64(t.n))
-		return nil
-	}
-	return badArgs("zset has no sub-command %q", cmd)
-}
+// ZSet is the built-in sorted-set processor (members with float64 scores: a leaderboard) on
+// encoded values: ZSetType's TypeFunc.
+var ZSet = TypeFunc(ZSetType)
 
 // zEntry returns member ordinal i's member and score.
 func (t *table) zEntry(i int) (member []byte, score float64, err error) {
@@ -130,77 +95,4 @@ func cmpScored(s1 float64, m1 []byte, s2 float64, m2 []byte) int {
 		return 1
 	}
 	return bytes.Compare(m1, m2)
-}
-
-// searchMember returns the ordinal of member, or where it would be inserted.
-func (t *table) searchMember(member []byte) (int, bool, error) {
-	lo, hi := 0, t.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		mb, _, err := t.zEntry(m)
-		if err != nil {
-			return 0, false, err
-		}
-		switch c := bytes.Compare(mb, member); {
-		case c == 0:
-			return m, true, nil
-		case c < 0:
-			lo = m + 1
-		default:
-			hi = m
-		}
-	}
-	return lo, false, nil
-}
-
-// countBelow returns the number of score positions whose (score, member) is below
-// (score, member), or, with orEqual, at or below it.
-func (t *table) countBelow(score float64, member []byte, orEqual bool) (int, error) {
-	lo, hi := 0, t.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		_, mb, s, err := t.atPos(m)
-		if err != nil {
-			return 0, err
-		}
-		if c := cmpScored(s, mb, score, member); c < 0 || orEqual && c == 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, nil
-}
-
-// countScoreBelow returns the number of score positions whose score is below bound, or, with
-// orEqual, at or below it.
-func (t *table) countScoreBelow(bound float64, orEqual bool) (int, error) {
-	lo, hi := 0, t.n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		_, _, s, err := t.atPos(m)
-		if err != nil {
-			return 0, err
-		}
-		if s < bound || orEqual && s == bound {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, nil
-}
-
-// position returns the score position of member ordinal k, whose score is score.
-func (t *table) position(k int, score float64, member []byte) (int, error) {
-	p, err := t.countBelow(score, member, false)
-	if err != nil {
-		return 0, err
-	}
-	if p < t.n {
-		if o, err := t.ordAt(p); err == nil && o == k {
-			return p, nil
-		}
-	}
-	return 0, wrongType("corrupt zset: member %d is not in the score order", k)
 }

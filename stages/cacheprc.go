@@ -40,6 +40,12 @@ type CacheConfig struct {
 	// ExecObserver, if set, is told how long each processor call took (metrics).
 	ExecObserver ExecObserver
 
+	// MaxPending bounds the requests a key holds applied in memory and waiting for the store;
+	// default 4096. MaxPendingBytes bounds what they hold; default 16 MiB. A request beyond
+	// either is answered busy.
+	MaxPending      int
+	MaxPendingBytes int
+
 	// Kill switches, one per feature.
 	NoNegativeCache bool // do not cache absence (every miss for an absent key reaches the store)
 	NoTTLJitter     bool // use TTLs exactly as given
@@ -71,6 +77,12 @@ func (c *CacheConfig) setDefaults() {
 	if c.MaxKey <= 0 {
 		c.MaxKey = 250
 	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 4096
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 16 << 20
+	}
 	if c.ProcBudget == 0 {
 		c.ProcBudget = defaultProcBudget
 	}
@@ -79,33 +91,42 @@ func (c *CacheConfig) setDefaults() {
 	}
 }
 
-// inflight is what a key needs while a load or write is at Outgoing: the operation, the request
-// it answers, the requests queued behind it, and its time-out. It holds pointers, so it exists
-// only while a key has work in flight (pooled), never for every cached item.
+// inflight is what a key needs while the store has work of its for it: a load in flight and the
+// requests waiting for it, or requests applied in memory whose changes are not durable yet
+// (cacheprc_write.go). It holds pointers, so it exists only while a key has such work (pooled),
+// never for every cached item.
 type inflight struct {
 	slot    uint32
-	busy    *task.Task   // the load or write in flight, nil between operations
-	owner   *task.Task   // the client request waiting for busy (nil for a load)
-	waiters []*task.Task // requests queued behind busy, in arrival order
-	timeout timer.Timer  // fires if busy takes longer than StoreTimeout
-	late    bool         // busy has timed out (logged once)
-	// A change by another writer seen by the feed while busy was in flight: applied (as a
-	// dropped entry) after busy completes, if it is newer than busy's result.
+	load    *task.Task   // the load at Outgoing, nil if none
+	waiters []*task.Task // requests waiting for the key's value to be known or, in serial mode, for its change to be durable; arrival order
+	timeout timer.Timer  // fires if the load takes longer than StoreTimeout
+	late    bool         // the load has timed out (logged once)
+	// A change by another writer seen by the feed while a load or a change of ours was in
+	// flight: applied (as a dropped entry) afterwards, if it is newer than what ours left.
 	foreign       uint64
 	foreignDelete bool
+
+	ops   []pendingOp  // requests applied to head and not answered yet, in arrival order
+	sent  int          // ops[:sent] ride the commit in flight
+	head  headState    // the key as ops left it (valid while ops is not empty)
+	dirty bool         // ops holds changes no commit carries yet: the key is in CachePrc.dirty
+	batch *commitBatch // the batch whose write of the key carries ops[:sent] (open or at the committer); nil: none
+	pos   int          // the index of that write in batch
+	bytes int          // what the ops' requests hold (MaxPendingBytes)
 }
 
 // CachePrc owns the cached data: every operation on it runs on this stage's loop, so nothing is
-// locked. Misses and writes go to Outgoing; a write is applied to the cache, and answered, once
-// Outgoing reports it durable. Requests for a key with a load or write in flight wait behind it,
-// so operations on one key apply in arrival order, and concurrent misses make one load.
+// locked. Misses go to Outgoing (one load per key however many wait for it); writes are applied
+// in memory in arrival order and go to Outgoing's committer in group commits, each answered
+// once the commit that carries it is durable (cacheprc_write.go). Readers see durable values.
 type CachePrc struct {
 	cfg      CacheConfig
 	log      *slog.Logger
 	loop     *loop.Loop
 	requests *loop.Queue // from Incoming
 	done     *loop.Queue // completions from Outgoing
-	toStore  *loop.Queue // Outgoing's inbound queue
+	toStore  *loop.Queue // Outgoing's inbound queue (loads)
+	commits  *CommitPort // Outgoing's committer (group commits)
 	replies  *loop.Queue // Incoming's reply queue
 
 	tab         *table               // the keys, values, LRU and expiry (cache_table.go)
@@ -125,8 +146,18 @@ type CachePrc struct {
 	toEvents  *loop.Outbox
 	draining  bool // the requests queue is closed: close Outgoing's once nothing is in flight
 	storeGone bool // Outgoing's queue has been closed
-	inflight  int  // loads and writes at Outgoing
-	feedDown  bool // a shared store's feed is incomplete: cached copies may be stale
+	inflight  int  // loads at Outgoing, and batches published and not back
+
+	// The write path (cacheprc_write.go, committer.go).
+	open        *commitBatch // the batch being filled: published in the port's slot until the committer takes it
+	freeBatches []*commitBatch
+	applying    *commitBatch     // the batch whose outcomes applyBatch is applying
+	batchNext   int              // the next write of applying whose outcome applyBatch applies
+	dirty       []uint32         // keys with changes for the next commit, in the order they changed
+	flushEntry  timer.ReadyEntry // flush at the end of the iteration
+	commitTimer timer.Timer      // fires when the oldest pending request has waited StoreTimeout for the store
+	commitLate  bool             // a pending request has timed out since the last commit came back (logged once)
+	feedDown    bool             // a shared store's feed is incomplete: cached copies may be stale
 	// executing is the client request being handled, until it is answered: if a handler
 	// panics, onPanic answers it (cacheprc_panic.go).
 	executing *task.Task
@@ -186,6 +217,8 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	}
 	c.exec = newExecState(&cfg)
 	c.sweep.Fn = c.sweepExpired
+	c.flushEntry.Fn = c.flush
+	c.commitTimer.Fn = c.commitTimedOut
 	var err error
 	if c.requests, err = loop.NewQueue("cacheprc.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -207,10 +240,10 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	return c, nil
 }
 
-// Connect sets where loads and writes go (Outgoing's queue) and where replies go (Incoming's).
-// Call before Start.
-func (c *CachePrc) Connect(toStore, replies *loop.Queue) {
-	c.toStore, c.replies = toStore, replies
+// Connect sets where loads go (Outgoing's queue), where group commits go (Outgoing's
+// committer) and where replies go (Incoming's). Call before Start.
+func (c *CachePrc) Connect(toStore *loop.Queue, commits *CommitPort, replies *loop.Queue) {
+	c.toStore, c.commits, c.replies = toStore, commits, replies
 	c.toReplies = loop.NewOutbox(c.loop, replies.Push, c.toEvents)
 }
 
@@ -226,7 +259,7 @@ func (c *CachePrc) ConnectEvents(events *loop.Queue, listening func() bool, budg
 
 // Start runs the stage.
 func (c *CachePrc) Start() error {
-	if c.toStore == nil || c.replies == nil {
+	if c.toStore == nil || c.commits == nil || c.replies == nil {
 		return errors.New("stages: cacheprc: Connect before Start")
 	}
 	return c.loop.Start()
@@ -257,9 +290,10 @@ func (c *CachePrc) queueClosed(q *loop.Queue) {
 	}
 }
 
-// closeStoreIfDone closes Outgoing's queue once the requests are done and nothing is in flight.
+// closeStoreIfDone closes Outgoing's queue once the requests are done and nothing is in flight
+// or waiting for a commit.
 func (c *CachePrc) closeStoreIfDone() {
-	if !c.draining || c.storeGone || c.inflight > 0 {
+	if !c.draining || c.storeGone || c.inflight > 0 || c.hasDirty() {
 		return
 	}
 	c.storeGone = true
@@ -324,9 +358,9 @@ func (c *CachePrc) serve(t *task.Task) {
 	if i == 0 {
 		if t.Op == task.OpSet {
 			// A blind set needs no load. The entry stays unknown until the write is durable, so
-			// a failed write leaves nothing behind (see completion).
+			// a failed write leaves nothing behind (see afterCommit).
 			i = c.newSlot(t.Key)
-			c.write(i, t, t.Value, c.expiry(t.TTLms, c.nowMs()), false)
+			c.execute(i, t)
 			if c.flights[i] == nil {
 				c.removeSlot(i)
 			}
@@ -336,87 +370,124 @@ func (c *CachePrc) serve(t *task.Task) {
 		return
 	}
 	c.tab.touch(i)
-	if fl := c.flights[i]; fl != nil {
-		// A load or write is in flight: a read of a known value is answered now; everything
-		// else waits its turn, so that operations on one key apply in order.
-		if t.Op == task.OpGet && c.tab.slot(i).state != stateLoading && fl.owner == nil {
-			c.execute(i, t)
-			return
-		}
+	if c.waits(i, t) {
+		fl := c.flights[i]
 		fl.waiters = append(fl.waiters, t)
 		return
 	}
 	c.execute(i, t)
 }
 
-// execute runs t against slot i, whose state is known and which has nothing in flight.
+// waits reports whether t must wait behind slot i's work in flight: a read until the key's
+// durable value is known; any other request until its head is (a load in flight) and, in
+// serial mode, until the key has nothing pending.
+func (c *CachePrc) waits(i uint32, t *task.Task) bool {
+	fl := c.flights[i]
+	if fl == nil {
+		return false
+	}
+	loading := c.tab.slot(i).state == stateLoading
+	if t.Op == task.OpGet {
+		return loading
+	}
+	return loading && len(fl.ops) == 0 || c.serial() && len(fl.ops) > 0
+}
+
+// execute runs t against slot i: a read against the durable value, anything else against the
+// head (cacheprc_write.go). Slot i does not make t wait (waits).
 func (c *CachePrc) execute(i uint32, t *task.Task) {
 	if c.testHook != nil {
 		c.testHook(t)
 	}
 	now := c.nowMs()
-	s := c.tab.slot(i)
-	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
-		c.expire(i)
-	}
-	present := s.state == statePresent
 	switch t.Op {
 	case task.OpGet:
-		c.stats.gets.Add(1)
-		t.Flags &^= task.FlagStale
-		if c.feedDown {
-			if !c.cfg.StaleReads {
-				c.fail(t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale (start with -stale-reads to serve it)"))
-				return
-			}
-			c.stats.staleReads.Add(1)
-			t.Flags |= task.FlagStale
-		}
-		if !present {
-			c.stats.negativeHits.Add(1)
-			c.fail(t, task.CodeNotFound, nil)
-			return
-		}
-		c.stats.hits.Add(1)
-		t.Value = append(t.Value[:0], c.tab.value(s)...)
-		t.Version = s.version
-		c.reply(t)
+		c.get(i, t, now)
+		return
+	}
+	if c.overPending(i, t) {
+		return
+	}
+	v := c.viewOf(i, now)
+	switch t.Op {
 	case task.OpSet:
-		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
+		c.applyChange(i, t, newHead{value: t.Value, expireAt: c.expiry(t.TTLms, now), keep: true})
 	case task.OpAdd:
-		if present {
-			c.fail(t, task.CodeExists, fmt.Errorf("key %q exists", c.tab.key(s)))
+		if v.present {
+			c.refuse(i, t, task.CodeExists, fmt.Errorf("key %q exists", c.tab.keyOf(i)))
 			return
 		}
-		c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
+		c.applyChange(i, t, newHead{value: t.Value, expireAt: c.expiry(t.TTLms, now), keep: true})
 	case task.OpReplace, task.OpCAS:
 		switch {
-		case !present:
-			c.fail(t, task.CodeNotFound, nil)
-		case t.Op == task.OpCAS && t.Version != s.version:
-			c.fail(t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", c.tab.key(s), s.version, t.Version))
+		case !v.present:
+			c.refuse(i, t, task.CodeNotFound, nil)
+		case t.Op == task.OpCAS && t.Version != v.version:
+			c.refuse(i, t, task.CodeVersionMismatch, fmt.Errorf("key %q is at version %d, not %d", c.tab.keyOf(i), v.version, t.Version))
 		default:
-			c.write(i, t, t.Value, c.expiry(t.TTLms, now), false)
+			c.applyChange(i, t, newHead{value: t.Value, expireAt: c.expiry(t.TTLms, now), keep: true})
 		}
 	case task.OpDelete:
-		if !present {
-			c.fail(t, task.CodeNotFound, nil)
+		if !v.present {
+			c.refuse(i, t, task.CodeNotFound, nil)
 			return
 		}
-		c.write(i, t, nil, 0, true)
+		c.applyChange(i, t, newHead{del: true})
 	case task.OpIncr:
-		c.incr(i, t, present)
+		c.incr(i, t, v)
 	case task.OpExec:
-		c.runExec(i, t, present)
+		c.runExec(i, t, v)
 	case task.OpTouch:
-		if !present {
-			c.fail(t, task.CodeNotFound, nil)
+		if !v.present {
+			c.refuse(i, t, task.CodeNotFound, nil)
 			return
 		}
-		c.write(i, t, c.tab.value(s), c.expiry(t.TTLms, now), false)
+		c.applyChange(i, t, newHead{touch: true, expireAt: c.expiry(t.TTLms, now)})
 	default:
 		c.fail(t, task.CodeUnknownOp, fmt.Errorf("cacheprc does not serve %s", t.Op))
 	}
+}
+
+// get answers a read with slot i's durable value: never one a pending write may still take
+// back (PROTOCOL.md, "Writes and what readers see").
+func (c *CachePrc) get(i uint32, t *task.Task, now int64) {
+	c.stats.gets.Add(1)
+	t.Flags &^= task.FlagStale
+	if c.feedDown {
+		if !c.cfg.StaleReads {
+			c.fail(t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale (start with -stale-reads to serve it)"))
+			return
+		}
+		c.stats.staleReads.Add(1)
+		t.Flags |= task.FlagStale
+	}
+	s := c.tab.slot(i)
+	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
+		if fl := c.flights[i]; fl == nil || len(fl.ops) == 0 {
+			c.expire(i) // past its deadline: subscribers are told now
+		}
+	}
+	if s.state != statePresent || s.expireAt != 0 && s.expireAt <= now {
+		c.stats.negativeHits.Add(1)
+		c.fail(t, task.CodeNotFound, nil)
+		return
+	}
+	c.stats.hits.Add(1)
+	t.Value = append(t.Value[:0], c.tab.value(s)...)
+	t.Version = s.version
+	c.reply(t)
+}
+
+// overPending answers t busy, and reports true, if slot i holds as many pending requests, or
+// as many bytes of them, as a key may.
+func (c *CachePrc) overPending(i uint32, t *task.Task) bool {
+	fl := c.flights[i]
+	if fl == nil || len(fl.ops) < c.cfg.MaxPending && fl.bytes+len(t.Value) <= c.cfg.MaxPendingBytes {
+		return false
+	}
+	c.fail(t, task.CodeBusy, fmt.Errorf("key %q has %d writes waiting for the store (%d bytes); at most %d (%d bytes)",
+		c.tab.keyOf(i), len(fl.ops), fl.bytes, c.cfg.MaxPending, c.cfg.MaxPendingBytes))
+	return true
 }
 
 // expiry turns a TTL into an absolute deadline, stretched by up to TTLJitter so that keys

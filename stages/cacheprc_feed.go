@@ -1,8 +1,6 @@
 package stages
 
 import (
-	"errors"
-
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -40,8 +38,8 @@ func (c *CachePrc) changed(t *task.Task) {
 	if s.version >= t.Version {
 		return // this node's own write (or older news)
 	}
-	if fl := c.flights[i]; fl != nil && fl.busy != nil {
-		// An operation of ours is in flight on the key: whichever is newer wins when it
+	if fl := c.flights[i]; fl != nil && (fl.load != nil || len(fl.ops) > 0) {
+		// A load or a change of ours is in flight on the key: whichever is newer wins when it
 		// completes (see foreignAfter).
 		if t.Version > fl.foreign {
 			fl.foreign, fl.foreignDelete = t.Version, kind == task.PushDelete
@@ -55,13 +53,15 @@ func (c *CachePrc) changed(t *task.Task) {
 		c.emit(t.Key, t.Version, kind, nil)
 		return
 	}
+	c.dropLive(i)
 	c.setValue(i, t.Value, t.Version, t.ExpireAt)
 	c.emit(t.Key, t.Version, kind, t.Value)
 	c.evict()
 }
 
-// foreignAfter handles a change by another writer that the feed reported while an operation
-// of ours was in flight and that turned out newer than its result: the entry is dropped (the
+// foreignAfter handles a change by another writer that the feed reported while a load or a
+// change of ours was in flight and that turned out newer than its result (the key has nothing
+// pending any more): the entry is dropped (the
 // next read loads the newest), and subscribers are told, without a value.
 func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 	version, del := fl.foreign, fl.foreignDelete
@@ -80,16 +80,9 @@ func (c *CachePrc) foreignAfter(i uint32, fl *inflight) {
 		}
 	}
 	// Requests are waiting: they run, in order, against a fresh load rather than the stale entry.
+	c.dropLive(i)
 	c.tab.unload(i)
-	c.stats.misses.Add(1)
-	lt := task.Get()
-	lt.Op = task.OpLoad
-	lt.Key = append(lt.Key, c.tab.keyOf(i)...)
-	if !c.send(i, lt, nil) {
-		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
-		c.settle(i)
-		c.removeSlot(i)
-	}
+	c.loadFor(i)
 }
 
 // dropAll forgets every entry with nothing in flight (the feed lost track of changes).

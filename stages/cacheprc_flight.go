@@ -23,6 +23,7 @@ func (c *CachePrc) newSlot(key []byte) uint32 {
 
 // removeSlot forgets slot i entirely. It must have nothing in flight.
 func (c *CachePrc) removeSlot(i uint32) {
+	c.dropLive(i)
 	c.tab.remove(i)
 	c.account()
 }
@@ -39,6 +40,7 @@ func (c *CachePrc) setValue(i uint32, value []byte, version uint64, expireAt int
 
 // setAbsent remembers slot i's key as absent for the negative TTL.
 func (c *CachePrc) setAbsent(i uint32, now int64) {
+	c.dropLive(i)
 	if c.tab.setAbsent(i, now+c.cfg.NegativeTTL.Milliseconds()) {
 		c.armSweep()
 	}
@@ -47,8 +49,11 @@ func (c *CachePrc) setAbsent(i uint32, now int64) {
 
 func (c *CachePrc) account() {
 	c.stats.items.Store(c.tab.items)
-	c.stats.bytes.Store(c.tab.bytes())
+	c.stats.bytes.Store(c.memUsed())
 }
+
+// memUsed is what the memory budget counts: the table, and the live values.
+func (c *CachePrc) memUsed() int64 { return c.tab.bytes() + c.exec.liveMem }
 
 // ---- operations in flight ----
 
@@ -73,168 +78,99 @@ func (c *CachePrc) flight(i uint32) *inflight {
 // settle returns slot i's in-flight record to the pool once nothing is in flight or waiting.
 func (c *CachePrc) settle(i uint32) {
 	fl := c.flights[i]
-	if fl == nil || fl.busy != nil || len(fl.waiters) > 0 {
+	if fl == nil || fl.load != nil || len(fl.waiters) > 0 || len(fl.ops) > 0 {
 		return
 	}
 	c.loop.Wheel().Cancel(&fl.timeout)
-	fl.owner, fl.waiters, fl.late, fl.foreign, fl.foreignDelete = nil, fl.waiters[:0], false, 0, false
+	fl.waiters, fl.late, fl.foreign, fl.foreignDelete = fl.waiters[:0], false, 0, false
+	fl.dirty, fl.bytes, fl.sent, fl.batch = false, 0, 0, nil
+	if cap(fl.head.value) > 64<<10 {
+		fl.head.value = nil // one large value does not pin memory
+	}
 	delete(c.flights, i)
 	c.freeFlights = append(c.freeFlights, fl)
 }
 
 // load asks Outgoing for slot i's key on behalf of t; the waiters are answered when it comes back.
 func (c *CachePrc) load(i uint32, t *task.Task) {
-	c.stats.misses.Add(1)
 	fl := c.flight(i)
 	fl.waiters = append(fl.waiters, t)
+	c.loadFor(i)
+}
+
+// loadFor asks Outgoing for slot i's key, which requests wait for.
+func (c *CachePrc) loadFor(i uint32) {
+	c.stats.misses.Add(1)
 	lt := task.Get()
 	lt.Op = task.OpLoad
-	lt.Key = append(lt.Key, c.tab.key(c.tab.slot(i))...)
-	if !c.send(i, lt, nil) {
+	lt.Key = append(lt.Key, c.tab.keyOf(i)...)
+	fl := c.flight(i)
+	if err := c.toStore.Push(lt); err != nil {
+		task.Put(lt)
 		c.failAll(i, task.CodeBusy, errors.New("store queue full"))
 		c.settle(i)
 		c.removeSlot(i)
+		return
 	}
-}
-
-// write sends a new value (or a delete) for slot i to Outgoing on behalf of the request t. It
-// reports false if it could not (t is then answered busy).
-func (c *CachePrc) write(i uint32, t *task.Task, value []byte, expireAt int64, del bool) bool {
-	s := c.tab.slot(i)
-	st := task.Get()
-	st.Op = task.OpStore
-	st.Key = append(st.Key, c.tab.key(s)...)
-	st.Value = append(st.Value, value...)
-	st.ExpireAt, st.Delete = expireAt, del
-	st.Version = c.nextVersion + 1
-	if t.Op == task.OpTouch {
-		st.Version = s.version // a new deadline is not a new value
-	}
-	version := st.Version // st belongs to Outgoing once sent
-	if !c.send(i, st, t) {
-		c.fail(t, task.CodeBusy, errors.New("store queue full"))
-		c.settle(i)
-		return false
-	}
-	if version > c.nextVersion {
-		c.nextVersion = version
-	}
-	return true
-}
-
-// send hands a load or store to Outgoing and arms the time-out. It reports false (and frees
-// st) if Outgoing's queue is full.
-func (c *CachePrc) send(i uint32, st, owner *task.Task) bool {
-	fl := c.flight(i)
-	if err := c.toStore.Push(st); err != nil {
-		task.Put(st)
-		return false
-	}
-	if st.Op == task.OpLoad {
-		c.stats.loads.Add(1)
-	} else {
-		c.stats.stores.Add(1)
-	}
-	fl.busy, fl.owner = st, owner
+	c.stats.loads.Add(1)
+	fl.load = lt
 	c.inflight++
 	c.loop.After(&fl.timeout, c.cfg.StoreTimeout)
-	return true
 }
 
-// completion handles a load or store coming back from Outgoing.
+// completion handles what comes back from Outgoing: a load, a group commit, or news from a
+// shared store's change feed.
 func (c *CachePrc) completion(st *task.Task) {
-	c.complete(st)
+	switch st.Op {
+	case task.OpChanged, task.OpFeedState, task.OpFeedResync:
+		c.changed(st)
+	case task.OpStore:
+		b := st.Ctx.(*commitBatch)
+		st.Ctx = nil
+		c.committed(b)
+	default:
+		c.loadDone(st)
+	}
 	task.Put(st) // not deferred: after a panic, onPanic still reads st
 }
 
-func (c *CachePrc) complete(st *task.Task) {
-	if st.Op == task.OpChanged || st.Op == task.OpFeedState || st.Op == task.OpFeedResync {
-		c.changed(st)
-		return
-	}
+// loadDone applies a load's result and runs the requests that waited for it.
+func (c *CachePrc) loadDone(st *task.Task) {
 	c.inflight--
 	defer c.closeStoreIfDone() // stopping: the last thing in flight closes Outgoing's queue
 	i := c.tab.lookup(st.Key)
 	fl := c.flights[i]
-	if i == 0 || fl == nil || fl.busy != st {
-		c.log.Error("completion for no request in flight", "key", string(st.Key), "op", st.Op)
+	if i == 0 || fl == nil || fl.load != st {
+		c.log.Error("completion for no load in flight", "key", string(st.Key), "op", st.Op)
 		return
 	}
 	c.loop.Wheel().Cancel(&fl.timeout)
-	owner := fl.owner // nil for a load, or if a time-out answered it already
-	fl.busy, fl.late, fl.owner = nil, false, nil
-	switch {
-	case st.Op == task.OpLoad && (st.Code == task.CodeOK || st.Code == task.CodeNotFound):
-		c.loaded(i, st)
-	case st.Op == task.OpStore && st.Code == task.CodeOK:
-		c.stored(i, st, owner)
-	default:
-		if c.storeFailed(i, st, owner) {
-			return // the slot is gone
-		}
+	fl.load, fl.late = nil, false
+	switch st.Code {
+	case task.CodeNotFound:
+		c.setAbsent(i, c.nowMs())
+	case task.CodeOK:
+		c.dropLive(i)
+		c.setValue(i, st.Value, st.Version, st.ExpireAt)
+	default: // nothing is known of the key: everyone waiting gets the store's error
+		c.failAll(i, st.Code, st.Err)
+		c.settle(i)
+		c.removeSlot(i)
+		return
 	}
 	if fl.foreign > c.tab.slot(i).version {
 		c.foreignAfter(i, fl)
+		if c.flights[i] == nil || c.flights[i].load != nil {
+			return
+		}
 	}
 	c.resume(i)
 	c.evict()
 }
 
-// loaded applies a load's result: the value, or the key's absence.
-func (c *CachePrc) loaded(i uint32, st *task.Task) {
-	if st.Code == task.CodeNotFound {
-		c.setAbsent(i, c.nowMs())
-		return
-	}
-	c.setValue(i, st.Value, st.Version, st.ExpireAt)
-}
-
-// stored applies a write the store committed, tells the subscribers, and answers the request
-// that made it.
-func (c *CachePrc) stored(i uint32, st, owner *task.Task) {
-	if st.Delete {
-		c.stats.deletes.Add(1)
-		c.setAbsent(i, c.nowMs())
-		c.tab.setDeleted(i, st.Version)
-		c.emit(st.Key, st.Version, task.PushDelete, nil)
-	} else {
-		c.stats.sets.Add(1)
-		c.setValue(i, st.Value, st.Version, st.ExpireAt)
-		c.emit(st.Key, st.Version, task.PushSet, st.Value)
-	}
-	if owner == nil {
-		return
-	}
-	owner.Version = st.Version
-	switch owner.Op {
-	case task.OpExec: // the processor's result, set when the write was sent (execWrite)
-	case task.OpIncr:
-		owner.Value = append(owner.Value[:0], c.tab.valueOf(i)...)
-	default:
-		owner.Value = owner.Value[:0]
-	}
-	c.reply(owner)
-}
-
-// storeFailed handles a load or write the store failed: nothing changed there, so nothing
-// changes here; the request is answered with the store's error, and so are those waiting on a
-// key that was never loaded (its slot goes: it reports true).
-func (c *CachePrc) storeFailed(i uint32, st, owner *task.Task) bool {
-	if owner != nil {
-		c.fail(owner, st.Code, st.Err)
-	}
-	if c.tab.slot(i).state != stateLoading {
-		return false
-	}
-	c.failAll(i, st.Code, st.Err)
-	c.settle(i)
-	c.removeSlot(i)
-	return true
-}
-
-// resume runs the requests that waited for slot i, until one puts something in flight again.
+// resume runs the requests that waited for slot i, in order, until one has to wait again.
 func (c *CachePrc) resume(i uint32) {
-	for fl := c.flights[i]; fl != nil && fl.busy == nil && len(fl.waiters) > 0; fl = c.flights[i] {
+	for fl := c.flights[i]; fl != nil && fl.load == nil && len(fl.waiters) > 0 && !c.waits(i, fl.waiters[0]); fl = c.flights[i] {
 		t := fl.waiters[0]
 		fl.waiters[0] = nil
 		fl.waiters = fl.waiters[1:]
@@ -249,18 +185,13 @@ func (c *CachePrc) resume(i uint32) {
 	}
 }
 
-// timedOut answers everything waiting on an operation with "timeout". The operation stays in
-// flight: if the store answers later, its result is applied then (a write may have committed).
+// timedOut answers everything waiting on a load with "timeout". The load stays in flight: if
+// the store answers later, its result is applied then.
 func (c *CachePrc) timedOut(fl *inflight) {
 	if !fl.late {
 		fl.late = true
 		c.stats.timeouts.Add(1)
-		c.log.Warn("store timed out", "key", string(c.tab.key(c.tab.slot(fl.slot))), "op", fl.busy.Op, "after", c.cfg.StoreTimeout)
-	}
-	if fl.owner != nil {
-		owner := fl.owner
-		fl.owner = nil
-		c.fail(owner, task.CodeTimeout, errStoreTimeout)
+		c.log.Warn("store timed out", "key", string(c.tab.keyOf(fl.slot)), "op", "load", "after", c.cfg.StoreTimeout)
 	}
 	c.failAll(fl.slot, task.CodeTimeout, errStoreTimeout)
 	c.loop.After(&fl.timeout, c.cfg.StoreTimeout) // requests arriving meanwhile time out too
@@ -278,24 +209,25 @@ func (c *CachePrc) failAll(i uint32, code task.Code, err error) {
 	fl.waiters = fl.waiters[:0]
 }
 
-func (c *CachePrc) incr(i uint32, t *task.Task, present bool) {
-	if !present {
-		c.fail(t, task.CodeNotFound, nil)
+// incr adds t.Delta to the decimal counter at slot i's head.
+func (c *CachePrc) incr(i uint32, t *task.Task, v view) {
+	if !v.present {
+		c.refuse(i, t, task.CodeNotFound, nil)
 		return
 	}
-	s := c.tab.slot(i)
-	n, err := strconv.ParseInt(string(c.tab.value(s)), 10, 64)
+	n, err := strconv.ParseInt(string(c.headValue(i)), 10, 64)
 	if err != nil {
-		c.fail(t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.tab.key(s)))
+		c.refuse(i, t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.tab.keyOf(i)))
 		return
 	}
 	if (t.Delta > 0 && n > math.MaxInt64-t.Delta) || (t.Delta < 0 && n < math.MinInt64-t.Delta) {
-		c.fail(t, task.CodeOverflow, fmt.Errorf("%d + %d is out of the 64-bit range", n, t.Delta))
+		c.refuse(i, t, task.CodeOverflow, fmt.Errorf("%d + %d is out of the 64-bit range", n, t.Delta))
 		return
 	}
 	n += t.Delta
 	t.Delta = n
-	c.write(i, t, strconv.AppendInt(nil, n, 10), s.expireAt, false)
+	t.Value = strconv.AppendInt(t.Value[:0], n, 10) // the reply, and the push
+	c.applyChange(i, t, newHead{value: t.Value, expireAt: v.expireAt, keep: true})
 }
 
 // replyStats answers the stats op: the cache's counters and, wired in by the daemon, the
@@ -358,7 +290,7 @@ func (c *CachePrc) expire(i uint32) {
 // budget. The store still has them; the next access reloads.
 func (c *CachePrc) evict() {
 	c.tab.oldest(func(i uint32) bool {
-		if c.tab.bytes() <= c.cfg.Memory {
+		if c.memUsed() <= c.cfg.Memory {
 			return false
 		}
 		if c.flights[i] == nil {

@@ -18,6 +18,10 @@ var errHandlerPanicked = errors.New("the server failed handling this request (lo
 // write is still in flight at Outgoing, and the request being executed is answered if nothing
 // else answered it.
 func (c *CachePrc) onPanic(t *task.Task) {
+	if t.Op == task.OpStore {
+		c.commitPanicked()
+		return
+	}
 	req := c.executing
 	c.resetKey(t.Key, t)
 	if req != nil && req != t {
@@ -35,22 +39,30 @@ func (c *CachePrc) onPanic(t *task.Task) {
 }
 
 // resetKey answers everything waiting on key with CodeInternal and forgets its entry. If panicked
-// is the completion of the key's operation in flight, that operation is over.
+// is the completion of the key's load, that load is over. Requests applied to the key and not
+// durable yet are answered too, without being taken back: those a commit carries commit or fail
+// as they would have, and the ones after are dropped (dropUnsent), since the panic may have
+// left the key's head half changed.
 func (c *CachePrc) resetKey(key []byte, panicked *task.Task) {
 	i := c.tab.lookup(key)
 	if i == 0 {
 		return
 	}
 	if fl := c.flights[i]; fl != nil {
-		if fl.busy == panicked {
+		if fl.load == panicked {
 			c.loop.Wheel().Cancel(&fl.timeout)
-			fl.busy = nil
+			fl.load = nil
 		}
-		if fl.busy == nil {
-			if o := fl.owner; o != nil {
-				fl.owner = nil
-				c.fail(o, task.CodeInternal, errHandlerPanicked)
+		if len(fl.ops) > 0 {
+			c.dropUnsent(i, fl, task.CodeInternal, errHandlerPanicked)
+			for j := range fl.ops {
+				if t := fl.ops[j].t; t != nil {
+					fl.ops[j].t = nil
+					c.fail(t, task.CodeInternal, errHandlerPanicked)
+				}
 			}
+		}
+		if fl.load == nil {
 			c.failAll(i, task.CodeInternal, errHandlerPanicked)
 			c.settle(i)
 		}

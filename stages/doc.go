@@ -3,7 +3,8 @@
 //	incoming.go     Incoming: the UDP socket and every KCP conversation (package transport)
 //	sessionmgr.go   SessionMgr: sessions, leases; notify.go: subscriptions and pushes
 //	cacheprc*.go    CachePrc: the cached data (cache_table.go) and every operation on it
-//	outgoing.go     Outgoing: the store (package nameservice), its load workers and committer
+//	outgoing.go     Outgoing: the store (package nameservice), its load workers; committer.go: the
+//	                committer goroutine, which CachePrc feeds directly (CachePrc -> committer -> CachePrc)
 //
 // Package daemon wires them together (daemon/pipeline.go), starts them and stops them in
 // pipeline order (finish.go says when each has done its part).
@@ -12,5 +13,6 @@
 // that loop's goroutine unless its comment says otherwise, and touches only that stage's state.
 // Stages hand each other *task.Task pointers through loop.Queues; a task belongs to the stage
 // holding it. The few goroutines that are not loops (Outgoing's load workers, committer, sweeper
-// and the change feed) touch nothing of a stage's: they talk to it through its queues.
+// and the change feed) touch nothing of a stage's: they talk to it through its queues, and the
+// committer through the CommitPort, whose one slot holds the batch CachePrc offers it.
 package stages

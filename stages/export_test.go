@@ -17,6 +17,7 @@ var (
 	TestLogger = testLogger
 	Dial       = dial
 	WaitFor    = waitFor
+	TestProcs  = testProcs
 )
 
 // SetStageFinished makes fn be told when each stage has done its part of a stop, until restore.

@@ -16,11 +16,11 @@ import (
 // OutgoingConfig configures Outgoing. Zero values mean the defaults.
 type OutgoingConfig struct {
 	Workers       int           // goroutines serving loads; default 8
-	MaxBatch      int           // writes per commit at most; default 1024
+	MaxBatch      int           // writes (keys) per commit at most; default 1024
 	SweepInterval time.Duration // how often expired records are deleted from the store; default 10 s
 	Queue         int           // inbound queue capacity; default 16384
 	ProbeInterval time.Duration // how often a shared store's reachability and feed are checked; default 1 s
-	NoGroupCommit bool          // kill switch: commit writes one at a time
+	NoGroupCommit bool          // kill switch: commit writes one at a time (one key, one change)
 	Observer      StoreObserver // told of every store load and commit (metrics); nil: none
 	Logger        *slog.Logger
 }
@@ -34,15 +34,17 @@ type StoreObserver interface {
 }
 
 // Outgoing talks to the store (package nameservice) without ever blocking its loop. Its loop
-// hands loads to a bounded set of worker goroutines and writes to one committer goroutine, each
-// through a channel of its own; the committer takes every write waiting when it is free and
-// commits them as one group (bbolt's Batch shape), so the store's fsync is shared by all of
-// them. Results go back to CachePrc as tasks, from those goroutines. The sweep of expired
-// records runs on a goroutine of its own with a ticker, one sweep at a time.
+// hands loads to a bounded set of worker goroutines through a channel. Writes do not pass
+// through its loop: CachePrc hands each group commit straight to Outgoing's committer goroutine
+// through the CommitPort (committer.go), and the committer answers into CachePrc's completions.
+// Results go back to CachePrc as tasks, from those goroutines. The sweep of expired records runs
+// on a goroutine of its own with a ticker, one sweep at a time.
 //
 // What runs where: request and finish on the loop; loadWorker, committer, sweeper and the
-// change feed's goroutines (outgoing_store.go) on their own, touching nothing of the loop's but
-// the channels and CachePrc's completion queue.
+// change feed's goroutines (outgoing_store.go, committer.go) on their own, touching nothing of
+// the loop's but the channels and CachePrc's completion queue. All of them start with the loop
+// (start) and end in finish, after CachePrc has closed the loop's queue: by then CachePrc has no
+// load and no commit in flight.
 type Outgoing struct {
 	cfg   OutgoingConfig
 	log   *slog.Logger
@@ -51,10 +53,9 @@ type Outgoing struct {
 	out   *loop.Queue // CachePrc's completions
 	store nameservice.Store
 
-	loads   chan *task.Task // to the load workers
-	commits chan *task.Task // to the committer
-	toLoad  *loop.Outbox    // loads the workers have no room for yet (kept: never lost)
-	toStore *loop.Outbox    // writes the committer has no room for yet (kept: never lost)
+	loads  chan *task.Task // to the load workers
+	port   *CommitPort     // CachePrc's way to the committer goroutine (committer.go)
+	toLoad *loop.Outbox    // loads the workers have no room for yet (kept: never lost)
 
 	ctx     context.Context    // ends the sweeper and the change feed
 	cancel  context.CancelFunc // at finish
@@ -66,7 +67,9 @@ type Outgoing struct {
 func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (*Outgoing, error) {
 	cfg.setDefaults()
 	o := &Outgoing{cfg: cfg, log: cfg.Logger.With("stage", "outgoing"), out: out, store: store,
-		loads: make(chan *task.Task, cfg.Workers*4), commits: make(chan *task.Task, cfg.MaxBatch)}
+		loads: make(chan *task.Task, cfg.Workers*4)}
+	_, shared := store.(Feed)
+	o.port = newCommitPort(cfg.MaxBatch, cfg.NoGroupCommit || shared)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	var err error
 	if o.in, err = loop.NewQueue("outgoing.requests", cfg.Queue); err != nil {
@@ -81,7 +84,6 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (
 		return nil, err
 	}
 	o.toLoad = loop.NewOutbox(o.loop, sendTo(o.loads), nil)
-	o.toStore = loop.NewOutbox(o.loop, sendTo(o.commits), nil)
 	return o, nil
 }
 
@@ -130,8 +132,11 @@ func (o *Outgoing) start() {
 	o.workers.Go(o.sweeper)
 }
 
-// Requests returns the queue CachePrc sends loads and writes to.
+// Requests returns the queue CachePrc sends loads to.
 func (o *Outgoing) Requests() *loop.Queue { return o.in }
+
+// Commits returns the port through which CachePrc hands group commits to the committer.
+func (o *Outgoing) Commits() *CommitPort { return o.port }
 
 // Loop returns the stage's loop.
 func (o *Outgoing) Loop() *loop.Loop { return o.loop }
@@ -147,8 +152,6 @@ func (o *Outgoing) Stop(ctx context.Context) error {
 
 func (o *Outgoing) request(t *task.Task) {
 	switch t.Op {
-	case task.OpStore:
-		o.toStore.Push(t)
 	case task.OpLoad:
 		o.toLoad.Push(t)
 	default:
@@ -158,15 +161,13 @@ func (o *Outgoing) request(t *task.Task) {
 }
 
 // finish runs on the loop when CachePrc has closed the stage's queue (it has nothing in flight
-// any more, and every task before the poison pill has been handled): the waiting loads and
-// writes go to the goroutines (waiting is allowed now: the loop is done), the goroutines finish
-// and stop, and only then is CachePrc's completion queue closed, after the last completion.
+// any more, and every task before the poison pill has been handled): the waiting loads go to
+// the workers (waiting is allowed now: the loop is done), the goroutines finish and stop, and
+// only then is CachePrc's completion queue closed, after the last completion.
 func (o *Outgoing) finish() {
-	deadline := time.Now().Add(time.Minute)
-	o.toLoad.Drain(deadline)
-	o.toStore.Drain(deadline)
+	o.toLoad.Drain(time.Now().Add(time.Minute))
 	close(o.loads)
-	close(o.commits)
+	close(o.port.stop)
 	o.cancel()
 	o.workers.Wait()
 	stageFinished("outgoing")

@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
@@ -35,47 +34,6 @@ func (o *Outgoing) loadWorker() {
 	}
 }
 
-// committer commits writes until the commits channel closes: it waits for one, takes every
-// write already waiting (up to MaxBatch) and commits them as one group, so that writes arriving
-// during a commit share the next one's fsync.
-func (o *Outgoing) committer() {
-	var group []*task.Task
-	var writes []nameservice.Write
-	for t := range o.commits {
-		group = append(group[:0], t)
-	gather:
-		for len(group) < o.cfg.MaxBatch {
-			select {
-			case t, ok := <-o.commits:
-				if !ok {
-					break gather
-				}
-				group = append(group, t)
-			default:
-				break gather
-			}
-		}
-		writes = writes[:0]
-		for _, t := range group {
-			writes = append(writes, nameservice.Write{Key: string(t.Key), Delete: t.Delete,
-				Record: nameservice.Record{Value: t.Value, Version: t.Version, ExpireAt: t.ExpireAt}})
-		}
-		errs := o.commit(writes)
-		for i, t := range group {
-			switch err := errs[i]; {
-			case err == nil:
-				t.Version = writes[i].Record.Version // a store may number versions itself (etcd)
-			case errors.Is(err, nameservice.ErrInvalid):
-				t.Fail(task.CodeBadRequest, err)
-			default:
-				t.Fail(task.CodeUnavailable, err)
-			}
-			o.complete(t)
-		}
-		clear(group)
-	}
-}
-
 // sweeper deletes expired records from the store every SweepInterval, one sweep at a time,
 // until the stage finishes.
 func (o *Outgoing) sweeper() {
@@ -94,44 +52,6 @@ func (o *Outgoing) sweeper() {
 			o.log.Debug("swept expired records", "n", n)
 		}
 	}
-}
-
-// commit commits one group and returns each write's outcome. One bad write never fails the
-// others: a write the store refuses alone comes back with its own error, and if the whole group
-// fails for any reason but the store being unreachable, its writes are committed one by one,
-// so that only those that fail alone fail. Committer goroutine only.
-func (o *Outgoing) commit(writes []nameservice.Write) []error {
-	errs := make([]error, len(writes))
-	err := o.storeCommit(writes)
-	if err != nil && len(writes) > 1 && !errors.Is(err, nameservice.ErrUnavailable) {
-		o.log.Warn("group commit failed; committing its writes one by one", "writes", len(writes), "err", err)
-		for i := range writes {
-			errs[i] = o.storeCommit(writes[i : i+1])
-		}
-		err = nil
-	}
-	for i := range writes {
-		switch {
-		case err != nil:
-			errs[i] = err
-		case writes[i].Err != nil:
-			errs[i] = writes[i].Err
-		}
-		if errs[i] != nil && !errors.Is(errs[i], nameservice.ErrInvalid) {
-			o.log.Error("store commit failed", "key", writes[i].Key, "err", errs[i])
-		}
-	}
-	return errs
-}
-
-// storeCommit is one call of the store's Commit, told to the Observer.
-func (o *Outgoing) storeCommit(writes []nameservice.Write) error {
-	start := time.Now()
-	err := o.store.Commit(writes)
-	if o.cfg.Observer != nil {
-		o.cfg.Observer.ObserveCommit(len(writes), time.Since(start), err)
-	}
-	return err
 }
 
 // Feed is a store with a change feed (nameservice.Etcd): every change by anyone, in order.

@@ -41,41 +41,35 @@ func (s *pickyStore) Commit(ws []nameservice.Write) error {
 	return s.Store.Commit(ws)
 }
 
-// runOutgoing sends writes through an Outgoing stage over store and returns the completions
-// by key.
-func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[string]*task.Task {
+// runOutgoing sends writes as one group commit through an Outgoing stage's committer over store,
+// as CachePrc does, and returns the outcome of each by key.
+func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[string]error {
 	t.Helper()
 	done := newTestQueue(t, "done", 1024)
-	var mu sync.Mutex
-	got := map[string]*task.Task{}
-	all := make(chan struct{})
-	startLoop(t, loop.Config{Name: "cacheprc"}, done, func(tk *task.Task) {
-		mu.Lock()
-		defer mu.Unlock()
-		got[string(tk.Key)] = tk
-		if len(got) == len(keys) {
-			close(all)
-		}
-	})
+	back := make(chan *task.Task, 1)
+	startLoop(t, loop.Config{Name: "cacheprc"}, done, func(tk *task.Task) { back <- tk })
 	o, err := NewOutgoing(OutgoingConfig{Logger: testLogger(t)}, store, done)
 	require.NoError(t, err)
-	for i, k := range keys { // queued before the loop starts: they make one group
-		st := task.Get()
-		st.Op, st.Version = task.OpStore, uint64(i+1)
-		st.Key = append(st.Key, k...)
-		st.Value = append(st.Value, "v"...)
-		pushRetry(t, o.Requests(), st)
-	}
 	require.NoError(t, o.Loop().Start())
 	t.Cleanup(func() { o.Stop(context.Background()) })
-	select {
-	case <-all:
-	case <-testCtx(t).Done():
-		t.Fatal("not every write completed")
+	b := &commitBatch{}
+	for i, k := range keys {
+		b.add(uint32(i+1), []byte(k), false, []byte("v"), uint64(i+1), 0)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return got
+	require.Nil(t, o.Commits().takeBack())
+	o.Commits().publish(b)
+	var got *task.Task
+	select {
+	case got = <-back:
+	case <-testCtx(t).Done():
+		t.Fatal("the commit did not come back")
+	}
+	require.Same(t, b, got.Ctx, "the batch comes back in its task")
+	errs := map[string]error{}
+	for i, w := range b.writes {
+		errs[w.Key] = b.errs[i]
+	}
+	return errs
 }
 
 // TestOneBadWriteNeverFailsItsGroup: a write the store refuses fails alone; the others in its
@@ -88,14 +82,14 @@ func TestOneBadWriteNeverFailsItsGroup(t *testing.T) {
 	keys := []string{"a", "poison", "b", "", "c", strings.Repeat("k", 40_000), "d"}
 	got := runOutgoing(t, store, keys)
 	for _, k := range []string{"a", "b", "c", "d"} {
-		assert.Equal(t, task.CodeOK, got[k].Code, "write %q: %v", k, got[k].Err)
+		assert.NoError(t, got[k], "write %q", k)
 		_, ok, err := bolt.Get(k, 0)
 		require.NoError(t, err)
 		assert.True(t, ok, "%q acknowledged but not stored", k)
 	}
-	assert.Equal(t, task.CodeUnavailable, got["poison"].Code, "the write the store failed")
-	assert.Equal(t, task.CodeBadRequest, got[""].Code, "an empty key is the request's fault, not the store's")
-	assert.Equal(t, task.CodeBadRequest, got[strings.Repeat("k", 40_000)].Code)
+	assert.Equal(t, task.CodeUnavailable, commitCode(got["poison"]), "the write the store failed")
+	assert.Equal(t, task.CodeBadRequest, commitCode(got[""]), "an empty key is the request's fault, not the store's")
+	assert.Equal(t, task.CodeBadRequest, commitCode(got[strings.Repeat("k", 40_000)]))
 	store.mu.Lock()
 	defer store.mu.Unlock()
 	assert.Equal(t, 1+len(keys), store.commits, "one group, then each write alone")
@@ -109,8 +103,8 @@ func TestUnreachableStoreFailsTheGroupWithoutRetries(t *testing.T) {
 	defer bolt.Close()
 	store := &pickyStore{Store: bolt, down: true}
 	got := runOutgoing(t, store, []string{"a", "b", "c"})
-	for _, tk := range got {
-		assert.Equal(t, task.CodeUnavailable, tk.Code)
+	for _, err := range got {
+		assert.Equal(t, task.CodeUnavailable, commitCode(err))
 	}
 	store.mu.Lock()
 	defer store.mu.Unlock()
