@@ -39,6 +39,14 @@ func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
 		// pre-empts CachePrc's thread for longer (doc.go). The budget is tested in stages.
 		cfg.Cache.ProcBudget = -1
 	}
+	if cfg.Cache.StoreTimeout == 0 {
+		// A store timeout of half the tests' bound: the default 2 s is wall-clock, and on a
+		// loaded machine a commit (an fsync on a shared disk, the committer pre-empted) can take
+		// longer; a write answered "timeout" may still commit (PROTOCOL.md), which a test that
+		// checks a history cannot tell from a lost write. The timeout itself is tested in stages
+		// and by the tests that set one.
+		cfg.Cache.StoreTimeout = testTimeout / 2
+	}
 	d, err := pipecached.Start(context.Background(), cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Stop(context.Background()) })
