@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -36,6 +37,11 @@ type IdleConfig struct {
 	// HelloTimeout: a hello unanswered this long is given up, and its session opens again on a
 	// fresh conversation. Default 5 s (the server's pending lifetime).
 	HelloTimeout time.Duration
+	// MaxMissed is how many heartbeats in a row may go unanswered (each found so when the next
+	// is due) before the conversation is given up and the session resumed on a fresh one: the
+	// protocol's "consider the server dead if nothing arrives for a few intervals". Default 2,
+	// at most 255.
+	MaxMissed int
 	// HelloSize is how long a hello frame is made (padded): default 1000 bytes, as the SDK; at
 	// least wire.MinHello.
 	HelloSize int
@@ -69,6 +75,7 @@ const (
 	defaultIdleHeartbeat = 30 * time.Second
 	defaultMaxPending    = 512
 	defaultHelloTimeout  = 5 * time.Second
+	defaultMaxMissed     = 2
 	defaultHelloSize     = 1000
 	defaultCompactAfter  = 250 * time.Millisecond
 	defaultProgress      = 5 * time.Second
@@ -89,6 +96,9 @@ func (c *IdleConfig) setDefaults() {
 	}
 	if c.HelloTimeout <= 0 {
 		c.HelloTimeout = defaultHelloTimeout
+	}
+	if c.MaxMissed <= 0 {
+		c.MaxMissed = defaultMaxMissed
 	}
 	if c.HelloSize <= 0 {
 		c.HelloSize = defaultHelloSize
@@ -120,6 +130,8 @@ func (c *IdleConfig) validate() error {
 		return bad("give a duration")
 	case c.HelloSize < wire.MinHello || c.HelloSize > maxHelloSize:
 		return bad("hello size %d out of [%d, %d]", c.HelloSize, wire.MinHello, maxHelloSize)
+	case c.MaxMissed > math.MaxUint8:
+		return bad("max missed %d: at most %d", c.MaxMissed, math.MaxUint8)
 	case c.Heartbeat < 10*time.Millisecond:
 		return bad("heartbeat %v: at least 10ms", c.Heartbeat)
 	case c.Rate < 0 || c.StormRate < 0:

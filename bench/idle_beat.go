@@ -11,11 +11,6 @@ import (
 // falls in it.
 const beatTick = 10 * time.Millisecond
 
-// maxMissed is how many heartbeats in a row may go unanswered (each found so when the next is
-// due) before the conversation is given up and the session resumed on a fresh one: the
-// protocol's "consider the server dead if nothing arrives for a few intervals".
-const maxMissed = 2
-
 // beater sends the heartbeats, and gives up hellos that timed out, until ctx ends. Session i
 // beats at phase i/n of the negotiated interval, so that n sessions' heartbeats are spread
 // evenly over it, however they were opened.
@@ -56,7 +51,7 @@ func (r *Idle) beater(ctx context.Context) {
 func beatRange(k, slots, n int64) (lo, hi int64) { return k * n / slots, (k + 1) * n / slots }
 
 // beat queues s's heartbeat (the caller flushes), if it is live, or gives its conversation up
-// if the last maxMissed went unanswered.
+// if the last cfg.MaxMissed went unanswered.
 func (r *Idle) beat(s *idleSession, now int64) {
 	s.mu.Lock()
 	if s.state != stLive {
@@ -64,7 +59,7 @@ func (r *Idle) beat(s *idleSession, now int64) {
 		return
 	}
 	if s.beatID != 0 {
-		if s.missed++; s.missed >= maxMissed {
+		if s.missed++; int(s.missed) >= r.cfg.MaxMissed {
 			r.c.silent.Add(1)
 			r.drop(s, false)
 			s.mu.Unlock()
@@ -77,5 +72,5 @@ func (r *Idle) beat(s *idleSession, now int64) {
 	s.mu.Unlock()
 	r.beatBuf = appendRequest(r.beatBuf[:0], task.OpHeartbeat, id)
 	r.c.beats.Add(1)
-	r.countSendErr(c.Queue(r.beatBuf))
+	r.queue(c, r.beatBuf)
 }

@@ -66,7 +66,7 @@ type IdleCounts struct {
 	Resets        int64 `json:"resets"`             // goodbyes with id 0 and a code: the server dropped the conversation
 	Resumed       int64 `json:"resumed"`            // resuming hellos the server accepted
 	Expired       int64 `json:"expired"`            // resuming hellos refused (session expired): a new session followed
-	Silent        int64 `json:"silent"`             // conversations given up after 2 heartbeats unanswered
+	Silent        int64 `json:"silent"`             // conversations given up after MaxMissed heartbeats unanswered
 	Lost          int64 `json:"conversations_lost"` // conversations the engine closed under us (refused, bad stream)
 	Refused       int64 `json:"refused"`            // of those, by an ICMP port unreachable (nothing listening)
 	Heartbeats    int64 `json:"heartbeats"`         // heartbeats sent
@@ -130,6 +130,14 @@ func (r *Idle) send(c *kcpnet.Conn, frame []byte) {
 		return
 	}
 	r.countSendErr(c.Send(frame))
+}
+
+// queue queues frame on c for the next flush (c nil: nowhere, as send).
+func (r *Idle) queue(c *kcpnet.Conn, frame []byte) {
+	if c == nil {
+		return
+	}
+	r.countSendErr(c.Queue(frame))
 }
 
 // countSendErr counts a send the engine refused (not one on a conversation closed meanwhile).

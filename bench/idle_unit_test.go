@@ -250,6 +250,7 @@ func TestNewIdleRejects(t *testing.T) {
 		{"storm larger than the sessions", func(c *IdleConfig) { c.Storm = 11 }},
 		{"negative rate", func(c *IdleConfig) { c.Rate = -1 }},
 		{"heartbeat too short", func(c *IdleConfig) { c.Heartbeat = time.Millisecond }},
+		{"max missed beyond a byte", func(c *IdleConfig) { c.MaxMissed = 256 }},
 		{"source of another family", func(c *IdleConfig) { c.SourceIPs = []netip.Addr{netip.MustParseAddr("::1")} }},
 		{"source not this host's", func(c *IdleConfig) { c.SourceIPs = []netip.Addr{netip.MustParseAddr("192.0.2.1")} }},
 		{"bad address", func(c *IdleConfig) { c.Addr = "nowhere" }},
@@ -293,4 +294,35 @@ func TestHelloTimeouts(t *testing.T) {
 	assert.Equal(t, int32(0), r.q.later[0].idx)
 	assert.Empty(t, r.q.now)
 	assert.Len(t, r.slots, 1, "the timed-out and the answered hello gave their slots back")
+}
+
+// TestUnansweredHeartbeatsGiveTheConversationUp: a session whose last MaxMissed heartbeats were
+// unanswered when the next was due gives its conversation up (silent) and queues itself to open
+// again; an answer, even to an older heartbeat, starts the count again.
+func TestUnansweredHeartbeatsGiveTheConversationUp(t *testing.T) {
+	for _, maxMissed := range []int{0, 3} { // 0: the default, 2
+		r, err := NewIdle(IdleConfig{Addr: "127.0.0.1:1", Sessions: 1, Duration: time.Second, MaxMissed: maxMissed})
+		require.NoError(t, err)
+		r.start = time.Now()
+		want := max(maxMissed, defaultMaxMissed)
+		s := &r.sess[0]
+		s.state = stLive
+		r.c.live.Add(1)
+		r.beat(s, 0) // sent, unanswered
+		r.beat(s, 1) // one missed
+		s.mu.Lock()
+		r.heartbeatReply(s, nil, &wire.Header{Op: task.OpHeartbeat, ID: s.beatID - 1}) // the first, late
+		s.mu.Unlock()
+		assert.Zero(t, s.missed, "a late answer: the server is there")
+		for i := range want {
+			assert.Equal(t, stLive, s.state, "after %d missed of %d", i, want)
+			r.beat(s, int64(2+i))
+		}
+		assert.Equal(t, stClosed, s.state, "given up after %d missed", want)
+		assert.Equal(t, int64(1), r.c.silent.Load())
+		assert.Equal(t, int64(1), r.c.beatLate.Load())
+		assert.Zero(t, r.c.live.Load())
+		assert.Equal(t, int64(want+1), r.c.beats.Load(), "heartbeats sent: none once given up")
+		assert.Len(t, r.q.now, 1, "queued to open again")
+	}
 }

@@ -26,7 +26,7 @@ func TestEncryptedSessions(t *testing.T) {
 	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
 	ctx := testCtx(t)
 
-	c, err := client.Dial(enc.Addr().String(), client.WithCryptKey(testKey))
+	c, err := dial(enc.Addr().String(), client.WithCryptKey(testKey))
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = c.Set(ctx, "secret", bytes.Repeat([]byte("s"), 5000)) // several segments

@@ -19,7 +19,11 @@
 //   - A timeout, heartbeat, lease or budget a test sets is either what the test is about (then
 //     the test waits for it to pass, and what it checks cannot be undone by a slower machine),
 //     or generous: a lease of seconds, not 60 ms; no processor time budget (the product's
-//     10 ms is wall-clock, and a loaded machine pre-empts a loop thread for longer).
+//     10 ms is wall-clock, and a loaded machine pre-empts a loop thread for longer), and a store
+//     timeout of half the test's bound (startInProcess), not the product's 2 s.
+//   - A client dials with the test's bound as its dial timeout (dial, dialT), unless the dial
+//     timeout is what the test is about: the SDK says hello again on a fresh conversation after
+//     a third of it, and a server slower than that leaves the first hello's session behind.
 //   - A count of what the client sent (requests, datagrams) excludes what timers add:
 //     heartbeats, KCP retransmissions.
 //   - Speed is checked by benchmarks (BENCHMARKS.md), never by a test.

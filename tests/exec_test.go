@@ -228,7 +228,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 // push and the get race, and either way is right (README: a client reads its own writes).
 func TestExecInvalidatesTheNearCache(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
-	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
+	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	nearSynced(t, c)

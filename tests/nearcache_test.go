@@ -22,7 +22,7 @@ import (
 func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
-	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
+	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
 	require.NoError(t, err)
 	defer c.Close()
 	other := dialT(t, d.Addr().String())
@@ -60,7 +60,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
 	setKeys(t, d, 50)
-	c, err := client.Dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
+	c, err := dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
 	nearSynced(t, c)
@@ -129,7 +129,7 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 func TestNearCacheReadsItsOwnWritesAmongOthers(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
 	ctx := testCtx(t)
-	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
+	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	defer c.Close()
 	nearSynced(t, c)

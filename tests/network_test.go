@@ -136,7 +136,7 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 // silence timeout (an hour here), and calls wait for the new session instead of failing.
 func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
-	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
+	c, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := testCtx(t)
@@ -159,7 +159,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 func TestCloseLeavesNoStraySession(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
 	for range 30 {
-		c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
+		c, err := dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
 		require.NoError(t, err)
 		for range 3 {
 			require.NoError(t, c.Ping(testCtx(t)))

@@ -93,7 +93,7 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	// A long lease: this tests replay, and a slow machine must not expire the session first.
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	ctx := testCtx(t)
-	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
+	sub, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
 	defer sub.Close()
 	writer := dialT(t, d.Addr().String())

@@ -19,13 +19,13 @@ import (
 
 func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
-	_, err := client.Dial(d.Addr().String(), client.WithToken("guess"))
+	_, err := dial(d.Addr().String(), client.WithToken("guess"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnauthorized)
-	_, err = client.Dial(d.Addr().String())
+	_, err = dial(d.Addr().String())
 	assert.ErrorIs(t, err, client.ErrUnauthorized, "no token at all")
 
-	c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("test"))
+	c, err := dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("test"))
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = c.Set(testCtx(t), "k", []byte("v"))
@@ -119,7 +119,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	// The client learns of the cut from the server's reset, at its next heartbeat: it need not
 	// take a silence for death, which a loaded machine's 300 ms could be (a second conversation).
-	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 10*time.Second))
+	c, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 10*time.Second))
 	require.NoError(t, err)
 	defer c.Close()
 	first := c.Session()

@@ -25,6 +25,7 @@ func (f *idleFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rate, "rate", 200, "idle sessions: new conversations per second at most (0: unpaced); the server admits 250/s per source address (see -source-ips), 2,000/s in all")
 	fs.IntVar(&c.MaxPending, "max-pending", 512, "idle sessions: hellos waiting for their reply at once")
 	fs.DurationVar(&c.HelloTimeout, "hello-timeout", 5*time.Second, "idle sessions: give up a hello unanswered this long and open again")
+	fs.IntVar(&c.MaxMissed, "max-missed", 2, "idle sessions: heartbeats in a row that may go unanswered before a conversation is given up and its session resumed on a fresh one")
 	fs.IntVar(&c.HelloSize, "hello-size", 1000, "idle sessions: bytes of each hello frame (padded; at least 200)")
 	fs.IntVar(&c.Sockets, "sockets", 1, "idle sessions: UDP sockets per source address")
 	fs.StringVar(&f.sourceIPs, "source-ips", "", "idle sessions: source addresses, spread round robin: a list or range, e.g. 127.0.1.1-127.0.1.64 (every 127/8 address is local on Linux)")

@@ -144,31 +144,47 @@ func TestReadyTimerRunsAfterFdsAndQueuesOncePerTarget(t *testing.T) {
 	assert.Equal(t, []string{"fd", "queue", "flush"}, log)
 }
 
+// TestLoopTimersFireOnTheLoop: timers scheduled from a handler fire on the loop's thread, in
+// the order of their deadlines, none early. Timers due by the same wake-up fire in the same
+// iteration and read the same cached clock, so their readings need only not decrease.
 func TestLoopTimersFireOnTheLoop(t *testing.T) {
+	type firing struct {
+		timer   int
+		elapsed time.Duration
+		tid     int
+	}
 	q := newTestQueue(t, "in", 16)
-	fired := make(chan time.Duration, 3)
+	fired := make(chan firing, 3)
+	delays := []time.Duration{30 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}
 	var l *Loop
 	var timers [3]timer.Timer
+	loopTID := make(chan int, 1)
 	l = startLoop(t, Config{Name: "timers"}, q, func(tk *task.Task) {
+		loopTID <- unix.Gettid()
 		start := l.Clock().Nanos()
-		for i, d := range []time.Duration{30, 10, 20} {
-			timers[i].Fn = func() { fired <- time.Duration(l.Clock().Nanos() - start) }
-			l.After(&timers[i], d*time.Millisecond)
+		for i, d := range delays {
+			timers[i].Fn = func() { fired <- firing{i, time.Duration(l.Clock().Nanos() - start), unix.Gettid()} }
+			l.After(&timers[i], d)
 		}
 		task.Put(tk)
 	})
 	require.NoError(t, q.Push(task.Get()))
-	var got []time.Duration
+	tid := <-loopTID
+	var order []int
+	var readings []time.Duration
 	for range 3 {
 		select {
-		case d := <-fired:
-			got = append(got, d)
+		case f := <-fired:
+			order = append(order, f.timer)
+			readings = append(readings, f.elapsed)
+			assert.Equal(t, tid, f.tid, "timer %d fired off the loop's thread", f.timer)
+			assert.GreaterOrEqual(t, f.elapsed, delays[f.timer], "timer %d fired early", f.timer)
 		case <-time.After(testTimeout):
 			t.Fatal("timer never fired: the loop slept past its deadline")
 		}
 	}
-	assert.IsIncreasing(t, got)
-	assert.GreaterOrEqual(t, got[0], 10*time.Millisecond, "a timer fired early")
+	assert.Equal(t, []int{1, 2, 0}, order, "in deadline order: 10, 20, 30 ms")
+	assert.IsNonDecreasing(t, readings)
 }
 
 func TestLoopSurvivesHandlerPanic(t *testing.T) {
