@@ -30,16 +30,19 @@ import (
 //     send frames of at most PendingFrame bytes, so it holds at most PendingConnBytes; all of
 //     them together at most PendingMemory.
 //   - Time: PendingTTL from its first datagram, however chatty it is.
-//   - Traffic: the server sends a pending conversation at most Amplification times the bytes
-//     it received from it, KCP ACKs and the hello's reply included (QUIC's anti-amplification
-//     limit, RFC 9000 section 8.1), so a spoofed source address cannot turn the server into an
-//     amplifier. Output over the limit is dropped; KCP resends it once the peer has sent more.
+//   - Traffic: until the peer has acknowledged something the server sent it (validate.go),
+//     pending or established, the server sends it at most Amplification times the bytes it
+//     received from it, KCP ACKs, the hello's reply and every resend included (QUIC's
+//     anti-amplification limit, RFC 9000 section 8.1), so a spoofed source address cannot turn
+//     the server into an amplifier. Output over the limit is dropped; KCP resends it once the
+//     peer has sent more. A conversation whose peer acknowledged nothing is closed PendingTTL
+//     after it began, a successful hello notwithstanding.
 
 const (
 	// PendingFrame is the largest frame a pending conversation may send (a hello fits).
 	PendingFrame = 8 << 10
-	// Amplification bounds what is sent to a pending conversation: at most this many times the
-	// bytes it sent.
+	// Amplification bounds what is sent to a conversation whose peer is not validated: at most
+	// this many times the bytes it sent.
 	Amplification = 3
 	// PendingConnBytes bounds what one pending conversation holds: kcp-go's KCP object with its
 	// initial rings and flush buffer (about 20 KB), pendingWindow out-of-order segments in
@@ -164,8 +167,8 @@ func (a *admission) leave(c *Conn) {
 	a.srv.stats.pending.Store(int64(a.pending))
 }
 
-// allowOut reports whether a datagram of size bytes may go to the pending conversation c, and
-// counts it if so.
+// allowOut reports whether a datagram of size bytes may go to c, whose peer is not validated,
+// and counts it if so.
 func (a *admission) allowOut(c *Conn, size int) bool {
 	size += dgram.Overhead(a.srv.crypt) // bytes on the wire, as bytesIn counts them
 	if c.bytesOut+uint64(size) > Amplification*c.bytesIn {
