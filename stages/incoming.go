@@ -163,11 +163,11 @@ func (in *Incoming) onStop() {
 // Frame implements transport.Handler: one request from a client. It is checked against the
 // protocol (wire.Check) and the server's limits before it goes anywhere: nothing malformed,
 // oversized or undefined reaches another stage. A pending conversation (no hello yet) may only
-// say hello: a malformed frame closes it at once, without a reply, and after maxStrikes refused
-// requests it is closed too.
+// say hello: a frame whose header cannot be read closes it at once, without a reply, and after
+// maxStrikes refused requests it is closed too.
 func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	h := &in.hdr
-	value, err := wire.Decode(body, h) // on an error h is reset: the reply has id 0 and no op
+	value, err := wire.Decode(body, h) // on an error h keeps only what the reply may carry
 	st := connStateOf(c)
 	if in.bare && err == nil {
 		// No SessionMgr behind us (a bare network stage): a well-formed frame establishes the
@@ -175,7 +175,14 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 		c.Establish()
 		st.authed = true
 	}
-	if err != nil {
+	if errors.Is(err, wire.ErrBadField) {
+		// The header was read, but it is not a valid one: a request refused, answered with its
+		// id and op (if those could be read).
+		in.badFrames.Add(1)
+		in.refuse(c, st, h, task.CodeBadRequest, err.Error())
+		return
+	}
+	if err != nil { // not even a JSON object: id 0, no op
 		in.badFrames.Add(1)
 		if !st.authed {
 			in.log.Info("closing pending conversation: malformed frame", "conn", c.ID(), "addr", c.Addr(), "err", err)
