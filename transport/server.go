@@ -58,9 +58,9 @@ type Config struct {
 	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
 	Logger       *slog.Logger
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
-	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; see
-	// transport/dgram). Datagrams that do not decrypt are dropped and counted as malformed.
-	// An AEAD crypt (kcp.NewAESGCMCrypt) is refused: its datagrams are framed otherwise.
+	// BlockCrypt (transport/dgram/crypt.go): kcp.NewAESGCMCrypt (authenticated), or a block
+	// cipher such as kcp.NewAESBlockCrypt (legacy: a CRC32, not a MAC). Datagrams that do not
+	// decrypt are dropped and counted (Stats.Unauthenticated).
 	Crypt kcp.BlockCrypt
 	// NoCompaction keeps every conversation's KCP and buffers while it is idle (idle.go): a
 	// kill switch.
@@ -139,6 +139,7 @@ type Stats struct {
 	DatagramsIn, DatagramsOut uint64
 	BytesIn, BytesOut         uint64
 	Malformed                 uint64 // datagrams too short or not KCP, truncated, or rejected by KCP
+	Unauthenticated           uint64 // datagrams that did not decrypt with Crypt (tampered, another key or none): dropped
 	Refused                   uint64 // datagrams for new conversations refused (caps or rates)
 	NotStart                  uint64 // datagrams for unknown conversations that do not begin one (no push of sn 0)
 	Evicted                   uint64 // pending conversations closed to make room for newer ones
@@ -188,9 +189,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	if cfg.MTU < 256 || cfg.MTU > dgram.MaxDatagram {
 		return nil, fmt.Errorf("transport: MTU %d out of range [256, %d]", cfg.MTU, dgram.MaxDatagram)
 	}
-	if err := dgram.CheckCrypt(cfg.Crypt); err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
 	sock, err := listen(&cfg)
 	if err != nil {
 		return nil, err
@@ -239,7 +237,7 @@ type counters struct {
 	datagramsIn, datagramsOut, bytesIn, bytesOut atomic.Uint64
 	malformed, refused, sendDropped, sendBlocked atomic.Uint64
 	notStart, evicted, ampDropped, resets        atomic.Uint64
-	validated                                    atomic.Uint64
+	validated, unauthenticated                   atomic.Uint64
 	opened, closed                               atomic.Uint64
 	conns, pending, idle                         atomic.Int64
 	compactions                                  atomic.Uint64
@@ -253,7 +251,7 @@ func (s *Server) Stats() Stats {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		Malformed: c.malformed.Load(), Refused: c.refused.Load(), NotStart: c.notStart.Load(),
 		Evicted: c.evicted.Load(), AmplificationDropped: c.ampDropped.Load(), Resets: c.resets.Load(),
-		Validated:   c.validated.Load(),
+		Validated: c.validated.Load(), Unauthenticated: c.unauthenticated.Load(),
 		SendDropped: c.sendDropped.Load(), SendBlocked: c.sendBlocked.Load(),
 		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
@@ -313,9 +311,10 @@ func (s *Server) Inject(data []byte, from netip.AddrPort) {
 	size := len(data)
 	data, ok := dgram.Open(s.crypt, data)
 	if !ok {
-		s.stats.malformed.Add(1)
+		s.stats.unauthenticated.Add(1)
 		return
 	}
+
 	s.input(data, size, from)
 }
 

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
+
 	"net"
 	"net/netip"
 	"testing"
@@ -300,12 +302,26 @@ func TestSecondServerOnAPortIsRefused(t *testing.T) {
 	b.Close()
 }
 
-// TestServerRefusesAnAEADCrypt: kcp-go's AEAD crypts panic when used as block ciphers, which is
-// what the datagram framing does; the server refuses one at once (as the SDK always did)
-// instead of crashing on the first datagram.
-func TestServerRefusesAnAEADCrypt(t *testing.T) {
-	gcm, err := kcp.NewAESGCMCrypt(make([]byte, 32))
+// TestTamperedDatagramIsDroppedAndCounted: with AES-GCM, a datagram with one bit flipped
+// (anywhere: nonce, data, tag) is dropped and counted as unauthenticated, opening nothing;
+// the same datagram untouched opens a conversation.
+func TestTamperedDatagramIsDroppedAndCounted(t *testing.T) {
+	gcm, err := kcp.NewAESGCMCrypt(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
-	_, err = NewServer(Config{Addr: "127.0.0.1:0", Crypt: gcm}, &recorder{})
-	assert.ErrorIs(t, err, dgram.ErrAEAD)
+	s, _, rec := newTestServer(t, Config{Crypt: gcm})
+	from := sourceN(1)
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("hello"))
+	seg := clientSegments(4, frame)[0]
+	sealed := make([]byte, len(seg)+dgram.Overhead(gcm))
+	sealed = sealed[:dgram.NewSealer(gcm).Seal(sealed, seg, nil)]
+	for _, bit := range []int{0, 8*12 + 3, 8*len(sealed) - 1} { // the nonce, the data, the tag
+		tampered := bytes.Clone(sealed)
+		tampered[bit/8] ^= 1 << (bit % 8)
+		s.Inject(tampered, from)
+	}
+	assert.Equal(t, uint64(3), s.Stats().Unauthenticated)
+	assert.Zero(t, s.Stats().Opened, "a tampered datagram opens nothing")
+	s.Inject(sealed, from)
+	assert.Equal(t, 1, s.Stats().Conns)
+	assert.Len(t, rec.frames, 1)
 }

@@ -70,13 +70,16 @@ func runUntilClosed(l *testLoop, rec *recorder) error {
 // reply's resends included. Its conversation ends PendingTTL after it began. With and without
 // encryption (the limit counts what is on the wire).
 func TestUnvalidatedPeerGetsAtMostThreeTimesItsBytes(t *testing.T) {
-	block, err := kcp.NewAESBlockCrypt(bytes.Repeat([]byte{7}, 32))
+	gcm, err := kcp.NewAESGCMCrypt(bytes.Repeat([]byte{7}, 32))
+	require.NoError(t, err)
+	cfb, err := kcp.NewAESBlockCrypt(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name  string
 		block kcp.BlockCrypt
 		reply int
-	}{{"plain, a hello's reply", nil, 216}, {"plain, a big reply", nil, 4000}, {"encrypted", block, 216}} {
+	}{{"plain, a hello's reply", nil, 216}, {"plain, a big reply", nil, 4000}, {"AES-GCM", gcm, 216}, {"legacy AES-CFB", cfb, 216}} {
+
 		t.Run(tc.name, func(t *testing.T) {
 			s, l, rec := newTestServer(t, Config{PendingTTL: time.Second, Crypt: tc.block})
 			p := newKCPPeer(t, s, l, 11)
