@@ -69,7 +69,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&d.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
 	fs.StringVar(&cfg.tokens, "auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
 	fs.StringVar(&cfg.tokenFile, "auth-token-file", "", "file of accepted tokens, one per line")
-	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt every datagram with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
+	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt and authenticate every datagram (AES-GCM) with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
+	fs.BoolVar(&d.CryptLegacyCFB, "crypt-legacy-cfb", false, "with -crypt-key-file: kcp-go's older AES-CFB framing instead of AES-GCM, for clients that predate it (not authenticated: a CRC32, not a MAC)")
+
 	fs.Int64Var(&d.Sessions.PushBytes, "push-bytes", 4<<20, "values one session may hold in pushes not yet acknowledged; beyond, pushes go without values")
 	fs.Int64Var(&d.Sessions.PushMemory, "push-memory", 256<<20, "values all sessions together may hold in pushes not yet acknowledged")
 	fs.IntVar(&d.Sessions.MaxSubscriptions, "max-subscriptions", 10_000, "keys and prefixes one session may subscribe to")

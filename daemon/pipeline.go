@@ -40,10 +40,15 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	cfg.Cache.MaxKey, cfg.Cache.MaxValue = cfg.MaxKey, cfg.MaxValue
 	cfg.Cache.Processors, cfg.Cache.Info = cfg.Processors, info
 	if len(cfg.CryptKey) > 0 {
-		if cfg.Incoming.Transport.Crypt, err = kcp.NewAESBlockCrypt(cfg.CryptKey); err != nil {
+		newCrypt := kcp.NewAESGCMCrypt
+		if cfg.CryptLegacyCFB {
+			newCrypt = kcp.NewAESBlockCrypt
+		}
+		if cfg.Incoming.Transport.Crypt, err = newCrypt(cfg.CryptKey); err != nil {
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
+
 	cfg.Incoming.Pipeline = true // SessionMgr closes its reply queue when stopping
 	if p.Cache, err = stages.NewCachePrc(cfg.Cache, startVersion); err != nil {
 		return err
