@@ -55,7 +55,18 @@ type Config struct {
 	AckDelay     time.Duration
 	IdleTimeout  time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
 	MaxConns     int           // conversations at most; default 100,000
-	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
+	// MaxSendQueue bounds one conversation's segments queued and not yet acknowledged: Send
+	// refuses a frame of more than one segment that would take the queue beyond it
+	// (ErrSendQueueFull); a frame of one segment (a reply without a value, an error, a
+	// heartbeat's reply) it never refuses, so that every request can be answered. Default
+	// 32,768 (about 45 MB at the default MTU).
+	MaxSendQueue int
+	// SendQueueHigh is back-pressure: while more segments than this wait in a conversation's
+	// send queue, the server reads no more of its frames (they wait in KCP, whose receive
+	// window then closes, so the peer's sends wait too) until its ACKs bring the queue below.
+	// Default MaxSendQueue/4.
+	SendQueueHigh int
+
 	Logger       *slog.Logger
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
 	// BlockCrypt (transport/dgram/crypt.go): kcp.NewAESGCMCrypt (authenticated), or a block
@@ -96,7 +107,8 @@ func (c *Config) setDefaults() {
 	def(&c.MTU, 1400)
 	def(&c.Window, 256)
 	def(&c.MaxConns, 100_000)
-	def(&c.MaxSendQueue, 8192)
+	def(&c.MaxSendQueue, 32768)
+	def(&c.SendQueueHigh, c.MaxSendQueue/4)
 	if c.PendingMemory <= 0 {
 		c.PendingMemory = 32 << 20
 	}
@@ -117,7 +129,7 @@ func (c *Config) setDefaults() {
 
 // Errors.
 var (
-	ErrSendQueueFull = errors.New("transport: conversation send queue full") // the peer is not reading
+	ErrSendQueueFull = errors.New("transport: conversation send queue full") // the peer is not reading fast enough
 	ErrConnClosed    = errors.New("transport: conversation closed")
 	ErrIdle          = errors.New("transport: conversation idle too long")
 	ErrBadStream     = errors.New("transport: malformed stream")
@@ -356,8 +368,11 @@ func (s *Server) input(data []byte, size int, from netip.AddrPort) {
 	s.readFrames(c)
 }
 
+// readFrames delivers c's complete frames to the handler, unless (and until) c's send queue is
+// over SendQueueHigh: then the frames wait, in the splitter and in KCP, whose receive window
+// closes once its queue is full, until input finds the queue drained by the peer's ACKs.
 func (s *Server) readFrames(c *Conn) {
-	for !c.closed {
+	for !c.closed && !c.backedUp() {
 		size := c.kcp.PeekSize()
 		if size < 0 {
 			break
@@ -370,7 +385,7 @@ func (s *Server) readFrames(c *Conn) {
 		}
 		c.in.Commit(n)
 	}
-	for !c.closed {
+	for !c.closed && !c.backedUp() {
 		body, err := c.in.Next()
 		if err != nil {
 			s.log.Warn("closing conversation: malformed stream", "conn", c.id, "addr", c.key.addr, "err", err)
@@ -593,21 +608,29 @@ func (c *Conn) Establish() {
 	c.srv.markDirty(c) // the window update goes out
 }
 
+// backedUp reports whether c's send queue is over SendQueueHigh: its frames are not read.
+func (c *Conn) backedUp() bool {
+	return c.kcp != nil && c.kcp.WaitSnd() > c.srv.cfg.SendQueueHigh
+}
+
 // SetLive says whether a session uses the conversation: while one does, retransmissions run
+
 // at KCP's pace however silent the peer (onRetransmit). Establish sets it; the stage above
 // clears it when the session ends on a conversation that stays open (a goodbye).
 func (c *Conn) SetLive(live bool) { c.live = live }
 
 // Send queues a frame for the peer; it leaves at the end of the loop iteration. A frame is cut
 // into segments of at most one MSS each (frg=0), so the peer's KCP reads it as a byte stream
-// whatever its receive window. Send refuses with ErrSendQueueFull when the peer is not
-// acknowledging fast enough.
+// whatever its receive window. Send refuses a frame of more than one segment with
+// ErrSendQueueFull when it would take the queue over MaxSendQueue (the peer is not
+// acknowledging fast enough); a frame of one segment it always takes.
 func (c *Conn) Send(frame []byte) error {
 	if c.closed {
 		return ErrConnClosed
 	}
 	k := c.engine()
-	if k.WaitSnd() > c.srv.cfg.MaxSendQueue {
+	room := c.srv.frameRoom
+	if len(frame) > room && k.WaitSnd()+(len(frame)+room-1)/room > c.srv.cfg.MaxSendQueue {
 		return ErrSendQueueFull
 	}
 	for len(frame) > 0 {
