@@ -121,7 +121,7 @@ func incomingMetrics() []plainMetric {
 			func(s *Snapshot) float64 { return float64(s.Incoming.Requests) }),
 		plain("pipecache_incoming_bad_frames_total", "Frames whose header could not be decoded.", counter,
 			func(s *Snapshot) float64 { return float64(s.Incoming.BadFrames) }),
-		plain("pipecache_incoming_busy_total", "Requests refused with 'busy' because the next stage's queue was full.", counter,
+		plain("pipecache_incoming_busy_total", "Requests answered 'busy': the next stage's queue was full, or the reply did not fit in the conversation's send queue.", counter,
 			func(s *Snapshot) float64 { return float64(s.Incoming.Busy) }),
 		plain("pipecache_incoming_replies_dropped_total", "Replies for conversations that had ended.", counter,
 			func(s *Snapshot) float64 { return float64(s.Incoming.RepliesDropped) }),

@@ -58,7 +58,8 @@ type IncomingStats struct {
 	Transport      transport.Stats
 	Requests       uint64 // frames decoded into requests
 	BadFrames      uint64 // frames whose header could not be decoded
-	Busy           uint64 // requests refused because the next stage's queue was full
+	Busy           uint64 // requests answered busy: the next stage's queue was full, or the reply did not fit in the conversation's send queue
+
 	RepliesDropped uint64 // replies for conversations that had ended
 }
 
@@ -375,18 +376,43 @@ func (in *Incoming) replyError(c *transport.Conn, req *wire.Header, code task.Co
 	in.send(c, &h, nil)
 }
 
+// send sends a reply or push. Every request gets exactly one reply: one that cannot be encoded
+// is answered internal, one that does not fit in the conversation's send queue (the client is
+// not reading its replies fast enough) busy; those error replies, one segment each, always fit
+// (transport.Conn.Send). A push that does not fit is dropped: the client sees the gap in its
+// sequence numbers and asks for a replay.
 func (in *Incoming) send(c *transport.Conn, h *wire.Header, value []byte) {
 	var err error
-	in.out, err = wire.AppendFrame(in.out[:0], h, value)
-	if err != nil {
+	if in.out, err = wire.AppendFrame(in.out[:0], h, value); err != nil {
 		in.log.Error("encoding reply", "conn", c.ID(), "op", h.Op, "err", err)
+		in.sendInstead(c, h, task.CodeInternal, "the reply could not be encoded")
 		return
 	}
 	if err := c.Send(in.out); err != nil {
-		in.repliesDropped.Add(1)
-		in.log.Warn("reply not sent", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "op", h.Op, "err", err)
+		in.log.Warn("reply not sent", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "op", h.Op, "bytes", len(in.out), "err", err)
+		if errors.Is(err, transport.ErrSendQueueFull) && h.ID != 0 {
+			in.sendInstead(c, h, task.CodeBusy, fmt.Sprintf("reply of %d bytes not sent: the conversation's send queue is full (read replies faster), retry", len(in.out)))
+		} else {
+			in.repliesDropped.Add(1)
+		}
 	}
 	if cap(in.out) > 64<<10 {
 		in.out = nil
 	}
 }
+
+// sendInstead answers the request of the reply h, which could not be sent, with an error.
+func (in *Incoming) sendInstead(c *transport.Conn, h *wire.Header, code task.Code, msg string) {
+	if h.ID == 0 {
+		in.repliesDropped.Add(1) // a push, or an error about an unreadable frame: nothing to answer
+		return
+	}
+	if code == task.CodeBusy {
+		in.busy.Add(1)
+	}
+	e := wire.Header{V: wire.Version, Op: h.Op, OpName: h.OpName, ID: h.ID, Code: code, Msg: msg}
+	if in.out, _ = wire.AppendFrame(in.out[:0], &e, nil); c.Send(in.out) != nil {
+		in.repliesDropped.Add(1) // the conversation has closed
+	}
+}
+

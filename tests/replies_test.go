@@ -1,9 +1,14 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,3 +84,43 @@ func TestInvalidKeyIsABadRequestAtOnce(t *testing.T) {
 }
 
 func wireHeader(op task.Op, id uint64) wire.Header { return wire.Header{Op: op, ID: id} }
+
+// TestConcurrentLargeRepliesAreAllAnswered: 8 concurrent mgets of 3 values of 1 MiB on one
+// session (24 MiB of replies at once, over what the conversation's send queue held before) all
+// get their replies; 24 get each a reply, the values or busy (the send queue's hard limit),
+// never silence. Heartbeats go on meanwhile (their replies are one segment: never refused).
+func TestConcurrentLargeRepliesAreAllAnswered(t *testing.T) {
+	d := startInProcess(t, pipecached.Config{})
+	c := dialT(t, d.Addr().String())
+	defer c.Close()
+	ctx := testCtx(t)
+	value := bytes.Repeat([]byte("v"), 1<<20)
+	keys := []string{"big:1", "big:2", "big:3"}
+	for _, k := range keys {
+		_, err := c.Set(ctx, k, value)
+		require.NoError(t, err)
+	}
+	for _, n := range []int{8, 24} {
+		var busy atomic.Int64
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				items, err := c.MGet(ctx, keys...)
+				switch {
+				case errors.Is(err, client.ErrBusy) && n > 8:
+					busy.Add(1)
+				case assert.NoError(t, err, "%d concurrent mgets", n):
+					for _, k := range keys {
+						assert.Len(t, items[k].Value, len(value))
+					}
+				}
+			})
+		}
+		wg.Wait()
+		require.NoError(t, ctx.Err(), "every mget answered, none waited for its deadline")
+		t.Logf("%d concurrent mgets: %d answered busy", n, busy.Load())
+	}
+	require.NoError(t, c.Ping(ctx))
+	in, _ := d.Stats()
+	assert.Zero(t, in.RepliesDropped, "no reply dropped")
+}
