@@ -59,6 +59,7 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	if p.Sessions, err = stages.NewSessionMgr(cfg.Sessions); err != nil {
 		return err
 	}
+	cfg.Incoming.Vouch = p.Sessions.Vouches // a token or a resume is admitted ahead of strangers
 	if p.Incoming, err = stages.NewIncoming(cfg.Incoming); err != nil {
 		return err
 	}

@@ -28,7 +28,11 @@ type IncomingConfig struct {
 	// Pipeline: the stage runs in the daemon's pipeline, where the stages that reply close its
 	// reply queue when they have finished (daemon.go, Stop); on its own, Stop closes it.
 	Pipeline bool
-	Logger   *slog.Logger
+	// Vouch, if set, is asked about the value of a hello that would begin a conversation
+	// (SessionMgr.Vouches): one it vouches for is admitted ahead of strangers' conversations
+	// (transport.Config.Vouch). It must be safe to call on Incoming's loop.
+	Vouch  func(hello []byte) bool
+	Logger *slog.Logger
 }
 
 // Incoming is the network stage: it owns the UDP socket and every KCP conversation (package
@@ -47,6 +51,7 @@ type Incoming struct {
 
 	bare bool        // no SessionMgr behind: no hello needed (tests, benchmarks of the network stage)
 	hdr  wire.Header // scratch for decoding, loop goroutine only
+	vhdr wire.Header // scratch for vouch, loop goroutine only
 	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
@@ -59,7 +64,6 @@ type IncomingStats struct {
 	Requests       uint64 // frames decoded into requests
 	BadFrames      uint64 // frames whose header could not be decoded
 	Busy           uint64 // requests answered busy: the next stage's queue was full, or the reply did not fit in the conversation's send queue
-
 	RepliesDropped uint64 // replies for conversations that had ended
 }
 
@@ -87,6 +91,9 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	}
 	tcfg := cfg.Transport
 	tcfg.Logger = in.log
+	if cfg.Vouch != nil {
+		tcfg.Vouch = in.vouch
+	}
 	if in.srv, err = transport.NewServer(tcfg, in); err != nil {
 		return nil, err
 	}
@@ -217,6 +224,13 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 		value = nil // a value the op does not use is not carried further
 	}
 	in.forward(c, q, h, value)
+}
+
+// vouch implements transport.Config.Vouch: frame, the first of a conversation, is a hello
+// whose value cfg.Vouch vouches for.
+func (in *Incoming) vouch(frame []byte) bool {
+	value, err := wire.Decode(frame, &in.vhdr)
+	return err == nil && in.vhdr.Op == task.OpHello && in.cfg.Vouch(value)
 }
 
 // maxStrikes is how many requests a pending conversation may have refused before it is closed.
@@ -415,4 +429,3 @@ func (in *Incoming) sendInstead(c *transport.Conn, h *wire.Header, code task.Cod
 		in.repliesDropped.Add(1) // the conversation has closed
 	}
 }
-

@@ -272,3 +272,45 @@ func TestACKWaitsForTheReply(t *testing.T) {
 	}
 	assert.Equal(t, uint64(2), s.Stats().DatagramsOut, "after AckDelay the ACK leaves alone")
 }
+
+// TestVouchedConversationsHaveALaneOfTheirOwn (#23 item 13): one address flooding anonymous
+// conversations spends its share of admission and fills MaxPending, yet a conversation from the
+// same address whose hello Config.Vouch vouches for is admitted, and no anonymous conversation
+// evicts it. (The test loop's clock moves only in iterate: the rates are deterministic here.)
+func TestVouchedConversationsHaveALaneOfTheirOwn(t *testing.T) {
+	vouch := func(frame []byte) bool {
+		var h wire.Header
+		v, err := wire.Decode(frame, &h)
+		return err == nil && string(v) == "token"
+	}
+	s, l, _ := newTestServer(t, Config{MaxPending: 8, PendingRate: 1000, PendingPerSource: 100, SourceRate: 8,
+		PendingTTL: time.Hour, Vouch: vouch})
+	key := func(conv uint32) convKey { return convKey{addr: sourceN(1), conv: conv} }
+	open := func(conv uint32, value string) {
+		frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte(value))
+		for _, d := range clientSegments(conv, frame) {
+			s.Inject(d, sourceN(1))
+		}
+	}
+	for conv := range uint32(100) { // the flood: MaxPending reached, the source's rate spent
+		open(conv, "anon")
+	}
+	require.Equal(t, 8, s.Stats().Pending)
+	require.Equal(t, uint64(92), s.Stats().Refused)
+
+	open(3000, "not a token") // a wrong token is a stranger: refused, the rate is spent
+	assert.Nil(t, s.conns[key(3000)])
+	open(1000, "token") // the neighbour behind the same address says who it is
+	c := s.conns[key(1000)]
+	require.NotNil(t, c, "the vouched conversation was refused")
+	assert.Equal(t, vouched, c.lane)
+	assert.Equal(t, uint64(1), s.Stats().Evicted, "it takes the oldest stranger's place")
+	assert.Nil(t, s.conns[key(0)])
+
+	for conv := range uint32(100) { // the flood goes on, its budget refilling as time passes
+		open(2000+conv, "anon")
+		l.iterate()
+	}
+	assert.Same(t, c, s.conns[key(1000)], "a stranger evicted a vouched conversation")
+	assert.Equal(t, 8, s.Stats().Pending)
+}

@@ -52,9 +52,9 @@ type Config struct {
 	Interval     time.Duration // retransmission check interval while data is unacknowledged; default 10 ms
 	// AckDelay is how long an ACK the client's request asked for may wait for the reply to
 	// ride with (acks.go); default 5 ms, negative: ACKs leave at once.
-	AckDelay     time.Duration
-	IdleTimeout  time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
-	MaxConns     int           // conversations at most; default 100,000
+	AckDelay    time.Duration
+	IdleTimeout time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
+	MaxConns    int           // conversations at most; default 100,000
 	// MaxSendQueue bounds one conversation's segments queued and not yet acknowledged: Send
 	// refuses a frame of more than one segment that would take the queue beyond it
 	// (ErrSendQueueFull); a frame of one segment (a reply without a value, an error, a
@@ -67,7 +67,7 @@ type Config struct {
 	// Default MaxSendQueue/4.
 	SendQueueHigh int
 
-	Logger       *slog.Logger
+	Logger *slog.Logger
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
 	// BlockCrypt (transport/dgram/crypt.go): kcp.NewAESGCMCrypt (authenticated), or a block
 	// cipher such as kcp.NewAESBlockCrypt (legacy: a CRC32, not a MAC). Datagrams that do not
@@ -86,6 +86,12 @@ type Config struct {
 	PendingTTL       time.Duration // a pending conversation not established this long after it began is dropped; default 5 s
 	PendingPerSource int           // pending conversations one source address may hold; default MaxPending/8 (at least 4)
 	SourceRate       int           // new conversations per second from one source address; default PendingRate/8 (at least 16)
+	// Vouch, if set, is asked about the first frame of every datagram that would begin a
+	// conversation (a client's hello: PROTOCOL.md has it first): a conversation it vouches for
+	// (a valid token, a resume token this server issued) is admitted on a budget of its own,
+	// the same rates and caps again, which no anonymous conversation takes or evicts (admit.go).
+	// It runs on the loop goroutine and must not keep frame.
+	Vouch func(frame []byte) bool
 }
 
 func (c *Config) setDefaults() {
@@ -569,8 +575,10 @@ type Conn struct {
 	nSentTS           int               // how many were ever recorded
 	badACKs           int               // ACKs of a ts never sent, while not validated
 
-	// While pending (admit.go): its source and its place in the pending list.
-	src                *source
+	// While pending (admit.go): its source, its lane and its place in the lane's list.
+	src  *source
+	lane lane
+
 	olderPend, newPend *Conn
 	retransmit         timer.Timer   // armed while sent data is unacknowledged
 	tick               time.Duration // its period: Interval, doubling while the peer is silent
