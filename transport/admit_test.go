@@ -314,3 +314,28 @@ func TestVouchedConversationsHaveALaneOfTheirOwn(t *testing.T) {
 	assert.Same(t, c, s.conns[key(1000)], "a stranger evicted a vouched conversation")
 	assert.Equal(t, 8, s.Stats().Pending)
 }
+
+// TestRatesBurstOneSecondsWorth (#23 item 6): PROTOCOL.md states each rate's burst: one
+// second's worth, the bucket full at first. With the clock still (the test loop's moves only in
+// iterate), exactly that many resets, and new conversations from one source and from all, get
+// through.
+func TestRatesBurstOneSecondsWorth(t *testing.T) {
+	s, _, _ := newTestServer(t, Config{})
+	hb, _ := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpPing, ID: 12345678}, nil)
+	for conv := range uint32(3 * resetRate) {
+		s.Inject(pushSegment(conv, 5, hb), sourceN(int(conv%200)))
+	}
+	assert.Equal(t, uint64(resetRate), s.Stats().Resets, "resets at once")
+
+	s, _, _ = newTestServer(t, Config{MaxPending: 10_000, PendingRate: 10_000, PendingPerSource: 10_000, SourceRate: 50})
+	for conv := range uint32(500) {
+		openFrom(s, sourceN(1), conv)
+	}
+	assert.Equal(t, 50, s.Stats().Pending, "conversations from one source at once")
+
+	s, _, _ = newTestServer(t, Config{MaxPending: 10_000, PendingRate: 300, PendingPerSource: 10_000, SourceRate: 10_000})
+	for i := range 1000 {
+		openFrom(s, sourceN(i), uint32(i))
+	}
+	assert.Equal(t, 300, s.Stats().Pending, "conversations from all sources at once")
+}
