@@ -26,6 +26,7 @@ type config struct {
 	daemon     Config
 	storeURL   string
 	memoryMB   int64
+	limitMB    int64
 	tokens     string
 	tokenFile  string
 	keyFile    string
@@ -58,6 +59,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&d.StoreWait, "store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
 	fs.BoolVar(&d.Cache.StaleReads, "stale-reads", false, "with -store etcd: while etcd is unreachable, serve cached keys (flagged stale) instead of 'unavailable'")
 	fs.Int64Var(&cfg.memoryMB, "memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
+	fs.Int64Var(&cfg.limitMB, "memory-limit-mb", 0, "the Go runtime's soft memory limit, in MiB: the garbage collector works harder as the process nears it, so that garbage does not double what -memory-mb and the other budgets hold (0: -memory-mb × 5/4 + 128; -1: none; the GOMEMLIMIT environment variable, if set, wins)")
 	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
 	fs.DurationVar(&d.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
 	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
@@ -215,4 +217,20 @@ func adminAddr(admin, listen string) (string, error) {
 		return "", fmt.Errorf("-admin %q has no port, and -listen %q gives none: %w", admin, listen, err)
 	}
 	return net.JoinHostPort(strings.Trim(admin, "[]"), port), nil
+}
+
+// memoryLimit returns the soft memory limit (runtime/debug.SetMemoryLimit) pipecached sets, in
+// bytes, or -1 for none: -memory-limit-mb, by default -memory-mb × 5/4 + 128 MiB, so that the
+// heap's garbage (the runtime lets the heap grow to twice what is live by default) stays
+// within a quarter of the cache's budget and a fixed allowance for the other budgets' usual
+// use (README, "Memory"). gomemlimit is the GOMEMLIMIT environment variable: if set, the
+// runtime has applied it already and it wins.
+func (c *config) memoryLimit(gomemlimit string) int64 {
+	switch {
+	case gomemlimit != "" || c.limitMB < 0:
+		return -1
+	case c.limitMB > 0:
+		return c.limitMB << 20
+	}
+	return (c.memoryMB*5/4 + 128) << 20
 }
