@@ -244,7 +244,7 @@ func (in *Incoming) check(c *transport.Conn, st *connState, h *wire.Header, body
 	switch {
 	case len(h.Key) > in.cfg.MaxKey:
 		return task.CodeTooLarge, fmt.Sprintf("key of %d bytes over the limit of %d", len(h.Key), in.cfg.MaxKey)
-	case len(value) > in.cfg.MaxValue:
+	case len(value) > in.cfg.MaxValue && valueIsData(h.Op):
 		return task.CodeTooLarge, fmt.Sprintf("value of %d bytes over the limit of %d", len(value), in.cfg.MaxValue)
 	case st.authed:
 		return task.CodeOK, ""
@@ -254,6 +254,15 @@ func (in *Incoming) check(c *transport.Conn, st *connState, h *wire.Header, body
 		return task.CodeBadRequest, fmt.Sprintf("a hello must be at least %d bytes: pad it (PROTOCOL.md)", wire.MinHello)
 	}
 	return task.CodeOK, ""
+}
+
+// valueIsData reports whether op's value is held to MaxValue: a value the cache keeps or
+// returns (set, exec's arguments, echo, mget's keys). A hello's is not (its padding must not
+// make a small -max-value refuse every client: PROTOCOL.md), and one an op does not use is
+// ignored, whatever its size.
+func valueIsData(op task.Op) bool {
+	rule, _ := wire.RequestFor(op)
+	return rule.Value && op != task.OpHello
 }
 
 // refuse answers a request with an error; a pending conversation that has been refused too

@@ -109,3 +109,23 @@ func TestContractCounters(t *testing.T) {
 	assert.Equal(t, uint64(1), cs.Execs, "execs")
 	assert.Equal(t, uint64(1), cs.ExecUnknown, "exec_unknown_processor")
 }
+
+// TestContractMaxValueHoldsDataOnly: -max-value bounds the values the cache keeps or returns,
+// not a hello's (padded to 200 bytes, PROTOCOL.md) nor one an op ignores: a server started
+// with a small -max-value still lets clients in.
+func TestContractMaxValueHoldsDataOnly(t *testing.T) {
+	d := startInProcess(t, pipecached.Config{MaxValue: 64})
+	c := dialT(t, d.Addr().String()) // its hello's value is over 64 bytes
+	ctx := testCtx(t)
+	_, err := c.Set(ctx, "k", make([]byte, 64))
+	require.NoError(t, err)
+	_, err = c.Set(ctx, "k", make([]byte, 65))
+	assert.ErrorIs(t, err, client.ErrTooLarge)
+
+	r := dialRawConn(t, d.Addr().String())
+	r.hello("")
+	h, _ := r.call(wire.Header{Op: task.OpPing, ID: 2}, make([]byte, 1000)) // a value ping ignores
+	assert.Equal(t, task.CodeOK, h.Code, h.Msg)
+	h, _ = r.call(wire.Header{Op: task.OpEcho, ID: 3}, make([]byte, 65))
+	assert.Equal(t, task.CodeTooLarge, h.Code, h.Msg)
+}
