@@ -2,12 +2,9 @@ package tests
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,38 +133,5 @@ func TestTamperedDatagramsAreDroppedAndCounted(t *testing.T) {
 // newMutatingRelay forwards UDP between one client and server, calling mutate on every
 // datagram from the client first. It returns the address the client dials.
 func newMutatingRelay(t *testing.T, server string, mutate func([]byte)) string {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	sa, err := net.ResolveUDPAddr("udp", server)
-	require.NoError(t, err)
-	up, err := net.DialUDP("udp", nil, sa)
-	require.NoError(t, err)
-	var from atomic.Pointer[net.UDPAddr]
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, addr, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			from.Store(addr)
-			mutate(buf[:n])
-			up.Write(buf[:n])
-		}
-	})
-	wg.Go(func() {
-		buf := make([]byte, 2048)
-		for {
-			n, err := up.Read(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if c := from.Load(); err == nil && c != nil {
-				conn.WriteToUDP(buf[:n], c)
-			}
-		}
-	})
-	t.Cleanup(func() { conn.Close(); up.Close(); wg.Wait() })
-	return conn.LocalAddr().String()
+	return startRelay(t, server, func(d []byte) bool { mutate(d); return true })
 }
