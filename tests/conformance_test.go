@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -69,6 +72,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 type specPeer struct {
 	tb        testing.TB
 	conn      *net.UDPConn
+	gcm       cipher.AEAD // if set, what it sends is sealed as "Encryption" says
 	sent, got int
 	datagrams [][]byte
 }
@@ -81,6 +85,11 @@ func newSpecPeer(tb testing.TB, d *pipecached.Daemon) *specPeer {
 }
 
 func (p *specPeer) send(b []byte) {
+	if p.gcm != nil { // nonce (12 bytes), then AES-GCM's output for it, with no additional data
+		nonce := make([]byte, 12)
+		rand.Read(nonce)
+		b = p.gcm.Seal(nonce, nonce, b, nil)
+	}
 	_, err := p.conn.Write(b)
 	require.NoError(p.tb, err)
 	p.sent += len(b)
@@ -110,7 +119,8 @@ func (p *specPeer) drain(quiet time.Duration) [][]byte {
 // (with a heartbeat of a minute, which made a 40x amplifier of the server), never acknowledged,
 // as a spoofed source would send it; every byte that comes back is counted until the server
 // has closed the conversation ("a conversation whose client has not acknowledged anything by
-// then [5 s] is closed too, even after a successful hello"), with and without authentication.
+// then [5 s] is closed too, even after a successful hello"), with and without authentication,
+// and encrypted ("the anti-amplification limit counts the encrypted sizes").
 func TestConformanceHelloNeverAcknowledgedGetsAtMost3x(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -119,10 +129,17 @@ func TestConformanceHelloNeverAcknowledgedGetsAtMost3x(t *testing.T) {
 	}{
 		{"no auth", pipecached.Config{}, ""},
 		{"auth", pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret"}}}, "s3cret"},
+		{"encrypted", pipecached.Config{CryptKey: specKey}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startInProcess(t, tc.cfg)
 			p := newSpecPeer(t, d)
+			if tc.cfg.CryptKey != nil {
+				block, err := aes.NewCipher(specKey)
+				require.NoError(t, err)
+				p.gcm, err = cipher.NewGCM(block)
+				require.NoError(t, err)
+			}
 			hello := specHello(1, map[string]any{"token": tc.token, "heartbeat_ms": 60000}, 300)
 			p.send(specSegment(0x5eed, specPush, 0, 0, hello))
 			waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Opened == 1 }, "the hello opened no conversation")
@@ -175,6 +192,9 @@ func TestConformanceResets(t *testing.T) {
 	require.NoError(t, json.Unmarshal(frame[6:6+hlen], &h))
 	assert.Equal(t, map[string]any{"v": 1.0, "op": "goodbye", "code": float64(specCodeUnath)}, h, "a goodbye, id 0 (absent), code 8, no msg")
 }
+
+// specKey is an AES-256 key ("16, 24 or 32 bytes").
+var specKey = []byte("0123456789abcdef0123456789abcdef")
 
 // specResetSize is the reset's size PROTOCOL.md states: 24 + a 37-byte goodbye frame.
 const specResetSize = 61
