@@ -323,8 +323,11 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Transport.Malformed": "pipecache_transport_malformed_datagrams_total", "Transport.Refused": "pipecache_transport_refused_datagrams_total",
 		"Transport.NotStart": "pipecache_transport_not_start_datagrams_total", "Transport.Evicted": "pipecache_transport_pending_evicted_total",
 		"Transport.AmplificationDropped": "pipecache_transport_amplification_dropped_datagrams_total",
-		"Transport.Resets":               "pipecache_transport_resets_total",
-		"Transport.SendDropped":          "pipecache_transport_send_dropped_datagrams_total", "Transport.SendBlocked": "pipecache_transport_send_blocked_total",
+		"Transport.Validated":            "pipecache_transport_validated_total",
+		"Transport.Unauthenticated":      "pipecache_transport_unauthenticated_datagrams_total",
+
+		"Transport.Resets":      "pipecache_transport_resets_total",
+		"Transport.SendDropped": "pipecache_transport_send_dropped_datagrams_total", "Transport.SendBlocked": "pipecache_transport_send_blocked_total",
 		"Transport.Conns": "pipecache_transport_conversations", "Transport.Pending": "pipecache_transport_pending_conversations",
 		"Transport.Idle": "pipecache_transport_idle_conversations", "Transport.Compactions": "pipecache_transport_compactions_total",
 		"Transport.Opened": "pipecache_transport_conversations_opened_total", "Transport.Closed": "pipecache_transport_conversations_closed_total",

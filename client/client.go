@@ -45,31 +45,49 @@ type options struct {
 // new session: a Cluster tries the key's next node instead.
 func failFast() Option { return func(o *options) { o.failFast = true } }
 
-// WithCryptKey encrypts the session with a pre-shared AES key of 16, 24 or 32 bytes, as a server
-// started with the same key (-crypt-key-file) expects; see ReadKeyFile. A server without a key,
-// or with another, never answers: Dial fails with ErrTimeout.
-func WithCryptKey(key []byte) Option {
+// WithCryptKey encrypts and authenticates the session with a pre-shared AES key of 16, 24 or 32
+// bytes (AES-GCM), as a server started with the same key (-crypt-key-file) expects; see
+// ReadKeyFile. A server without a key, or with another, never answers: Dial fails with
+// ErrTimeout.
+func WithCryptKey(key []byte) Option { return withCrypt(key, false) }
+
+// WithLegacyCryptKey is WithCryptKey in the framing servers used before AES-GCM (kcp-go's
+// AES-CFB with a CRC32, which does not authenticate): for a server started with
+// -crypt-legacy-cfb.
+func WithLegacyCryptKey(key []byte) Option { return withCrypt(key, true) }
+
+func withCrypt(key []byte, legacy bool) Option {
 	return func(o *options) {
-		if o.crypt, o.cryptErr = blockCrypt(key); o.cryptErr != nil {
+		if o.crypt, o.cryptErr = blockCrypt(key, legacy); o.cryptErr != nil {
 			o.cryptErr = fmt.Errorf("%w: encryption key: %w", ErrBadRequest, o.cryptErr)
 		}
 	}
 }
 
-// crypts holds the process's BlockCrypt of each key (string(key) to kcp.BlockCrypt): the kcpnet
-// engine gives each distinct BlockCrypt sockets of its own, so every Client and Cluster node with
-// the same key shares one (kcp-go's BlockCrypts are safe for concurrent use).
+// crypts holds the process's BlockCrypt of each key and framing (cryptKey to kcp.BlockCrypt):
+// the kcpnet engine gives each distinct BlockCrypt sockets of its own, so every Client and
+// Cluster node with the same key shares one (kcp-go's BlockCrypts are safe for concurrent use).
 var crypts sync.Map
 
-func blockCrypt(key []byte) (kcp.BlockCrypt, error) {
-	if b, ok := crypts.Load(string(key)); ok {
+type cryptKey struct {
+	key    string
+	legacy bool
+}
+
+func blockCrypt(key []byte, legacy bool) (kcp.BlockCrypt, error) {
+	k := cryptKey{string(key), legacy}
+	if b, ok := crypts.Load(k); ok {
 		return b.(kcp.BlockCrypt), nil
 	}
-	b, err := kcp.NewAESBlockCrypt(key)
+	newCrypt := kcp.NewAESGCMCrypt
+	if legacy {
+		newCrypt = kcp.NewAESBlockCrypt
+	}
+	b, err := newCrypt(key)
 	if err != nil {
 		return nil, err
 	}
-	shared, _ := crypts.LoadOrStore(string(key), b)
+	shared, _ := crypts.LoadOrStore(k, b)
 	return shared.(kcp.BlockCrypt), nil
 }
 

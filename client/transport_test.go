@@ -58,6 +58,10 @@ func TestClientsWithOneKeyShareOneBlockCrypt(t *testing.T) {
 	if a.opts.crypt == other.opts.crypt {
 		t.Error("two keys share a BlockCrypt")
 	}
+	if legacy := newClient("127.0.0.1:5", []Option{WithLegacyCryptKey(key)}); legacy.opts.crypt == a.opts.crypt {
+		t.Error("the legacy framing shares a BlockCrypt with AES-GCM")
+	}
+
 	if bad := newClient("127.0.0.1:4", []Option{WithCryptKey([]byte("short"))}); !errors.Is(bad.opts.cryptErr, ErrBadRequest) {
 		t.Errorf("a 5-byte key: %v, want ErrBadRequest", bad.opts.cryptErr)
 	}

@@ -26,6 +26,7 @@ type config struct {
 	daemon     Config
 	storeURL   string
 	memoryMB   int64
+	limitMB    int64
 	tokens     string
 	tokenFile  string
 	keyFile    string
@@ -58,6 +59,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&d.StoreWait, "store-wait", time.Minute, "with -store etcd: at start, wait this long for etcd to answer before giving up")
 	fs.BoolVar(&d.Cache.StaleReads, "stale-reads", false, "with -store etcd: while etcd is unreachable, serve cached keys (flagged stale) instead of 'unavailable'")
 	fs.Int64Var(&cfg.memoryMB, "memory-mb", 256, "memory budget of the cache, in MiB (keys, values, overhead)")
+	fs.Int64Var(&cfg.limitMB, "memory-limit-mb", 0, "the Go runtime's soft memory limit, in MiB: the garbage collector works harder as the process nears it, so that garbage does not double what -memory-mb and the other budgets hold (0: -memory-mb × 5/4 + 128; -1: none; the GOMEMLIMIT environment variable, if set, wins)")
 	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
 	fs.DurationVar(&d.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
 	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
@@ -69,7 +71,9 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.BoolVar(&d.Outgoing.NoGroupCommit, "no-group-commit", false, "kill switch: commit writes one at a time")
 	fs.StringVar(&cfg.tokens, "auth-tokens", "", "comma-separated tokens a client must present in its hello (none: no authentication)")
 	fs.StringVar(&cfg.tokenFile, "auth-token-file", "", "file of accepted tokens, one per line")
-	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt every datagram with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
+	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt and authenticate every datagram (AES-GCM) with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
+	fs.BoolVar(&d.CryptLegacyCFB, "crypt-legacy-cfb", false, "with -crypt-key-file: kcp-go's older AES-CFB framing instead of AES-GCM, for clients that predate it (not authenticated: a CRC32, not a MAC)")
+
 	fs.Int64Var(&d.Sessions.PushBytes, "push-bytes", 4<<20, "values one session may hold in pushes not yet acknowledged; beyond, pushes go without values")
 	fs.Int64Var(&d.Sessions.PushMemory, "push-memory", 256<<20, "values all sessions together may hold in pushes not yet acknowledged")
 	fs.IntVar(&d.Sessions.MaxSubscriptions, "max-subscriptions", 10_000, "keys and prefixes one session may subscribe to")
@@ -213,4 +217,20 @@ func adminAddr(admin, listen string) (string, error) {
 		return "", fmt.Errorf("-admin %q has no port, and -listen %q gives none: %w", admin, listen, err)
 	}
 	return net.JoinHostPort(strings.Trim(admin, "[]"), port), nil
+}
+
+// memoryLimit returns the soft memory limit (runtime/debug.SetMemoryLimit) pipecached sets, in
+// bytes, or -1 for none: -memory-limit-mb, by default -memory-mb × 5/4 + 128 MiB, so that the
+// heap's garbage (the runtime lets the heap grow to twice what is live by default) stays
+// within a quarter of the cache's budget and a fixed allowance for the other budgets' usual
+// use (README, "Memory"). gomemlimit is the GOMEMLIMIT environment variable: if set, the
+// runtime has applied it already and it wins.
+func (c *config) memoryLimit(gomemlimit string) int64 {
+	switch {
+	case gomemlimit != "" || c.limitMB < 0:
+		return -1
+	case c.limitMB > 0:
+		return c.limitMB << 20
+	}
+	return (c.memoryMB*5/4 + 128) << 20
 }

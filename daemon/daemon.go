@@ -44,8 +44,12 @@ type Config struct {
 	// them, CachePrc bounds what a processor writes and returns. Defaults 250 bytes and 1 MiB.
 	MaxKey, MaxValue int
 	// CryptKey, if set, is the pre-shared AES key (16, 24 or 32 bytes) every datagram is
-	// encrypted with (transport/dgram/crypt.go); clients need the same key.
-	CryptKey []byte
+	// encrypted and authenticated with, AES-GCM (transport/dgram/crypt.go); clients need the
+	// same key. CryptLegacyCFB uses kcp-go's older AES-CFB framing instead (a CRC32, not a MAC:
+	// bits can be flipped undetected), for clients that predate AES-GCM.
+	CryptKey       []byte
+	CryptLegacyCFB bool
+
 	// Processors are the processors exec may run (package processor): a custom daemon
 	// registers its own into a registry and passes it here. nil: processor.Default() (the
 	// built-ins hash, list and zset).

@@ -330,3 +330,23 @@ func TestLimitsReachEveryStage(t *testing.T) {
 	_, _, err = c.Exec(ctx, "k", "grow", []byte(strconv.Itoa(maxValue)))
 	assert.NoError(t, err, "a processor's value of MaxValue")
 }
+
+// TestMemoryLimit (#23 item 14): the soft memory limit pipecached gives the Go runtime follows
+// -memory-mb unless -memory-limit-mb says otherwise, and GOMEMLIMIT wins over both.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		gomemlimit string
+		want       int64
+	}{
+		{nil, "", (256*5/4 + 128) << 20},
+		{[]string{"-memory-mb", "1024"}, "", (1024*5/4 + 128) << 20},
+		{[]string{"-memory-limit-mb", "700"}, "", 700 << 20},
+		{[]string{"-memory-limit-mb", "-1"}, "", -1},
+		{nil, "2GiB", -1},
+	} {
+		cfg, err := parseConfig(tc.args, io.Discard)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, cfg.memoryLimit(tc.gomemlimit), "%v GOMEMLIMIT=%q", tc.args, tc.gomemlimit)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -54,6 +55,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, procs *pr
 		return 2
 	}
 	go levelSignals(ctx, lv, cfg.logFormat, stderr)
+	if limit := cfg.memoryLimit(os.Getenv("GOMEMLIMIT")); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err == nil {

@@ -40,10 +40,15 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	cfg.Cache.MaxKey, cfg.Cache.MaxValue = cfg.MaxKey, cfg.MaxValue
 	cfg.Cache.Processors, cfg.Cache.Info = cfg.Processors, info
 	if len(cfg.CryptKey) > 0 {
-		if cfg.Incoming.Transport.Crypt, err = kcp.NewAESBlockCrypt(cfg.CryptKey); err != nil {
+		newCrypt := kcp.NewAESGCMCrypt
+		if cfg.CryptLegacyCFB {
+			newCrypt = kcp.NewAESBlockCrypt
+		}
+		if cfg.Incoming.Transport.Crypt, err = newCrypt(cfg.CryptKey); err != nil {
 			return fmt.Errorf("encryption key: %w", err)
 		}
 	}
+
 	cfg.Incoming.Pipeline = true // SessionMgr closes its reply queue when stopping
 	if p.Cache, err = stages.NewCachePrc(cfg.Cache, startVersion); err != nil {
 		return err
@@ -54,6 +59,7 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	if p.Sessions, err = stages.NewSessionMgr(cfg.Sessions); err != nil {
 		return err
 	}
+	cfg.Incoming.Vouch = p.Sessions.Vouches // a token or a resume is admitted ahead of strangers
 	if p.Incoming, err = stages.NewIncoming(cfg.Incoming); err != nil {
 		return err
 	}

@@ -28,7 +28,11 @@ type IncomingConfig struct {
 	// Pipeline: the stage runs in the daemon's pipeline, where the stages that reply close its
 	// reply queue when they have finished (daemon.go, Stop); on its own, Stop closes it.
 	Pipeline bool
-	Logger   *slog.Logger
+	// Vouch, if set, is asked about the value of a hello that would begin a conversation
+	// (SessionMgr.Vouches): one it vouches for is admitted ahead of strangers' conversations
+	// (transport.Config.Vouch). It must be safe to call on Incoming's loop.
+	Vouch  func(hello []byte) bool
+	Logger *slog.Logger
 }
 
 // Incoming is the network stage: it owns the UDP socket and every KCP conversation (package
@@ -47,6 +51,7 @@ type Incoming struct {
 
 	bare bool        // no SessionMgr behind: no hello needed (tests, benchmarks of the network stage)
 	hdr  wire.Header // scratch for decoding, loop goroutine only
+	vhdr wire.Header // scratch for vouch, loop goroutine only
 	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
@@ -58,7 +63,7 @@ type IncomingStats struct {
 	Transport      transport.Stats
 	Requests       uint64 // frames decoded into requests
 	BadFrames      uint64 // frames whose header could not be decoded
-	Busy           uint64 // requests refused because the next stage's queue was full
+	Busy           uint64 // requests answered busy: the next stage's queue was full, or the reply did not fit in the conversation's send queue
 	RepliesDropped uint64 // replies for conversations that had ended
 }
 
@@ -86,6 +91,9 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	}
 	tcfg := cfg.Transport
 	tcfg.Logger = in.log
+	if cfg.Vouch != nil {
+		tcfg.Vouch = in.vouch
+	}
 	if in.srv, err = transport.NewServer(tcfg, in); err != nil {
 		return nil, err
 	}
@@ -163,11 +171,11 @@ func (in *Incoming) onStop() {
 // Frame implements transport.Handler: one request from a client. It is checked against the
 // protocol (wire.Check) and the server's limits before it goes anywhere: nothing malformed,
 // oversized or undefined reaches another stage. A pending conversation (no hello yet) may only
-// say hello: a malformed frame closes it at once, without a reply, and after maxStrikes refused
-// requests it is closed too.
+// say hello: a frame whose header cannot be read closes it at once, without a reply, and after
+// maxStrikes refused requests it is closed too.
 func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	h := &in.hdr
-	value, err := wire.Decode(body, h) // on an error h is reset: the reply has id 0 and no op
+	value, err := wire.Decode(body, h) // on an error h keeps only what the reply may carry
 	st := connStateOf(c)
 	if in.bare && err == nil {
 		// No SessionMgr behind us (a bare network stage): a well-formed frame establishes the
@@ -175,7 +183,14 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 		c.Establish()
 		st.authed = true
 	}
-	if err != nil {
+	if errors.Is(err, wire.ErrBadField) {
+		// The header was read, but it is not a valid one: a request refused, answered with its
+		// id and op (if those could be read).
+		in.badFrames.Add(1)
+		in.refuse(c, st, h, task.CodeBadRequest, err.Error())
+		return
+	}
+	if err != nil { // not even a JSON object: id 0, no op
 		in.badFrames.Add(1)
 		if !st.authed {
 			in.log.Info("closing pending conversation: malformed frame", "conn", c.ID(), "addr", c.Addr(), "err", err)
@@ -211,6 +226,13 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	in.forward(c, q, h, value)
 }
 
+// vouch implements transport.Config.Vouch: frame, the first of a conversation, is a hello
+// whose value cfg.Vouch vouches for.
+func (in *Incoming) vouch(frame []byte) bool {
+	value, err := wire.Decode(frame, &in.vhdr)
+	return err == nil && in.vhdr.Op == task.OpHello && in.cfg.Vouch(value)
+}
+
 // maxStrikes is how many requests a pending conversation may have refused before it is closed.
 const maxStrikes = 4
 
@@ -222,7 +244,7 @@ func (in *Incoming) check(c *transport.Conn, st *connState, h *wire.Header, body
 	switch {
 	case len(h.Key) > in.cfg.MaxKey:
 		return task.CodeTooLarge, fmt.Sprintf("key of %d bytes over the limit of %d", len(h.Key), in.cfg.MaxKey)
-	case len(value) > in.cfg.MaxValue:
+	case len(value) > in.cfg.MaxValue && valueIsData(h.Op):
 		return task.CodeTooLarge, fmt.Sprintf("value of %d bytes over the limit of %d", len(value), in.cfg.MaxValue)
 	case st.authed:
 		return task.CodeOK, ""
@@ -232,6 +254,15 @@ func (in *Incoming) check(c *transport.Conn, st *connState, h *wire.Header, body
 		return task.CodeBadRequest, fmt.Sprintf("a hello must be at least %d bytes: pad it (PROTOCOL.md)", wire.MinHello)
 	}
 	return task.CodeOK, ""
+}
+
+// valueIsData reports whether op's value is held to MaxValue: a value the cache keeps or
+// returns (set, exec's arguments, echo, mget's keys). A hello's is not (its padding must not
+// make a small -max-value refuse every client: PROTOCOL.md), and one an op does not use is
+// ignored, whatever its size.
+func valueIsData(op task.Op) bool {
+	rule, _ := wire.RequestFor(op)
+	return rule.Value && op != task.OpHello
 }
 
 // refuse answers a request with an error; a pending conversation that has been refused too
@@ -368,18 +399,42 @@ func (in *Incoming) replyError(c *transport.Conn, req *wire.Header, code task.Co
 	in.send(c, &h, nil)
 }
 
+// send sends a reply or push. Every request gets exactly one reply: one that cannot be encoded
+// is answered internal, one that does not fit in the conversation's send queue (the client is
+// not reading its replies fast enough) busy; those error replies, one segment each, always fit
+// (transport.Conn.Send). A push that does not fit is dropped: the client sees the gap in its
+// sequence numbers and asks for a replay.
 func (in *Incoming) send(c *transport.Conn, h *wire.Header, value []byte) {
 	var err error
-	in.out, err = wire.AppendFrame(in.out[:0], h, value)
-	if err != nil {
+	if in.out, err = wire.AppendFrame(in.out[:0], h, value); err != nil {
 		in.log.Error("encoding reply", "conn", c.ID(), "op", h.Op, "err", err)
+		in.sendInstead(c, h, task.CodeInternal, "the reply could not be encoded")
 		return
 	}
 	if err := c.Send(in.out); err != nil {
-		in.repliesDropped.Add(1)
-		in.log.Warn("reply not sent", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "op", h.Op, "err", err)
+		in.log.Warn("reply not sent", "conn", c.ID(), "session", connStateOf(c).session, "addr", c.Addr(), "op", h.Op, "bytes", len(in.out), "err", err)
+		if errors.Is(err, transport.ErrSendQueueFull) && h.ID != 0 {
+			in.sendInstead(c, h, task.CodeBusy, fmt.Sprintf("reply of %d bytes not sent: the conversation's send queue is full (read replies faster), retry", len(in.out)))
+		} else {
+			in.repliesDropped.Add(1)
+		}
 	}
 	if cap(in.out) > 64<<10 {
 		in.out = nil
+	}
+}
+
+// sendInstead answers the request of the reply h, which could not be sent, with an error.
+func (in *Incoming) sendInstead(c *transport.Conn, h *wire.Header, code task.Code, msg string) {
+	if h.ID == 0 {
+		in.repliesDropped.Add(1) // a push, or an error about an unreadable frame: nothing to answer
+		return
+	}
+	if code == task.CodeBusy {
+		in.busy.Add(1)
+	}
+	e := wire.Header{V: wire.Version, Op: h.Op, OpName: h.OpName, ID: h.ID, Code: code, Msg: msg}
+	if in.out, _ = wire.AppendFrame(in.out[:0], &e, nil); c.Send(in.out) != nil {
+		in.repliesDropped.Add(1) // the conversation has closed
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +72,9 @@ type SessionMgr struct {
 	byResume map[string]*session
 	byConn   map[uint64]*session
 	nextID   uint64
+	// resumeKey signs resume tokens (sessionmgr_vouch.go); drawn in NewSessionMgr, then only
+	// read (by any goroutine: Vouches).
+	resumeKey [32]byte
 
 	exactSubs, prefixSubs map[string]map[*session]struct{} // key or prefix -> subscribed sessions
 	prefixLens            lengths                          // the lengths of the prefixes in prefixSubs
@@ -131,6 +133,7 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{},
 		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{},
 		events: &byteBudget{limit: cfg.EventMemory}}
+	rand.Read(m.resumeKey[:])
 	var err error
 	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -334,9 +337,7 @@ func (m *SessionMgr) tokenOK(token string) bool {
 
 func (m *SessionMgr) newSession(name string) *session {
 	m.nextID++
-	var r [16]byte
-	rand.Read(r[:])
-	s := &session{id: m.nextID, name: name, resume: hex.EncodeToString(r[:])}
+	s := &session{id: m.nextID, name: name, resume: m.newResume()}
 	s.lease.Fn = func() { m.leaseDue(s) }
 	m.byID[s.id] = s
 	m.byResume[s.resume] = s

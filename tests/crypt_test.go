@@ -2,8 +2,10 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +21,10 @@ import (
 
 var testKey = bytes.Repeat([]byte{0x5a}, 32)
 
-// TestEncryptedSessions: with a pre-shared key, the SDK and a stock kcp-go client dialling with
-// kcp.NewAESBlockCrypt both work; a plain client, a client with another key, and an encrypted
-// client of a plain server are never heard, cost the server no conversation, and fail to dial.
+// TestEncryptedSessions: with a pre-shared key (AES-GCM), the SDK and a stock kcp-go client
+// dialling with kcp.NewAESGCMCrypt both work; a plain client, a client with another key, a
+// client in the legacy AES-CFB framing, and an encrypted client of a plain server are never
+// heard, cost the server no conversation, and fail to dial.
 func TestEncryptedSessions(t *testing.T) {
 	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
 	ctx := testCtx(t)
@@ -35,9 +38,9 @@ func TestEncryptedSessions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, it.Value, 5000)
 
-	block, err := kcp.NewAESBlockCrypt(testKey)
+	gcm, err := kcp.NewAESGCMCrypt(testKey)
 	require.NoError(t, err)
-	raw := dialRawConnCrypt(t, enc.Addr().String(), block)
+	raw := dialRawConnCrypt(t, enc.Addr().String(), gcm)
 	raw.hello("")
 	h, v := raw.call(wire.Header{Op: task.OpGet, ID: 5, Key: []byte("secret")}, nil)
 	assert.Equal(t, task.CodeOK, h.Code)
@@ -50,8 +53,10 @@ func TestEncryptedSessions(t *testing.T) {
 	assert.ErrorIs(t, err, client.ErrTimeout, "a plain client of an encrypted server")
 	_, err = client.Dial(enc.Addr().String(), short, client.WithCryptKey(bytes.Repeat([]byte{1}, 32)))
 	assert.ErrorIs(t, err, client.ErrTimeout, "another key")
+	_, err = client.Dial(enc.Addr().String(), short, client.WithLegacyCryptKey(testKey))
+	assert.ErrorIs(t, err, client.ErrTimeout, "the legacy framing")
 	// Incoming counts the dials' datagrams when it reads them, maybe after the dials gave up.
-	waitUntil(t, func() bool { in, _ = enc.Stats(); return in.Transport.Malformed > 0 }, "undecryptable datagrams not counted malformed")
+	waitUntil(t, func() bool { in, _ = enc.Stats(); return in.Transport.Unauthenticated > 0 }, "undecryptable datagrams not counted")
 	assert.Equal(t, conns, in.Transport.Opened, "undecryptable datagrams open no conversation")
 
 	plain := startInProcess(t, pipecached.Config{})
@@ -75,4 +80,58 @@ func TestKeyFiles(t *testing.T) {
 		_, err := wire.ParseKey([]byte(bad))
 		assert.Error(t, err, bad)
 	}
+}
+
+// TestLegacyCryptIsBehindAFlag: a server started with CryptLegacyCFB (-crypt-legacy-cfb) speaks
+// kcp-go's AES-CFB framing, to the SDK's WithLegacyCryptKey and to a stock kcp-go client with
+// kcp.NewAESBlockCrypt, and not AES-GCM.
+func TestLegacyCryptIsBehindAFlag(t *testing.T) {
+	legacy := startInProcess(t, pipecached.Config{CryptKey: testKey, CryptLegacyCFB: true})
+	c, err := client.Dial(legacy.Addr().String(), client.WithLegacyCryptKey(testKey))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Ping(testCtx(t)))
+	cfb, err := kcp.NewAESBlockCrypt(testKey)
+	require.NoError(t, err)
+	dialRawConnCrypt(t, legacy.Addr().String(), cfb).hello("")
+	_, err = client.Dial(legacy.Addr().String(), client.WithDialTimeout(300*time.Millisecond), client.WithCryptKey(testKey))
+	assert.ErrorIs(t, err, client.ErrTimeout, "AES-GCM to a legacy server")
+}
+
+// TestTamperedDatagramsAreDroppedAndCounted: a relay on the path flips one bit in every third
+// datagram the client sends. The server drops each of them and counts it; KCP resends what they
+// carried, so the session works, and what the server stored is what the client sent.
+func TestTamperedDatagramsAreDroppedAndCounted(t *testing.T) {
+	d := startInProcess(t, pipecached.Config{CryptKey: testKey})
+	var n atomic.Int64
+	relay := newMutatingRelay(t, d.Addr().String(), func(b []byte) {
+		if n.Add(1)%3 == 0 {
+			b[len(b)/2] ^= 0x10
+		}
+	})
+	c, err := client.Dial(relay, client.WithCryptKey(testKey), client.WithDialTimeout(time.Minute))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := testCtx(t)
+	value := bytes.Repeat([]byte("0123456789"), 1000)
+	for i := range 10 {
+		_, err := c.Set(ctx, fmt.Sprint("k", i), value)
+		require.NoError(t, err)
+	}
+	direct, err := client.Dial(d.Addr().String(), client.WithCryptKey(testKey))
+	require.NoError(t, err)
+	defer direct.Close()
+	for i := range 10 {
+		it, err := direct.Get(ctx, fmt.Sprint("k", i))
+		require.NoError(t, err)
+		require.Equal(t, value, it.Value)
+	}
+	in, _ := d.Stats()
+	assert.GreaterOrEqual(t, in.Transport.Unauthenticated, uint64(n.Load()/3), "every tampered datagram counted")
+}
+
+// newMutatingRelay forwards UDP between one client and server, calling mutate on every
+// datagram from the client first. It returns the address the client dials.
+func newMutatingRelay(t *testing.T, server string, mutate func([]byte)) string {
+	return startRelay(t, server, func(d []byte) bool { mutate(d); return true })
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/task"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
 // TestConversationFloodFromOneAddressLocksNobodyOut: while one address opens new conversations
@@ -28,29 +32,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 	}
 	defer flood.Close()
 
-	stop := make(chan struct{})
-	var sent atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		seg := make([]byte, kcp.IKCP_OVERHEAD+8)
-		seg[4] = kcp.IKCP_CMD_PUSH
-		binary.LittleEndian.PutUint32(seg[20:], 8)
-		binary.BigEndian.PutUint32(seg[kcp.IKCP_OVERHEAD:], 4000) // a frame that never ends: stays pending
-		deadline := time.Now().Add(testTimeout)
-		for conv := uint32(1); time.Now().Before(deadline); conv++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			binary.LittleEndian.PutUint32(seg, conv) // a new conversation each time, sn 0
-			flood.Write(seg)
-			sent.Add(1)
-			if conv%64 == 0 {
-				time.Sleep(time.Millisecond) // about 50k a second at most: bounded
-			}
-		}
-	})
+	stop := floodConversations(t, flood)
 	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > 1000 }, "the flood never reached its limits")
 
 	for i := range 10 {
@@ -63,9 +45,84 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 	// (PendingTTL), and a slow machine may have spent that long on the dials above.
 	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Pending > 10 }, "the flood's conversations do not stay pending")
 	in, _ := d.Stats()
-	close(stop)
-	wg.Wait()
+	t.Logf("flood sent %d datagrams; transport %+v", stop(), in.Transport)
 	tcfg := in.Transport
-	t.Logf("flood sent %d datagrams; transport %+v", sent.Load(), tcfg)
 	assert.LessOrEqual(t, tcfg.Pending, 819/8+1, "the flooding address holds at most its share")
+}
+
+// floodConversations sends, from conn, datagrams that each begin a new conversation and never
+// say hello, about 50k a second at most, until the returned function is called (it returns how
+// many were sent) or testTimeout passes.
+func floodConversations(tb testing.TB, conn *net.UDPConn) (stop func() int64) {
+	done := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		seg := make([]byte, kcp.IKCP_OVERHEAD+8)
+		seg[4] = kcp.IKCP_CMD_PUSH
+		binary.LittleEndian.PutUint32(seg[20:], 8)
+		binary.BigEndian.PutUint32(seg[kcp.IKCP_OVERHEAD:], 4000) // a frame that never ends: stays pending
+		deadline := time.Now().Add(testTimeout)
+		for conv := uint32(1); time.Now().Before(deadline); conv++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			binary.LittleEndian.PutUint32(seg, conv) // a new conversation each time, sn 0
+			conn.Write(seg)
+			sent.Add(1)
+			if conv%64 == 0 {
+				time.Sleep(time.Millisecond) // bounded
+			}
+		}
+	})
+	var once sync.Once
+	stop = func() int64 {
+		once.Do(func() { close(done); wg.Wait() })
+		return sent.Load()
+	}
+	tb.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestFloodFromTheSameAddressAdmitsClientsThatSayWhoTheyAre (#23 item 13): behind a NAT, a
+// neighbour flooding new conversations from the client's own address spends that address's
+// share of admission; a client whose hello carries a valid token (with authentication) or a
+// resume token the server issued (without) is admitted all the same, in a lane of its own.
+func TestFloodFromTheSameAddressAdmitsClientsThatSayWhoTheyAre(t *testing.T) {
+	floodSameAddress := func(t *testing.T, d *pipecached.Daemon) {
+		flood, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.UDPAddrFromAddrPort(d.Addr()))
+		require.NoError(t, err)
+		t.Cleanup(func() { flood.Close() })
+		before, _ := d.Stats()
+		stop := floodConversations(t, flood)
+		t.Cleanup(func() { t.Logf("flood sent %d datagrams", stop()) })
+		waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > before.Transport.Refused+1000 },
+			"the flood never reached its limits")
+	}
+	t.Run("token", func(t *testing.T) {
+		d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret"}}})
+		floodSameAddress(t, d)
+		for i := range 5 {
+			c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithDialTimeout(testTimeout))
+			require.NoError(t, err, "dial %d during the flood", i)
+			require.NoError(t, c.Ping(testCtx(t)))
+			c.Close()
+		}
+	})
+	t.Run("resume", func(t *testing.T) {
+		d := startInProcess(t, pipecached.Config{})
+		resume := dialRawConn(t, d.Addr().String()).hello("")["resume"].(string)
+		floodSameAddress(t, d)
+		for i := range 5 {
+			r := dialRawConn(t, d.Addr().String())
+			body, _ := json.Marshal(map[string]any{"resume": resume, "pad": helloPad})
+			h, v := r.call(wire.Header{Op: task.OpHello, ID: 1}, body)
+			require.Equal(t, task.CodeOK, h.Code, "resume %d during the flood: %s", i, h.Msg)
+			var rep wire.HelloReply
+			require.NoError(t, json.Unmarshal(v, &rep))
+			assert.True(t, rep.Resumed)
+		}
+	})
 }

@@ -32,6 +32,9 @@ func TestEmptyKeyIsRefusedAndNeverPoisonsAGroupCommit(t *testing.T) {
 		assert.Equal(t, task.CodeBadRequest, h.Code, "%s with an empty key", op)
 		assert.Equal(t, uint64(7), h.ID)
 	}
+	h, _ := bad.call(wire.Header{Op: task.OpMGet, ID: 8}, wire.AppendKeys(nil, []string{"a", ""}))
+	assert.Equal(t, task.CodeBadRequest, h.Code, "mget with an empty key: %s", h.Msg)
+	assert.Equal(t, uint64(8), h.ID)
 
 	var failed atomic.Int64
 	var wg sync.WaitGroup

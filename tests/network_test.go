@@ -25,20 +25,27 @@ import (
 // delivered to it (head-of-line blocking), as in a network cut that loses one datagram again
 // and again.
 type holRelay struct {
-	conn    *net.UDPConn
-	server  *net.UDPAddr
-	armed   atomic.Bool
-	blocked atomic.Int64 // conv<<32 | sn of the segment held back; -1 none
-	dropped atomic.Int64
+	relayAddr string
+	armed     atomic.Bool
+	blocked   atomic.Int64 // conv<<32 | sn of the segment held back; -1 none
+	dropped   atomic.Int64
 }
 
 func newHOLRelay(t *testing.T, server string) *holRelay {
+	r := &holRelay{}
+	r.blocked.Store(-1)
+	r.relayAddr = startRelay(t, server, func(d []byte) bool { return !r.drop(d) })
+	return r
+}
+
+// startRelay forwards UDP between one client and server and returns the address the client
+// dials: each client datagram only if pass, which may change it in place, says so; every server
+// datagram.
+func startRelay(t *testing.T, server string, pass func(d []byte) bool) string {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	sa, err := net.ResolveUDPAddr("udp", server)
 	require.NoError(t, err)
-	r := &holRelay{conn: conn, server: sa}
-	r.blocked.Store(-1)
 	up, err := net.DialUDP("udp", nil, sa)
 	require.NoError(t, err)
 	var client atomic.Pointer[net.UDPAddr]
@@ -51,7 +58,7 @@ func newHOLRelay(t *testing.T, server string) *holRelay {
 				return
 			}
 			client.Store(from)
-			if !r.drop(buf[:n]) {
+			if pass(buf[:n]) {
 				up.Write(buf[:n])
 			}
 		}
@@ -72,10 +79,10 @@ func newHOLRelay(t *testing.T, server string) *holRelay {
 		}
 	})
 	t.Cleanup(func() { conn.Close(); up.Close(); wg.Wait() })
-	return r
+	return conn.LocalAddr().String()
 }
 
-func (r *holRelay) addr() string { return r.conn.LocalAddr().String() }
+func (r *holRelay) addr() string { return r.relayAddr }
 
 // drop reports whether a client datagram is to be dropped.
 func (r *holRelay) drop(d []byte) bool {

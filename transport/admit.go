@@ -25,21 +25,26 @@ import (
 //     address (IPv4 address, IPv6 /64), at most PendingPerSource pending per source, and at most
 //     MaxPending in all: when that is reached, the oldest pending conversation is evicted, so
 //     that a flood cannot lock others out (a legitimate hello completes in one round trip; a
-//     flood's conversations never do).
+//     flood's conversations never do). Each rate is a token bucket with a burst of one second's
+//     worth, full at first. A conversation whose hello Config.Vouch vouches for is admitted in a
+//     lane of its own (see lane).
 //   - Memory: a pending conversation gets a receive window of pendingWindow segments and may
 //     send frames of at most PendingFrame bytes, so it holds at most PendingConnBytes; all of
 //     them together at most PendingMemory.
 //   - Time: PendingTTL from its first datagram, however chatty it is.
-//   - Traffic: the server sends a pending conversation at most Amplification times the bytes
-//     it received from it, KCP ACKs and the hello's reply included (QUIC's anti-amplification
-//     limit, RFC 9000 section 8.1), so a spoofed source address cannot turn the server into an
-//     amplifier. Output over the limit is dropped; KCP resends it once the peer has sent more.
+//   - Traffic: until the peer has acknowledged something the server sent it (validate.go),
+//     pending or established, the server sends it at most Amplification times the bytes it
+//     received from it, KCP ACKs, the hello's reply and every resend included (QUIC's
+//     anti-amplification limit, RFC 9000 section 8.1), so a spoofed source address cannot turn
+//     the server into an amplifier. Output over the limit is dropped; KCP resends it once the
+//     peer has sent more. A conversation whose peer acknowledged nothing is closed PendingTTL
+//     after it began, a successful hello notwithstanding.
 
 const (
 	// PendingFrame is the largest frame a pending conversation may send (a hello fits).
 	PendingFrame = 8 << 10
-	// Amplification bounds what is sent to a pending conversation: at most this many times the
-	// bytes it sent.
+	// Amplification bounds what is sent to a conversation whose peer is not validated: at most
+	// this many times the bytes it sent.
 	Amplification = 3
 	// PendingConnBytes bounds what one pending conversation holds: kcp-go's KCP object with its
 	// initial rings and flush buffer (about 20 KB), pendingWindow out-of-order segments in
@@ -51,23 +56,40 @@ const (
 	sourceSweep   = time.Second
 )
 
+// A lane is a share of admission. A conversation whose first datagram holds a hello that
+// Config.Vouch vouches for (a valid token, or a resume token this server issued) is admitted
+// in the vouched lane, every other in the anonymous one. Each lane has its own rates and
+// per-source caps, of the same sizes, and an anonymous conversation never evicts a vouched one:
+// so a flood of anonymous conversations, even from a client's own address (behind a NAT), does
+// not lock out a client that can say who it is.
+type lane int
+
+const (
+	anonymous lane = iota
+	vouched
+	lanes
+)
+
 // source is one address's share of admission.
 type source struct {
 	addr    netip.Addr
-	pending int
-	bucket  tokenBucket
+	pending [lanes]int
+	bucket  [lanes]tokenBucket
 }
+
+// pendList is a lane's pending conversations, oldest first.
+type pendList struct{ oldest, newest *Conn }
 
 // admission is the Server's bookkeeping of pending conversations. Loop goroutine only.
 type admission struct {
-	srv            *Server
-	pending        int
-	bucket         tokenBucket
-	sources        map[netip.Addr]*source
-	oldest, newest *Conn // pending conversations, oldest first
-	sweep          timer.Timer
-	resets         tokenBucket
-	resetBuf       [128]byte
+	srv      *Server
+	pending  int // in both lanes
+	bucket   [lanes]tokenBucket
+	sources  map[netip.Addr]*source
+	list     [lanes]pendList
+	sweep    timer.Timer
+	resets   tokenBucket
+	resetBuf [128]byte
 }
 
 func (a *admission) init(s *Server) {
@@ -78,7 +100,9 @@ func (a *admission) init(s *Server) {
 
 func (a *admission) attach(l Loop) {
 	now := l.Clock().Nanos()
-	a.bucket = newBucket(a.srv.cfg.PendingRate, now)
+	for i := range a.bucket {
+		a.bucket[i] = newBucket(a.srv.cfg.PendingRate, now)
+	}
 	a.resets = newBucket(resetRate, now)
 	l.Wheel().Schedule(&a.sweep, now+int64(sourceSweep))
 }
@@ -94,19 +118,34 @@ func (a *admission) admit(key convKey, data []byte) *Conn {
 	}
 	now := s.loop.Clock().Nanos()
 	src := a.sourceOf(key.addr.Addr(), now)
-	if src == nil || len(s.conns) >= s.cfg.MaxConns || src.pending >= s.cfg.PendingPerSource ||
-		!a.bucket.has(now) || !src.bucket.has(now) {
+	ln := anonymous
+	if s.cfg.Vouch != nil {
+		if f := firstFrame(data); f != nil && s.cfg.Vouch(f) {
+			ln = vouched
+		}
+	}
+	if src == nil || len(s.conns) >= s.cfg.MaxConns || src.pending[ln] >= s.cfg.PendingPerSource ||
+		!a.bucket[ln].has(now) || !src.bucket[ln].has(now) {
 		s.stats.refused.Add(1)
 		return nil
 	}
-	if a.pending >= s.cfg.MaxPending && a.oldest != nil {
+	if a.pending >= s.cfg.MaxPending {
+		victim := a.list[anonymous].oldest // strangers make room first
+		if victim == nil && ln == vouched {
+			victim = a.list[vouched].oldest
+		}
+		if victim == nil { // every pending conversation is vouched for, and a stranger asks
+			s.stats.refused.Add(1)
+			return nil
+		}
 		s.stats.evicted.Add(1)
-		a.oldest.Close(ErrEvicted)
+		victim.Close(ErrEvicted)
 	}
-	a.bucket.take()
-	src.bucket.take()
+
+	a.bucket[ln].take()
+	src.bucket[ln].take()
 	c := s.open(key)
-	a.join(c, src)
+	a.join(c, src, ln)
 	return c
 }
 
@@ -123,22 +162,26 @@ func (a *admission) sourceOf(addr netip.Addr, now int64) *source {
 	if len(a.sources) >= maxSources {
 		return nil
 	}
-	src := &source{addr: addr, bucket: newBucket(a.srv.cfg.SourceRate, now)}
+	src := &source{addr: addr}
+	for i := range src.bucket {
+		src.bucket[i] = newBucket(a.srv.cfg.SourceRate, now)
+	}
 	a.sources[addr] = src
 	return src
 }
 
-func (a *admission) join(c *Conn, src *source) {
-	c.src = src
-	src.pending++
+func (a *admission) join(c *Conn, src *source, ln lane) {
+	c.src, c.lane = src, ln
+	src.pending[ln]++
 	a.pending++
-	c.olderPend = a.newest
-	if a.newest != nil {
-		a.newest.newPend = c
+	l := &a.list[ln]
+	c.olderPend = l.newest
+	if l.newest != nil {
+		l.newest.newPend = c
 	} else {
-		a.oldest = c
+		l.oldest = c
 	}
-	a.newest = c
+	l.newest = c
 	a.srv.stats.pending.Store(int64(a.pending))
 }
 
@@ -147,25 +190,44 @@ func (a *admission) leave(c *Conn) {
 	if c.src == nil {
 		return
 	}
-	c.src.pending--
+	c.src.pending[c.lane]--
 	c.src = nil
 	a.pending--
+	l := &a.list[c.lane]
 	if c.olderPend != nil {
 		c.olderPend.newPend = c.newPend
 	} else {
-		a.oldest = c.newPend
+		l.oldest = c.newPend
 	}
 	if c.newPend != nil {
 		c.newPend.olderPend = c.olderPend
 	} else {
-		a.newest = c.olderPend
+		l.newest = c.olderPend
 	}
 	c.olderPend, c.newPend = nil, nil
 	a.srv.stats.pending.Store(int64(a.pending))
 }
 
-// allowOut reports whether a datagram of size bytes may go to the pending conversation c, and
-// counts it if so.
+// firstFrame returns the body of the frame that begins the push segment of sn 0 in data, a
+// datagram that starts a conversation (startsConversation), if that segment holds all of it:
+// a client's hello (PROTOCOL.md: the first datagram carries it).
+func firstFrame(data []byte) []byte {
+	for len(data) >= kcp.IKCP_OVERHEAD {
+		n := int(binary.LittleEndian.Uint32(data[20:24]))
+		if data[4] == kcp.IKCP_CMD_PUSH && binary.LittleEndian.Uint32(data[12:16]) == 0 {
+			seg := data[kcp.IKCP_OVERHEAD : kcp.IKCP_OVERHEAD+n]
+			if len(seg) < 4 || int64(binary.BigEndian.Uint32(seg)) > int64(len(seg)-4) {
+				return nil
+			}
+			return seg[4 : 4+binary.BigEndian.Uint32(seg)]
+		}
+		data = data[kcp.IKCP_OVERHEAD+n:]
+	}
+	return nil
+}
+
+// allowOut reports whether a datagram of size bytes may go to c, whose peer is not validated,
+// and counts it if so.
 func (a *admission) allowOut(c *Conn, size int) bool {
 	size += dgram.Overhead(a.srv.crypt) // bytes on the wire, as bytesIn counts them
 	if c.bytesOut+uint64(size) > Amplification*c.bytesIn {
@@ -181,7 +243,7 @@ func (a *admission) allowOut(c *Conn, size int) bool {
 func (a *admission) forgetIdleSources() {
 	now := a.srv.loop.Clock().Nanos()
 	for addr, src := range a.sources {
-		if src.pending == 0 && src.bucket.full(now) {
+		if src.pending == [lanes]int{} && src.bucket[anonymous].full(now) && src.bucket[vouched].full(now) {
 			delete(a.sources, addr)
 		}
 	}

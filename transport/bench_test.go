@@ -90,12 +90,15 @@ func (p *benchPeer) reply() {
 //
 //	go test -run '^$' -bench ServerRoundTrip ./transport/
 func BenchmarkServerRoundTrip(b *testing.B) {
-	aes, err := kcp.NewAESBlockCrypt(make([]byte, 32))
+	cfb, err := kcp.NewAESBlockCrypt(make([]byte, 32))
+	require.NoError(b, err)
+	gcm, err := kcp.NewAESGCMCrypt(make([]byte, 32))
 	require.NoError(b, err)
 	for _, tc := range []struct {
 		name  string
 		block kcp.BlockCrypt
-	}{{"plain", nil}, {"aes", aes}} {
+	}{{"plain", nil}, {"aes", gcm}, {"aes-cfb", cfb}} {
+
 		b.Run(tc.name, func(b *testing.B) {
 			h := &echoHandler{reply: frameOf(b, 1)}
 			s, err := NewServer(Config{Addr: "127.0.0.1:0", Crypt: tc.block}, h)

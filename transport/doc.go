@@ -17,6 +17,7 @@
 // Conversations are keyed by (address, conv), so many clients behind one address work. Until
 // the stage above marks a conversation established (a successful hello), it is pending: pending
 // conversations are capped, created at a bounded rate and expire quickly, so a flood of forged
-// datagrams cannot allocate much state. Each reply is no larger than the request that caused it
-// until then, so the server cannot be used to amplify traffic.
+// datagrams cannot allocate much state. Until the peer has acknowledged something the server
+// sent it (validate.go), the server sends it at most three times what it received, so it
+// cannot be used to amplify traffic.
 package transport

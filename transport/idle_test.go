@@ -28,6 +28,7 @@ type kcpPeer struct {
 	hold [][]byte // output not delivered yet (to reorder)
 	keep bool     // hold output instead of delivering it
 	in   wire.Splitter
+	out  func([]byte) // if set, delivers output instead of the server's Inject
 }
 
 func newKCPPeer(t testing.TB, s *Server, l *testLoop, conv uint32) *kcpPeer {
@@ -37,11 +38,14 @@ func newKCPPeer(t testing.TB, s *Server, l *testLoop, conv uint32) *kcpPeer {
 	p := &kcpPeer{t: t, s: s, l: l, sock: sock, from: sock.LocalAddr().(*net.UDPAddr).AddrPort()}
 	p.k = kcp.NewKCP(conv, func(b []byte, n int) {
 		d := append([]byte(nil), b[:n]...)
-		if p.keep {
+		switch {
+		case p.keep:
 			p.hold = append(p.hold, d)
-			return
+		case p.out != nil:
+			p.out(d)
+		default:
+			s.Inject(d, p.from)
 		}
-		s.input(d, p.from)
 	})
 	p.k.NoDelay(1, 10, 2, 1)
 	p.k.WndSize(256, 256)
@@ -157,10 +161,10 @@ func TestConversationWithSomethingPendingIsNotCompact(t *testing.T) {
 	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 	p.keep = false
 	require.Len(t, p.hold, 2)
-	s.input(p.hold[1], p.from)
+	s.Inject(p.hold[1], p.from)
 	l.ready.Run()
 	assert.NotNil(t, c.kcp, "a segment waits for the one before it")
-	s.input(p.hold[0], p.from)
+	s.Inject(p.hold[0], p.from)
 	l.ready.Run()
 	require.Len(t, rec.frames, 2)
 	assert.Equal(t, big[4:], rec.frames[1])
@@ -171,10 +175,10 @@ func TestConversationWithSomethingPendingIsNotCompact(t *testing.T) {
 	p.k.Send(big)
 	dgram.Flush(p.k, kcp.IKCP_FLUSH_FULL)
 	p.keep = false
-	s.input(p.hold[0], p.from)
+	s.Inject(p.hold[0], p.from)
 	l.ready.Run()
 	assert.NotNil(t, c.kcp, "half a frame is buffered")
-	s.input(p.hold[1], p.from)
+	s.Inject(p.hold[1], p.from)
 	l.ready.Run()
 	require.Len(t, rec.frames, 3)
 	waitCompact(t, l, c)
@@ -219,7 +223,7 @@ func BenchmarkIdleConversationMemory(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
 				for i, d := range segs {
-					s.input(d, sourceN(i%200+1))
+					s.Inject(d, sourceN(i%200+1))
 					s.byID[uint64(i+1)].Establish()
 					l.ready.Run()
 				}

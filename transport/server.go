@@ -1,10 +1,12 @@
 package transport
 
 import (
+	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -50,15 +52,26 @@ type Config struct {
 	Interval     time.Duration // retransmission check interval while data is unacknowledged; default 10 ms
 	// AckDelay is how long an ACK the client's request asked for may wait for the reply to
 	// ride with (acks.go); default 5 ms, negative: ACKs leave at once.
-	AckDelay     time.Duration
-	IdleTimeout  time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
-	MaxConns     int           // conversations at most; default 100,000
-	MaxSendQueue int           // segments queued for one conversation before Send refuses; default 8,192
-	Logger       *slog.Logger
+	AckDelay    time.Duration
+	IdleTimeout time.Duration // an established conversation no session uses (SetLive) silent this long is dropped; default 60 s
+	MaxConns    int           // conversations at most; default 100,000
+	// MaxSendQueue bounds one conversation's segments queued and not yet acknowledged: Send
+	// refuses a frame of more than one segment that would take the queue beyond it
+	// (ErrSendQueueFull); a frame of one segment (a reply without a value, an error, a
+	// heartbeat's reply) it never refuses, so that every request can be answered. Default
+	// 32,768 (about 45 MB at the default MTU).
+	MaxSendQueue int
+	// SendQueueHigh is back-pressure: while more segments than this wait in a conversation's
+	// send queue, the server reads no more of its frames (they wait in KCP, whose receive
+	// window then closes, so the peer's sends wait too) until its ACKs bring the queue below.
+	// Default MaxSendQueue/4.
+	SendQueueHigh int
+
+	Logger *slog.Logger
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
-	// BlockCrypt (a 16-byte nonce and a CRC32 before the KCP data, all encrypted; see
-	// transport/dgram). Datagrams that do not decrypt are dropped and counted as malformed.
-	// An AEAD crypt (kcp.NewAESGCMCrypt) is refused: its datagrams are framed otherwise.
+	// BlockCrypt (transport/dgram/crypt.go): kcp.NewAESGCMCrypt (authenticated), or a block
+	// cipher such as kcp.NewAESBlockCrypt (legacy: a CRC32, not a MAC). Datagrams that do not
+	// decrypt are dropped and counted (Stats.Unauthenticated).
 	Crypt kcp.BlockCrypt
 	// NoCompaction keeps every conversation's KCP and buffers while it is idle (idle.go): a
 	// kill switch.
@@ -73,6 +86,12 @@ type Config struct {
 	PendingTTL       time.Duration // a pending conversation not established this long after it began is dropped; default 5 s
 	PendingPerSource int           // pending conversations one source address may hold; default MaxPending/8 (at least 4)
 	SourceRate       int           // new conversations per second from one source address; default PendingRate/8 (at least 16)
+	// Vouch, if set, is asked about the first frame of every datagram that would begin a
+	// conversation (a client's hello: PROTOCOL.md has it first): a conversation it vouches for
+	// (a valid token, a resume token this server issued) is admitted on a budget of its own,
+	// the same rates and caps again, which no anonymous conversation takes or evicts (admit.go).
+	// It runs on the loop goroutine and must not keep frame.
+	Vouch func(frame []byte) bool
 }
 
 func (c *Config) setDefaults() {
@@ -94,7 +113,8 @@ func (c *Config) setDefaults() {
 	def(&c.MTU, 1400)
 	def(&c.Window, 256)
 	def(&c.MaxConns, 100_000)
-	def(&c.MaxSendQueue, 8192)
+	def(&c.MaxSendQueue, 32768)
+	def(&c.SendQueueHigh, c.MaxSendQueue/4)
 	if c.PendingMemory <= 0 {
 		c.PendingMemory = 32 << 20
 	}
@@ -115,13 +135,16 @@ func (c *Config) setDefaults() {
 
 // Errors.
 var (
-	ErrSendQueueFull = errors.New("transport: conversation send queue full") // the peer is not reading
+	ErrSendQueueFull = errors.New("transport: conversation send queue full") // the peer is not reading fast enough
 	ErrConnClosed    = errors.New("transport: conversation closed")
 	ErrIdle          = errors.New("transport: conversation idle too long")
 	ErrBadStream     = errors.New("transport: malformed stream")
 	ErrServerClosed  = errors.New("transport: server closed")
 	ErrNotHello      = errors.New("transport: pending conversation closed: no hello")
 	ErrEvicted       = errors.New("transport: pending conversation evicted for a newer one")
+	// ErrNotValidated: the peer acknowledged nothing the server sent within PendingTTL, or
+	// acknowledged what it was never sent: its address may be forged (validate.go).
+	ErrNotValidated = errors.New("transport: conversation closed: the peer acknowledged nothing the server sent")
 )
 
 type convKey struct {
@@ -134,10 +157,12 @@ type Stats struct {
 	DatagramsIn, DatagramsOut uint64
 	BytesIn, BytesOut         uint64
 	Malformed                 uint64 // datagrams too short or not KCP, truncated, or rejected by KCP
+	Unauthenticated           uint64 // datagrams that did not decrypt with Crypt (tampered, another key or none): dropped
 	Refused                   uint64 // datagrams for new conversations refused (caps or rates)
 	NotStart                  uint64 // datagrams for unknown conversations that do not begin one (no push of sn 0)
 	Evicted                   uint64 // pending conversations closed to make room for newer ones
-	AmplificationDropped      uint64 // datagrams to pending conversations not sent: over 3x what they sent us
+	AmplificationDropped      uint64 // datagrams to unvalidated conversations not sent: over 3x what they sent us
+	Validated                 uint64 // conversations whose peer acknowledged what the server sent (validate.go)
 	Resets                    uint64 // resets sent: data for a conversation the server does not know (admit.go)
 	SendDropped               uint64 // datagrams the kernel refused (EPERM, ENOBUFS...): lost, KCP retransmits
 	SendBlocked               uint64 // times the socket buffer was full and EPOLLOUT was armed
@@ -168,11 +193,12 @@ type Server struct {
 	wantOut   bool // EPOLLOUT armed
 	stats     counters
 	closed    bool
-	stopped   bool     // StopReading was called
-	frameRoom int      // bytes of frame payload per KCP segment
-	kcpMTU    int      // KCP's MTU: the datagram's, less the encryption header
-	holding   *Conn    // the conversation whose ACK-only output may be held now (acks.go)
-	spares    []engine // engines given back by idle conversations (idle.go)
+	stopped   bool          // StopReading was called
+	frameRoom int           // bytes of frame payload per KCP segment
+	kcpMTU    int           // KCP's MTU: the datagram's, less the encryption header
+	holding   *Conn         // the conversation whose ACK-only output may be held now (acks.go)
+	spares    []engine      // engines given back by idle conversations (idle.go)
+	rng       *rand.ChaCha8 // each conversation's ts offset (validate.go): unpredictable
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -180,9 +206,6 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.MTU < 256 || cfg.MTU > dgram.MaxDatagram {
 		return nil, fmt.Errorf("transport: MTU %d out of range [256, %d]", cfg.MTU, dgram.MaxDatagram)
-	}
-	if err := dgram.CheckCrypt(cfg.Crypt); err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
 	}
 	sock, err := listen(&cfg)
 	if err != nil {
@@ -198,6 +221,9 @@ func NewServer(cfg Config, h Handler) (*Server, error) {
 	s.frameRoom = s.kcpMTU - kcp.IKCP_OVERHEAD
 	s.adm.init(s)
 	s.flushAll.Fn = s.flush
+	var seed [32]byte
+	crand.Read(seed[:])
+	s.rng = rand.NewChaCha8(seed)
 	return s, nil
 }
 
@@ -229,6 +255,7 @@ type counters struct {
 	datagramsIn, datagramsOut, bytesIn, bytesOut atomic.Uint64
 	malformed, refused, sendDropped, sendBlocked atomic.Uint64
 	notStart, evicted, ampDropped, resets        atomic.Uint64
+	validated, unauthenticated                   atomic.Uint64
 	opened, closed                               atomic.Uint64
 	conns, pending, idle                         atomic.Int64
 	compactions                                  atomic.Uint64
@@ -242,6 +269,7 @@ func (s *Server) Stats() Stats {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		Malformed: c.malformed.Load(), Refused: c.refused.Load(), NotStart: c.notStart.Load(),
 		Evicted: c.evicted.Load(), AmplificationDropped: c.ampDropped.Load(), Resets: c.resets.Load(),
+		Validated: c.validated.Load(), Unauthenticated: c.unauthenticated.Load(),
 		SendDropped: c.sendDropped.Load(), SendBlocked: c.sendBlocked.Load(),
 		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
@@ -298,20 +326,23 @@ func (s *Server) receive() {
 func (s *Server) Inject(data []byte, from netip.AddrPort) {
 	s.stats.datagramsIn.Add(1)
 	s.stats.bytesIn.Add(uint64(len(data)))
+	size := len(data)
 	data, ok := dgram.Open(s.crypt, data)
 	if !ok {
-		s.stats.malformed.Add(1)
+		s.stats.unauthenticated.Add(1)
 		return
 	}
-	s.input(data, from)
+
+	s.input(data, size, from)
 }
 
 // maxRecvErrors is how many recvmmsg errors in a row one wake-up tolerates.
 const maxRecvErrors = 16
 
-// input feeds one datagram to its conversation, creating the conversation if it is new and
-// admissible, and hands complete frames to the handler.
-func (s *Server) input(data []byte, from netip.AddrPort) {
+// input feeds one datagram (the KCP data of size bytes on the wire) to its conversation,
+// creating the conversation if it is new and admissible, and hands complete frames to the
+// handler.
+func (s *Server) input(data []byte, size int, from netip.AddrPort) {
 	if len(data) < kcp.IKCP_OVERHEAD {
 		s.stats.malformed.Add(1)
 		return
@@ -323,8 +354,13 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 			return
 		}
 	}
-	if !c.established {
-		c.bytesIn += uint64(len(data))
+	if !c.validated {
+		c.bytesIn += uint64(size)
+	}
+	if !c.unstampIn(data) {
+		s.log.Info("closing conversation: acknowledgments of what it was never sent", "conn", c.id, "addr", c.key.addr)
+		c.Close(ErrNotValidated)
+		return
 	}
 	c.lastSeen = s.loop.Clock().Nanos()
 	c.tick = c.aliveTick() // the peer is alive: retransmit checks at full speed again
@@ -338,8 +374,11 @@ func (s *Server) input(data []byte, from netip.AddrPort) {
 	s.readFrames(c)
 }
 
+// readFrames delivers c's complete frames to the handler, unless (and until) c's send queue is
+// over SendQueueHigh: then the frames wait, in the splitter and in KCP, whose receive window
+// closes once its queue is full, until input finds the queue drained by the peer's ACKs.
 func (s *Server) readFrames(c *Conn) {
-	for !c.closed {
+	for !c.closed && !c.backedUp() {
 		size := c.kcp.PeekSize()
 		if size < 0 {
 			break
@@ -352,7 +391,7 @@ func (s *Server) readFrames(c *Conn) {
 		}
 		c.in.Commit(n)
 	}
-	for !c.closed {
+	for !c.closed && !c.backedUp() {
 		body, err := c.in.Next()
 		if err != nil {
 			s.log.Warn("closing conversation: malformed stream", "conn", c.id, "addr", c.key.addr, "err", err)
@@ -374,7 +413,7 @@ func (s *Server) readFrames(c *Conn) {
 func (s *Server) open(key convKey) *Conn {
 	s.nextID++
 	now := s.loop.Clock().Nanos()
-	c := &Conn{srv: s, key: key, id: s.nextID, created: now, limitOut: true}
+	c := &Conn{srv: s, key: key, id: s.nextID, created: now, tsOff: uint32(s.rng.Uint64())}
 	c.out = c.output // one closure for the conversation's life: engines take it (idle.go)
 	c.kcp = s.newKCP(key.conv, c.out, pendingWindow)
 	c.in.Limit = PendingFrame
@@ -411,9 +450,6 @@ func (s *Server) flush() {
 		s.holding = c // a datagram of nothing but ACKs may wait for the reply
 		dgram.Flush(c.kcp, kcp.IKCP_FLUSH_FULL)
 		s.holding = nil
-		if c.established {
-			c.limitOut = false // the flush that carried the hello's reply is done
-		}
 		if c.kcp.WaitSnd() > 0 {
 			if !c.retransmit.Scheduled() {
 				s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
@@ -530,11 +566,19 @@ type Conn struct {
 	dirty       bool
 	closed      bool
 
-	// While pending (admit.go): bytes received from and sent to the peer, whether output is
-	// still held to the anti-amplification limit, its source and its place in the pending list.
-	bytesIn, bytesOut  uint64
-	limitOut           bool
-	src                *source
+	// Until the peer's address is validated (validate.go), bytes received from it and sent to
+	// it (on the wire): output is held to the anti-amplification limit.
+	bytesIn, bytesOut uint64
+	validated         bool
+	tsOff             uint32            // added to the ts of every push segment sent
+	sentTS            [maxSentTS]uint32 // the last ts values sent while not validated (a ring)
+	nSentTS           int               // how many were ever recorded
+	badACKs           int               // ACKs of a ts never sent, while not validated
+
+	// While pending (admit.go): its source, its lane and its place in the lane's list.
+	src  *source
+	lane lane
+
 	olderPend, newPend *Conn
 	retransmit         timer.Timer   // armed while sent data is unacknowledged
 	tick               time.Duration // its period: Interval, doubling while the peer is silent
@@ -558,8 +602,9 @@ func (c *Conn) Addr() netip.AddrPort { return c.key.addr }
 
 // Establish marks the conversation as accepted by the stage above (a successful hello): it no
 // longer counts against the pending caps, gets its full receive window and frame size, and
-// expires after IdleTimeout instead of PendingTTL. What is sent in this iteration (the hello's
-// reply) still counts against the anti-amplification limit.
+// expires after IdleTimeout instead of PendingTTL, once its peer is validated too. Until the
+// peer has acknowledged something the server sent (validate.go), what is sent to it counts
+// against the anti-amplification limit however established it is.
 func (c *Conn) Establish() {
 	if c.established || c.closed {
 		return
@@ -568,24 +613,32 @@ func (c *Conn) Establish() {
 	c.srv.adm.leave(c)
 	c.engine().WndSize(c.srv.cfg.Window, c.srv.cfg.Window)
 	c.in.Limit = 0
-	c.srv.markDirty(c) // the window update goes out, and limitOut ends after that flush
+	c.srv.markDirty(c) // the window update goes out
+}
+
+// backedUp reports whether c's send queue is over SendQueueHigh: its frames are not read.
+func (c *Conn) backedUp() bool {
+	return c.kcp != nil && c.kcp.WaitSnd() > c.srv.cfg.SendQueueHigh
 }
 
 // SetLive says whether a session uses the conversation: while one does, retransmissions run
+
 // at KCP's pace however silent the peer (onRetransmit). Establish sets it; the stage above
 // clears it when the session ends on a conversation that stays open (a goodbye).
 func (c *Conn) SetLive(live bool) { c.live = live }
 
 // Send queues a frame for the peer; it leaves at the end of the loop iteration. A frame is cut
 // into segments of at most one MSS each (frg=0), so the peer's KCP reads it as a byte stream
-// whatever its receive window. Send refuses with ErrSendQueueFull when the peer is not
-// acknowledging fast enough.
+// whatever its receive window. Send refuses a frame of more than one segment with
+// ErrSendQueueFull when it would take the queue over MaxSendQueue (the peer is not
+// acknowledging fast enough); a frame of one segment it always takes.
 func (c *Conn) Send(frame []byte) error {
 	if c.closed {
 		return ErrConnClosed
 	}
 	k := c.engine()
-	if k.WaitSnd() > c.srv.cfg.MaxSendQueue {
+	room := c.srv.frameRoom
+	if len(frame) > room && k.WaitSnd()+(len(frame)+room-1)/room > c.srv.cfg.MaxSendQueue {
 		return ErrSendQueueFull
 	}
 	for len(frame) > 0 {
@@ -618,16 +671,17 @@ func (c *Conn) Close(reason error) {
 // reused after it returns, so the datagram is copied into the send batch at once.
 func (c *Conn) output(buf []byte, size int) {
 	data := buf[:size]
+	c.stampOut(data)
 	if c.holdAck(data) {
 		return
 	}
 	c.emit(c.withHeldAck(data))
 }
 
-// emit sends one datagram of the conversation's, within the anti-amplification limit while it
-// is pending.
+// emit sends one datagram of the conversation's, within the anti-amplification limit until the
+// peer is validated.
 func (c *Conn) emit(data []byte) {
-	if c.limitOut && !c.srv.adm.allowOut(c, len(data)) {
+	if !c.validated && !c.srv.adm.allowOut(c, len(data)) {
 		return // lost, as far as KCP knows: it resends once the peer has sent more
 	}
 	c.srv.emit(c.key.addr, data)
@@ -680,10 +734,12 @@ func (c *Conn) aliveTick() time.Duration {
 // re-arms for the remainder instead of rescheduling on every datagram.
 func (c *Conn) onExpire() {
 	// A pending conversation has PendingTTL from its first datagram, however chatty: resends
-	// cannot keep one alive.
+	// cannot keep one alive. So has one whose peer has acknowledged nothing, a session
+	// notwithstanding: its address may be forged.
 	deadline := c.created + int64(c.srv.cfg.PendingTTL)
 	now := c.srv.loop.Clock().Nanos()
 	switch {
+	case !c.validated:
 	case c.established && c.live:
 		// A session's lease decides when a conversation it uses has been silent too long
 		// (heartbeats may be up to a minute apart, and the lease three of them): the stage
@@ -695,6 +751,10 @@ func (c *Conn) onExpire() {
 	}
 	if deadline > now {
 		c.srv.loop.Wheel().Schedule(&c.expire, deadline)
+		return
+	}
+	if !c.validated && c.established {
+		c.Close(ErrNotValidated)
 		return
 	}
 	c.Close(ErrIdle)

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
+
 	"net"
 	"net/netip"
 	"testing"
@@ -75,15 +77,17 @@ func clientSegments(conv uint32, frame []byte) [][]byte {
 }
 
 // openEstablished opens conversation conv from the address with an empty frame, as a hello
-// would, and establishes it as the stage above does after a successful hello.
+// would, and establishes it as the stage above does after a successful hello. Its peer counts
+// as validated, as once it has acknowledged the hello's reply (validate_test.go tests that).
 func openEstablished(t *testing.T, s *Server, from netip.AddrPort, conv uint32) *Conn {
 	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
 	for _, d := range clientSegments(conv, frame) {
-		s.input(d, from)
+		s.Inject(d, from)
 	}
 	c := s.byID[1]
 	require.NotNil(t, c)
 	c.Establish()
+	c.validated = true
 	return c
 }
 
@@ -95,7 +99,7 @@ func TestServerKeysConversationsByAddressAndConv(t *testing.T) {
 	for _, from := range []netip.AddrPort{a, b} {
 		for conv := uint32(1); conv <= 3; conv++ {
 			for _, d := range clientSegments(conv, frame) {
-				s.input(d, from)
+				s.Inject(d, from)
 			}
 		}
 	}
@@ -109,7 +113,7 @@ func TestServerExpiresSilentPendingConversations(t *testing.T) {
 	from := netip.MustParseAddrPort("127.0.0.1:40000")
 	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, nil)
 	for _, d := range clientSegments(7, frame) {
-		s.input(d, from)
+		s.Inject(d, from)
 	}
 	// Counted before the loop iterates: its clock and wheel move only in iterate, and a slow
 	// machine may take the 10 ms before the first one.
@@ -157,7 +161,7 @@ func TestServerSendsRepliesInTheSameIteration(t *testing.T) {
 	from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("ping"))
 	for _, d := range clientSegments(9, frame) {
-		s.input(d, from)
+		s.Inject(d, from)
 	}
 	require.Len(t, rec.frames, 1)
 	c := s.byID[1]
@@ -202,8 +206,7 @@ func FuzzDatagram(f *testing.F) {
 		in := s.Stats().BytesIn
 		for len(data) > 0 {
 			n := min(len(data), 1400)
-			s.stats.bytesIn.Add(uint64(n))
-			s.input(data[:n], from)
+			s.Inject(data[:n], from)
 			data = data[n:]
 		}
 		l.ready.Run()
@@ -250,7 +253,7 @@ func TestServerBacksOffRetransmitsOnlyWithoutASession(t *testing.T) {
 		}
 		assert.True(t, c.retransmit.Scheduled(), "unacknowledged data is still retransmitted")
 		for _, d := range clientSegments(5, frame) { // the peer speaks again
-			s.input(d, from)
+			s.Inject(d, from)
 		}
 		assert.Equal(t, c.aliveTick(), c.tick)
 	}
@@ -299,12 +302,26 @@ func TestSecondServerOnAPortIsRefused(t *testing.T) {
 	b.Close()
 }
 
-// TestServerRefusesAnAEADCrypt: kcp-go's AEAD crypts panic when used as block ciphers, which is
-// what the datagram framing does; the server refuses one at once (as the SDK always did)
-// instead of crashing on the first datagram.
-func TestServerRefusesAnAEADCrypt(t *testing.T) {
-	gcm, err := kcp.NewAESGCMCrypt(make([]byte, 32))
+// TestTamperedDatagramIsDroppedAndCounted: with AES-GCM, a datagram with one bit flipped
+// (anywhere: nonce, data, tag) is dropped and counted as unauthenticated, opening nothing;
+// the same datagram untouched opens a conversation.
+func TestTamperedDatagramIsDroppedAndCounted(t *testing.T) {
+	gcm, err := kcp.NewAESGCMCrypt(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
-	_, err = NewServer(Config{Addr: "127.0.0.1:0", Crypt: gcm}, &recorder{})
-	assert.ErrorIs(t, err, dgram.ErrAEAD)
+	s, _, rec := newTestServer(t, Config{Crypt: gcm})
+	from := sourceN(1)
+	frame, _ := wire.AppendFrame(nil, &wire.Header{V: 1}, []byte("hello"))
+	seg := clientSegments(4, frame)[0]
+	sealed := make([]byte, len(seg)+dgram.Overhead(gcm))
+	sealed = sealed[:dgram.NewSealer(gcm).Seal(sealed, seg, nil)]
+	for _, bit := range []int{0, 8*12 + 3, 8*len(sealed) - 1} { // the nonce, the data, the tag
+		tampered := bytes.Clone(sealed)
+		tampered[bit/8] ^= 1 << (bit % 8)
+		s.Inject(tampered, from)
+	}
+	assert.Equal(t, uint64(3), s.Stats().Unauthenticated)
+	assert.Zero(t, s.Stats().Opened, "a tampered datagram opens nothing")
+	s.Inject(sealed, from)
+	assert.Equal(t, 1, s.Stats().Conns)
+	assert.Len(t, rec.frames, 1)
 }

@@ -127,10 +127,11 @@ type DialOptions struct {
 	// Handler receives the conversation's frames and its end. Required.
 	Handler Handler
 	// Crypt, if set, encrypts every datagram as kcp-go's UDPSession does with the same
-	// BlockCrypt (kcp.NewAESBlockCrypt: a 16-byte nonce and a CRC32 before the KCP data, all
-	// encrypted; the server's -crypt-key-file). AEAD crypts (kcp.NewAESGCMCrypt) are not
-	// supported. Conversations with the same Crypt value share sockets; each distinct value
-	// gets sockets of its own, so reuse one BlockCrypt per key.
+	// BlockCrypt (transport/dgram/crypt.go; the server's -crypt-key-file): kcp.NewAESGCMCrypt,
+	// authenticated, or for a server started with -crypt-legacy-cfb kcp.NewAESBlockCrypt.
+	// Conversations with the same Crypt value share sockets; each distinct value gets sockets of
+	// its own, so reuse one BlockCrypt per key.
+
 	Crypt kcp.BlockCrypt
 	// Window overrides Config.Window for this conversation.
 	Window int

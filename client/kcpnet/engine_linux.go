@@ -263,10 +263,8 @@ func checkDial(to netip.AddrPort, o *DialOptions) error {
 	case o.Crypt != nil && !reflect.TypeOf(o.Crypt).Comparable():
 		return fmt.Errorf("%w: a Crypt of type %T cannot key its sockets (use a pointer)", ErrBadConfig, o.Crypt)
 	}
-	if err := dgram.CheckCrypt(o.Crypt); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadConfig, err)
-	}
 	return nil
+
 }
 
 // newConv returns a random conversation id not in use. Caller holds e.mu.

@@ -16,6 +16,7 @@ type config struct {
 	cluster    string        // or a cluster: etcd://host:2379/prefix or host:port,host:port
 	token      string        // auth token
 	keyFile    string        // pre-shared encryption key file
+	legacyCFB  bool          // the key in kcp-go's older AES-CFB framing
 	timeout    time.Duration // bound of each command, its dial included
 	format     format
 	stdinValue bool     // -x: the VALUE (or last argument) is read from stdin
@@ -47,6 +48,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.StringVar(&cfg.cluster, "cluster", envOr("PIPECACHE_CLUSTER", ""), "a cluster instead of one server: etcd://host:2379/prefix or host:port,host:port,...\n(env PIPECACHE_CLUSTER; an explicit -addr wins over the environment)")
 	fs.StringVar(&cfg.token, "token", envOr("PIPECACHE_TOKEN", ""), "auth token (env PIPECACHE_TOKEN)")
 	fs.StringVar(&cfg.keyFile, "crypt-key-file", envOr("PIPECACHE_CRYPT_KEY_FILE", ""), "encrypt with the AES key in this file, as the server's -crypt-key-file (env PIPECACHE_CRYPT_KEY_FILE)")
+	fs.BoolVar(&cfg.legacyCFB, "crypt-legacy-cfb", false, "with -crypt-key-file: the older AES-CFB framing, for a server started with -crypt-legacy-cfb")
+
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "time limit of each command, connecting included")
 	raw := fs.Bool("raw", false, "print only the data (a get prints the value alone); versions and (nil) go to stderr")
 	asJSON := fs.Bool("json", false, "print each result, and each error, as one JSON object per line")

@@ -137,7 +137,12 @@ func (c *ctl) dial() (server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-crypt-key-file: %w", err)
 		}
-		opts = append(opts, client.WithCryptKey(key))
+		if c.cfg.legacyCFB {
+			opts = append(opts, client.WithLegacyCryptKey(key))
+		} else {
+			opts = append(opts, client.WithCryptKey(key))
+		}
+
 	}
 	if c.cfg.cluster == "" {
 		return client.Dial(c.cfg.addr, opts...)

@@ -125,7 +125,7 @@ func (s *SendBatch) Len() int { return s.n - s.sent }
 // false, queuing nothing, when the batch is full (Send, then queue again) or the datagram
 // would be larger than MaxDatagram.
 func (s *SendBatch) Queue(to netip.AddrPort, a, b []byte) bool {
-	if s.n == len(s.b.msgs) || len(a)+len(b)+s.seal.overhead() > MaxDatagram {
+	if s.n == len(s.b.msgs) || len(a)+len(b)+s.seal.overheadOf() > MaxDatagram {
 		return false
 	}
 	i := s.n

@@ -2,7 +2,6 @@ package dgram
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,29 +41,76 @@ func TestSealOpen(t *testing.T) {
 	assert.Equal(t, CryptHeader, Overhead(block))
 }
 
-// TestCheckCryptRefusesAEAD: an AEAD crypt frames datagrams otherwise; it is refused, not
-// used to send what no peer can read.
-func TestCheckCryptRefusesAEAD(t *testing.T) {
-	gcm, err := kcp.NewAESGCMCrypt(make([]byte, 32))
-	require.NoError(t, err)
-	assert.True(t, errors.Is(CheckCrypt(gcm), ErrAEAD))
-	assert.NoError(t, CheckCrypt(testBlock(t, 1)))
-	assert.NoError(t, CheckCrypt(nil))
+func testGCM(tb testing.TB, key byte) kcp.BlockCrypt {
+	gcm, err := kcp.NewAESGCMCrypt(bytes.Repeat([]byte{key}, 32))
+	require.NoError(tb, err)
+	return gcm
 }
 
-// FuzzSealOpen: what Seal writes, Open reads back; anything else Open rejects or reads without
-// failing.
+// TestAEAD: with kcp-go's AES-GCM, what Seal writes (a 12-byte nonce, the data sealed, a
+// 16-byte tag) Open reads back with the same key only, and a datagram with any bit flipped
+// does not open at all; every datagram has a nonce of its own.
+func TestAEAD(t *testing.T) {
+	data := []byte("a KCP datagram of twenty-four bytes or more")
+	gcm := testGCM(t, 1)
+	require.True(t, IsAEAD(gcm))
+	require.False(t, IsAEAD(testBlock(t, 1)))
+	assert.Equal(t, 12+16, Overhead(gcm))
+	s := NewSealer(gcm)
+	sealed := make([]byte, Overhead(gcm)+len(data))
+	require.Equal(t, len(sealed), s.Seal(sealed, data[:9], data[9:]))
+	nonces := map[string]bool{}
+	for range 1000 {
+		buf := make([]byte, len(sealed))
+		s.Seal(buf, data, nil)
+		nonces[string(buf[:12])] = true
+	}
+	assert.Len(t, nonces, 1000, "a nonce is never used twice")
+
+	_, ok := Open(testGCM(t, 2), bytes.Clone(sealed))
+	assert.False(t, ok, "another key")
+	_, ok = Open(testBlock(t, 1), bytes.Clone(sealed))
+	assert.False(t, ok, "the block framing")
+	for bit := range 8 * len(sealed) {
+		tampered := bytes.Clone(sealed)
+		tampered[bit/8] ^= 1 << (bit % 8)
+		_, ok := Open(gcm, tampered)
+		require.False(t, ok, "bit %d flipped: opened", bit)
+	}
+	got, ok := Open(gcm, sealed)
+	require.True(t, ok)
+	assert.Equal(t, data, got)
+}
+
+// TestAEADNoncePrefixChangesWhenTheCounterWraps: the counter part of the nonce never repeats
+// under one prefix.
+func TestAEADNoncePrefixChangesWhenTheCounterWraps(t *testing.T) {
+	s := NewSealer(testGCM(t, 1))
+	buf := make([]byte, 100)
+	s.count = 1<<32 - 1
+	s.Seal(buf, []byte("x"), nil)
+	last := bytes.Clone(buf[:12])
+	s.Seal(buf, []byte("x"), nil)
+	assert.Equal(t, uint32(1), s.count)
+	assert.Equal(t, []byte{0, 0, 0, 0}, buf[8:12], "counter 0")
+	assert.NotEqual(t, last[:8], buf[:8], "with a new prefix")
+}
+
+// FuzzSealOpen: what Seal writes, Open reads back, in either framing; anything else Open
+// rejects or reads without failing.
 func FuzzSealOpen(f *testing.F) {
 	f.Add([]byte("a KCP datagram of twenty-four bytes or more"), []byte{})
-	block := testBlock(f, 1)
-	s := NewSealer(block)
+	blocks := []kcp.BlockCrypt{testBlock(f, 1), testGCM(f, 1)}
+	sealers := []*Sealer{NewSealer(blocks[0]), NewSealer(blocks[1])}
 	f.Fuzz(func(t *testing.T, a, junk []byte) {
-		buf := make([]byte, CryptHeader+len(a))
-		n := s.Seal(buf, a[:len(a)/2], a[len(a)/2:])
-		got, ok := Open(block, buf[:n])
-		if len(a) >= kcp.IKCP_OVERHEAD && (!ok || !bytes.Equal(got, a)) {
-			t.Fatalf("round trip of %d bytes: ok %v", len(a), ok)
+		for i, block := range blocks {
+			buf := make([]byte, Overhead(block)+len(a))
+			n := sealers[i].Seal(buf, a[:len(a)/2], a[len(a)/2:])
+			got, ok := Open(block, buf[:n])
+			if len(a) >= kcp.IKCP_OVERHEAD && (!ok || !bytes.Equal(got, a)) {
+				t.Fatalf("round trip of %d bytes with %T: ok %v", len(a), block, ok)
+			}
+			Open(block, bytes.Clone(junk))
 		}
-		Open(block, junk)
 	})
 }

@@ -30,7 +30,10 @@ func SplitKeys(b []byte, maxKey int) ([][]byte, error) {
 		if n > len(b) {
 			return nil, fmt.Errorf("%w: key length %d beyond the value", ErrBadFrame, n)
 		}
-		if n == 0 || n > maxKey {
+		if n == 0 { // a bad request, as an empty key is for every other op (PROTOCOL.md)
+			return nil, fmt.Errorf("%w: an empty key", ErrBadFrame)
+		}
+		if n > maxKey {
 			return nil, fmt.Errorf("%w: key of %d bytes", ErrFrameTooLarge, n)
 		}
 		if len(keys) == MaxMGetKeys {

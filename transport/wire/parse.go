@@ -17,18 +17,25 @@ import (
 // know, which are skipped) any JSON value, nested at most maxDepth deep. Integer fields must be
 // JSON integers (no fraction, no exponent) within their type's range; strings may use every JSON
 // escape. FuzzParseHeader checks it against encoding/json.
+//
+// Two kinds of error: a header that is not a JSON object (ErrBadHeader alone) could not be read
+// at all; one that is, but lacks "v" or has a field of the wrong type or range or a key that is
+// not UTF-8 (ErrBadField too), was read, and its "id" and "op" are kept if they themselves are
+// well formed, so that the error's reply carries them (PROTOCOL.md).
 
 const maxDepth = 32 // nesting of an unknown field's value
 
 var errSyntax = errors.New("invalid JSON")
 
-// scanner reads one JSON text. pos is the next byte.
+// scanner reads one JSON text. pos is the next byte; why, what the last failure wanted.
 type scanner struct {
 	b   []byte
 	pos int
+	why string
 }
 
 func (s *scanner) fail(what string) error {
+	s.why = what
 	return fmt.Errorf("%w: %w: %s at byte %d", ErrBadHeader, errSyntax, what, s.pos)
 }
 
@@ -68,6 +75,7 @@ func parseHeader(data []byte, h *Header) error {
 	}
 	s.pos++
 	hasVersion := false
+	var bad error // the first field that could not be read
 	if s.peek() == '}' {
 		s.pos++
 	} else {
@@ -80,10 +88,15 @@ func parseHeader(data []byte, h *Header) error {
 				return err
 			}
 			if string(name) == "v" {
-				hasVersion = true
+				hasVersion = s.peek() != 'n' // null: as if absent
 			}
-			if err := s.field(name, h); err != nil {
-				return err
+			if err := s.readField(name, h); err != nil {
+				if !errors.Is(err, ErrBadField) {
+					return err
+				}
+				if bad == nil {
+					bad = err
+				}
 			}
 			if c := s.peek(); c == ',' {
 				s.pos++
@@ -95,16 +108,35 @@ func parseHeader(data []byte, h *Header) error {
 			return s.fail("want ',' or '}'")
 		}
 	}
-	if s.peek() != 0 {
+	if s.space(); s.pos != len(s.b) { // not peek: a NUL byte is data too
 		return s.fail("data after the object")
 	}
-	if !hasVersion {
-		return fmt.Errorf("%w: no protocol version", ErrBadHeader)
-	}
-	if !utf8.Valid(h.Key) {
-		return fmt.Errorf("%w: key is not valid UTF-8", ErrBadHeader)
+	switch {
+	case bad != nil:
+		return bad
+	case !hasVersion:
+		return fmt.Errorf("%w: %w: no protocol version (v)", ErrBadHeader, ErrBadField)
+	case !utf8.Valid(h.Key):
+		return fmt.Errorf("%w: %w: key is not valid UTF-8", ErrBadHeader, ErrBadField)
 	}
 	return nil
+}
+
+// readField reads the value of the field name into h. A value of the wrong type or range is
+// skipped over as any JSON value and reported as ErrBadField; only a value that is not JSON at
+// all fails the header (ErrBadHeader alone).
+func (s *scanner) readField(name []byte, h *Header) error {
+	start := s.pos
+	err := s.field(name, h)
+	if err == nil {
+		return nil
+	}
+	why := s.why
+	s.pos = start
+	if serr := s.skip(0); serr != nil {
+		return serr
+	}
+	return fmt.Errorf("%w: %w: field %q: %s", ErrBadHeader, ErrBadField, name, why)
 }
 
 // field reads the value of the field name into h (a field it does not know is skipped).

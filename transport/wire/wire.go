@@ -32,6 +32,10 @@ var (
 	ErrFrameTooLarge = errors.New("wire: frame too large")
 	ErrBadFrame      = errors.New("wire: malformed frame")
 	ErrBadHeader     = errors.New("wire: malformed header")
+	// ErrBadField comes with ErrBadHeader for a header that is a JSON object but not a valid
+	// header (no "v", a field of the wrong type or range, a key that is not UTF-8): Decode then
+	// keeps its id and op, which the reply to it carries.
+	ErrBadField = errors.New("wire: bad header field")
 )
 
 // Header is the JSON header of a frame. Field names are short because every message carries
@@ -159,8 +163,9 @@ func writeHeader(s *jsoniter.Stream, h *Header) {
 // Decode parses a frame body (what Splitter.Next returns: everything after the length prefix)
 // into h and returns the value, which aliases body. Unknown header fields are ignored; an
 // unknown op decodes as OpNone with its name in OpName and no error (the receiver answers
-// CodeUnknownOp). h is reset first, and on an error it is left reset: nothing of an earlier
-// frame survives into the answer to this one.
+// CodeUnknownOp). h is reset first, and on an error it is left reset, but for its ID, Op and
+// OpName when the error is ErrBadField (the header was read: the reply carries them): nothing
+// of an earlier frame survives into the answer to this one.
 func Decode(body []byte, h *Header) (value []byte, err error) {
 	h.Reset()
 	if len(body) < hlenLen {
@@ -171,7 +176,11 @@ func Decode(body []byte, h *Header) (value []byte, err error) {
 		return nil, fmt.Errorf("%w: header length %d in a frame of %d", ErrBadFrame, hlen, len(body))
 	}
 	if err := parseHeader(body[hlenLen:hlenLen+hlen], h); err != nil {
+		id, op, name := h.ID, h.Op, h.OpName
 		h.Reset()
+		if errors.Is(err, ErrBadField) {
+			h.ID, h.Op, h.OpName = id, op, name
+		}
 		return nil, err
 	}
 	return body[hlenLen+hlen:], nil

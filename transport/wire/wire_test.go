@@ -258,6 +258,9 @@ func TestMGetEncodingRoundTrip(t *testing.T) {
 	assert.ErrorIs(t, err, ErrBadFrame)
 	_, err = SplitKeys(AppendKeys(nil, []string{"toolong"}), 3)
 	assert.ErrorIs(t, err, ErrFrameTooLarge)
+	_, err = SplitKeys(AppendKeys(nil, []string{"a", ""}), 250) // #23 item 9: code 6, as for every op
+	assert.ErrorIs(t, err, ErrBadFrame)
+	assert.NotErrorIs(t, err, ErrFrameTooLarge)
 
 	var reply []byte
 	reply = AppendMGetResult(reply, true, 7, []byte("v"))
