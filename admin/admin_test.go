@@ -152,7 +152,7 @@ func (m metrics) histogram(tb testing.TB, name string) *dto.Histogram {
 // TestMetricsCountWhatClientsDo drives a daemon through the SDK and checks that the scraped
 // counters moved by what was done.
 func TestMetricsCountWhatClientsDo(t *testing.T) {
-	d, srv := startDaemon(t, daemon.Config{Cache: stages.CacheConfig{Memory: 64 << 20}})
+	d, srv := startDaemon(t, daemon.Config{Threads: 4, Cache: stages.CacheConfig{Memory: 64 << 20}})
 	before := scrape(t, srv)
 	ctx := testCtx(t)
 	c, err := client.Dial(d.Addr().String())
