@@ -233,6 +233,30 @@ func TestMetricsCountWhatClientsDo(t *testing.T) {
 	assert.Positive(t, after.value(t, "process_resident_memory_bytes"))
 }
 
+// TestMetricsSayWhichLoopRunsEachStage: under a mapping where loops host several stages
+// (-threads 2, and 1), each loop's metrics are labelled with the stages it hosts, and each stage's
+// with its own name and its loop's.
+func TestMetricsSayWhichLoopRunsEachStage(t *testing.T) {
+	for threads, hosts := range map[int]map[string]string{
+		1: {"incoming": "incoming+sessionmgr+cacheprc+outgoing", "sessionmgr": "incoming+sessionmgr+cacheprc+outgoing",
+			"cacheprc": "incoming+sessionmgr+cacheprc+outgoing", "outgoing": "incoming+sessionmgr+cacheprc+outgoing"},
+		2: {"incoming": "incoming+sessionmgr", "sessionmgr": "incoming+sessionmgr", "cacheprc": "cacheprc+outgoing", "outgoing": "cacheprc+outgoing"},
+	} {
+		d, srv := startDaemon(t, daemon.Config{Threads: threads})
+		ctx := testCtx(t)
+		c, err := client.Dial(d.Addr().String())
+		require.NoError(t, err)
+		_, err = c.Set(ctx, "k", []byte("v"))
+		require.NoError(t, err)
+		c.Close()
+		m := scrape(t, srv)
+		for stage, loopName := range hosts {
+			assert.Positive(t, m.value(t, "pipecache_stage_tasks_total", "stage", stage, "loop", loopName), "-threads %d: %s", threads, stage)
+			assert.Positive(t, m.value(t, "pipecache_loop_iterations_total", "loop", loopName), "-threads %d: %s", threads, loopName)
+		}
+	}
+}
+
 // TestFsyncModeInMetrics: /metrics says which durability the store was started with.
 func TestFsyncModeInMetrics(t *testing.T) {
 	for _, mode := range []nameservice.Fsync{nameservice.FsyncAlways, nameservice.FsyncEverySec, nameservice.FsyncNo} {

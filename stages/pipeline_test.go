@@ -13,6 +13,7 @@ import (
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -133,4 +134,52 @@ func TestPanickingHandlerLeavesNoKeyWedged(t *testing.T) {
 		assert.Equal(t, "again", string(it.Value))
 	}
 	assert.Equal(t, uint64(4), cache.Stage().Stats().Panics)
+}
+
+// TestOneLoopHandsOffWithoutWakeUps: with -threads 1 every stage is on one loop, so a hand-off
+// between two stages (Incoming -> CachePrc or SessionMgr -> Incoming, CachePrc -> Outgoing) is a
+// push the same iteration drains: no queue between stages is ever signalled. Only the queue that
+// Outgoing's store goroutines feed (CachePrc's completions) wakes the loop. With -threads 4 the
+// same traffic crosses threads, and CachePrc's requests wake its loop: the counter measures.
+func TestOneLoopHandsOffWithoutWakeUps(t *testing.T) {
+	for _, threads := range []int{1, 4} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			d := startDaemon(t, daemon.Config{Threads: threads})
+			c := stages.Dial(t, d.Addr().String())
+			ctx := stages.TestCtx(t)
+			sub, err := c.Subscribe(ctx, "watched")
+			require.NoError(t, err)
+			for i := range 100 {
+				key := fmt.Sprintf("k%d", i%10)
+				_, err := c.Set(ctx, key, []byte("v"))
+				require.NoError(t, err)
+				_, err = c.Get(ctx, key)
+				require.NoError(t, err)
+				_, err = c.Get(ctx, fmt.Sprintf("absent%d", i)) // a load: Outgoing's goroutines
+				require.ErrorIs(t, err, client.ErrNotFound)
+			}
+			_, err = c.Set(ctx, "watched", []byte("x")) // an event: CachePrc -> SessionMgr -> Incoming
+			require.NoError(t, err)
+			select {
+			case <-sub.C:
+			case <-ctx.Done():
+				t.Fatal("no push for the watched key")
+			}
+			p := d.Pipeline()
+			wakeups := map[string]uint64{}
+			for _, st := range []*loop.Stage{p.Incoming.Stage(), p.Sessions.Stage(), p.Cache.Stage(), p.Outgoing.Stage()} {
+				for _, q := range st.Stats().Queues {
+					wakeups[q.Name] = q.Wakeups
+				}
+			}
+			between := []string{"incoming.replies", "sessionmgr.requests", "cacheprc.requests", "outgoing.requests"}
+			if threads == 1 {
+				for _, q := range between {
+					assert.Zero(t, wakeups[q], "%s: a hand-off within the one loop wrote its eventfd", q)
+				}
+				return
+			}
+			assert.Positive(t, wakeups["cacheprc.requests"], "four loops: Incoming woke CachePrc's loop")
+		})
+	}
 }
