@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
@@ -180,6 +181,40 @@ func TestOneLoopHandsOffWithoutWakeUps(t *testing.T) {
 				return
 			}
 			assert.Positive(t, wakeups["cacheprc.requests"], "four loops: Incoming woke CachePrc's loop")
+		})
+	}
+}
+
+// TestCommitterStaysOnItsThread: the committer runs every group commit on one OS thread, its
+// own, whatever the mapping: it never migrates between threads from one commit to the next
+// (nor runs on a loop's).
+func TestCommitterStaysOnItsThread(t *testing.T) {
+	for _, threads := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			var mu sync.Mutex
+			tids := map[int]int{}
+			t.Cleanup(stages.SetCommitted(func() { mu.Lock(); tids[unix.Gettid()]++; mu.Unlock() }))
+			d := startDaemon(t, daemon.Config{Threads: threads})
+			c := stages.Dial(t, d.Addr().String())
+			ctx := stages.TestCtx(t)
+			var wg sync.WaitGroup
+			for g := range 4 { // several writers: commits of one write and of many
+				wg.Go(func() {
+					for i := range 50 {
+						_, err := c.Set(ctx, fmt.Sprintf("k%d:%d", g, i), []byte("v"))
+						assert.NoError(t, err)
+					}
+				})
+			}
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			commits := 0
+			for _, n := range tids {
+				commits += n
+			}
+			assert.Positive(t, commits)
+			assert.Len(t, tids, 1, "%d commits ran on these threads (tid: commits): %v", commits, tids)
 		})
 	}
 }
