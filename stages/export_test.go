@@ -53,3 +53,7 @@ func SetCommitted(fn func()) (restore func()) {
 	committedOn = fn
 	return func() { committedOn = func() {} }
 }
+
+// RaceEnabled says whether the race detector is on (it makes sync.Pool drop items at random and
+// allocates in instrumented code).
+const RaceEnabled = raceEnabled
