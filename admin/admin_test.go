@@ -152,7 +152,7 @@ func (m metrics) histogram(tb testing.TB, name string) *dto.Histogram {
 // TestMetricsCountWhatClientsDo drives a daemon through the SDK and checks that the scraped
 // counters moved by what was done.
 func TestMetricsCountWhatClientsDo(t *testing.T) {
-	d, srv := startDaemon(t, daemon.Config{Cache: stages.CacheConfig{Memory: 64 << 20}})
+	d, srv := startDaemon(t, daemon.Config{Threads: 4, Cache: stages.CacheConfig{Memory: 64 << 20}})
 	before := scrape(t, srv)
 	ctx := testCtx(t)
 	c, err := client.Dial(d.Addr().String())
@@ -212,12 +212,14 @@ func TestMetricsCountWhatClientsDo(t *testing.T) {
 	}
 	assert.Greater(t, delta("pipecache_transport_sent_bytes_total"), delta("pipecache_transport_sent_datagrams_total"))
 
-	// Every stage's loop and queues.
+	// Every loop, the stages it hosts, and their queues (one loop per stage: Threads 4).
 	for _, stage := range []string{"incoming", "sessionmgr", "cacheprc", "outgoing"} {
-		assert.Positive(t, delta("pipecache_loop_iterations_total", "stage", stage), stage)
-		assert.Positive(t, delta("pipecache_loop_tasks_total", "stage", stage), stage)
-		assert.Positive(t, after.value(t, "pipecache_loop_busy_seconds_total", "stage", stage), stage)
-		assert.Zero(t, after.value(t, "pipecache_loop_panics_total", "stage", stage), stage)
+		assert.Positive(t, delta("pipecache_loop_iterations_total", "loop", stage), stage)
+		assert.Positive(t, delta("pipecache_loop_tasks_total", "loop", stage), stage)
+		assert.Positive(t, after.value(t, "pipecache_loop_busy_seconds_total", "loop", stage), stage)
+		assert.Zero(t, after.value(t, "pipecache_loop_panics_total", "loop", stage), stage)
+		assert.Positive(t, delta("pipecache_stage_tasks_total", "stage", stage, "loop", stage), stage)
+		assert.Zero(t, after.value(t, "pipecache_stage_panics_total", "stage", stage, "loop", stage), stage)
 	}
 	assert.GreaterOrEqual(t, delta("pipecache_queue_pushed_total", "stage", "cacheprc", "queue", "requests"), float64(writes+3))
 	assert.Equal(t, float64(1<<14), after.value(t, "pipecache_queue_capacity", "stage", "cacheprc", "queue", "requests"))
@@ -229,6 +231,30 @@ func TestMetricsCountWhatClientsDo(t *testing.T) {
 	assert.Equal(t, float64(1), after.value(t, "pipecache_ready"))
 	assert.Positive(t, after.value(t, "go_goroutines"))
 	assert.Positive(t, after.value(t, "process_resident_memory_bytes"))
+}
+
+// TestMetricsSayWhichLoopRunsEachStage: under a mapping where loops host several stages
+// (-threads 2, and 1), each loop's metrics are labelled with the stages it hosts, and each stage's
+// with its own name and its loop's.
+func TestMetricsSayWhichLoopRunsEachStage(t *testing.T) {
+	for threads, hosts := range map[int]map[string]string{
+		1: {"incoming": "incoming+sessionmgr+cacheprc+outgoing", "sessionmgr": "incoming+sessionmgr+cacheprc+outgoing",
+			"cacheprc": "incoming+sessionmgr+cacheprc+outgoing", "outgoing": "incoming+sessionmgr+cacheprc+outgoing"},
+		2: {"incoming": "incoming+sessionmgr", "sessionmgr": "incoming+sessionmgr", "cacheprc": "cacheprc+outgoing", "outgoing": "cacheprc+outgoing"},
+	} {
+		d, srv := startDaemon(t, daemon.Config{Threads: threads})
+		ctx := testCtx(t)
+		c, err := client.Dial(d.Addr().String())
+		require.NoError(t, err)
+		_, err = c.Get(ctx, "absent") // a miss: every stage has a task (Outgoing a load)
+		require.ErrorIs(t, err, client.ErrNotFound)
+		c.Close()
+		m := scrape(t, srv)
+		for stage, loopName := range hosts {
+			assert.Positive(t, m.value(t, "pipecache_stage_tasks_total", "stage", stage, "loop", loopName), "-threads %d: %s", threads, stage)
+			assert.Positive(t, m.value(t, "pipecache_loop_iterations_total", "loop", loopName), "-threads %d: %s", threads, loopName)
+		}
+	}
 }
 
 // TestFsyncModeInMetrics: /metrics says which durability the store was started with.
@@ -349,12 +375,13 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"ExecNanos":       "pipecache_exec_seconds_total",
 		"Loop.Iterations": "pipecache_loop_iterations_total", "Loop.Sleeps": "pipecache_loop_sleeps_total", "Loop.Tasks": "pipecache_loop_tasks_total",
 		"Loop.Panics": "pipecache_loop_panics_total", "Loop.Busy": "pipecache_loop_busy_seconds_total", "Loop.Timers": "pipecache_loop_timers",
+		"Stage.Tasks": "pipecache_stage_tasks_total", "Stage.Panics": "pipecache_stage_panics_total",
 		"Queue.Len": "pipecache_queue_length", "Queue.Cap": "pipecache_queue_capacity", "Queue.Pushed": "pipecache_queue_pushed_total",
 		"Queue.Rejected": "pipecache_queue_rejected_total", "Queue.Wakeups": "pipecache_queue_wakeups_total",
 	}
 	// Not metrics of their own: names, derived values, and the nested structs walked below.
 	skip := map[string]bool{"Transport": true, "Loop.Name": true, "Loop.Uptime": true, "Loop.Utilisation": true,
-		"Loop.Queues": true, "Queue.Name": true}
+		"Loop.Queues": true, "Loop.Stages": true, "Stage.Name": true, "Stage.Loop": true, "Stage.Queues": true, "Queue.Name": true}
 	_, srv := startDaemon(t, daemon.Config{})
 	m := scrape(t, srv)
 	check := func(prefix string, v any) {
@@ -375,5 +402,6 @@ func TestEveryCounterIsExported(t *testing.T) {
 	check("", stages.SessionStats{})
 	check("", stages.CacheStats{})
 	check("Loop.", loop.Stats{})
+	check("Stage.", loop.StageStats{})
 	check("Queue.", loop.QueueStats{})
 }

@@ -15,6 +15,7 @@ type collector struct {
 	src    func() (Snapshot, bool) // the daemon's snapshot; false until it has started
 	plain  []plainMetric
 	loops  []loopMetric
+	stages []stageMetric
 	queues []queueMetric
 	fsync  *prometheus.Desc // the store's durability, as a label
 }
@@ -26,11 +27,20 @@ type plainMetric struct {
 	value func(*Snapshot) float64
 }
 
-// loopMetric is one of every stage loop's counters, labelled stage="incoming", ...
+// loopMetric is one of every loop's counters, labelled with the loop's name: the stages it
+// hosts (loop="incoming+sessionmgr", ...).
 type loopMetric struct {
 	desc  *prometheus.Desc
 	kind  prometheus.ValueType
 	value func(*loop.Stats) float64
+}
+
+// stageMetric is one of every stage's counters, labelled with the stage and the loop that
+// hosts it.
+type stageMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*loop.StageStats) float64
 }
 
 // queueMetric is one of every queue's counters, labelled with its stage and its name.
@@ -53,6 +63,7 @@ func newCollector(src func() (Snapshot, bool)) *collector {
 	c.plain = append(c.plain, cacheMetrics()...)
 	c.plain = append(c.plain, execCounters()...)
 	c.loops = loopMetrics()
+	c.stages = stageMetrics()
 	c.queues = queueMetrics()
 	c.fsync = prometheus.NewDesc("pipecache_store_fsync_info",
 		"Always 1; the label is the store's durability mode (-fsync: always, everysec or no).", []string{"mode"}, nil)
@@ -200,15 +211,25 @@ func execCounters() []plainMetric {
 
 func loopMetrics() []loopMetric {
 	l := func(name, help string, kind prometheus.ValueType, v func(*loop.Stats) float64) loopMetric {
-		return loopMetric{prometheus.NewDesc(name, help, []string{"stage"}, nil), kind, v}
+		return loopMetric{prometheus.NewDesc(name, help, []string{"loop"}, nil), kind, v}
 	}
 	return []loopMetric{
 		l("pipecache_loop_iterations_total", "Event-loop iterations.", counter, func(s *loop.Stats) float64 { return float64(s.Iterations) }),
 		l("pipecache_loop_sleeps_total", "Times the loop went to sleep in epoll_wait with nothing to do.", counter, func(s *loop.Stats) float64 { return float64(s.Sleeps) }),
-		l("pipecache_loop_tasks_total", "Tasks handed to the stage's handlers; per iteration, the batch size.", counter, func(s *loop.Stats) float64 { return float64(s.Tasks) }),
-		l("pipecache_loop_panics_total", "Handler panics recovered.", counter, func(s *loop.Stats) float64 { return float64(s.Panics) }),
+		l("pipecache_loop_tasks_total", "Tasks handed to the handlers of the stages the loop hosts; per iteration, the batch size.", counter, func(s *loop.Stats) float64 { return float64(s.Tasks) }),
+		l("pipecache_loop_panics_total", "Panics recovered on the loop: its stages' handlers, and its fd, timer and ReadyTimer callbacks.", counter, func(s *loop.Stats) float64 { return float64(s.Panics) }),
 		l("pipecache_loop_busy_seconds_total", "Time spent working rather than sleeping in epoll_wait; its rate is the busy ratio.", counter, func(s *loop.Stats) float64 { return s.Busy.Seconds() }),
 		l("pipecache_loop_timers", "Timers scheduled on the loop (approximate).", gauge, func(s *loop.Stats) float64 { return float64(s.Timers) }),
+	}
+}
+
+func stageMetrics() []stageMetric {
+	st := func(name, help string, kind prometheus.ValueType, v func(*loop.StageStats) float64) stageMetric {
+		return stageMetric{prometheus.NewDesc(name, help, []string{"stage", "loop"}, nil), kind, v}
+	}
+	return []stageMetric{
+		st("pipecache_stage_tasks_total", "Tasks handed to the stage's handlers; the loop label is the loop that hosts it.", counter, func(s *loop.StageStats) float64 { return float64(s.Tasks) }),
+		st("pipecache_stage_panics_total", "The stage's handler panics recovered.", counter, func(s *loop.StageStats) float64 { return float64(s.Panics) }),
 	}
 }
 
@@ -233,6 +254,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.loops {
 		ch <- m.desc
 	}
+	for _, m := range c.stages {
+		ch <- m.desc
+	}
 	for _, m := range c.queues {
 		ch <- m.desc
 	}
@@ -254,12 +278,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range c.loops {
 			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(ls), ls.Name)
 		}
-		for j := range ls.Queues {
-			qs := &ls.Queues[j]
-			name := strings.TrimPrefix(qs.Name, ls.Name+".")
-			for _, m := range c.queues {
-				ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(qs), ls.Name, name)
-			}
+		for j := range ls.Stages {
+			c.collectStage(ch, &ls.Stages[j])
+		}
+	}
+}
+
+// collectStage sends one stage's metrics and its queues'.
+func (c *collector) collectStage(ch chan<- prometheus.Metric, st *loop.StageStats) {
+	for _, m := range c.stages {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(st), st.Name, st.Loop)
+	}
+	for j := range st.Queues {
+		qs := &st.Queues[j]
+		name := strings.TrimPrefix(qs.Name, st.Name+".")
+		for _, m := range c.queues {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(qs), st.Name, name)
 		}
 	}
 }

@@ -17,7 +17,7 @@ type Snapshot struct {
 	Incoming stages.IncomingStats
 	Sessions stages.SessionStats
 	Cache    stages.CacheStats
-	Loops    []loop.Stats // every stage's loop and its queues, in pipeline order
+	Loops    []loop.Stats // every loop, the stages it hosts and their queues (daemon/pipeline.go's mapping)
 	Limits   Limits
 	Fsync    nameservice.Fsync // the embedded store's durability (daemon.Config.Fsync)
 }

@@ -77,10 +77,13 @@ type Result struct {
 	Errors    map[string]int64 `json:"errors,omitempty"`
 	Steal     int64            `json:"steal_jiffies"`                  // CPU stolen by the host during the run (/proc/stat)
 	ServerCPU float64          `json:"server_cpu_us_per_op,omitempty"` // the server process's CPU time per operation
-	Pushes    int64            `json:"pushes,omitempty"`               // change events the subscribers received
-	NearCache int              `json:"near_cache,omitempty"`           // near-cache size per session
-	NearHits  int64            `json:"near_hits,omitempty"`            // gets the near caches answered
-	Shared    bool             `json:"shared,omitempty"`               // one client object shared by every worker
+	// ServerSwitches is the server's context switches per operation, every thread's, voluntary
+	// and not (/proc/PID/task/*/status).
+	ServerSwitches float64 `json:"server_ctx_switches_per_op,omitempty"`
+	Pushes         int64   `json:"pushes,omitempty"`     // change events the subscribers received
+	NearCache      int     `json:"near_cache,omitempty"` // near-cache size per session
+	NearHits       int64   `json:"near_hits,omitempty"`  // gets the near caches answered
+	Shared         bool    `json:"shared,omitempty"`     // one client object shared by every worker
 
 	// The connections: the sessions that connected (the workers of the others did not run), the
 	// dials retried and the sessions that never connected, and the sessions lost after they
@@ -259,6 +262,7 @@ type measure struct {
 	pushes                *atomic.Int64
 	nearHits              func() uint64
 	steal, serverCPU, cpu int64
+	switches              int64 // the server's context switches, -1 if unknown
 	pushes0               int64
 	near                  uint64
 	counters              serverCounters
@@ -274,6 +278,7 @@ func startMeasure(ctx context.Context, cfg Config, d Driver, pushes *atomic.Int6
 		m.counters, m.countersErr = scrapeCounters(ctx, cfg.MetricsURL)
 	}
 	m.steal, m.serverCPU, m.cpu = readSteal(), processCPU(cfg.PID), selfCPU()
+	m.switches = processSwitches(cfg.PID)
 	m.pushes0, m.near = pushes.Load(), m.nearHits()
 	return m
 }
@@ -293,6 +298,9 @@ func (m *measure) finish(ctx context.Context, res *Result) {
 	res.ClientCPU = float64(cpu-m.cpu) / ops
 	if m.cfg.PID > 0 {
 		res.ServerCPU = float64(processCPU(m.cfg.PID)-m.serverCPU) / ops
+		if n := processSwitches(m.cfg.PID); n >= 0 && m.switches >= 0 {
+			res.ServerSwitches = float64(n-m.switches) / ops
+		}
 	}
 	if m.cfg.MetricsURL == "" {
 		return

@@ -77,6 +77,9 @@ func costLine(r Result) string {
 	if r.ServerCPU > 0 {
 		parts = append(parts, fmt.Sprintf("server CPU %.1f µs", r.ServerCPU))
 	}
+	if r.ServerSwitches > 0 {
+		parts = append(parts, fmt.Sprintf("server context switches %.2f", r.ServerSwitches))
+	}
 	if r.DatagramsIn > 0 || r.DatagramsOut > 0 {
 		parts = append(parts, fmt.Sprintf("server datagrams %.2f in, %.2f out; %.2f stage wake-ups", r.DatagramsIn, r.DatagramsOut, r.Wakeups))
 	}
@@ -97,24 +100,32 @@ func workloads(results []Labelled) []string {
 	return out
 }
 
-// serverNames returns the server names in the order they first appear, pipecache first.
+// serverNames returns the server names: pipecache's first (pipecache, then its variants by name:
+// pipecache-t1, pipecache-t2...), then the others in the order they first appear.
 func serverNames(results []Labelled) []string {
-	var out []string
+	var pc, out []string
 	for _, r := range results {
-		if !slices.Contains(out, r.Server) {
+		switch {
+		case slices.Contains(pc, r.Server) || slices.Contains(out, r.Server):
+		case isPipecache(r.Server):
+			pc = append(pc, r.Server)
+		default:
 			out = append(out, r.Server)
 		}
 	}
-	if i := slices.Index(out, "pipecache"); i > 0 {
-		out = append(append([]string{"pipecache"}, out[:i]...), out[i+1:]...)
-	}
-	return out
+	slices.Sort(pc) // "pipecache" sorts before "pipecache-..."
+	return append(pc, out...)
 }
+
+// isPipecache says whether a result's server is a pipecached (compare.sh names its variants
+// pipecache-NAME).
+func isPipecache(server string) bool { return strings.HasPrefix(server, "pipecache") }
 
 // rounds are the results of one server in one table row, with their medians and sums.
 type rounds struct {
 	n                               int
 	ops, serverCPU, clientCPU       float64
+	switches                        float64
 	in, out, wakeups                float64
 	p50, p99, p999                  int64
 	steal, errors                   int64
@@ -123,7 +134,7 @@ type rounds struct {
 }
 
 func collect(results []Labelled, keep func(Labelled) bool) rounds {
-	var ops, scpu, ccpu, in, out, wake []float64
+	var ops, scpu, ccpu, in, out, wake, sw []float64
 	var p50, p99, p999 []int64
 	var r rounds
 	for _, l := range results {
@@ -133,6 +144,7 @@ func collect(results []Labelled, keep func(Labelled) bool) rounds {
 		r.n++
 		ops, scpu, ccpu = append(ops, l.OpsPerSec), append(scpu, l.ServerCPU), append(ccpu, l.ClientCPU)
 		in, out, wake = append(in, l.DatagramsIn), append(out, l.DatagramsOut), append(wake, l.Wakeups)
+		sw = append(sw, l.ServerSwitches)
 		p50, p99, p999 = append(p50, l.P50), append(p99, l.P99), append(p999, l.P999)
 		r.steal += l.Steal
 		r.opsSum, r.conflicts = r.opsSum+l.Ops, r.conflicts+l.Conflicts
@@ -146,18 +158,20 @@ func collect(results []Labelled, keep func(Labelled) bool) rounds {
 	}
 	r.ops, r.serverCPU, r.clientCPU = median(ops), median(scpu), median(ccpu)
 	r.in, r.out, r.wakeups = median(in), median(out), median(wake)
+	r.switches = median(sw)
 	r.p50, r.p99, r.p999 = median(p50), median(p99), median(p999)
 	return r
 }
 
 // Summarize prints, per workload, each server's medians over its rounds (ops/s, p50, p99, the
-// server's and the load generator's CPU per op, pipecached's datagrams and wake-ups per op),
+// server's and the load generator's CPU per op, the server's context switches per op,
+// pipecached's datagrams and wake-ups per op),
 // the errors and steal summed over its rounds, and pipecache's ratio to each other server.
 func Summarize(w io.Writer, results []Labelled) {
 	servers := serverNames(results)
 	for _, wl := range workloads(results) {
 		fmt.Fprintf(w, "\n%s\n", wl)
-		fmt.Fprintf(w, "| server | rounds | ops/s (median) | p50 µs | p99 µs | server CPU µs/op | load generator CPU µs/op | server datagrams in / out per op | stage wake-ups per op | errors | steal jiffies | pipecache ops/s ÷ this |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "| server | rounds | ops/s (median) | p50 µs | p99 µs | server CPU µs/op | server context switches per op | load generator CPU µs/op | server datagrams in / out per op | stage wake-ups per op | errors | steal jiffies | pipecache ops/s ÷ this |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		rows := map[string]rounds{}
 		for _, s := range servers {
 			if r := collect(results, func(l Labelled) bool { return l.Workload == wl && l.Server == s }); r.n > 0 {
@@ -177,10 +191,35 @@ func Summarize(w io.Writer, results []Labelled) {
 			if r.in > 0 || r.out > 0 {
 				dgrams, wake = fmt.Sprintf("%.2f / %.2f", r.in, r.out), fmt.Sprintf("%.2f", r.wakeups)
 			}
-			fmt.Fprintf(w, "| %s | %d | %.0f | %d | %d | %s | %.1f | %s | %s | %d | %d | %s |\n", s, r.n, r.ops, r.p50, r.p99,
-				orDash(r.serverCPU), r.clientCPU, dgrams, wake, r.errors, r.steal, ratio)
+			fmt.Fprintf(w, "| %s | %d | %.0f | %d | %d | %s | %s | %.1f | %s | %s | %d | %d | %s |\n", s, r.n, r.ops, r.p50, r.p99,
+				orDash(r.serverCPU), switches(r.switches), r.clientCPU, dgrams, wake, r.errors, r.steal, ratio)
 		}
 		conflictsNote(w, servers, rows)
+		variantRatios(w, servers, rows)
+	}
+}
+
+// variantRatios says, under a table with pipecached variants (compare.sh's THREADS, VARIANTS),
+// each variant's ops/s against every other server's.
+func variantRatios(w io.Writer, servers []string, rows map[string]rounds) {
+	var lines []string
+	for _, v := range servers {
+		pv, ok := rows[v]
+		if !ok || v == "pipecache" || !isPipecache(v) {
+			continue
+		}
+		var parts []string
+		for _, o := range servers {
+			if r, ok := rows[o]; ok && !isPipecache(o) && r.ops > 0 {
+				parts = append(parts, fmt.Sprintf("%.2fx %s", pv.ops/r.ops, o))
+			}
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("%s: %s", v, strings.Join(parts, ", ")))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nops/s against the others: %s\n", strings.Join(lines, "; "))
 	}
 }
 
@@ -196,6 +235,14 @@ func conflictsNote(w io.Writer, servers []string, rows map[string]rounds) {
 	if len(parts) > 0 {
 		fmt.Fprintf(w, "\nLost CAS races per operation (each one more round trip or two): %s\n", strings.Join(parts, ", "))
 	}
+}
+
+// switches writes context switches per op with the precision the targets need (0.3 per get).
+func switches(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func orDash(v float64) string {

@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 const sampleMetrics = `# HELP pipecache_transport_received_datagrams_total UDP datagrams received.
@@ -143,24 +148,73 @@ func TestSummarizeLoss(t *testing.T) {
 func TestSummarizeNamesAndCosts(t *testing.T) {
 	results := []Labelled{
 		{Workload: "w", Result: Result{Server: "redis-aof", OpsPerSec: 5000, ServerCPU: 20, ClientCPU: 15}},
-		{Workload: "w", Result: Result{Server: "pipecache", OpsPerSec: 10000, ServerCPU: 30, ClientCPU: 40,
+		{Workload: "w", Result: Result{Server: "pipecache", OpsPerSec: 10000, ServerCPU: 30, ServerSwitches: 0.25, ClientCPU: 40,
 			DatagramsIn: 2, DatagramsOut: 1.5, Wakeups: 2.25, Errors: map[string]int64{"timeout": 3}}},
 	}
 	var out bytes.Buffer
 	Summarize(&out, results)
 	s := out.String()
 	assert.Less(t, strings.Index(s, "| pipecache |"), strings.Index(s, "| redis-aof |"), "pipecache first")
-	assert.Contains(t, s, "| pipecache | 1 | 10000 | 0 | 0 | 30.0 | 40.0 | 2.00 / 1.50 | 2.25 | 3 | 0 | - |")
-	assert.Contains(t, s, "| redis-aof | 1 | 5000 | 0 | 0 | 20.0 | 15.0 | - | - | 0 | 0 | 2.00 |")
+	assert.Contains(t, s, "| pipecache | 1 | 10000 | 0 | 0 | 30.0 | 0.25 | 40.0 | 2.00 / 1.50 | 2.25 | 3 | 0 | - |")
+	assert.Contains(t, s, "| redis-aof | 1 | 5000 | 0 | 0 | 20.0 | - | 15.0 | - | - | 0 | 0 | 2.00 |")
 }
 
 func TestReportSaysConnectionsAndCosts(t *testing.T) {
 	var out bytes.Buffer
 	Report(&out, []Result{{Server: "pipecache", Seconds: 1, Shared: true, SessionsUp: 1, DialRetries: 3, SessionsLost: 2,
-		ClientCPU: 12.5, DatagramsIn: 1.5, DatagramsOut: 1.5, Wakeups: 2, Warnings: []string{"server counters: refused"}}})
+		ClientCPU: 12.5, ServerSwitches: 0.125, DatagramsIn: 1.5, DatagramsOut: 1.5, Wakeups: 2, Warnings: []string{"server counters: refused"}}})
 	s := out.String()
 	assert.Contains(t, s, "pipecache: one client shared by every worker; 1 sessions connected, 3 dial retries, 0 dial failures, 2 sessions lost after connecting")
 	assert.Contains(t, s, "load generator CPU 12.5 µs")
+	assert.Contains(t, s, "server context switches 0.12")
 	assert.Contains(t, s, "server datagrams 1.50 in, 1.50 out; 2.00 stage wake-ups")
 	assert.Contains(t, s, "not measured: server counters: refused")
+}
+
+// TestProcessSwitchesCountsEveryThread: the context switches of a thread that is not the
+// process's first are counted: a locked thread that blocks 20 times switches out at least 20
+// times, and the process's count is at least its and the first thread's together.
+func TestProcessSwitchesCountsEveryThread(t *testing.T) {
+	assert.Equal(t, int64(-1), processSwitches(0))
+	tid, release := make(chan int), make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // a thread of its own, never unlocked: it exits with the goroutine
+		for range 20 {
+			time.Sleep(time.Millisecond) // the thread blocks in the kernel: a voluntary switch
+		}
+		tid <- unix.Gettid()
+		<-release // the thread lives until it has been counted
+	}()
+	defer close(release)
+	pid := os.Getpid()
+	threadSwitches := func(tid int) int64 {
+		p, err := procfs.NewProc(pid)
+		require.NoError(t, err)
+		th, err := p.Thread(tid)
+		require.NoError(t, err)
+		st, err := th.NewStatus()
+		require.NoError(t, err)
+		return int64(st.TotalCtxtSwitches())
+	}
+	locked := threadSwitches(<-tid)
+	assert.GreaterOrEqual(t, locked, int64(20))
+	first := threadSwitches(pid)
+	assert.GreaterOrEqual(t, processSwitches(pid), locked+first) // counts only grow
+}
+
+// TestSummarizeComparesEveryVariant: with several pipecached variants (compare.sh's THREADS),
+// they come first, in name order, and each is compared with every other server.
+func TestSummarizeComparesEveryVariant(t *testing.T) {
+	results := []Labelled{
+		{Workload: "w", Result: Result{Server: "redis", OpsPerSec: 4000}},
+		{Workload: "w", Result: Result{Server: "pipecache-t2", OpsPerSec: 6000}},
+		{Workload: "w", Result: Result{Server: "memcached", OpsPerSec: 5000}},
+		{Workload: "w", Result: Result{Server: "pipecache-t1", OpsPerSec: 5000}},
+	}
+	var out bytes.Buffer
+	Summarize(&out, results)
+	s := out.String()
+	order := []int{strings.Index(s, "| pipecache-t1 |"), strings.Index(s, "| pipecache-t2 |"), strings.Index(s, "| redis |"), strings.Index(s, "| memcached |")}
+	assert.IsIncreasing(t, order, s)
+	assert.Contains(t, s, "ops/s against the others: pipecache-t1: 1.25x redis, 1.00x memcached; pipecache-t2: 1.50x redis, 1.20x memcached")
 }

@@ -22,14 +22,7 @@ source bench/lib.sh
 echo "== building"
 go build -o "$work/" ./cmd/pipecached ./cmd/pipecache-bench
 
-declare -A pid port
-start() {
-  local name=$1
-  shift
-  "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  pid[$name]=$!
-}
+declare -A port
 for s in pipecache redis redis-aof; do port[$s]=$(free_port); done
 echo "== starting on 127.0.0.1: pipecached :${port[pipecache]}, redis :${port[redis]}, redis-aof :${port[redis-aof]}"
 start pipecache "$work/pipecached" -listen "127.0.0.1:${port[pipecache]}" -data-dir "$work/data" -log-level warn

@@ -63,6 +63,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&d.Cache.NegativeTTL, "negative-ttl", 2*time.Second, "how long a key absent from the store is remembered as absent")
 	fs.DurationVar(&d.Cache.StoreTimeout, "store-timeout", 2*time.Second, "answer 'timeout' if the store takes longer")
 	fs.IntVar(&d.Outgoing.Workers, "store-workers", 8, "goroutines serving store loads")
+	fs.IntVar(&d.Threads, "threads", 0, "CPUs the stages' loops are meant for: 1 runs every stage on one loop, 2 or 3 on two, 4 or more one loop per stage (README, \"Threads\"); 0: the CPUs this process may run on")
+	fs.StringVar(&d.Loops, "loops", "", "which loop hosts which stage, instead of -threads: loops separated by ',', a loop's stages by '+', e.g. incoming+sessionmgr,cacheprc+outgoing")
 	fs.DurationVar(&d.Cache.ProcBudget, "proc-budget", 10*time.Millisecond, "time budget of one processor call (exec), checked after it returns: a slower call fails with over_budget and changes nothing; 0: none")
 	fs.Int64Var(&d.Cache.ProcMaxSteps, "proc-max-steps", 0, "step budget of one processor call (entries read, compared, copied or written), checked before the work: over it, over_budget; 0: none")
 	fs.BoolVar(&d.Cache.NoNegativeCache, "no-negative-cache", false, "kill switch: do not cache absent keys")
@@ -104,6 +106,11 @@ func parseConfig(args []string, w io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: see -h)", fs.Args())
 	}
 	cfg.daemon.Cache.Memory = cfg.memoryMB << 20
+	if cfg.daemon.Loops != "" {
+		if _, err := ParseMapping(cfg.daemon.Loops); err != nil {
+			return nil, fmt.Errorf("-loops: %w", err)
+		}
+	}
 	if cfg.storeURL != "" {
 		if _, _, err := nameservice.EtcdURL(cfg.storeURL); err != nil {
 			return nil, fmt.Errorf("-store: %w", err)

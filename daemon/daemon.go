@@ -54,6 +54,13 @@ type Config struct {
 	// registers its own into a registry and passes it here. nil: processor.Default() (the
 	// built-ins hash, list and zset).
 	Processors *processor.Registry
+	// Threads is how many CPUs the stages' loops are meant for (-threads); it chooses which loop
+	// hosts which stage (MappingFor: 1, all on one loop; 2 or 3, two loops; 4 or more, one loop
+	// per stage). 0: the CPUs this process may run on (sched_getaffinity).
+	Threads int
+	// Loops, if set, is the mapping itself instead (-loops; ParseMapping): which loop hosts
+	// which stage, e.g. "incoming+sessionmgr+cacheprc,outgoing".
+	Loops string
 	// Version names this build (buildinfo.Read().String()); the stats op reports it.
 	Version string
 	Logger  *slog.Logger // default slog.Default(); rate-limited per message (stages.LimitLogs)
@@ -80,6 +87,8 @@ func (cfg *Config) check() error {
 		{cfg.Incoming.Transport.Crypt != nil, "CryptKey", "Incoming.Transport (Crypt)"},
 		{cfg.Incoming.Routes != nil || cfg.Incoming.Pipeline || cfg.Cache.Info != nil,
 			"the wiring (Routes, Pipeline, Info)", "a stage's config"},
+		{cfg.Incoming.Loop != nil || cfg.Sessions.Loop != nil || cfg.Cache.Loop != nil || cfg.Outgoing.Loop != nil,
+			"Loops", "a stage's config (Loop)"},
 	} {
 		if f.set {
 			errs = append(errs, fmt.Errorf("%s is set in %s: it is the daemon's (Config.%s)", f.field, f.in, f.field))
@@ -153,7 +162,7 @@ func (d *Daemon) start(ctx context.Context, cfg Config) (err error) {
 	if err = d.register(cfg); err != nil {
 		return err
 	}
-	d.log.Info("pipecached listening", "addr", d.Addr().String(), "data", cfg.Store,
+	d.log.Info("pipecached listening", "addr", d.Addr().String(), "loops", d.p.Mapping.String(), "data", cfg.Store,
 		"fsync", cfg.Fsync.String(), "memory", d.limits.Memory, "version", startVersion, "processors", strings.Join(cfg.Processors.Names(), ","))
 	return nil
 }

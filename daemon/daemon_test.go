@@ -25,6 +25,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
+	"github.com/pipecache/pipecache/stages/loop"
 )
 
 const testTimeout = 60 * time.Second
@@ -279,6 +280,12 @@ func TestStartRefusesWhatIsTheDaemons(t *testing.T) {
 		{"Cache.Processors", "Config.Processors", func(c *Config) { c.Cache.Processors = processor.NewRegistry() }},
 		{"Sessions.Logger", "Config.Logger", func(c *Config) { c.Sessions.Logger = slog.Default() }},
 		{"Incoming.Pipeline", "wiring", func(c *Config) { c.Incoming.Pipeline = true }},
+		{"Cache.Loop", "Config.Loops", func(c *Config) {
+			l, err := loop.New(loop.Config{Name: "mine"})
+			require.NoError(t, err)
+			t.Cleanup(func() { l.Stop(context.Background()) })
+			c.Cache.Loop = l
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

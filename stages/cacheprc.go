@@ -55,6 +55,9 @@ type CacheConfig struct {
 	// it must not block.
 	Info func() ServerInfo
 
+	// Loop is the loop that hosts the stage (the daemon's mapping: daemon/pipeline.go); nil: a
+	// loop of its own.
+	Loop   *loop.Loop
 	Logger *slog.Logger
 }
 
@@ -122,7 +125,8 @@ type inflight struct {
 type CachePrc struct {
 	cfg      CacheConfig
 	log      *slog.Logger
-	loop     *loop.Loop
+	stage    *loop.Stage // the stage on its loop: its queues and hooks
+	loop     *loop.Loop  // the loop that hosts it (and maybe other stages)
 	requests *loop.Queue // from Incoming
 	done     *loop.Queue // completions from Outgoing
 	toStore  *loop.Queue // Outgoing's inbound queue (loads)
@@ -226,13 +230,14 @@ func NewCachePrc(cfg CacheConfig, startVersion uint64) (*CachePrc, error) {
 	if c.done, err = loop.NewQueue("cacheprc.completions", cfg.Queue); err != nil {
 		return nil, err
 	}
-	c.loop, err = loop.New(loop.Config{Name: "cacheprc", Stage: task.StageCachePrc, Logger: cfg.Logger,
-		OnPanic: c.onPanic, PipelineClose: true, OnQueueClosed: c.queueClosed})
+	c.stage, err = hostStage(cfg.Loop, loop.Config{Name: "cacheprc", Logger: cfg.Logger, PipelineClose: true},
+		loop.StageConfig{Name: "cacheprc", Stage: task.StageCachePrc, OnPanic: c.onPanic, OnQueueClosed: c.queueClosed})
 	if err == nil {
-		err = c.loop.AddQueue(c.requests, c.request)
+		c.loop = c.stage.Loop()
+		err = c.stage.AddQueue(c.requests, c.request)
 	}
 	if err == nil {
-		err = c.loop.AddQueue(c.done, c.completion)
+		err = c.stage.AddQueue(c.done, c.completion)
 	}
 	if err != nil {
 		return nil, err
@@ -262,7 +267,7 @@ func (c *CachePrc) Start() error {
 	if c.toStore == nil || c.commits == nil || c.replies == nil {
 		return errors.New("stages: cacheprc: Connect before Start")
 	}
-	return c.loop.Start()
+	return c.stage.Start()
 }
 
 // Stopping, in pipeline order (daemon.go): when the daemon closes the requests queue, CachePrc
@@ -276,17 +281,14 @@ func (c *CachePrc) queueClosed(q *loop.Queue) {
 		c.draining = true
 		c.closeStoreIfDone()
 	case c.done:
-		deadline := time.Now().Add(time.Minute)
-		if c.toEvents != nil {
-			c.toEvents.Drain(deadline)
-		}
-		c.toReplies.Drain(deadline)
-		stageFinished("cacheprc")
-		if c.events != nil {
-			if err := c.events.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
-				c.log.Warn("closing sessionmgr's queue", "err", err)
+		// The last replies and events leave without waiting (their stages may be on this very
+		// loop): toReplies finishes once toEvents, which it waits behind, has too.
+		c.toReplies.Finish(func() {
+			stageFinished("cacheprc")
+			if c.events != nil {
+				c.loop.CloseQueue(c.events)
 			}
-		}
+		})
 	}
 }
 
@@ -308,8 +310,11 @@ func (c *CachePrc) Requests() *loop.Queue { return c.requests }
 // Completions returns the queue Outgoing answers into.
 func (c *CachePrc) Completions() *loop.Queue { return c.done }
 
-// Loop returns the stage's loop.
+// Loop returns the loop that hosts the stage.
 func (c *CachePrc) Loop() *loop.Loop { return c.loop }
+
+// Stage returns the stage on its loop (for its own stats).
+func (c *CachePrc) Stage() *loop.Stage { return c.stage }
 
 // Config returns the stage's configuration, with its defaults resolved.
 func (c *CachePrc) Config() CacheConfig { return c.cfg }

@@ -2,8 +2,11 @@ package stages
 
 import (
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
@@ -117,8 +120,16 @@ func (p *CommitPort) publish(b *commitBatch) {
 func (p *CommitPort) takeBack() *commitBatch { return p.next.Swap(nil) }
 
 // committer commits the batches CachePrc publishes, each as soon as it is free, until Outgoing
-// finishes. Its own goroutine.
+// finishes. Its own goroutine, locked to an OS thread of its own (never unlocked: the thread
+// ends with it). Unlocked, it migrated between threads on every commit: woken from its channel
+// onto whichever thread Go's scheduler had free, then parked in the store's fsync, whose
+// blocking system call made the runtime hand that thread's P to another thread (sysmon). Locked,
+// it sleeps in its channel receive and in fsync on the same thread, and a commit costs that
+// thread's one wake-up (BENCHMARKS.md, "Threads": where the committer's CPU goes).
 func (o *Outgoing) committer() {
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	o.log.Debug("committer started", "tid", tid)
 	p := o.port
 	for {
 		b := p.next.Swap(nil)
@@ -131,6 +142,7 @@ func (o *Outgoing) committer() {
 			}
 		}
 		b.errs = append(b.errs[:0], o.commit(b.writes)...)
+		committedOn()
 		t := task.Get()
 		t.Op, t.Ctx = task.OpStore, b
 		o.complete(t)

@@ -9,8 +9,10 @@
 // Package daemon wires them together (daemon/pipeline.go), starts them and stops them in
 // pipeline order (finish.go says when each has done its part).
 //
-// Each stage runs on its own loop.Loop (package stages/loop): every method of a stage runs on
-// that loop's goroutine unless its comment says otherwise, and touches only that stage's state.
+// Each stage is hosted by a loop.Loop (package stages/loop), alone or beside other stages: the
+// daemon's mapping says which (daemon/pipeline.go); a stage made without one gets a loop of its
+// own (host.go). Every method of a stage runs on that loop's goroutine unless its comment says
+// otherwise, and touches only that stage's state, whatever else the loop hosts.
 // Stages hand each other *task.Task pointers through loop.Queues; a task belongs to the stage
 // holding it. The few goroutines that are not loops (Outgoing's load workers, committer, sweeper
 // and the change feed) touch nothing of a stage's: they talk to it through its queues, and the

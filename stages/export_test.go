@@ -46,3 +46,14 @@ func (c *CachePrc) Cached(ctx context.Context, key string) (expireAt int64, cach
 	})
 	return expireAt, cached, err
 }
+
+// SetCommitted makes fn run on the committer's goroutine after each group commit, until
+// restore.
+func SetCommitted(fn func()) (restore func()) {
+	committedOn = fn
+	return func() { committedOn = func() {} }
+}
+
+// RaceEnabled says whether the race detector is on (it makes sync.Pool drop items at random and
+// allocates in instrumented code).
+const RaceEnabled = raceEnabled

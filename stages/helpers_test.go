@@ -40,8 +40,8 @@ func newTestQueue(tb testing.TB, name string, capacity int) *loop.Queue {
 	return q
 }
 
-// startLoop starts a loop consuming q with handle, and stops it (checking it stopped cleanly)
-// when the test ends.
+// startLoop starts a loop hosting one stage (named as the loop) that consumes q with handle, and
+// stops it (checking it stopped cleanly) when the test ends.
 func startLoop(tb testing.TB, cfg loop.Config, q *loop.Queue, handle func(*task.Task)) *loop.Loop {
 	tb.Helper()
 	if cfg.Logger == nil {
@@ -49,10 +49,12 @@ func startLoop(tb testing.TB, cfg loop.Config, q *loop.Queue, handle func(*task.
 	}
 	l, err := loop.New(cfg)
 	require.NoError(tb, err)
+	st, err := l.Host(loop.StageConfig{Name: cfg.Name})
+	require.NoError(tb, err)
 	if q != nil {
-		require.NoError(tb, l.AddQueue(q, handle))
+		require.NoError(tb, st.AddQueue(q, handle))
 	}
-	require.NoError(tb, l.Start())
+	require.NoError(tb, st.Start())
 	tb.Cleanup(func() {
 		err := l.Stop(context.Background())
 		if err != nil && !errors.Is(err, loop.ErrLoopStopped) {

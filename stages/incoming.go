@@ -17,7 +17,9 @@ import (
 // IncomingConfig configures the Incoming stage.
 type IncomingConfig struct {
 	Transport transport.Config
-	CPUs      []int // optional CPU affinity of the loop
+	// Loop is the loop that hosts the stage (the daemon's mapping: daemon/pipeline.go); nil: a
+	// loop of its own.
+	Loop *loop.Loop
 	// Replies is the capacity of the queue other stages push replies and pushes into.
 	Replies int // default 16384
 	// Routes maps operations to the queue of the stage that serves them (CachePrc, SessionMgr).
@@ -45,7 +47,8 @@ type IncomingConfig struct {
 type Incoming struct {
 	cfg     IncomingConfig
 	log     *slog.Logger
-	loop    *loop.Loop
+	stage   *loop.Stage // the stage on its loop: its queue and hooks
+	loop    *loop.Loop  // the loop that hosts it (and maybe other stages)
 	srv     *transport.Server
 	replies *loop.Queue
 
@@ -97,12 +100,11 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	if in.srv, err = transport.NewServer(tcfg, in); err != nil {
 		return nil, err
 	}
-	in.loop, err = loop.New(loop.Config{
-		Name: "incoming", Stage: task.StageIncoming, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		OnStop: in.onStop, PipelineClose: cfg.Pipeline,
-	})
+	in.stage, err = hostStage(cfg.Loop, loop.Config{Name: "incoming", Logger: cfg.Logger, PipelineClose: cfg.Pipeline},
+		loop.StageConfig{Name: "incoming", Stage: task.StageIncoming, OnStop: in.onStop})
 	if err == nil {
-		err = in.loop.AddQueue(in.replies, in.reply)
+		in.loop = in.stage.Loop()
+		err = in.stage.AddQueue(in.replies, in.reply)
 	}
 	if err == nil {
 		err = in.srv.Attach(in.loop)
@@ -142,11 +144,14 @@ func (in *Incoming) Config() IncomingConfig { return in.cfg }
 // Replies returns the queue other stages push replies and pushes into.
 func (in *Incoming) Replies() *loop.Queue { return in.replies }
 
-// Loop returns the stage's loop (for barriers and stats).
+// Loop returns the loop that hosts the stage (for barriers and stats).
 func (in *Incoming) Loop() *loop.Loop { return in.loop }
 
-// Start runs the stage.
-func (in *Incoming) Start() error { return in.loop.Start() }
+// Stage returns the stage on its loop (for its own stats).
+func (in *Incoming) Stage() *loop.Stage { return in.stage }
+
+// Start runs the stage (its loop runs once every stage it hosts has started).
+func (in *Incoming) Start() error { return in.stage.Start() }
 
 // Stop stops the loop: on its own (not Pipeline) its reply queue is closed, every reply queued
 // is sent, and the socket is closed; in the pipeline it waits for SessionMgr to close the reply

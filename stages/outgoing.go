@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipecache/pipecache/nameservice"
@@ -22,7 +23,10 @@ type OutgoingConfig struct {
 	ProbeInterval time.Duration // how often a shared store's reachability and feed are checked; default 1 s
 	NoGroupCommit bool          // kill switch: commit writes one at a time (one key, one change)
 	Observer      StoreObserver // told of every store load and commit (metrics); nil: none
-	Logger        *slog.Logger
+	// Loop is the loop that hosts the stage (the daemon's mapping: daemon/pipeline.go); nil: a
+	// loop of its own.
+	Loop   *loop.Loop
+	Logger *slog.Logger
 }
 
 // StoreObserver is told how long each store call took, for metrics. Outgoing calls it from its
@@ -48,7 +52,8 @@ type StoreObserver interface {
 type Outgoing struct {
 	cfg   OutgoingConfig
 	log   *slog.Logger
-	loop  *loop.Loop
+	stage *loop.Stage // the stage on its loop: its queue and hooks
+	loop  *loop.Loop  // the loop that hosts it (and maybe other stages)
 	in    *loop.Queue // from CachePrc
 	out   *loop.Queue // CachePrc's completions
 	store nameservice.Store
@@ -60,6 +65,8 @@ type Outgoing struct {
 	ctx     context.Context    // ends the sweeper and the change feed
 	cancel  context.CancelFunc // at finish
 	workers sync.WaitGroup     // every goroutine of the stage
+	started atomic.Bool        // the goroutines began (the loop ran)
+	stopped chan struct{}      // closed once they have ended and CachePrc's completions are closed
 }
 
 // NewOutgoing creates the stage; completions go to out (CachePrc's completion queue). Its
@@ -67,7 +74,7 @@ type Outgoing struct {
 func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (*Outgoing, error) {
 	cfg.setDefaults()
 	o := &Outgoing{cfg: cfg, log: cfg.Logger.With("stage", "outgoing"), out: out, store: store,
-		loads: make(chan *task.Task, cfg.Workers*4)}
+		loads: make(chan *task.Task, cfg.Workers*4), stopped: make(chan struct{})}
 	_, shared := store.(Feed)
 	o.port = newCommitPort(cfg.MaxBatch, cfg.NoGroupCommit || shared)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
@@ -75,10 +82,11 @@ func NewOutgoing(cfg OutgoingConfig, store nameservice.Store, out *loop.Queue) (
 	if o.in, err = loop.NewQueue("outgoing.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	o.loop, err = loop.New(loop.Config{Name: "outgoing", Stage: task.StageOutgoing, Logger: cfg.Logger,
-		PipelineClose: true, OnStart: o.start, OnQueueClosed: func(*loop.Queue) { o.finish() }})
+	o.stage, err = hostStage(cfg.Loop, loop.Config{Name: "outgoing", Logger: cfg.Logger, PipelineClose: true},
+		loop.StageConfig{Name: "outgoing", Stage: task.StageOutgoing, OnStart: o.start, OnQueueClosed: func(*loop.Queue) { o.finish() }})
 	if err == nil {
-		err = o.loop.AddQueue(o.in, o.request)
+		o.loop = o.stage.Loop()
+		err = o.stage.AddQueue(o.in, o.request)
 	}
 	if err != nil {
 		return nil, err
@@ -125,6 +133,7 @@ func sendTo(ch chan<- *task.Task) func(*task.Task) error {
 
 // start runs on the loop before its first iteration: the goroutines begin.
 func (o *Outgoing) start() {
+	o.started.Store(true)
 	for range o.cfg.Workers {
 		o.workers.Go(o.loadWorker)
 	}
@@ -138,16 +147,30 @@ func (o *Outgoing) Requests() *loop.Queue { return o.in }
 // Commits returns the port through which CachePrc hands group commits to the committer.
 func (o *Outgoing) Commits() *CommitPort { return o.port }
 
-// Loop returns the stage's loop.
+// Loop returns the loop that hosts the stage.
 func (o *Outgoing) Loop() *loop.Loop { return o.loop }
 
+// Stage returns the stage on its loop (for its own stats).
+func (o *Outgoing) Stage() *loop.Stage { return o.stage }
+
+// Start runs the stage (its loop runs once every stage it hosts has started).
+func (o *Outgoing) Start() error { return o.stage.Start() }
+
 // Stop stops the stage on its own (not in a pipeline): it closes its inbound queue, so it
-// finishes what was queued, and waits for the loop to end.
+// finishes what was queued, and waits for the loop and the stage's goroutines to end.
 func (o *Outgoing) Stop(ctx context.Context) error {
 	if err := o.in.Close(ctx); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
 		return err
 	}
-	return o.loop.Stop(ctx)
+	if err := o.loop.Stop(ctx); err != nil || !o.started.Load() {
+		return err
+	}
+	select {
+	case <-o.stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stages: outgoing: stopping its goroutines: %w", ctx.Err())
+	}
 }
 
 func (o *Outgoing) request(t *task.Task) {
@@ -161,17 +184,25 @@ func (o *Outgoing) request(t *task.Task) {
 }
 
 // finish runs on the loop when CachePrc has closed the stage's queue (it has nothing in flight
-// any more, and every task before the poison pill has been handled): the waiting loads go to
-// the workers (waiting is allowed now: the loop is done), the goroutines finish and stop, and
-// only then is CachePrc's completion queue closed, after the last completion.
+// any more, and every task before the poison pill has been handled): once the waiting loads
+// have gone to the workers, the goroutines are told to stop.
 func (o *Outgoing) finish() {
-	o.toLoad.Drain(time.Now().Add(time.Minute))
+	o.toLoad.Finish(o.stopGoroutines)
+}
+
+// stopGoroutines ends the goroutines and, once they have ended, closes CachePrc's completion
+// queue after the last completion. The wait is a goroutine's of its own: the loop may host other
+// stages (CachePrc) that must go on meanwhile, and it is never a loop's to wait.
+func (o *Outgoing) stopGoroutines() {
 	close(o.loads)
 	close(o.port.stop)
 	o.cancel()
-	o.workers.Wait()
-	stageFinished("outgoing")
-	if err := o.out.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
-		o.log.Warn("closing cacheprc's completions", "err", err)
-	}
+	go func() {
+		defer close(o.stopped)
+		o.workers.Wait()
+		stageFinished("outgoing")
+		if err := o.out.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
+			o.log.Warn("closing cacheprc's completions", "err", err)
+		}
+	}()
 }

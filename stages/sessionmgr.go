@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
@@ -42,7 +41,10 @@ type SessionConfig struct {
 	// MaxSubscriptions bounds the keys and prefixes one session subscribes to; default 10,000.
 	MaxSubscriptions int
 	Queue            int // inbound queue capacity; default 4096
-	Logger           *slog.Logger
+	// Loop is the loop that hosts the stage (the daemon's mapping: daemon/pipeline.go); nil: a
+	// loop of its own.
+	Loop   *loop.Loop
+	Logger *slog.Logger
 }
 
 type session struct {
@@ -63,7 +65,8 @@ type session struct {
 type SessionMgr struct {
 	cfg        SessionConfig
 	log        *slog.Logger
-	loop       *loop.Loop
+	stage      *loop.Stage // the stage on its loop: its queue and hooks
+	loop       *loop.Loop  // the loop that hosts it (and maybe other stages)
 	in         *loop.Queue
 	replies    *loop.Queue
 	toIncoming *loop.Outbox // replies kept while Incoming is full (Connect)
@@ -138,11 +141,12 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
 	}
-	if m.loop, err = loop.New(loop.Config{Name: "sessionmgr", Stage: task.StageSessionMgr, Logger: cfg.Logger,
-		PipelineClose: true, OnQueueClosed: func(*loop.Queue) { m.finish() }}); err != nil {
+	if m.stage, err = hostStage(cfg.Loop, loop.Config{Name: "sessionmgr", Logger: cfg.Logger, PipelineClose: true},
+		loop.StageConfig{Name: "sessionmgr", Stage: task.StageSessionMgr, OnQueueClosed: func(*loop.Queue) { m.finish() }}); err != nil {
 		return nil, err
 	}
-	if err := m.loop.AddQueue(m.in, m.request); err != nil {
+	m.loop = m.stage.Loop()
+	if err := m.stage.AddQueue(m.in, m.request); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -163,14 +167,17 @@ func (m *SessionMgr) Start() error {
 	if m.replies == nil {
 		return errors.New("stages: sessionmgr: Connect before Start")
 	}
-	return m.loop.Start()
+	return m.stage.Start()
 }
 
 // Requests returns the queue Incoming routes session operations to.
 func (m *SessionMgr) Requests() *loop.Queue { return m.in }
 
-// Loop returns the stage's loop.
+// Loop returns the loop that hosts the stage.
 func (m *SessionMgr) Loop() *loop.Loop { return m.loop }
+
+// Stage returns the stage on its loop (for its own stats).
+func (m *SessionMgr) Stage() *loop.Stage { return m.stage }
 
 // SessionStats counts sessions.
 type SessionStats struct {
@@ -428,14 +435,13 @@ func (m *SessionMgr) dropConn(conn uint64) {
 func (m *SessionMgr) reply(t *task.Task) { m.toIncoming.Push(t) }
 
 // finish runs on the loop when the pipeline stops and SessionMgr's queue is closed (by CachePrc,
-// its last producer): the last replies and pushes go to Incoming, whose reply queue is then
-// closed.
+// its last producer): once the last replies and pushes have gone to Incoming, its reply queue is
+// closed. Nothing here waits: Incoming may be on this very loop.
 func (m *SessionMgr) finish() {
-	m.toIncoming.Drain(time.Now().Add(time.Minute))
-	stageFinished("sessionmgr")
-	if err := m.replies.Close(context.Background()); err != nil && !errors.Is(err, loop.ErrQueueClosed) {
-		m.log.Warn("closing incoming's replies", "err", err)
-	}
+	m.toIncoming.Finish(func() {
+		stageFinished("sessionmgr")
+		m.loop.CloseQueue(m.replies)
+	})
 }
 
 func (m *SessionMgr) fail(t *task.Task, code task.Code, err error) {

@@ -27,10 +27,14 @@ func testCtx(tb testing.TB) context.Context {
 	return ctx
 }
 
-// startInProcess runs a daemon in this process on a free loopback port.
+// startInProcess runs a daemon in this process on a free loopback port, with the mapping of
+// stages to loops this run tests (mapping_test.go) unless cfg chooses one.
 func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
 	tb.Helper()
 	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
+	if cfg.Threads == 0 && cfg.Loops == "" {
+		cfg.Threads = threadsUnderTest(tb)
+	}
 	if cfg.Store == "" && cfg.OwnStore == nil {
 		cfg.Store = tb.TempDir()
 	}
@@ -183,7 +187,8 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 
 func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	dir := t.TempDir()
-	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
+	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Threads: threadsUnderTest(t),
+		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	c := dialT(t, d.Addr().String())
 	ctx := testCtx(t)

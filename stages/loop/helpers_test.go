@@ -39,19 +39,27 @@ func newTestQueue(tb testing.TB, name string, capacity int) *Queue {
 	return q
 }
 
-// startLoop starts a loop consuming q with handle, and stops it (checking it stopped cleanly)
-// when the test ends.
+// startLoop starts a loop hosting one stage (named as the loop) that consumes q with handle,
+// and stops it (checking it stopped cleanly) when the test ends.
 func startLoop(tb testing.TB, cfg Config, q *Queue, handle func(*task.Task)) *Loop {
+	tb.Helper()
+	return startStage(tb, cfg, StageConfig{Name: cfg.Name}, q, handle).Loop()
+}
+
+// startStage is startLoop with the stage's own configuration.
+func startStage(tb testing.TB, cfg Config, sc StageConfig, q *Queue, handle func(*task.Task)) *Stage {
 	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(tb)
 	}
 	l, err := New(cfg)
 	require.NoError(tb, err)
+	st, err := l.Host(sc)
+	require.NoError(tb, err)
 	if q != nil {
-		require.NoError(tb, l.AddQueue(q, handle))
+		require.NoError(tb, st.AddQueue(q, handle))
 	}
-	require.NoError(tb, l.Start())
+	require.NoError(tb, st.Start())
 	tb.Cleanup(func() {
 		err := l.Stop(context.Background())
 		if err != nil && !errors.Is(err, ErrLoopStopped) {
@@ -61,7 +69,15 @@ func startLoop(tb testing.TB, cfg Config, q *Queue, handle func(*task.Task)) *Lo
 			tb.Errorf("loop %s: %d handler panics", l.Name(), s.Panics)
 		}
 	})
-	return l
+	return st
+}
+
+// host hosts a stage named name on l.
+func host(tb testing.TB, l *Loop, name string) *Stage {
+	tb.Helper()
+	st, err := l.Host(StageConfig{Name: name})
+	require.NoError(tb, err)
+	return st
 }
 
 // pushRetry pushes t, yielding while the queue is full, as a well-behaved producer outside the

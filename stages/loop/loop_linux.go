@@ -16,12 +16,12 @@ import (
 	"github.com/pipecache/pipecache/timer"
 )
 
-// Config configures a Loop. The zero value of every field but Name is a usable default.
+// Config configures a Loop. The zero value of every field but Name is a usable default. What
+// the loop runs is given by the stages it hosts (Host, stage.go).
 type Config struct {
-	// Name identifies the loop in logs, errors and stats ("incoming", "cacheprc", ...).
+	// Name identifies the loop in logs, errors and stats: the daemon names a loop after the
+	// stages it hosts ("incoming", "cacheprc+outgoing", ...).
 	Name string
-	// Stage is stamped into Task.Enter as tasks are taken from this loop's queues.
-	Stage task.Stage
 	// CPUs, if not empty, pins the loop's OS thread to these CPUs (sched_setaffinity).
 	CPUs []int
 	// Batch is the most tasks taken from one queue per iteration, so that one busy queue cannot
@@ -34,35 +34,27 @@ type Config struct {
 
 	// PipelineClose selects how Stop ends the loop. False (the default, for a loop on its own):
 	// Stop closes every inbound queue, so the loop handles what was already queued and exits.
-	// True (for a stage in the pipeline): Stop closes only the loop's control queue, runs
-	// OnStopRequest, and the loop exits once its producers have closed its other queues, which
-	// they do as they finish, so that work drains in pipeline order.
+	// True (for stages in the pipeline): Stop closes only the loop's control queue, runs each
+	// stage's OnStopRequest, and the loop exits once the producers of its other queues have
+	// closed them, which they do as they finish, so that work drains in pipeline order.
 	PipelineClose bool
-
-	// Hooks, each run on the loop's goroutine.
-	OnStart       func()         // before the first iteration
-	OnStopRequest func()         // when Stop's poison pill arrives on the control queue
-	OnQueueClosed func(q *Queue) // when a queue's poison pill arrives (after every task before it)
-	OnStop        func()         // after the last iteration, before the loop's fds are closed
-	// OnPanic runs when a handler panicked while handling t (recovered, logged and counted):
-	// the stage restores what the handler may have left half done, and answers t if nothing
-	// else will. The loop goes on with the next task.
-	OnPanic func(t *task.Task)
 }
 
 type inbound struct {
 	q      *Queue
+	stage  *Stage // nil for the control queue
 	handle func(*task.Task)
 	done   bool // the queue's poison pill has been taken
 }
 
-// Loop is the event loop of one stage: one goroutine locked to one OS thread, one epoll
-// instance, the stage's inbound queues, its cached clock, timing wheel and ReadyTimer.
+// Loop is an event loop: one goroutine locked to one OS thread, one epoll instance, the
+// inbound queues of the stages it hosts (stage.go), its cached clock, timing wheel and
+// ReadyTimer.
 //
-// Set-up methods (AddFD, AddQueue) are called before Start or from the loop's own goroutine;
-// Start, Stop, Barrier, Done and Stats are safe for concurrent use; everything else (Clock,
-// Wheel, Ready, After, ModFD, RemoveFD) belongs to the loop's goroutine, that is, to the stage's
-// handlers and callbacks.
+// Set-up methods (Host, Stage.AddQueue, AddFD) are called before Start (AddFD also from the
+// loop's own goroutine); Start, Stop, Barrier, Run, Done and Stats are safe for concurrent use;
+// everything else (Clock, Wheel, Ready, After, ModFD, RemoveFD, CloseQueue) belongs to the loop's
+// goroutine, that is, to its stages' handlers and callbacks.
 type Loop struct {
 	cfg  Config
 	log  *slog.Logger
@@ -73,9 +65,14 @@ type Loop struct {
 	ready timer.Ready
 
 	fds     map[int32]func(events uint32) // owned by the loop goroutine once started
-	queues  []*inbound                    // control queue first
+	stages  []*Stage                      // in the order they were hosted
+	queues  []*inbound                    // control queue first, then the stages' in drain order
 	control *Queue
 	events  []unix.EpollEvent
+	// keepAlive counts what a finishing stage still has to deliver without waiting (an
+	// Outbox's Finish, CloseQueue's retries): the loop does not end while it is above zero.
+	// Loop goroutine only.
+	keepAlive int
 
 	state    atomic.Int32 // loopNew, loopRunning, loopStopping, loopStopped
 	started  chan error
@@ -85,8 +82,7 @@ type Loop struct {
 
 	iterations atomic.Uint64
 	sleeps     atomic.Uint64
-	tasks      atomic.Uint64
-	panics     atomic.Uint64
+	panics     atomic.Uint64 // panics outside the stages' queue handlers (fds, timers, ReadyTimer)
 	busyNs     atomic.Int64
 	startNs    atomic.Int64 // when the loop started (Stats reads it from any goroutine)
 	awakeSince int64        // clock reading when the loop last woke from a sleep; loop goroutine only
@@ -101,8 +97,8 @@ const (
 
 const controlQueueSize = 64
 
-// NewLoop creates a loop's epoll instance, clock, wheel and control queue. The loop does
-// nothing until Start.
+// New creates a loop's epoll instance, clock, wheel and control queue. The loop does nothing
+// until Start; it runs the stages hosted on it (Host).
 func New(cfg Config) (*Loop, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("loop: Config.Name is required")
@@ -128,7 +124,7 @@ func New(cfg Config) (*Loop, error) {
 	}
 	l.control, err = NewQueue(cfg.Name+".control", controlQueueSize)
 	if err == nil {
-		err = l.AddQueue(l.control, func(t *task.Task) {
+		_, err = l.addInbound(l.control, nil, func(t *task.Task) {
 			l.log.Error("unexpected task on control queue", "task", t)
 			task.Put(t)
 		})
@@ -197,26 +193,29 @@ func (l *Loop) RemoveFD(fd int) error {
 	return nil
 }
 
-// AddQueue makes the loop the consumer of q: every task pushed into q is passed to handle on
-// the loop goroutine, which then owns it. A queue has one consumer; adding it to a second loop
-// is an error. Call before Start.
-func (l *Loop) AddQueue(q *Queue, handle func(*task.Task)) error {
+// addInbound makes the loop the consumer of q on behalf of stage (nil: the loop's own control
+// queue). Before Start.
+func (l *Loop) addInbound(q *Queue, stage *Stage, handle func(*task.Task)) (*inbound, error) {
 	if l.state.Load() != loopNew {
-		return fmt.Errorf("%w: loop %s: AddQueue(%s)", ErrLoopStarted, l.cfg.Name, q.name)
+		return nil, fmt.Errorf("%w: loop %s: AddQueue(%s)", ErrLoopStarted, l.cfg.Name, q.name)
 	}
 	if !q.owner.CompareAndSwap(false, true) {
-		return fmt.Errorf("%w: %s", ErrQueueInUse, q.name)
+		return nil, fmt.Errorf("%w: %s", ErrQueueInUse, q.name)
 	}
 	if err := l.AddFD(q.efd, unix.EPOLLIN, func(uint32) { q.drainEventfd() }); err != nil {
 		q.owner.Store(false)
-		return err
+		return nil, err
 	}
-	l.queues = append(l.queues, &inbound{q: q, handle: handle})
-	return nil
+	in := &inbound{q: q, stage: stage, handle: handle}
+	l.queues = append(l.queues, in)
+	return in, nil
 }
 
+// Stages returns the stages the loop hosts, in the order they were hosted.
+func (l *Loop) Stages() []*Stage { return l.stages }
+
 // Start runs the loop on a new goroutine locked to its own OS thread, and returns once that
-// thread is set up (or why it could not be).
+// thread is set up (or why it could not be). Stages start it through Stage.Start.
 func (l *Loop) Start() error {
 	if !l.state.CompareAndSwap(loopNew, loopRunning) {
 		if l.state.Load() == loopRunning {
@@ -388,20 +387,21 @@ type Stats struct {
 	Name        string
 	Iterations  uint64        // loop iterations
 	Sleeps      uint64        // times the loop announced sleep to its producers (each allows one eventfd write per queue)
-	Tasks       uint64        // tasks handed to handlers
-	Panics      uint64        // handler panics recovered
+	Tasks       uint64        // tasks handed to handlers, all stages
+	Panics      uint64        // panics recovered, all stages and the loop's own callbacks
 	Busy        time.Duration // time spent outside epoll_wait sleeps
 	Uptime      time.Duration // time since Start
 	Utilisation float64       // Busy / Uptime
 	Timers      int           // scheduled timers (approximate from other goroutines)
-	Queues      []QueueStats  // inbound queues, control queue first
+	Queues      []QueueStats  // inbound queues, control queue first, then in drain order
+	Stages      []StageStats  // the stages it hosts, in the order they were hosted
 }
 
 // Stats returns a snapshot of the loop's counters. Safe for concurrent use.
 func (l *Loop) Stats() Stats {
 	s := Stats{
 		Name: l.cfg.Name, Iterations: l.iterations.Load(), Sleeps: l.sleeps.Load(),
-		Tasks: l.tasks.Load(), Panics: l.panics.Load(), Busy: time.Duration(l.busyNs.Load()),
+		Panics: l.panics.Load(), Busy: time.Duration(l.busyNs.Load()),
 	}
 	if start := l.startNs.Load(); l.state.Load() != loopNew && start != 0 {
 		s.Uptime = time.Duration(timer.Now() - start)
@@ -411,6 +411,12 @@ func (l *Loop) Stats() Stats {
 	}
 	for _, in := range l.queues {
 		s.Queues = append(s.Queues, in.q.Stats())
+	}
+	for _, st := range l.stages {
+		ss := st.Stats()
+		s.Tasks += ss.Tasks
+		s.Panics += ss.Panics
+		s.Stages = append(s.Stages, ss)
 	}
 	return s
 }

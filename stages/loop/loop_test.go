@@ -30,18 +30,23 @@ func TestLoopBadUseFailsLoudly(t *testing.T) {
 		assert.ErrorIs(t, err, unix.EBADF)
 		assert.ErrorContains(t, err, "epoll_ctl")
 	})
+	st := host(t, l, "bad")
 	t.Run("queue with two consumers", func(t *testing.T) {
 		q := newTestQueue(t, "shared", 8)
-		require.NoError(t, l.AddQueue(q, func(*task.Task) {}))
+		require.NoError(t, st.AddQueue(q, func(*task.Task) {}))
 		other, err := New(Config{Name: "other"})
 		require.NoError(t, err)
 		t.Cleanup(func() { other.Stop(context.Background()) })
-		assert.ErrorIs(t, other.AddQueue(q, func(*task.Task) {}), ErrQueueInUse)
+		assert.ErrorIs(t, host(t, other, "other").AddQueue(q, func(*task.Task) {}), ErrQueueInUse)
+		assert.ErrorIs(t, st.AddQueue(q, func(*task.Task) {}), ErrQueueInUse, "nor twice by one stage")
 	})
 	t.Run("start twice", func(t *testing.T) {
-		require.NoError(t, l.Start())
+		require.NoError(t, st.Start())
+		assert.ErrorIs(t, st.Start(), ErrLoopStarted)
 		assert.ErrorIs(t, l.Start(), ErrLoopStarted)
-		assert.ErrorIs(t, l.AddQueue(newTestQueue(t, "late", 8), func(*task.Task) {}), ErrLoopStarted)
+		assert.ErrorIs(t, st.AddQueue(newTestQueue(t, "late", 8), func(*task.Task) {}), ErrLoopStarted)
+		_, err := l.Host(StageConfig{Name: "late"})
+		assert.ErrorIs(t, err, ErrLoopStarted)
 	})
 	t.Run("stop twice", func(t *testing.T) {
 		require.NoError(t, l.Stop(testCtx(t)))
@@ -119,7 +124,7 @@ func TestReadyTimerRunsAfterFdsAndQueuesOncePerTarget(t *testing.T) {
 		log = append(log, "fd")
 		l.Ready().Add(flush)
 	}))
-	require.NoError(t, l.AddQueue(q, func(tk *task.Task) {
+	require.NoError(t, host(t, l, "ready").AddQueue(q, func(tk *task.Task) {
 		defer task.Put(tk)
 		if tk.ReqID == 1 {
 			close(entered)
@@ -192,7 +197,7 @@ func TestLoopSurvivesHandlerPanic(t *testing.T) {
 	var handled atomic.Int64
 	l, err := New(Config{Name: "panicky", Logger: testLogger(t)})
 	require.NoError(t, err)
-	require.NoError(t, l.AddQueue(q, func(tk *task.Task) {
+	require.NoError(t, host(t, l, "panicky").AddQueue(q, func(tk *task.Task) {
 		if tk.ReqID == 13 {
 			panic("bad task")
 		}
@@ -213,10 +218,10 @@ func TestLoopSurvivesHandlerPanic(t *testing.T) {
 func TestLoopStampsStageEntryTime(t *testing.T) {
 	q := newTestQueue(t, "in", 16)
 	var entered int64
-	l := startLoop(t, Config{Name: "stamp", Stage: task.StageCachePrc}, q, func(tk *task.Task) {
+	l := startStage(t, Config{Name: "stamp"}, StageConfig{Name: "cacheprc", Stage: task.StageCachePrc}, q, func(tk *task.Task) {
 		entered = tk.Enter[task.StageCachePrc]
 		task.Put(tk)
-	})
+	}).Loop()
 	before := timer.Now()
 	require.NoError(t, q.Push(task.Get()))
 	require.NoError(t, l.Barrier(testCtx(t)))
@@ -229,12 +234,14 @@ func TestPipelineStopsInOrder(t *testing.T) {
 	aIn := newTestQueue(t, "a.in", 1<<12)
 	bIn := newTestQueue(t, "b.in", 1<<12)
 	var forwarded, lost, handled atomic.Int64
-	a, err := New(Config{Name: "a", PipelineClose: true, Logger: testLogger(t),
+	a, err := New(Config{Name: "a", PipelineClose: true, Logger: testLogger(t)})
+	require.NoError(t, err)
+	aStage, err := a.Host(StageConfig{Name: "a",
 		OnStopRequest: func() { aIn.Close(context.Background()) }, // no more input: drain what is queued
 		OnStop:        func() { bIn.Close(context.Background()) }, // done: B may finish
 	})
 	require.NoError(t, err)
-	require.NoError(t, a.AddQueue(aIn, func(tk *task.Task) {
+	require.NoError(t, aStage.AddQueue(aIn, func(tk *task.Task) {
 		if bIn.Push(tk) != nil {
 			lost.Add(1)
 			task.Put(tk)
@@ -244,7 +251,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 	}))
 	b, err := New(Config{Name: "b", PipelineClose: true, Logger: testLogger(t)})
 	require.NoError(t, err)
-	require.NoError(t, b.AddQueue(bIn, func(tk *task.Task) { handled.Add(1); task.Put(tk) }))
+	require.NoError(t, host(t, b, "b").AddQueue(bIn, func(tk *task.Task) { handled.Add(1); task.Put(tk) }))
 	require.NoError(t, a.Start())
 	require.NoError(t, b.Start())
 

@@ -26,6 +26,9 @@ type Outbox struct {
 	held  []*task.Task
 	retry timer.Timer
 	stuck uint64 // tasks that found the destination full (for Stats)
+
+	finish   func() // Finish's callback, until it has run
+	finishBy int64  // the loop clock's deadline for it
 }
 
 // NewOutbox returns an outbox of l for the destination push (typically a Queue's Push). If
@@ -68,6 +71,7 @@ func (o *Outbox) arm() {
 
 // flush pushes what waits, in order, until the destination is full again.
 func (o *Outbox) flush() {
+	defer o.finishIfEmpty()
 	if o.after != nil && o.after.Len() > 0 {
 		o.arm()
 		return
@@ -89,20 +93,88 @@ func (o *Outbox) flush() {
 	o.held = o.held[:0]
 }
 
-// Drain pushes everything waiting, sleeping between tries: only for a loop that is finishing,
-// when waiting is allowed. It gives up at the deadline and drops what is left.
-func (o *Outbox) Drain(deadline time.Time) {
-	for o.Len() > 0 && time.Now().Before(deadline) {
-		if o.after != nil {
-			o.after.Drain(deadline)
-		}
-		o.flush()
-		if o.Len() > 0 {
-			time.Sleep(OutboxRetry)
-		}
+// FinishTimeout bounds how long an Outbox's Finish waits for its destination to take what it
+// holds; then what is left is dropped (and logged).
+const FinishTimeout = time.Minute
+
+// Finish runs fn once o holds nothing, nor the outbox it waits behind (everything pushed into o
+// has reached its destination): at once if both are empty, else after the retry that empties
+// them; until then the loop does not end. It never waits, so a stage that has finished can hand
+// its last tasks to a stage of its own loop. If they cannot be delivered within FinishTimeout,
+// they are dropped and fn runs. Loop goroutine only.
+func (o *Outbox) Finish(fn func()) {
+	if o.empty() {
+		fn()
+		return
 	}
+	if o.finish != nil {
+		panic("loop: Outbox.Finish called twice")
+	}
+	o.finish, o.finishBy = fn, o.loop.clock.Nanos()+int64(FinishTimeout)
+	o.loop.keepAlive++
+	o.arm()
+}
+
+// empty reports whether o and every outbox it waits behind hold nothing.
+func (o *Outbox) empty() bool {
+	return len(o.held) == 0 && (o.after == nil || o.after.empty())
+}
+
+// finishIfEmpty runs Finish's callback once o is empty, or once its time is up.
+func (o *Outbox) finishIfEmpty() {
+	if o.finish == nil {
+		return
+	}
+	if !o.empty() {
+		if o.loop.clock.Nanos() < o.finishBy {
+			o.arm()
+			return
+		}
+		n := o.drop()
+		o.loop.log.Error("outbox: destination did not take the last tasks in time: dropped", "tasks", n, "waited", FinishTimeout)
+	}
+	fn := o.finish
+	o.finish = nil
+	o.loop.keepAlive--
+	fn()
+}
+
+// drop returns every task held by o and the outboxes it waits behind to the pool, and says how
+// many there were.
+func (o *Outbox) drop() int {
+	n := len(o.held)
 	for _, t := range o.held {
 		task.Put(t)
 	}
+	clear(o.held)
 	o.held = o.held[:0]
+	if o.after != nil {
+		n += o.after.drop()
+	}
+	return n
+}
+
+// CloseQueue closes q (Queue.Close: a poison pill after everything queued) without waiting: if
+// its ring has no room, it tries again every OutboxRetry, and the loop does not end before it
+// has succeeded (or FinishTimeout has passed). A stage closes the queue it feeds this way once
+// it has finished, since that queue's consumer may be another stage of the same loop. Loop
+// goroutine only.
+func (l *Loop) CloseQueue(q *Queue) {
+	if !errors.Is(q.TryClose(), ErrQueueFull) {
+		return // closed now, or already
+	}
+	l.keepAlive++
+	giveUp := l.clock.Nanos() + int64(FinishTimeout)
+	retry := &timer.Timer{}
+	retry.Fn = func() {
+		if errors.Is(q.TryClose(), ErrQueueFull) {
+			if l.clock.Nanos() < giveUp {
+				l.After(retry, OutboxRetry)
+				return
+			}
+			l.log.Error("could not close a full queue in time: its consumer is stuck", "queue", q.name, "waited", FinishTimeout)
+		}
+		l.keepAlive--
+	}
+	l.After(retry, OutboxRetry)
 }

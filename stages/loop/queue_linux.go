@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -135,12 +136,29 @@ func (q *Queue) signal() {
 
 // Close closes the queue for producers and appends a poison pill (an OpStop task) after the tasks
 // already in it, so the consumer handles every task pushed before Close and then sees the pill.
-// If the ring is full, Close waits for the consumer to make room, until ctx is done. Closing a
-// closed queue returns ErrQueueClosed.
+// If the ring is full, Close waits for the consumer to make room, until ctx is done: a loop
+// never waits, and closes a queue with Loop.CloseQueue instead. Closing a closed queue returns
+// ErrQueueClosed.
 func (q *Queue) Close(ctx context.Context) error {
+	backoff := time.Microsecond
+	for {
+		err := q.TryClose()
+		if !errors.Is(err, ErrQueueFull) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("loop: closing queue %s: full: %w", q.name, err)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Millisecond)
+	}
+}
+
+// TryClose is Close without waiting: if the ring has no room for the poison pill it returns
+// ErrQueueFull and the queue stays open.
+func (q *Queue) TryClose() error {
 	pill := task.Get()
 	pill.Op = task.OpStop
-	backoff := time.Microsecond
 	for {
 		pos := q.tail.Load()
 		if pos&closedBit != 0 {
@@ -157,14 +175,10 @@ func (q *Queue) Close(ctx context.Context) error {
 				return nil
 			}
 		case dif < 0:
-			if err := ctx.Err(); err != nil {
-				task.Put(pill)
-				return fmt.Errorf("loop: closing queue %s: full: %w", q.name, err)
-			}
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Millisecond)
+			task.Put(pill)
+			return ErrQueueFull
 		default:
-			runtime.Gosched()
+			runtime.Gosched() // another producer claimed pos and is publishing it
 		}
 	}
 }

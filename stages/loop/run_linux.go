@@ -14,7 +14,7 @@ import (
 )
 
 // run is the loop's goroutine: set-up, iterations until every inbound queue has delivered its
-// poison pill, then tear-down.
+// poison pill and no finishing stage keeps it alive (keepAlive), then tear-down.
 func (l *Loop) run() {
 	runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, affinity and all
 	if err := l.setAffinity(); err != nil {
@@ -28,12 +28,14 @@ func (l *Loop) run() {
 	l.awakeSince = l.clock.Refresh()
 	l.startNs.Store(l.awakeSince)
 	l.started <- nil
-	l.log.Debug("loop started", "cpus", l.cfg.CPUs)
-	if l.cfg.OnStart != nil {
-		l.cfg.OnStart()
+	l.log.Debug("loop started", "cpus", l.cfg.CPUs, "stages", len(l.stages))
+	for _, st := range l.stages {
+		if st.cfg.OnStart != nil {
+			st.cfg.OnStart()
+		}
 	}
 
-	for l.open() > 0 {
+	for l.open() > 0 || l.keepAlive > 0 {
 		if err := l.iterate(); err != nil {
 			l.err = fmt.Errorf("%w: %s: %w", ErrLoopFailed, l.cfg.Name, err)
 			l.log.Error("loop failed", "err", err)
@@ -41,12 +43,14 @@ func (l *Loop) run() {
 		}
 	}
 
-	if l.cfg.OnStop != nil {
-		l.cfg.OnStop()
+	for _, st := range l.stages {
+		if st.cfg.OnStop != nil {
+			st.cfg.OnStop()
+		}
 	}
 	l.state.Store(loopStopped)
 	l.release()
-	l.log.Debug("loop stopped", "iterations", l.iterations.Load(), "tasks", l.tasks.Load())
+	l.log.Debug("loop stopped", "iterations", l.iterations.Load(), "tasks", l.Stats().Tasks)
 	close(l.done)
 }
 
@@ -168,8 +172,10 @@ func (l *Loop) hasWork() bool {
 	return false
 }
 
-// drain takes up to Batch tasks from each open queue and hands them to its handler. Control
-// tasks (poison pills, barriers) are consumed here.
+// drain takes up to Batch tasks from each open queue, in order (control queue first, then the
+// stages' queues in the order they were hosted), and hands them to its handler. Control tasks
+// (poison pills, barriers) are consumed here. A task one stage pushes into a queue of another
+// stage of this loop further down the order is handled in this same pass.
 func (l *Loop) drain() {
 	now := l.clock.Nanos()
 	for _, in := range l.queues {
@@ -194,7 +200,7 @@ func (l *Loop) drain() {
 				}
 				task.Put(t)
 			default:
-				t.Enter[l.cfg.Stage] = now
+				t.Enter[in.stage.cfg.Stage] = now
 				n++
 				l.handle(in, t)
 			}
@@ -203,19 +209,22 @@ func (l *Loop) drain() {
 			}
 		}
 		q.popped.Store(q.head)
-		l.tasks.Add(n)
+		if n > 0 {
+			in.stage.tasks.Add(n)
+		}
 	}
 }
 
 // handle passes t to its queue's handler. A panic there is contained to that task: logged,
-// counted, and handed to OnPanic so the stage can repair its state; the loop goes on.
+// counted, and handed to the stage's OnPanic so it can repair its state; the loop goes on.
 func (l *Loop) handle(in *inbound, t *task.Task) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.panics.Add(1)
-			l.log.Error("handler panicked", "task", t.String(), "panic", r, "stack", string(debug.Stack()))
-			if l.cfg.OnPanic != nil {
-				l.cfg.OnPanic(t)
+			st := in.stage
+			st.panics.Add(1)
+			l.log.Error("handler panicked", "stage", st.cfg.Name, "task", t.String(), "panic", r, "stack", string(debug.Stack()))
+			if st.cfg.OnPanic != nil {
+				st.cfg.OnPanic(t)
 			}
 		}
 	}()
@@ -223,14 +232,16 @@ func (l *Loop) handle(in *inbound, t *task.Task) {
 }
 
 func (l *Loop) queueClosed(in *inbound) {
-	if in.q == l.control {
-		if l.cfg.OnStopRequest != nil {
-			l.cfg.OnStopRequest()
+	if in.stage == nil { // the control queue: Stop
+		for _, st := range l.stages {
+			if st.cfg.OnStopRequest != nil {
+				st.cfg.OnStopRequest()
+			}
 		}
 		return
 	}
-	if l.cfg.OnQueueClosed != nil {
-		l.cfg.OnQueueClosed(in.q)
+	if in.stage.cfg.OnQueueClosed != nil {
+		in.stage.cfg.OnQueueClosed(in.q)
 	}
 }
 
