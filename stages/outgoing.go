@@ -114,6 +114,7 @@ func (c *OutgoingConfig) setDefaults() {
 // sendTo makes a channel an Outbox's destination: a send that would block is a full queue.
 func sendTo(ch chan<- *task.Task) func(*task.Task) error {
 	return func(t *task.Task) error {
+		t.Queued = 0 // a channel to goroutines, not a loop's queue: its wait is the store's latency
 		select {
 		case ch <- t:
 			return nil

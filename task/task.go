@@ -37,7 +37,11 @@ const (
 	OpUnsubscribe
 	OpAck // the last push sequence number a subscriber processed; no reply
 
-	// Server-initiated and internal operations.
+	// Requests the network stage answers itself.
+	OpSlowLog // the slowest recent requests (the slow log, owned by Incoming)
+
+	// Server-initiated and internal operations. Every operation a client may send comes before
+	// OpPush (Incoming's per-op counters rely on it).
 	OpPush       // a change event on its way to a subscriber
 	OpLoad       // CachePrc → Outgoing: read a key from the store
 	OpStore      // CachePrc → Outgoing: write a key through to the store
@@ -59,7 +63,7 @@ var opNames = [numOps]string{
 	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats", OpExec: "exec",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
-	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
+	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack", OpSlowLog: "slowlog",
 	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
 	OpFeedResync: "feed-resync", OpFeedState: "feed-state", OpLease: "lease", OpDrop: "drop",
 	OpStop: "stop", OpBarrier: "barrier",
@@ -149,10 +153,15 @@ type Task struct {
 	Value []byte // reused like Key; large buffers are dropped on Put
 	Err   error  // detail for a non-OK Code, for logs and the error message on the wire
 
-	// Enter records when the task entered each stage, in the nanoseconds of that stage's cached
-	// clock (timer.Clock.Nanos). Zero means the task never entered the stage. Clocks of different
+	// Enter records when the task first entered each stage, in the nanoseconds of that stage's
+	// cached clock (timer.Clock.Nanos): for Incoming, when it decoded a request (a reply coming
+	// back through Incoming's queue keeps it). Zero means the task never entered the stage. Clocks of different
 	// stages share an epoch, so differences give per-stage latency.
 	Enter [NumStages]int64
+	// Queued is when the task was handed to the queue it waits in, in the producer loop's cached
+	// clock (loop.Outbox stamps it, as Incoming does for a request it forwards); the consuming
+	// loop measures the wait and clears it. Zero: not measured.
+	Queued int64
 
 	// Ctx carries a value private to the stage that owns the task (for example an mget's
 	// state), never interpreted by other stages.

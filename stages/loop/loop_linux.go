@@ -20,7 +20,7 @@ import (
 type Config struct {
 	// Name identifies the loop in logs, errors and stats ("incoming", "cacheprc", ...).
 	Name string
-	// Stage is stamped into Task.Enter as tasks are taken from this loop's queues.
+	// Stage is stamped into Task.Enter as tasks are first taken from this loop's queues.
 	Stage task.Stage
 	// CPUs, if not empty, pins the loop's OS thread to these CPUs (sched_setaffinity).
 	CPUs []int

@@ -194,7 +194,13 @@ func (l *Loop) drain() {
 				}
 				task.Put(t)
 			default:
-				t.Enter[l.cfg.Stage] = now
+				if t.Enter[l.cfg.Stage] == 0 {
+					t.Enter[l.cfg.Stage] = now
+				}
+				if t.Queued != 0 {
+					q.wait.Observe(now - t.Queued)
+					t.Queued = 0
+				}
 				n++
 				l.handle(in, t)
 			}
