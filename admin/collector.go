@@ -17,6 +17,7 @@ type collector struct {
 	loops  []loopMetric
 	queues []queueMetric
 	fsync  *prometheus.Desc // the store's durability, as a label
+	reqs   requestMetrics
 }
 
 // plainMetric is one daemon-wide counter or gauge.
@@ -46,7 +47,7 @@ const (
 )
 
 func newCollector(src func() (Snapshot, bool)) *collector {
-	c := &collector{src: src}
+	c := &collector{src: src, reqs: newRequestMetrics()}
 	c.plain = append(c.plain, transportMetrics()...)
 	c.plain = append(c.plain, incomingMetrics()...)
 	c.plain = append(c.plain, sessionMetrics()...)
@@ -231,6 +232,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	ch <- c.fsync
+	c.reqs.describe(ch)
 }
 
 // Collect implements prometheus.Collector: one snapshot of the daemon per scrape.
@@ -256,4 +258,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	c.reqs.collect(&s, ch)
 }

@@ -15,6 +15,7 @@ type Snapshot struct {
 	Version  string        // daemon.Config.Version
 	Uptime   time.Duration // since daemon.Start
 	Incoming stages.IncomingStats
+	Requests stages.RequestStats // every request's duration and result code, by op
 	Sessions stages.SessionStats
 	Cache    stages.CacheStats
 	Loops    []loop.Stats // every stage's loop and its queues, in pipeline order

@@ -385,7 +385,7 @@ func (c *Client) roundTrip(ctx context.Context, h *wire.Header, value []byte) (r
 // nothing.
 func retriable(op task.Op) bool {
 	switch op {
-	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats:
+	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats, task.OpSlowLog:
 		return true
 	}
 	return false

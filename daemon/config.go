@@ -74,6 +74,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&d.Sessions.PushMemory, "push-memory", 256<<20, "values all sessions together may hold in pushes not yet acknowledged")
 	fs.IntVar(&d.Sessions.MaxSubscriptions, "max-subscriptions", 10_000, "keys and prefixes one session may subscribe to")
 	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	fs.DurationVar(&d.Incoming.SlowLog, "slowlog", 10*time.Millisecond, "keep requests that take at least this long (decoded to replied) in the slow log (pipecachectl slowlog, /slowlog); 0: none")
+	fs.IntVar(&d.Incoming.SlowLogLen, "slowlog-len", 128, "how many of the most recent slow requests the slow log keeps")
 	fs.StringVar(&cfg.admin, "admin", "127.0.0.1", "admin HTTP endpoint (/metrics, /healthz, /readyz, /debug/pprof/) on this TCP `address`; a host alone takes -listen's port number; empty or 'off': none")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (key=value) or json, one line per event")
@@ -114,6 +116,9 @@ func parseConfig(args []string, w io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-proc-budget %v, -proc-max-steps %d: a budget is not negative (0: none)", c.ProcBudget, c.ProcMaxSteps)
 	case c.ProcBudget == 0:
 		c.ProcBudget = -1 // the flag's 0 is none; the stage's 0 is its default
+	}
+	if in := &cfg.daemon.Incoming; in.SlowLog <= 0 {
+		in.SlowLog = -1 // likewise
 	}
 	return cfg, nil
 }

@@ -71,7 +71,7 @@ func startAdmin(cfg *config, build buildinfo.Info, log *slog.Logger) (*admin.Ser
 	if err != nil {
 		return nil, err
 	}
-	log.Info("admin endpoint listening", "addr", adm.Addr().String(), "paths", "/metrics /healthz /readyz /debug/pprof/")
+	log.Info("admin endpoint listening", "addr", adm.Addr().String(), "paths", admin.Paths)
 	return adm, nil
 }
 

@@ -87,6 +87,8 @@ var commands = []*command{
 		min: 1, max: 1, value: -1, needs: needsServer, run: runWatch},
 	{name: "stats", summary: "the server's counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
 	{name: "ping", summary: "check that the server answers (PONG)", min: 0, max: 0, value: -1, needs: needsNode, run: runPing},
+	{name: "slowlog", summary: "the server's slowest recent requests (op, key, time, client)", doc: slowlogDoc,
+		min: 0, max: 0, value: -1, needs: needsNode, run: runSlowLog},
 	{name: "nodes", summary: "the cluster's live nodes (with -cluster)", min: 0, max: 0, value: -1, needs: needsCluster, run: runNodes},
 	{name: "owner", args: "KEY", summary: "the node that serves KEY (with -cluster)", min: 1, max: 1, value: -1, needs: needsCluster, run: runOwner},
 	{name: "help", args: "[COMMAND]", summary: "list the commands, or describe one", min: 0, max: 1, value: -1, needs: needsNothing}, // run: runHelp, set by init (it reads this table)

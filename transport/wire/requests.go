@@ -60,6 +60,7 @@ var requests = map[task.Op]Request{
 	task.OpSubscribe:   {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue},
 	task.OpUnsubscribe: {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue}, // the values bit is ignored
 	task.OpAck:         {},
+	task.OpSlowLog:     {},
 }
 
 // RequestFor returns what op carries, and false if op is not something a client may send.
@@ -118,7 +119,7 @@ func ReplyFlags(op task.Op, flags uint32) uint32 {
 // ReplyHasValue reports whether a successful reply of op carries a value.
 func ReplyHasValue(op task.Op) bool {
 	switch op {
-	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec:
+	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec, task.OpSlowLog:
 		return true
 	}
 	return false
