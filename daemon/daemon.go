@@ -149,8 +149,9 @@ func (d *Daemon) start(ctx context.Context, cfg Config) (err error) {
 	if err = d.register(cfg); err != nil {
 		return err
 	}
-	d.log.Info("pipecached listening", "addr", d.Addr().String(), "data", cfg.Store,
-		"fsync", cfg.Fsync.String(), "memory", d.limits.Memory, "version", startVersion, "processors", strings.Join(cfg.Processors.Names(), ","))
+	d.log.Info("pipecached listening", "addr", d.Addr().String(), storeAttr(cfg), "fsync", cfg.Fsync.String(),
+		"memory_budget", mib(d.limits.Memory), "data_version", startVersion, "build", d.version,
+		"processors", strings.Join(cfg.Processors.Names(), ","))
 	return nil
 }
 

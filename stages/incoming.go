@@ -283,6 +283,9 @@ func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *ta
 	t.Key = append(t.Key, h.Key...)
 	t.Proc = append(t.Proc, h.Proc...) // exec's processor; empty for every other op
 	t.Value = append(t.Value, value...)
+	if h.Op == task.OpHello {
+		t.Addr = c.Addr()
+	}
 	t.Enter[task.StageIncoming] = in.loop.Clock().Nanos()
 	t.Queued = t.Enter[task.StageIncoming] // its wait in the next stage's queue counts from now
 	return t

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -50,7 +51,8 @@ type session struct {
 	id     uint64
 	name   string
 	resume string
-	conn   uint64 // the transport conversation it is bound to
+	conn   uint64         // the transport conversation it is bound to
+	addr   netip.AddrPort // the client's address, as its last hello came from
 	beat   time.Duration
 	lease  timer.Timer
 	heard  int64        // the last time (cached clock, ns) the client was known to be alive
@@ -259,7 +261,7 @@ func (m *SessionMgr) request(t *task.Task) {
 		m.subscribe(s, t)
 	case task.OpGoodbye:
 		if s := m.byConn[t.Conn]; s != nil {
-			m.log.Info("session ended", "session", s.id, "name", s.name, "conn", s.conn)
+			m.log.Debug("session ended", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn)
 			m.end(s)
 		}
 		m.reply(t)
@@ -278,7 +280,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 	if !m.tokenOK(req.Token) {
 		m.refused.Add(1)
-		m.log.Warn("hello refused: bad token", "conn", t.Conn, "name", req.Name)
+		m.log.Warn("hello refused: bad token", "addr", t.Addr, "conn", t.Conn, "name", req.Name)
 		m.fail(t, task.CodeUnauthorized, errors.New("bad auth token"))
 		return
 	}
@@ -287,6 +289,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	if req.Resume != "" {
 		if s = m.byResume[req.Resume]; s == nil {
 			m.refused.Add(1)
+			m.log.Debug("hello refused: unknown or expired resume token", "addr", t.Addr, "conn", t.Conn, "name", req.Name)
 			m.fail(t, task.CodeUnauthorized, errors.New("unknown or expired resume token: hello without it"))
 			return
 		}
@@ -301,11 +304,12 @@ func (m *SessionMgr) hello(t *task.Task) {
 		}
 		s = m.newSession(req.Name)
 	}
-	s.conn = t.Conn
+	s.conn, s.addr = t.Conn, t.Addr
 	m.byConn[s.conn] = s
 	s.beat = m.clampBeat(time.Duration(req.HeartbeatMs) * time.Millisecond)
 	m.renew(s)
-	m.log.Info("session", "session", s.id, "name", s.name, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
+	// Debug, not info: every pipecachectl command is a session of its own.
+	m.log.Debug("session", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
 	var seq uint64
 	if s.notify != nil {
 		seq = s.notify.seq
@@ -400,7 +404,7 @@ func (m *SessionMgr) leaseAnswer(t *task.Task) {
 // expire ends a session that stayed silent for its lease, and closes its conversation.
 func (m *SessionMgr) expire(s *session) {
 	m.expired.Add(1)
-	m.log.Info("session expired", "session", s.id, "name", s.name, "conn", s.conn, "lease", m.lease(s))
+	m.log.Info("session expired", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn, "lease", m.lease(s))
 	m.dropConn(s.conn)
 	m.end(s)
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 )
 
@@ -147,6 +148,8 @@ type Task struct {
 	// conversation last heard from its client (loop clock ns).
 	Delta  int64
 	Delete bool // OpStore, OpChanged: a delete, not a write of Value
+
+	Addr netip.AddrPort // OpHello: the client's address (SessionMgr names it in its log lines)
 
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
 	Proc  []byte // OpExec: the processor's name; reused like Key
