@@ -85,7 +85,7 @@ var commands = []*command{
 	{name: "watch", args: "KEY|PREFIX*", summary: "print every change of KEY (or of every key under PREFIX) until Ctrl-C",
 		doc: "Runs until Ctrl-C (interactively: back to the prompt), not bounded by -timeout. Quote the * in a shell: watch 'room:*'.",
 		min: 1, max: 1, value: -1, needs: needsServer, run: runWatch},
-	{name: "stats", summary: "the server's counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
+	{name: "stats", summary: "the server's build (version) and counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
 	{name: "ping", summary: "check that the server answers (PONG)", min: 0, max: 0, value: -1, needs: needsNode, run: runPing},
 	{name: "slowlog", summary: "the server's slowest recent requests (op, key, time, client)", doc: slowlogDoc,
 		min: 0, max: 0, value: -1, needs: needsNode, run: runSlowLog},
@@ -257,7 +257,7 @@ func runTouch(ctx context.Context, e *env, args []string) (result, error) {
 }
 
 func runStats(ctx context.Context, e *env, _ []string) (result, error) {
-	stats, err := e.srv.(*client.Client).Stats(ctx)
+	stats, err := e.srv.(*client.Client).ServerStats(ctx)
 	if err != nil {
 		return nil, err
 	}
