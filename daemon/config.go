@@ -73,7 +73,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Int64Var(&d.Sessions.PushBytes, "push-bytes", 4<<20, "values one session may hold in pushes not yet acknowledged; beyond, pushes go without values")
 	fs.Int64Var(&d.Sessions.PushMemory, "push-memory", 256<<20, "values all sessions together may hold in pushes not yet acknowledged")
 	fs.IntVar(&d.Sessions.MaxSubscriptions, "max-subscriptions", 10_000, "keys and prefixes one session may subscribe to")
-	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none (the Go SDK proposes 1 s); a session silent for 3 intervals expires")
 	fs.DurationVar(&d.Incoming.SlowLog, "slowlog", 10*time.Millisecond, "keep requests that take at least this long (decoded to replied) in the slow log (pipecachectl slowlog, /slowlog); 0: none")
 	fs.IntVar(&d.Incoming.SlowLogLen, "slowlog-len", 128, "how many of the most recent slow requests the slow log keeps")
 	fs.StringVar(&cfg.admin, "admin", "127.0.0.1", "admin HTTP endpoint (/metrics, /healthz, /readyz, /debug/pprof/) on this TCP `address`; a host alone takes -listen's port number; empty or 'off': none")

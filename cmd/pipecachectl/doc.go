@@ -20,8 +20,9 @@
 // commands answer: nodes (the live nodes) and owner KEY (the node that serves KEY).
 //
 // Output: redis-cli-like by default; with -raw only the data (get prints the value and
-// nothing else; versions and (nil) go to stderr); with -json one JSON object per result or
-// error. With -x the VALUE (for other commands the last argument) is read from stdin as is.
+// nothing else; versions and (nil) go to stderr); with -json one JSON object per command or
+// error, on one line (mget's is {"items": [...]}, one item per key). With -x the VALUE (for
+// other commands the last argument) is read from stdin as is.
 //
 // Without a command, commands are read from stdin, one per line, quoted as in redis-cli
 // ("hello world", 'it\'s', \n and \xHH in double quotes). On a terminal it is a shell with
