@@ -274,3 +274,7 @@ func (d *Daemon) Pipeline() *Pipeline { return &d.p }
 func (d *Daemon) DropConversations(ctx context.Context) error {
 	return d.p.Incoming.Loop().Run(ctx, d.p.Incoming.CloseConversations)
 }
+
+// SetTokens replaces the auth tokens a hello must present (none: no authentication), from any
+// goroutine; sessions already accepted stay.
+func (d *Daemon) SetTokens(tokens []string) { d.p.Sessions.SetTokens(tokens) }

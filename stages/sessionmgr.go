@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +82,7 @@ type SessionMgr struct {
 	pushBytes             int64                            // values held by every session's push state
 	events                *byteBudget                      // values of change events in flight from CachePrc
 
+	tokens                                atomic.Pointer[[]string] // cfg.Tokens, or what SetTokens gave since
 	sessions, expired, refused            atomic.Int64
 	subscriptions, pushesDropped, resyncs atomic.Int64
 	held, coalesced, valuesDropped        atomic.Int64
@@ -133,6 +135,7 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		byID: map[uint64]*session{}, byResume: map[string]*session{}, byConn: map[uint64]*session{},
 		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{},
 		events: &byteBudget{limit: cfg.EventMemory}}
+	m.tokens.Store(&cfg.Tokens)
 	var err error
 	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -325,12 +328,21 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 }
 
+// SetTokens replaces the accepted auth tokens (none: no authentication) from any goroutine (the
+// daemon's SIGHUP reload); the next hello is checked against them. Sessions already accepted
+// stay.
+func (m *SessionMgr) SetTokens(tokens []string) {
+	tokens = slices.Clone(tokens)
+	m.tokens.Store(&tokens)
+}
+
 func (m *SessionMgr) tokenOK(token string) bool {
-	if len(m.cfg.Tokens) == 0 {
+	tokens := *m.tokens.Load()
+	if len(tokens) == 0 {
 		return true
 	}
 	ok := 0
-	for _, want := range m.cfg.Tokens {
+	for _, want := range tokens {
 		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(want))
 	}
 	return ok == 1
