@@ -88,6 +88,7 @@ func (o Op) IsInternal() bool { return o >= OpLoad }
 const (
 	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix
 	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
+	FlagMustExist uint32 = 1 << 0 // incr request: a missing key is not_found (memcached's incr), not a counter from 0
 	FlagWithValue uint32 = 1 << 1 // subscribe: pushes of sets carry the new value
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable

@@ -76,7 +76,8 @@ func TestCommands(t *testing.T) {
 		{args: []string{"get", "greeting"}, out: "(nil)\n"},    // missing: not an error
 		{args: []string{"delete", "greeting"}, out: "(nil)\n"}, // already gone: not an error
 		{args: []string{"replace", "greeting", "x"}, err: client.ErrNotFound, code: 1},
-		{args: []string{"incr", "nothing"}, err: client.ErrNotFound, code: 1},
+		{args: []string{"incr", "nothing"}, out: "(integer) 1\n"}, // a missing key counts from 0, as Redis's INCR
+		{args: []string{"decr", "nothing-yet", "3"}, out: "(integer) -3\n"},
 		{args: []string{"ping"}, out: "PONG\n"},
 		{args: []string{"stats"}, out: ""},
 		{args: []string{"frobnicate"}, code: 2},

@@ -53,7 +53,7 @@ var requests = map[task.Op]Request{
 	task.OpReplace:     {Key: keyRequired, Value: true},
 	task.OpCAS:         {Key: keyRequired, Value: true},
 	task.OpDelete:      {Key: keyRequired},
-	task.OpIncr:        {Key: keyRequired},
+	task.OpIncr:        {Key: keyRequired, Flags: task.FlagMustExist},
 	task.OpTouch:       {Key: keyRequired},
 	task.OpStats:       {Flags: task.FlagStatsText},
 	task.OpExec:        {Key: keyRequired, Value: true, Proc: true},
