@@ -128,6 +128,9 @@ func (c *CachePrc) completion(st *task.Task) {
 		b := st.Ctx.(*commitBatch)
 		st.Ctx = nil
 		c.committed(b)
+	case task.OpScan:
+		c.scanDone(st) // the request itself: answered, not recycled
+		return
 	default:
 		c.loadDone(st)
 	}

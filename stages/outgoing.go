@@ -153,7 +153,7 @@ func (o *Outgoing) Stop(ctx context.Context) error {
 
 func (o *Outgoing) request(t *task.Task) {
 	switch t.Op {
-	case task.OpLoad:
+	case task.OpLoad, task.OpScan: // both read the store: the workers' work
 		o.toLoad.Push(t)
 	default:
 		t.Fail(task.CodeInternal, fmt.Errorf("outgoing does not serve %s", t.Op))

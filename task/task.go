@@ -29,6 +29,11 @@ const (
 	OpTouch
 	OpStats
 	OpExec // run a processor (package processor) on a key: Proc names it, Value holds its arguments
+	// Key inspection (PROTOCOL.md, "Finding and inspecting keys").
+	OpScan   // a step of a cursor over the store's keys; served by Outgoing's workers
+	OpTTL    // a key's remaining time to live
+	OpType   // a key's kind: plain, or a built-in processor's encoding
+	OpExists // how many of the keys exist
 
 	// Session operations, owned by SessionMgr.
 	OpHello
@@ -63,6 +68,7 @@ var opNames = [numOps]string{
 	OpNone: "none", OpPing: "ping", OpEcho: "echo",
 	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats", OpExec: "exec",
+	OpScan: "scan", OpTTL: "ttl", OpType: "type", OpExists: "exists",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
 	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack", OpSlowLog: "slowlog",
 	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
