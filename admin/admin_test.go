@@ -378,11 +378,18 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Stage.Tasks": "pipecache_stage_tasks_total", "Stage.Panics": "pipecache_stage_panics_total",
 		"Queue.Len": "pipecache_queue_length", "Queue.Cap": "pipecache_queue_capacity", "Queue.Pushed": "pipecache_queue_pushed_total",
 		"Queue.Rejected": "pipecache_queue_rejected_total", "Queue.Wakeups": "pipecache_queue_wakeups_total",
+		"Queue.Wait":   "pipecache_queue_wait_seconds",
+		"Requests.Ops": "pipecache_request_duration_seconds", "Requests.Slow": "pipecache_slow_requests_total",
+		"Op.Duration": "pipecache_request_duration_seconds", "Op.Replies": "pipecache_replies_total",
 	}
 	// Not metrics of their own: names, derived values, and the nested structs walked below.
 	skip := map[string]bool{"Transport": true, "Loop.Name": true, "Loop.Uptime": true, "Loop.Utilisation": true,
-		"Loop.Queues": true, "Loop.Stages": true, "Stage.Name": true, "Stage.Loop": true, "Stage.Queues": true, "Queue.Name": true}
-	_, srv := startDaemon(t, daemon.Config{})
+		"Loop.Queues": true, "Loop.Stages": true, "Stage.Name": true, "Stage.Loop": true, "Stage.Queues": true, "Queue.Name": true, "Op.Op": true}
+	d, srv := startDaemon(t, daemon.Config{})
+	c, err := client.Dial(d.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Ping(testCtx(t))) // a request, so that there are request metrics
 	m := scrape(t, srv)
 	check := func(prefix string, v any) {
 		rt := reflect.TypeOf(v)
@@ -404,4 +411,6 @@ func TestEveryCounterIsExported(t *testing.T) {
 	check("Loop.", loop.Stats{})
 	check("Stage.", loop.StageStats{})
 	check("Queue.", loop.QueueStats{})
+	check("Requests.", stages.RequestStats{})
+	check("Op.", stages.OpRequests{})
 }

@@ -18,6 +18,7 @@ type collector struct {
 	stages []stageMetric
 	queues []queueMetric
 	fsync  *prometheus.Desc // the store's durability, as a label
+	reqs   requestMetrics
 }
 
 // plainMetric is one daemon-wide counter or gauge.
@@ -56,7 +57,7 @@ const (
 )
 
 func newCollector(src func() (Snapshot, bool)) *collector {
-	c := &collector{src: src}
+	c := &collector{src: src, reqs: newRequestMetrics()}
 	c.plain = append(c.plain, transportMetrics()...)
 	c.plain = append(c.plain, incomingMetrics()...)
 	c.plain = append(c.plain, sessionMetrics()...)
@@ -261,6 +262,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- m.desc
 	}
 	ch <- c.fsync
+	c.reqs.describe(ch)
 }
 
 // Collect implements prometheus.Collector: one snapshot of the daemon per scrape.
@@ -282,6 +284,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			c.collectStage(ch, &ls.Stages[j])
 		}
 	}
+	c.reqs.collect(&s, ch)
 }
 
 // collectStage sends one stage's metrics and its queues'.

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +21,15 @@ import (
 
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
-// Daemon is what the admin endpoint reads: *daemon.Daemon. Both methods must be safe for
+// Daemon is what the admin endpoint reads: *daemon.Daemon. Every method must be safe for
 // concurrent use.
 type Daemon interface {
 	Snapshot() Snapshot
 	Ready() error
+	SlowLog(ctx context.Context) ([]wire.SlowRequest, error)
 }
 
 // Config configures the admin endpoint.
@@ -118,13 +121,14 @@ func (s *Server) routes(reg *prometheus.Registry) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /slowlog", s.slowlog)
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "pipecached admin endpoint: /metrics /healthz /readyz /debug/pprof/\n")
+		io.WriteString(w, "pipecached admin endpoint: "+Paths+"\n")
 	})
 	return mux
 }
@@ -138,6 +142,33 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	io.WriteString(w, "ready\n")
+}
+
+// Paths lists what the endpoint serves, for its index page and the daemon's start-up line.
+const Paths = "/metrics /healthz /readyz /slowlog /debug/pprof/"
+
+// slowlog answers the daemon's slow log as a JSON array, newest first (the slowlog op's
+// value: PROTOCOL.md, "The slow log"); 503 while the daemon starts.
+func (s *Server) slowlog(w http.ResponseWriter, r *http.Request) {
+	d := s.daemon.Load()
+	if d == nil {
+		http.Error(w, "not ready: "+errStarting.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	log, err := (*d).SlowLog(r.Context())
+	if err != nil {
+		http.Error(w, "slow log: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if log == nil {
+		log = []wire.SlowRequest{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(log); err != nil {
+		s.log.Debug("writing /slowlog", "err", err)
+	}
 }
 
 // errStarting is /readyz's answer before SetDaemon.

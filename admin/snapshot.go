@@ -15,6 +15,7 @@ type Snapshot struct {
 	Version  string        // daemon.Config.Version
 	Uptime   time.Duration // since daemon.Start
 	Incoming stages.IncomingStats
+	Requests stages.RequestStats // every request's duration and result code, by op
 	Sessions stages.SessionStats
 	Cache    stages.CacheStats
 	Loops    []loop.Stats // every loop, the stages it hosts and their queues (daemon/pipeline.go's mapping)

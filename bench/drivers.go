@@ -291,7 +291,7 @@ type pipecacheKV interface {
 	Get(ctx context.Context, key string) (client.Item, error)
 	Set(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
 	MGet(ctx context.Context, keys ...string) (map[string]client.Item, error)
-	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	Incr(ctx context.Context, key string, delta int64, opts ...client.IncrOption) (int64, error)
 	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...client.WriteOption) (uint64, error)
 	Add(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
 	Exec(ctx context.Context, key, proc string, args []byte) ([]byte, uint64, error)

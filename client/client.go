@@ -33,12 +33,13 @@ type options struct {
 	nearSize     int
 	nearMaxStale time.Duration
 
-	silenceTimeout time.Duration // WithSilenceTimeout
-	attemptTimeout time.Duration // Cluster only
-	hooks          []Hook        // WithHook
-	crypt          kcp.BlockCrypt
-	cryptErr       error
-	failFast       bool // while reconnecting, calls fail at once (a Cluster's nodes: it tries another)
+	silenceTimeout   time.Duration // WithSilenceTimeout
+	unreachableAfter time.Duration // WithUnreachableAfter
+	attemptTimeout   time.Duration // Cluster only
+	hooks            []Hook        // WithHook
+	crypt            kcp.BlockCrypt
+	cryptErr         error
+	failFast         bool // while reconnecting, calls fail at once (a Cluster's nodes: it tries another)
 }
 
 // failFast makes calls fail at once while the client is reconnecting, rather than wait for the
@@ -129,6 +130,17 @@ func WithWindow(segments int) Option { return func(o *options) { o.window = segm
 // so it costs nothing per call. Default 0: off. Cluster uses it for its attempt timeout.
 func WithSilenceTimeout(d time.Duration) Option { return func(o *options) { o.silenceTimeout = d } }
 
+// WithUnreachableAfter fails a call with ErrUnavailable once the server has sent nothing at all
+// for d since the call was sent: no reply, and not even the transport's acknowledgment of a
+// datagram. A live server acknowledges a request within a round trip however slow its store, so
+// this says the server is stopped (on a host that sends no ICMP error) or cut off; a stopped
+// server whose host does say so (an ICMP port unreachable) fails the call at once. The session
+// is kept: KCP goes on resending, and the heartbeat decides when it is dead (WithHeartbeat).
+// Default 1 s; 0: a call waits for its reply until its context ends.
+func WithUnreachableAfter(d time.Duration) Option {
+	return func(o *options) { o.unreachableAfter = d }
+}
+
 // WithLogger sets where the client logs reconnects. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -138,12 +150,16 @@ type Client struct {
 	opts options
 	log  *slog.Logger
 
-	mu      sync.Mutex    // guards sess, ready, pending, closed
-	sess    *session      // nil while reconnecting
-	ready   chan struct{} // closed once sess is set; a new one while reconnecting
-	pending map[uint64]*call
-	closed  bool
-	closing atomic.Bool // Close has begun: no hello any more
+	mu       sync.Mutex    // guards sess, ready, pending, closed, rc, watching, watchT
+	sess     *session      // nil while reconnecting
+	ready    chan struct{} // closed once sess is set; a new one while reconnecting
+	pending  map[uint64]*call
+	closed   bool
+	rc       reconnectState // how reconnecting goes (reconnect.go)
+	watching bool           // watchT is armed (reconnect.go: WithUnreachableAfter)
+	watchT   *time.Timer    // the watch of unanswered calls; nil until first armed
+	kick     chan struct{}  // buffered 1: asks the redial loop to try now (reconnect.go)
+	closing  atomic.Bool    // Close has begun: no hello any more
 
 	nextID   atomic.Uint64
 	lastRecv atomic.Int64            // unix nanos when the newest session was opened (see heard)
@@ -188,10 +204,12 @@ type reply struct {
 }
 
 type call struct {
-	reply    chan reply // buffered 1; closed if the call failed without a reply
-	sess     *session
-	sentAt   int64 // unix nanos when the request was written
-	timedOut bool  // set before reply is closed: the call outlived the call timeout
+	reply       chan reply // buffered 1; closed if the call failed without a reply
+	sess        *session
+	sentAt      int64 // unix nanos when the request was written
+	timedOut    bool  // set before reply is closed: the call outlived the call timeout
+	watched     bool  // a caller's request: fails if nothing is heard for WithUnreachableAfter
+	unreachable bool  // set before reply is closed: nothing was heard from the server for that long
 	// onReply, if set, runs in dispatch when the reply arrives, in stream order: before any
 	// frame that follows it is handled. It must not block (dispatch does not).
 	onReply func(h *wire.Header)
@@ -224,7 +242,7 @@ func DialContext(ctx context.Context, addr string, opts ...Option) (*Client, err
 // newClient applies the options; the client has no session yet and no goroutine.
 func newClient(addr string, opts []Option) *Client {
 	o := options{dialTimeout: 3 * time.Second, heartbeat: time.Second, deadAfter: 5 * time.Second,
-		window: 256, maxBackoff: 2 * time.Second}
+		window: 256, maxBackoff: 2 * time.Second, unreachableAfter: time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -235,7 +253,8 @@ func newClient(addr string, opts []Option) *Client {
 		o.heartbeat = min(o.heartbeat, o.silenceTimeout/2)
 	}
 	c := &Client{addr: addr, opts: o, log: o.logger, pending: make(map[uint64]*call), done: make(chan struct{}),
-		hook: chain(o.hooks), ready: make(chan struct{})}
+		hook: chain(o.hooks), ready: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c.rc.tried = make(chan struct{})
 	c.acks.fn = c.ackOnce
 	c.ackEvery.Store(64)
 	c.ackBytes.Store(1 << 20)
@@ -264,8 +283,10 @@ func (c *Client) connect(ctx context.Context) error {
 	}
 }
 
-// connectOnce is one attempt of connect, on one conversation, for at most d.
-func (c *Client) connectOnce(ctx context.Context, d time.Duration) error {
+// connectOnce is one attempt of connect, on one conversation, for at most d. Its outcome is
+// published to the calls waiting for a session (attemptEnded).
+func (c *Client) connectOnce(ctx context.Context, d time.Duration) (err error) {
+	defer func() { c.attemptEnded(err) }()
 	s := &session{}
 	c.lastRecv.Store(time.Now().UnixNano())
 	if err := c.openLink(s); err != nil {
@@ -382,18 +403,22 @@ func (c *Client) roundTrip(ctx context.Context, h *wire.Header, value []byte) (r
 // nothing.
 func retriable(op task.Op) bool {
 	switch op {
-	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats:
+	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats, task.OpSlowLog,
+		task.OpScan, task.OpTTL, task.OpType, task.OpExists:
 		return true
 	}
 	return false
 }
 
-// sessionFor returns the current session, waiting for one while the client reconnects (unless
-// it fails fast: a Cluster's node).
+// sessionFor returns the current session, waiting for one while the client reconnects: until
+// the redial loop's next attempt ends. Once an attempt has failed (nothing listens at the
+// address, or nothing answers), a call fails with ErrUnavailable saying why, at once if that
+// failure is fresh, else after one more attempt made for it; the redial loop goes on in the
+// background. A Cluster's node (failFast) never waits.
 func (c *Client) sessionFor(ctx context.Context) (*session, error) {
 	for {
 		c.mu.Lock()
-		s, closed, ready := c.sess, c.closed, c.ready
+		s, closed, ready, tried, down, downAt := c.sess, c.closed, c.ready, c.rc.tried, c.rc.err, c.rc.at
 		c.mu.Unlock()
 		switch {
 		case closed:
@@ -402,9 +427,14 @@ func (c *Client) sessionFor(ctx context.Context) (*session, error) {
 			return s, nil
 		case c.opts.failFast:
 			return nil, fmt.Errorf("%w to %s", errNotSent, c.addr)
+		case down != nil && time.Since(downAt) < freshFailure:
+			return nil, &reconnectError{addr: c.addr, cause: down}
+		case down != nil:
+			c.kickRedial() // old news: try now, and answer with what that attempt finds
 		}
 		select {
 		case <-ready:
+		case <-tried: // an attempt ended: connected, or failed a moment ago
 		case <-c.done:
 			return nil, ErrClosed
 		case <-ctx.Done():
@@ -426,13 +456,16 @@ func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value
 		return reply{}, ctxError(ctx, h.Op.String()+" "+c.addr)
 	}
 	h.ID = c.nextID.Add(1)
-	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano(), onReply: onReply}
+	cl := &call{reply: make(chan reply, 1), sess: s, sentAt: time.Now().UnixNano(), onReply: onReply, watched: watched(h.Op)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return reply{}, ErrClosed
 	}
 	c.pending[h.ID] = cl
+	if cl.watched {
+		c.watch()
+	}
 	c.mu.Unlock()
 
 	if err := c.writeFrame(ctx, s, h, value); err != nil {
@@ -447,6 +480,10 @@ func (c *Client) doOnWith(ctx context.Context, s *session, h *wire.Header, value
 		if !ok {
 			if cl.timedOut {
 				return reply{}, fmt.Errorf("%w: %s %s: no reply, and the server silent for %v", ErrTimeout, h.Op, c.addr, c.silence())
+			}
+			if cl.unreachable {
+				return reply{}, fmt.Errorf("%w: %s %s: nothing heard from the server for %v since the request was sent: stopped or cut off (a write may or may not be applied)",
+					ErrUnavailable, h.Op, c.addr, c.opts.unreachableAfter)
 			}
 			return reply{}, fmt.Errorf("%w: %s to %s (a write may or may not have been applied)", errConnLost, h.Op, c.addr)
 		}
@@ -580,6 +617,7 @@ func (c *Client) sessionFailed(s *session, cause error) {
 	}
 	c.sess = nil
 	c.ready = make(chan struct{}) // callers wait on it for the next session
+	c.rc.err = nil                // ... or for the first attempt to fail
 	failed := c.takeCalls(s)
 	closed := c.closed
 	if !closed {
@@ -609,17 +647,22 @@ func (c *Client) takeCalls(s *session) []*call {
 	return calls
 }
 
-// redial reconnects with exponential back-off and jitter until it succeeds or the client closes.
-// cause and failed are what sessionFailed saw, logged here rather than on the engine's loop.
+// redial reconnects with exponential back-off and jitter until it succeeds or the client closes;
+// a call that finds the last failure old asks it to try at once (kickRedial). cause and failed
+// are what sessionFailed saw, logged here rather than on the engine's loop.
 func (c *Client) redial(cause error, failed int) {
 	defer c.wg.Done()
 	c.log.Warn("session lost; redialling", "addr", c.addr, "cause", cause, "failed_calls", failed)
 	backoff := 50 * time.Millisecond
 	for {
+		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-c.done:
+			t.Stop()
 			return
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		case <-t.C:
+		case <-c.kick:
+			t.Stop()
 		}
 		c.redials.Add(1)
 		if err := c.connect(context.Background()); err == nil || errors.Is(err, ErrClosed) {
@@ -659,6 +702,7 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 		close(c.done)
 		c.stopTimers()
+		c.stopWatch()
 		if s != nil {
 			c.sessionFailed(s, ErrClosed)
 		}

@@ -159,13 +159,13 @@ func (cl *Cluster) Touch(ctx context.Context, key string, ttl time.Duration) err
 
 // Incr adds delta to the counter at key; see Client.Incr. It is retried on another node only
 // if it was never sent.
-func (cl *Cluster) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+func (cl *Cluster) Incr(ctx context.Context, key string, delta int64, opts ...IncrOption) (int64, error) {
 	if cl.hook != nil {
 		k := strings.Clone(key)
 		var n int64
 		err := cl.hookedKeyed(ctx, "incr", k, false, func(ctx context.Context, c *Client) error {
 			var err error
-			n, err = c.Incr(ctx, k, delta)
+			n, err = c.Incr(ctx, k, delta, opts...)
 			return err
 		})
 		return n, err
@@ -173,7 +173,7 @@ func (cl *Cluster) Incr(ctx context.Context, key string, delta int64) (int64, er
 	var n int64
 	err := cl.do(ctx, key, false, nil, func(ctx context.Context, c *Client) error {
 		var err error
-		n, err = c.Incr(ctx, key, delta)
+		n, err = c.Incr(ctx, key, delta, opts...)
 		return err
 	})
 	return n, err

@@ -1,9 +1,13 @@
 package client
 
 import (
+	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sdkLinks is every package of pipecache's the SDK may link: itself, the protocol
@@ -46,5 +50,44 @@ func TestDependenciesStaySmall(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestREADMECountsClientDependencies: the number of packages README says package client
+// depends on is what its own command (go list -deps, not the standard library) prints.
+func TestREADMECountsClientDependencies(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("this test runs `go list`: %v", err)
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("package `client` depends on (\\d+) packages").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README no longer says how many packages package client depends on")
+	}
+	if got, said := len(strings.Fields(string(out))), string(m[1]); strconv.Itoa(got) != said {
+		t.Errorf("README says package client depends on %s packages outside the standard library; go list -deps counts %d", said, got)
+	}
+}
+
+// TestREADMEStatesTheSDKHeartbeat: README gives the SDK's default heartbeat, and its lease (three
+// of it), as the SDK has them.
+func TestREADMEStatesTheSDKHeartbeat(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	beat := newClient("127.0.0.1:1", nil).opts.heartbeat
+	secs := func(d time.Duration) string { return strings.TrimSuffix(d.String(), "s") + " s" }
+	want := "the Go SDK proposes " + secs(beat) + " (`client.WithHeartbeat`), so its lease is " + secs(3*beat)
+	if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), want) {
+		t.Errorf("README does not say %q", want)
 	}
 }

@@ -68,5 +68,9 @@ func (l *link) close() { l.conn.Close() }
 // refused reports whether the server's address answered with an ICMP port unreachable.
 func (l *link) refused() bool { return errors.Is(l.conn.Err(), kcpnet.ErrRefused) }
 
+// heardSince reports whether any datagram (an acknowledgment too) came from the server at or
+// after unixNanos.
+func (l *link) heardSince(unixNanos int64) bool { return l.conn.LastHeard().UnixNano() >= unixNanos }
+
 // lastData returns when the server last sent stream data on the conversation (zero: never).
 func (l *link) lastData() time.Time { return l.conn.LastData() }

@@ -97,6 +97,10 @@ func (l *link) refused() bool {
 	return err != nil && errors.Is(*err, syscall.ECONNREFUSED)
 }
 
+// heardSince reports true: a kcp-go UDPSession does not say when its last datagram came, so a
+// call to a silent server waits for its context here (WithUnreachableAfter is Linux's).
+func (l *link) heardSince(int64) bool { return true }
+
 // lastData returns when the reader last read data (zero: never).
 func (l *link) lastData() time.Time {
 	if n := l.heard.Load(); n != 0 {

@@ -3,8 +3,10 @@
 // A Client keeps one KCP session to a pipecached server and is safe for concurrent use: every
 // caller shares the session, so many requests are in flight at once, matched to their replies
 // by request id, and their requests and ACKs share datagrams. The client sends heartbeats,
-// notices a server that has gone silent, fails the requests in flight with ErrUnavailable, and
-// redials with back-off in the background.
+// notices a server that has stopped (an ICMP port unreachable: at once) or gone silent (a call
+// that hears nothing for WithUnreachableAfter, 1 s), fails the requests in flight with
+// ErrUnavailable, and redials with back-off in the background; while it cannot reconnect, calls
+// fail with ErrUnavailable saying why instead of waiting for their contexts (reconnect.go).
 //
 // Transport. On Linux every session of the process (every Client, every node of every Cluster)
 // is a conversation of one shared engine, package client/kcpnet: one I/O loop goroutine and a

@@ -241,7 +241,7 @@ func noHookCases(c *Client, cl *Cluster) map[string][2]func() {
 				c.writeRemote(ctx, task.OpSet, string(keyBytes), []byte(string(valueBytes)), 0, writeOpts([]WriteOption{WithTTL(time.Second)}))
 			}},
 		"delete":      {func() { c.Delete(ctx, string(keyBytes)) }, func() { c.delete(ctx, string(keyBytes)) }},
-		"incr":        {func() { c.Incr(ctx, string(keyBytes), 1) }, func() { c.incr(ctx, string(keyBytes), 1) }},
+		"incr":        {func() { c.Incr(ctx, string(keyBytes), 1) }, func() { c.incr(ctx, string(keyBytes), 1, 0) }},
 		"mget":        {func() { c.MGet(ctx, string(keyBytes)) }, func() { c.mget(ctx, []string{string(keyBytes)}) }},
 		"ping":        {func() { c.Ping(ctx) }, func() { c.ping(ctx) }},
 		"cluster get": {func() { cl.Get(ctx, string(keyBytes)) }, func() { cl.get(ctx, string(keyBytes), nil) }},

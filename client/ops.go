@@ -26,7 +26,7 @@ type Cache interface {
 	Replace(ctx context.Context, key string, value []byte, opts ...WriteOption) (uint64, error)
 	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...WriteOption) (uint64, error)
 	Delete(ctx context.Context, key string) error
-	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	Incr(ctx context.Context, key string, delta int64, opts ...IncrOption) (int64, error)
 	Touch(ctx context.Context, key string, ttl time.Duration) error
 	Exec(ctx context.Context, key, proc string, args []byte) (result []byte, version uint64, err error)
 	Ping(ctx context.Context) error
@@ -236,19 +236,33 @@ func (c *Client) delete(ctx context.Context, key string) error {
 	return err
 }
 
+// IncrOption changes what Incr does. (A value, not a function as WriteOption: Incr without
+// options and without hooks allocates nothing.)
+type IncrOption struct{ flags uint32 }
+
+// MustExist makes Incr fail with ErrNotFound on a missing key (memcached's incr) instead of
+// starting the counter from 0.
+func MustExist() IncrOption { return IncrOption{flags: task.FlagMustExist} }
+
 // Incr adds delta (which may be negative) to the decimal counter at key and returns the new
-// value. ErrNotFound if the key does not exist, ErrNotCounter if its value is not an integer.
-func (c *Client) Incr(ctx context.Context, key string, delta int64) (int64, error) {
-	if c.hook != nil {
-		k := strings.Clone(key)
-		return hooked(ctx, c.hook, &Call{Op: "incr", Key: k, Addr: c.addr},
-			func(ctx context.Context) (int64, error) { return c.incr(ctx, k, delta) })
+// value. A missing key is a counter at 0, created without a TTL (Redis's INCR), unless
+// MustExist is given: then ErrNotFound. ErrNotCounter if the value is not a decimal integer,
+// ErrOverflow if the sum would leave the 64-bit range.
+func (c *Client) Incr(ctx context.Context, key string, delta int64, opts ...IncrOption) (int64, error) {
+	var flags uint32
+	for _, o := range opts {
+		flags |= o.flags
 	}
-	return c.incr(ctx, key, delta)
+	if c.hook != nil {
+		k, f := strings.Clone(key), flags
+		return hooked(ctx, c.hook, &Call{Op: "incr", Key: k, Addr: c.addr},
+			func(ctx context.Context) (int64, error) { return c.incr(ctx, k, delta, f) })
+	}
+	return c.incr(ctx, key, delta, flags)
 }
 
-func (c *Client) incr(ctx context.Context, key string, delta int64) (int64, error) {
-	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta}, nil)
+func (c *Client) incr(ctx context.Context, key string, delta int64, flags uint32) (int64, error) {
+	r, err := c.roundTrip(ctx, &wire.Header{Op: task.OpIncr, Key: []byte(key), Delta: delta, Flags: flags}, nil)
 	c.wrote(key, r, err)
 	if err != nil {
 		return 0, err

@@ -6,13 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
-	"github.com/peterbourgon/ff/v3"
 
 	"github.com/pipecache/pipecache/nameservice"
 )
@@ -36,6 +31,7 @@ type config struct {
 	cpuProfile string
 	configFile string
 	version    bool
+	fixed      map[string]bool // set on the command line or in the environment: a reload keeps them
 }
 
 // newFlagSet defines every flag, writing into cfg.
@@ -44,12 +40,12 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	d := &cfg.daemon
 	fs.StringVar(&d.Incoming.Transport.Addr, "listen", "127.0.0.1:7070", "UDP address to serve on")
 	fs.IntVar(&d.MaxKey, "max-key", 250, "largest key, in bytes")
-	fs.IntVar(&d.MaxValue, "max-value", 1<<20, "largest value, in bytes")
+	fs.Var(newSizeInt(&d.MaxValue, 1<<20), "max-value", "largest value")
 	fs.DurationVar(&d.Incoming.Transport.IdleTimeout, "idle-timeout", 60*time.Second, "drop a conversation no session uses (after a goodbye) silent this long; a session's lease ends its own")
 	fs.IntVar(&d.Incoming.Transport.MaxConns, "max-conns", 100_000, "conversations at most")
 	fs.IntVar(&d.Incoming.Transport.PendingRate, "conn-rate", 2000, "new conversations admitted per second, from all sources")
 	fs.IntVar(&d.Incoming.Transport.SourceRate, "source-conn-rate", 0, "new conversations admitted per second from one source address (0: -conn-rate/8, at least 16)")
-	fs.Int64Var(&d.Incoming.Transport.PendingMemory, "pending-memory", 32<<20, "bytes all conversations still waiting for their hello may hold together (each counts 40 KiB); the oldest is dropped for a new one")
+	fs.Var(newSize(&d.Incoming.Transport.PendingMemory, 32<<20), "pending-memory", "what all conversations still waiting for their hello may hold together (each counts 40 KiB); the oldest is dropped for a new one")
 	fs.DurationVar(&d.Incoming.Transport.AckDelay, "ack-delay", 5*time.Millisecond, "how long a request's ACK may wait to ride with its reply (negative: send ACKs at once)")
 	fs.StringVar(&d.Store, "data-dir", "data", "directory of the embedded store (a directory of a version that used bbolt is migrated at start)")
 	fs.Var(&d.Fsync, "fsync", "when an acknowledged write is on disk: always (before the reply), everysec (written to the OS before the reply, synced every second: survives a crash of the daemon, a power failure may lose about the last second) or no (written to the OS; the OS syncs it when it chooses)")
@@ -75,138 +71,73 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.StringVar(&cfg.tokenFile, "auth-token-file", "", "file of accepted tokens, one per line")
 	fs.StringVar(&cfg.keyFile, "crypt-key-file", "", "encrypt and authenticate every datagram (AES-GCM) with the AES key in this file (32, 48 or 64 hex digits); clients need the same key")
 	fs.BoolVar(&d.CryptLegacyCFB, "crypt-legacy-cfb", false, "with -crypt-key-file: kcp-go's older AES-CFB framing instead of AES-GCM, for clients that predate it (not authenticated: a CRC32, not a MAC)")
-
-	fs.Int64Var(&d.Sessions.PushBytes, "push-bytes", 4<<20, "values one session may hold in pushes not yet acknowledged; beyond, pushes go without values")
-	fs.Int64Var(&d.Sessions.PushMemory, "push-memory", 256<<20, "values all sessions together may hold in pushes not yet acknowledged")
+	fs.Var(newSize(&d.Sessions.PushBytes, 4<<20), "push-bytes", "values one session may hold in pushes not yet acknowledged; beyond, pushes go without values")
+	fs.Var(newSize(&d.Sessions.PushMemory, 256<<20), "push-memory", "values all sessions together may hold in pushes not yet acknowledged")
 	fs.IntVar(&d.Sessions.MaxSubscriptions, "max-subscriptions", 10_000, "keys and prefixes one session may subscribe to")
-	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none; a session silent for 3 intervals expires")
+	fs.DurationVar(&d.Sessions.DefaultHeartbeat, "heartbeat", 2*time.Second, "heartbeat interval for clients that propose none (the Go SDK proposes 1 s); a session silent for 3 intervals expires")
+	fs.DurationVar(&d.Incoming.SlowLog, "slowlog", 10*time.Millisecond, "keep requests that take at least this long (decoded to replied) in the slow log (pipecachectl slowlog, /slowlog); 0: none")
+	fs.IntVar(&d.Incoming.SlowLogLen, "slowlog-len", 128, "how many of the most recent slow requests the slow log keeps")
 	fs.StringVar(&cfg.admin, "admin", "127.0.0.1", "admin HTTP endpoint (/metrics, /healthz, /readyz, /debug/pprof/) on this TCP `address`; a host alone takes -listen's port number; empty or 'off': none")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error (SIGUSR1: debug; SIGUSR2: back to this)")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "text (key=value) or json, one line per event")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
-	fs.StringVar(&cfg.configFile, "config", "", "read flags from this TOML `file` (keys: the flags' names); the command line and the environment win over it")
+	fs.StringVar(&cfg.configFile, "config", "", "read flags from this TOML `file` (keys: the flags' names); the command line and the environment win over it; SIGHUP reloads -log-level, -log-format and the auth tokens from it")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	return fs
 }
 
 // parseConfig reads the command line, then PIPECACHE_* environment variables for flags not on
-// it, then the -config file for flags set by neither (github.com/peterbourgon/ff does the
-// layering; BurntSushi/toml reads the file). Help goes to w.
+// it, then the -config file for flags set by neither (layers.go; BurntSushi/toml reads the file,
+// tomlfile.go). -h prints the flags by purpose (usage.go) to w; a bad flag is one line of error,
+// not the whole of -h.
 func parseConfig(args []string, w io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := newFlagSet(cfg)
-	fs.SetOutput(w)
-	fs.Usage = func() { usage(fs, w) }
-	err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix),
-		ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(tomlParser))
-	if err != nil {
+	fs.SetOutput(io.Discard) // the flag package's own messages: ours say more (usageHint)
+	fs.Usage = func() {}
+	fixed, err := parseLayers(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(fs, w)
 		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w (%s)", err, usageHint)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: see -h)", fs.Args())
+		return nil, fmt.Errorf("unexpected arguments %q (every setting is a flag: %s)", fs.Args(), usageHint)
 	}
+	cfg.fixed = fixed
+	return cfg, cfg.resolve()
+}
+
+// resolve turns the flags' values into the daemon's configuration and checks what no single
+// flag can check.
+func (cfg *config) resolve() error {
 	cfg.daemon.Cache.Memory = cfg.memoryMB << 20
 	if cfg.daemon.Loops != "" {
 		if _, err := ParseMapping(cfg.daemon.Loops); err != nil {
-			return nil, fmt.Errorf("-loops: %w", err)
+			return fmt.Errorf("-loops: %w", err)
 		}
 	}
 	if cfg.storeURL != "" {
 		if _, _, err := nameservice.EtcdURL(cfg.storeURL); err != nil {
-			return nil, fmt.Errorf("-store: %w", err)
+			return fmt.Errorf("-store: %w", err)
 		}
 		cfg.daemon.Store = cfg.storeURL // instead of -data-dir
 		if cfg.daemon.Fsync != nameservice.FsyncAlways {
-			return nil, fmt.Errorf("-fsync %s: only the embedded store (-data-dir) offers it; etcd (-store) syncs every commit itself", cfg.daemon.Fsync)
+			return fmt.Errorf("-fsync %s: only the embedded store (-data-dir) offers it; etcd (-store) syncs every commit itself", cfg.daemon.Fsync)
 		}
 	}
 	switch c := &cfg.daemon.Cache; {
 	case c.ProcBudget < 0 || c.ProcMaxSteps < 0:
-		return nil, fmt.Errorf("-proc-budget %v, -proc-max-steps %d: a budget is not negative (0: none)", c.ProcBudget, c.ProcMaxSteps)
+		return fmt.Errorf("-proc-budget %v, -proc-max-steps %d: a budget is not negative (0: none)", c.ProcBudget, c.ProcMaxSteps)
 	case c.ProcBudget == 0:
 		c.ProcBudget = -1 // the flag's 0 is none; the stage's 0 is its default
 	}
-	return cfg, nil
-}
-
-// envName is the environment variable that sets flag name.
-func envName(name string) string {
-	return envPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
-}
-
-// usage prints every flag with its environment variable and default.
-func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprintf(w, `Usage: pipecached [flags]
-
-Every flag can also be set from the environment (the variable named after it) or from the
--config file (TOML: a flag's name = its value). The command line wins over the environment,
-which wins over the file.
-
-`)
-	fs.VisitAll(func(f *flag.Flag) {
-		arg, help := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  -%s", f.Name)
-		if arg != "" {
-			fmt.Fprintf(w, " %s", arg)
-		}
-		fmt.Fprintf(w, "    $%s\n    \t%s", envName(f.Name), strings.ReplaceAll(help, "\n", "\n    \t"))
-		if f.DefValue != "" && f.DefValue != "false" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-}
-
-// errConfigValue is a -config file value that no flag could take.
-var errConfigValue = errors.New("config file: not a flag value")
-
-// tomlParser is ff's view of a TOML config file: each top-level key is a flag's name, each
-// value is given to the flag as the command line would give it. A list of strings becomes a
-// comma-separated value (auth-tokens = ["a", "b"]).
-func tomlParser(r io.Reader, set func(name, value string) error) error {
-	var m map[string]any
-	if _, err := toml.NewDecoder(r).Decode(&m); err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v, err := tomlValue(m[k])
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", errConfigValue, k, err)
-		}
-		if err := set(k, v); err != nil {
-			return err
-		}
+	if in := &cfg.daemon.Incoming; in.SlowLog <= 0 {
+		in.SlowLog = -1 // likewise
 	}
 	return nil
-}
-
-func tomlValue(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64), nil
-	case bool:
-		return strconv.FormatBool(v), nil
-	case []any:
-		parts := make([]string, len(v))
-		for i, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return "", fmt.Errorf("a list may hold only strings, not %T", e)
-			}
-			parts[i] = s
-		}
-		return strings.Join(parts, ","), nil
-	}
-	return "", fmt.Errorf("a %T (tables and dates are not flag values)", v)
 }
 
 // adminAddr resolves -admin: "" (or "off") is no endpoint; a host without a port takes the

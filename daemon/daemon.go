@@ -162,8 +162,9 @@ func (d *Daemon) start(ctx context.Context, cfg Config) (err error) {
 	if err = d.register(cfg); err != nil {
 		return err
 	}
-	d.log.Info("pipecached listening", "addr", d.Addr().String(), "loops", d.p.Mapping.String(), "data", cfg.Store,
-		"fsync", cfg.Fsync.String(), "memory", d.limits.Memory, "version", startVersion, "processors", strings.Join(cfg.Processors.Names(), ","))
+	d.log.Info("pipecached listening", "addr", d.Addr().String(), "loops", d.p.Mapping.String(), storeAttr(cfg), "fsync", cfg.Fsync.String(),
+		"memory_budget", mib(d.limits.Memory), "data_version", startVersion, "build", d.version,
+		"processors", strings.Join(cfg.Processors.Names(), ","))
 	return nil
 }
 
@@ -286,3 +287,7 @@ func (d *Daemon) Pipeline() *Pipeline { return &d.p }
 func (d *Daemon) DropConversations(ctx context.Context) error {
 	return d.p.Incoming.Loop().Run(ctx, d.p.Incoming.CloseConversations)
 }
+
+// SetTokens replaces the auth tokens a hello must present (none: no authentication), from any
+// goroutine; sessions already accepted stay.
+func (d *Daemon) SetTokens(tokens []string) { d.p.Sessions.SetTokens(tokens) }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,28 +63,52 @@ store-timeout = "750ms"
 	assert.Equal(t, 750*time.Millisecond, cfg.daemon.Cache.StoreTimeout)
 }
 
-func TestConfigFileFromTheEnvironment(t *testing.T) {
+// TestNoEnvironmentForVersionOrConfig (#27 item 5): what the process does and where its
+// configuration is are the command line's alone. A stray PIPECACHE_VERSION (1 or a version
+// string) must not turn a service into a command that prints its version, nor keep it from
+// starting; PIPECACHE_CONFIG is not read.
+func TestNoEnvironmentForVersionOrConfig(t *testing.T) {
+	for _, v := range []string{"1", "true", "1.2.3"} {
+		t.Setenv("PIPECACHE_VERSION", v)
+		cfg, err := parseConfig(nil, io.Discard)
+		require.NoError(t, err, "PIPECACHE_VERSION=%s", v)
+		assert.False(t, cfg.version, "PIPECACHE_VERSION=%s", v)
+	}
 	t.Setenv("PIPECACHE_CONFIG", writeFile(t, `data-dir = "/srv/cache"`))
 	cfg, err := parseConfig(nil, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, "/srv/cache", cfg.daemon.Store)
+	assert.Equal(t, "data", cfg.daemon.Store, "PIPECACHE_CONFIG is not read")
+
+	var help bytes.Buffer
+	require.Equal(t, 0, Run(context.Background(), []string{"-h"}, io.Discard, &help, nil))
+	assert.NotContains(t, help.String(), "$PIPECACHE_VERSION")
+	assert.NotContains(t, help.String(), "$PIPECACHE_CONFIG")
 }
 
 func TestConfigFileErrorsAreClear(t *testing.T) {
+	// Each error names the line, the key, what the key takes and what it got (#27 item 9).
 	tests := []struct {
-		name, file, want string
+		name, file string
+		want       []string
 	}{
-		{"unknown key", `listne = "x"`, `"listne" not defined`},
-		{"table", "[cache]\nmemory-mb = 1", "cache"},
-		{"list of numbers", "auth-tokens = [1, 2]", "only strings"},
-		{"bad duration", `heartbeat = 2`, "heartbeat"},
-		{"not TOML", `listen: "x"`, "config file"},
+		{"unknown key", "# comment\nlistne = \"x\"", []string{"line 2: listne", "no flag -listne"}},
+		{"table", "listen = \"127.0.0.1:1\"\n[cache]\nmemory-mb = 1", []string{"line 2: cache", "a table"}},
+		{"list of numbers", "auth-tokens = [1, 2]", []string{"line 1: auth-tokens", "only strings", "the integer 1"}},
+		{"duration without a unit", "\n\nheartbeat = 2", []string{"line 3: heartbeat", "a duration", "the integer 2", `"2s"`}},
+		{"string for an integer", `max-key = "many"`, []string{"line 1: max-key", "want an integer", `got "many"`}},
+		{"integer for a string", `listen = 7070`, []string{"line 1: listen", "want a string", "the integer 7070"}},
+		{"number for a boolean", `stale-reads = 1`, []string{"line 1: stale-reads", "want a boolean", "the integer 1"}},
+		{"bad size", `push-memory = "lots"`, []string{"line 1: push-memory", "want a size", "not a size"}},
+		{"not TOML", `listen: "x"`, []string{"config file", "line 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseConfig([]string{"-config", writeFile(t, tt.file)}, io.Discard)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.want)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, err.Error(), "parse error")
 		})
 	}
 	_, err := parseConfig([]string{"-config", filepath.Join(t.TempDir(), "missing.toml")}, io.Discard)
@@ -148,11 +173,74 @@ func TestHelpListsEveryFlagAndItsVariable(t *testing.T) {
 	require.Equal(t, 0, Run(context.Background(), []string{"-h"}, io.Discard, &out, nil))
 	help := out.String()
 	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
-		assert.Contains(t, help, "  -"+f.Name+" ", f.Name)
-		assert.Contains(t, help, "$"+envName(f.Name), f.Name)
+		assert.Regexp(t, `\n  -`+f.Name+`[ \n]`, help, f.Name)
+		if !noEnv[f.Name] {
+			assert.Contains(t, help, "$"+envName(f.Name), f.Name)
+		}
 	})
 	assert.Contains(t, help, "$PIPECACHE_DATA_DIR")
 	assert.Contains(t, help, `(default "127.0.0.1:7070")`)
+}
+
+// TestHelpIsByPurposeInOneUnit (#27 item 9): -h groups the flags by purpose, in the order of
+// flagGroups; sizes read in units (the default of -push-memory is 256MiB, not 268435456) and
+// numbers are not quoted.
+func TestHelpIsByPurposeInOneUnit(t *testing.T) {
+	var out bytes.Buffer
+	require.Equal(t, 0, Run(context.Background(), []string{"-h"}, io.Discard, &out, nil))
+	help := out.String()
+	last := -1
+	for _, g := range flagGroups {
+		i := strings.Index(help, "\n"+g.title+":\n")
+		require.Greater(t, i, last, "group %q missing or out of order", g.title)
+		last = i
+	}
+	for _, want := range []string{"-push-memory size", "(default 256MiB)", "-pending-memory size", "(default 32MiB)",
+		"-max-value size", "(default 1MiB)", "-push-bytes size", "(default 4MiB)", "-max-key n", "(default 250)"} {
+		assert.Contains(t, help, want)
+	}
+	assert.NotContains(t, help, "268435456")
+	assert.NotContains(t, help, `(default "250")`)
+}
+
+// TestEveryFlagIsInOneHelpGroup: a new flag must be placed in -h.
+func TestEveryFlagIsInOneHelpGroup(t *testing.T) {
+	seen := map[string]int{}
+	for _, g := range flagGroups {
+		for _, name := range g.flags {
+			seen[name]++
+		}
+	}
+	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) {
+		assert.Equal(t, 1, seen[f.Name], "-%s in %d help groups", f.Name, seen[f.Name])
+		delete(seen, f.Name)
+	})
+	assert.Empty(t, seen, "help groups name flags that do not exist")
+}
+
+// TestSizeFlagsTakeUnits: every size flag takes a plain number of bytes, as before, or a unit,
+// on the command line, in the environment and in the file.
+func TestSizeFlagsTakeUnits(t *testing.T) {
+	t.Setenv("PIPECACHE_PUSH_BYTES", "512KiB")
+	cfg, err := parseConfig([]string{"-config", writeFile(t, `push-memory = "1GiB"`+"\n"+`pending-memory = 1048576`),
+		"-max-value", "2MiB"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 2<<20, cfg.daemon.MaxValue)
+	assert.Equal(t, int64(512<<10), cfg.daemon.Sessions.PushBytes)
+	assert.Equal(t, int64(1<<30), cfg.daemon.Sessions.PushMemory)
+	assert.Equal(t, int64(1<<20), cfg.daemon.Incoming.Transport.PendingMemory)
+	_, err = parseConfig([]string{"-max-value", "3GiB"}, io.Discard)
+	assert.ErrorContains(t, err, "too large")
+}
+
+// TestBadFlagIsOneLine (#27 item 9): an unknown flag says so and where to look, not the whole
+// of -h.
+func TestBadFlagIsOneLine(t *testing.T) {
+	var out bytes.Buffer
+	require.Equal(t, 2, Run(context.Background(), []string{"-no-such-flag"}, io.Discard, &out, nil))
+	assert.Equal(t, 1, strings.Count(out.String(), "\n"), "%s", out.String())
+	assert.Contains(t, out.String(), "-no-such-flag")
+	assert.Contains(t, out.String(), "pipecached -h")
 }
 
 // TestREADMENamesEveryFlag: README's list of the daemon's flags is complete.

@@ -8,8 +8,10 @@
 //     operation goes, in what order the loops start and stop; stats.go, what it publishes.
 //   - the command over it: Main and Run turn flags (with their environment variables and the
 //     -config file) into a Config, then run the daemon and its admin endpoint until a signal.
-//     main.go (flags to exit code), config.go (the flags), log.go (the logger, its level at
-//     run time), serve.go (tokens, key, admin endpoint, the daemon's life).
+//     main.go (flags to exit code), config.go (the flags), layers.go (command line over
+//     environment over file), tomlfile.go (the file), size.go (sizes with units), usage.go
+//     (-h), log.go (the logger, its level and format at run time), reload.go (SIGHUP),
+//     serve.go (tokens, key, admin endpoint, the daemon's life).
 //
 // cmd/pipecached's main calls Main with the built-in processors; a custom daemon, a main of
 // its own, calls Main with a processor.Registry that holds its processors too

@@ -37,6 +37,8 @@ func Main(args []string, procs *processor.Registry) int {
 // Run is Main without the signals: it runs until ctx ends or the daemon cannot start, writes
 // -version and -h to stdout and stderr, logs to stderr, and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, procs *processor.Registry) int {
+	hup, stopHUP := hupSignals() // from the start: a closing terminal must not end the daemon
+	defer stopHUP()
 	cfg, err := parseConfig(args, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -49,12 +51,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, procs *pr
 		return 0
 	}
 	cfg.daemon.Processors = procs
-	log, lv, err := newLogger(cfg, stderr)
+	logs, err := newLogger(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pipecached: %v\n", err)
 		return 2
 	}
-	go levelSignals(ctx, lv, cfg.logFormat, stderr)
+	go levelSignals(ctx, logs)
 	if limit := cfg.memoryLimit(os.Getenv("GOMEMLIMIT")); limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
@@ -70,5 +72,5 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, procs *pr
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return serve(ctx, cfg, log)
+	return serve(ctx, cfg, logs, hup)
 }

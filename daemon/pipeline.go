@@ -173,7 +173,8 @@ func (p *Pipeline) host(role string) *loop.Loop {
 // operations to SessionMgr; Incoming answers ping and echo itself.
 var (
 	dataOps = []task.Op{task.OpGet, task.OpMGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
-		task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats, task.OpExec}
+		task.OpDelete, task.OpIncr, task.OpTouch, task.OpStats, task.OpExec,
+		task.OpScan, task.OpTTL, task.OpType, task.OpExists}
 	sessionOps = []task.Op{task.OpHello, task.OpHeartbeat, task.OpGoodbye, task.OpSubscribe,
 		task.OpUnsubscribe, task.OpAck}
 )

@@ -15,7 +15,8 @@ import (
 
 // serve runs the daemon (and its admin endpoint) until ctx ends, then stops it without losing
 // an acknowledged write. It returns the process's exit code.
-func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
+func serve(ctx context.Context, cfg *config, logs *logControl, hup <-chan os.Signal) int {
+	log := logs.log
 	build := buildinfo.Read()
 	cfg.daemon.Version, cfg.daemon.Logger = build.String(), log
 	var err error
@@ -51,6 +52,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) int {
 	if adm != nil {
 		adm.SetDaemon(d)
 	}
+	go reloadSignals(ctx, hup, cfg, logs, d)
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -71,7 +73,7 @@ func startAdmin(cfg *config, build buildinfo.Info, log *slog.Logger) (*admin.Ser
 	if err != nil {
 		return nil, err
 	}
-	log.Info("admin endpoint listening", "addr", adm.Addr().String(), "paths", "/metrics /healthz /readyz /debug/pprof/")
+	log.Info("admin endpoint listening", "addr", adm.Addr().String(), "paths", admin.Paths)
 	return adm, nil
 }
 

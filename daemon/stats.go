@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"runtime/metrics"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pipecache/pipecache/admin"
 	"github.com/pipecache/pipecache/stages"
+	"github.com/pipecache/pipecache/transport/wire"
 )
 
 // What the daemon publishes about itself: a snapshot of every stage's counters for monitoring
@@ -34,6 +36,7 @@ func (d *Daemon) Snapshot() admin.Snapshot {
 		Version:  d.version,
 		Uptime:   time.Since(d.started),
 		Incoming: d.p.Incoming.Stats(),
+		Requests: d.p.Incoming.Requests(),
 		Sessions: d.p.Sessions.Stats(),
 		Cache:    d.p.Cache.Stats(),
 		Limits:   d.limits,
@@ -109,4 +112,10 @@ func parseStatmRSS(b []byte) int64 {
 		return 0
 	}
 	return n
+}
+
+// SlowLog returns the daemon's slow log (stages.IncomingConfig.SlowLog), newest first: what
+// the slowlog op answers, for the admin endpoint. Safe for concurrent use.
+func (d *Daemon) SlowLog(ctx context.Context) ([]wire.SlowRequest, error) {
+	return d.p.Incoming.SlowLog(ctx)
 }

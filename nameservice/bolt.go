@@ -185,11 +185,15 @@ func (s *Bolt) MaxVersion() (v uint64, err error) {
 }
 
 // Scan implements Store.
-func (s *Bolt) Scan(prefix string, nowMs int64, fn func(key string, r Record) bool) error {
+func (s *Bolt) Scan(prefix, from string, nowMs int64, fn func(key string, r Record) bool) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketData).Cursor()
 		p := []byte(prefix)
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		start := p
+		if from > prefix {
+			start = []byte(from)
+		}
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			r, err := decodeRecord(v)
 			if err != nil {
 				return fmt.Errorf("nameservice: scan at %q: %w", k, err)

@@ -260,8 +260,11 @@ func (e *Etcd) MaxVersion() (uint64, error) {
 }
 
 // Scan implements Store, reading pages of 1,000 keys at one revision.
-func (e *Etcd) Scan(prefix string, nowMs int64, fn func(key string, r Record) bool) error {
+func (e *Etcd) Scan(prefix, start string, nowMs int64, fn func(key string, r Record) bool) error {
 	from, end := e.dataKey(prefix), clientv3.GetPrefixRangeEnd(e.dataKey(prefix))
+	if start > prefix {
+		from = e.dataKey(start)
+	}
 	var rev int64
 	for {
 		ctx, cancel := e.ctx()

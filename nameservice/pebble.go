@@ -323,13 +323,17 @@ func (s *Pebble) MaxVersion() (uint64, error) {
 }
 
 // Scan implements Store.
-func (s *Pebble) Scan(prefix string, nowMs int64, fn func(key string, r Record) bool) error {
+func (s *Pebble) Scan(prefix, from string, nowMs int64, fn func(key string, r Record) bool) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.closeMu.RUnlock()
 	lo := dataKey(nil, prefix)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upperBound(lo)})
+	hi := upperBound(lo)
+	if from > prefix {
+		lo = dataKey(nil, from)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("nameservice: scan: %w", err)
 	}

@@ -37,9 +37,10 @@ type Store interface {
 	// MaxVersion returns the highest version ever committed, so that a restarted cache continues
 	// numbering above it.
 	MaxVersion() (uint64, error)
-	// Scan calls fn for each live record whose key starts with prefix, in key order, until fn
-	// returns false. For tooling; it reads a consistent snapshot.
-	Scan(prefix string, nowMs int64, fn func(key string, r Record) bool) error
+	// Scan calls fn for each live record whose key starts with prefix and is not below from
+	// ("" or a key below the prefix: from the prefix's first key), in key order, until fn
+	// returns false. It reads a consistent snapshot (the scan op's steps: stages.ScanArgs).
+	Scan(prefix, from string, nowMs int64, fn func(key string, r Record) bool) error
 	// SweepExpired deletes up to limit records expired at nowMs and returns how many it deleted.
 	SweepExpired(nowMs int64, limit int) (int, error)
 	Close() error

@@ -83,7 +83,7 @@ func TestStoreExpiryAndSweep(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 1, n, "only 'short' expired by 2000; 'moved' was given a later deadline")
 		var keys []string
-		require.NoError(t, s.Scan("", 2000, func(k string, r Record) bool { keys = append(keys, k); return true }))
+		require.NoError(t, s.Scan("", "", 2000, func(k string, r Record) bool { keys = append(keys, k); return true }))
 		assert.Equal(t, []string{"forever", "long", "moved"}, keys)
 
 		n, err = s.SweepExpired(10_000, 100)
@@ -102,8 +102,14 @@ func TestStoreScanPrefix(t *testing.T) {
 		ws = append(ws, Write{Key: "room:1", Record: Record{Version: 99}})
 		require.NoError(t, s.Commit(ws))
 		n := 0
-		require.NoError(t, s.Scan("user:", 0, func(string, Record) bool { n++; return n < 3 }))
+		require.NoError(t, s.Scan("user:", "", 0, func(string, Record) bool { n++; return n < 3 }))
 		assert.Equal(t, 3, n, "Scan stops when fn returns false")
+		var keys []string
+		require.NoError(t, s.Scan("user:", "user:7", 0, func(k string, _ Record) bool { keys = append(keys, k); return true }))
+		assert.Equal(t, []string{"user:7", "user:8", "user:9"}, keys, "from a key on, in key order")
+		keys = nil
+		require.NoError(t, s.Scan("user:", "a", 0, func(k string, _ Record) bool { keys = append(keys, k); return true }))
+		assert.Len(t, keys, 10, "a from below the prefix starts at the prefix")
 	})
 }
 
@@ -199,7 +205,7 @@ func TestStoreRefusesCallsAfterClose(t *testing.T) {
 			assert.ErrorIs(t, s.Commit([]Write{{Key: "k"}}), ErrClosed)
 			_, err = s.MaxVersion()
 			assert.ErrorIs(t, err, ErrClosed)
-			assert.ErrorIs(t, s.Scan("", 0, func(string, Record) bool { return true }), ErrClosed)
+			assert.ErrorIs(t, s.Scan("", "", 0, func(string, Record) bool { return true }), ErrClosed)
 			_, err = s.SweepExpired(0, 1)
 			assert.ErrorIs(t, err, ErrClosed)
 			assert.NoError(t, s.Close(), "a second Close is harmless")

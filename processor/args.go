@@ -71,6 +71,17 @@ func ZAddArgs(member string, score float64, flags byte) []byte {
 	return appendString(appendF64([]byte{ZSetCmdAdd, flags}, score), member)
 }
 
+// ZAddManyArgs returns the arguments of zset add of several members at once (Redis's ZADD
+// with several score/member pairs), each under flags as ZAddArgs's, applied in order. Result:
+// DecodeCount, the number of members added.
+func ZAddManyArgs(flags byte, members ...Member) []byte {
+	b := appendU([]byte{ZSetCmdAddMany, flags}, uint64(len(members)))
+	for _, m := range members {
+		b = appendString(appendF64(b, m.Score), m.Name)
+	}
+	return b
+}
+
 // ZIncrArgs returns the arguments of zset incr: member's score grows by delta (a new member
 // starts at 0). Result: DecodeScore.
 func ZIncrArgs(member string, delta float64) []byte {

@@ -209,3 +209,25 @@ func encodeTable(dst []byte, format byte, n int, mid []byte, entry func(area []b
 	dst = append(dst, mid...)
 	return append(dst, area...), nil
 }
+
+// EncodingOf names the built-in processor whose encoding b is: "hash", "list" or "zset" if its
+// format byte says so and its table is well formed (the check a processor makes before reading
+// it: O(entries)), else "" (a plain value, or one a custom processor wrote).
+func EncodingOf(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	for _, e := range []struct {
+		format  byte
+		midSize int
+		name    string
+	}{{FormatHash, 0, "hash"}, {FormatList, 0, "list"}, {FormatZSet, 4, "zset"}} {
+		if b[0] == e.format {
+			if _, err := parseChecked(b, e.format, e.midSize, e.name); err == nil {
+				return e.name
+			}
+			return ""
+		}
+	}
+	return ""
+}

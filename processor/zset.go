@@ -11,13 +11,14 @@ const FormatZSet = 0x03
 
 // The sorted set's sub-commands (PROCESSORS.md, "zset").
 const (
-	ZSetCmdAdd   = 'a' // flags byte, score f64, member bytes → status byte, score f64
-	ZSetCmdIncr  = 'i' // delta f64, member bytes → status byte, score f64
-	ZSetCmdRank  = 'r' // order byte (0 ascending, 1 descending), member bytes → found byte, [rank u, score f64]
-	ZSetCmdTop   = 't' // count u → u count, count × (member bytes, score f64), highest first
-	ZSetCmdRange = 's' // min f64, max f64, flags byte, offset u, limit u → like ZSetCmdTop
-	ZSetCmdRem   = 'd' // count u, count × member bytes → u: members removed
-	ZSetCmdCard  = 'n' // nothing → u: number of members
+	ZSetCmdAdd     = 'a' // flags byte, score f64, member bytes → status byte, score f64
+	ZSetCmdAddMany = 'm' // flags byte, count u, count × (score f64, member bytes) → u: members added
+	ZSetCmdIncr    = 'i' // delta f64, member bytes → status byte, score f64
+	ZSetCmdRank    = 'r' // order byte (0 ascending, 1 descending), member bytes → found byte, [rank u, score f64]
+	ZSetCmdTop     = 't' // count u → u count, count × (member bytes, score f64), highest first
+	ZSetCmdRange   = 's' // min f64, max f64, flags byte, offset u, limit u → like ZSetCmdTop
+	ZSetCmdRem     = 'd' // count u, count × member bytes → u: members removed
+	ZSetCmdCard    = 'n' // nothing → u: number of members
 )
 
 // Flags of ZSetCmdAdd, as Redis's ZADD.

@@ -229,6 +229,8 @@ func (z *zsetValue) Exec(in Input, out *Output) error {
 	switch cmd {
 	case ZSetCmdAdd, ZSetCmdIncr:
 		return z.update(&r, out, cmd)
+	case ZSetCmdAddMany:
+		return z.addMany(&r, out)
 	case ZSetCmdRank:
 		return z.rank(&r, out)
 	case ZSetCmdTop:
@@ -251,7 +253,7 @@ func (z *zsetValue) Exec(in Input, out *Output) error {
 	return badArgs("zset has no sub-command %q", cmd)
 }
 
-// update serves add and incr.
+// update serves add and incr of one member.
 func (z *zsetValue) update(r *reader, out *Output, cmd byte) error {
 	var flags byte
 	if cmd == ZSetCmdAdd {
@@ -262,15 +264,79 @@ func (z *zsetValue) update(r *reader, out *Output, cmd byte) error {
 	if err := r.end(); err != nil {
 		return err
 	}
+	if err := checkUpdate(flags, arg); err != nil {
+		return err
+	}
+	if err := out.Charge(2 * searchCost(z.byMember.Len())); err != nil {
+		return err
+	}
+	status, score, err := z.apply(out, cmd, flags, arg, member)
+	if err != nil {
+		return err
+	}
+	out.Result = appendF64(append(out.Result, status), score)
+	return nil
+}
+
+// zPair is one score/member pair of an add of several.
+type zPair struct {
+	score  float64
+	member []byte
+}
+
+// addMany serves add of several pairs (Redis's ZADD key score member [score member...]): each
+// applied in order, as one add after the other (a member given twice takes the last score); the
+// result is how many members were added. Any refusal changes nothing.
+func (z *zsetValue) addMany(r *reader, out *Output) error {
+	flags := r.byte1("flags")
+	n := r.count("pair", 9) // a score and at least a member's length
+	pairs := make([]zPair, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		pairs = append(pairs, zPair{score: r.f64("score"), member: r.bytes("member")})
+	}
+	if err := r.end(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return badArgs("zset add: no score/member pair given")
+	}
+	for _, p := range pairs {
+		if err := checkUpdate(flags, p.score); err != nil {
+			return err
+		}
+	}
+	if err := out.Charge(n * 2 * searchCost(z.byMember.Len()+n)); err != nil {
+		return err
+	}
+	added := 0
+	for _, p := range pairs {
+		status, _, err := z.apply(out, ZSetCmdAdd, flags, p.score, p.member)
+		if err != nil {
+			z.Undo() // the pairs before it
+			return err
+		}
+		if status == ZAdded {
+			added++
+		}
+	}
+	out.Result = appendU(out.Result, uint64(added))
+	return nil
+}
+
+// checkUpdate refuses an add's flags or a score or delta that no member may take.
+func checkUpdate(flags byte, arg float64) error {
 	if err := checkAddFlags(flags); err != nil {
 		return err
 	}
 	if !finite(arg) {
 		return badArgs("score %v is not a finite number", arg)
 	}
-	if err := out.Charge(2 * searchCost(z.byMember.Len())); err != nil {
-		return err
-	}
+	return nil
+}
+
+// apply sets member's score after an add or an incr of arg, and returns its status and score;
+// Undo takes it back.
+func (z *zsetValue) apply(out *Output, cmd, flags byte, arg float64, member []byte) (byte, float64, error) {
 	m, found := z.find(member)
 	var old float64
 	if found {
@@ -278,7 +344,7 @@ func (z *zsetValue) update(r *reader, out *Output, cmd byte) error {
 	}
 	score, status, err := zsetDecide(cmd, flags, arg, old, found)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	if score == 0 {
 		score = 0 // -0 is stored as +0
@@ -288,9 +354,8 @@ func (z *zsetValue) update(r *reader, out *Output, cmd byte) error {
 		size += zEntrySize(member)
 	}
 	if (status == ZAdded || status == ZUpdated) && out.maxValue > 0 && size > out.maxValue {
-		return tooLarge("new value of %d bytes over the limit of %d", size, out.maxValue)
+		return 0, 0, tooLarge("new value of %d bytes over the limit of %d", size, out.maxValue)
 	}
-	out.Result = appendF64(append(out.Result, status), score)
 	switch status {
 	case ZAdded:
 		m = &zMember{name: bytes.Clone(member), score: score}
@@ -302,7 +367,7 @@ func (z *zsetValue) update(r *reader, out *Output, cmd byte) error {
 		z.undo = append(z.undo, zUndo{m: m, old: old, kind: ZUpdated})
 		out.Action = Set
 	}
-	return nil
+	return status, score, nil
 }
 
 // zsetDecide returns the member's score after an add or an incr, and the status.

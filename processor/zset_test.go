@@ -53,6 +53,16 @@ func TestZSet(t *testing.T) {
 		{"a tie is ordered by member", board(), ZAddArgs("bo", 20, 0), scoreResult(ZAdded, 20), Set, []Member{ann, {"bo", 20}, bob, cy}, nil},
 		{"-0 is stored as +0", &key{}, ZAddArgs("z", math.Copysign(0, -1), 0), scoreResult(ZAdded, 0), Set, []Member{{"z", 0}}, nil},
 		{"the empty member", &key{}, ZAddArgs("", 1, 0), scoreResult(ZAdded, 1), Set, []Member{{"", 1}}, nil},
+		{"add several", board(), ZAddManyArgs(0, Member{"dee", 5}, Member{"ann", 30}, Member{"eve", 1}), appendU(nil, 2), Set,
+			[]Member{{"eve", 1}, {"dee", 5}, bob, cy, {"ann", 30}}, nil},
+		{"add several: a member twice takes the last", &key{}, ZAddManyArgs(0, Member{"a", 1}, Member{"a", 2}), appendU(nil, 1), Set,
+			[]Member{{"a", 2}}, nil},
+		{"add several NX", board(), ZAddManyArgs(ZAddNX, Member{"ann", 1}, Member{"dee", 2}), appendU(nil, 1), Set,
+			[]Member{{"dee", 2}, ann, bob, cy}, nil},
+		{"add several, each unchanged", board(), ZAddManyArgs(0, ann, bob), appendU(nil, 0), Unchanged, []Member{ann, bob, cy}, nil},
+		{"add several with a NaN changes nothing", board(), ZAddManyArgs(0, Member{"dee", 5}, Member{"ann", math.NaN()}), nil, Unchanged, nil, ErrBadArgs},
+		{"add several of none", board(), ZAddManyArgs(0), nil, Unchanged, nil, ErrBadArgs},
+		{"add several, a count beyond the bytes", board(), ZAddManyArgs(0, ann)[:3], nil, Unchanged, nil, ErrBadArgs},
 		{"add NaN", board(), ZAddArgs("ann", math.NaN(), 0), nil, Unchanged, nil, ErrBadArgs},
 		{"add +Inf", board(), ZAddArgs("ann", inf, 0), nil, Unchanged, nil, ErrBadArgs},
 		{"add -Inf", board(), ZAddArgs("ann", -inf, 0), nil, Unchanged, nil, ErrBadArgs},
@@ -155,4 +165,20 @@ func TestZSetGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("encoding\n%x, want\n%x", got, want)
 	}
+}
+
+// TestZSetAddManyOverTheLimitChangesNothing: an add of several whose second member takes the
+// value over MaxValue takes back the first (the helper checks that the value is as before).
+func TestZSetAddManyOverTheLimitChangesNothing(t *testing.T) {
+	forModes(t, ZSetType, func(t *testing.T, k *key) {
+		k.must(t, ZSet, ZAddArgs("ann", 1, 0))
+		k.lim = Limits{MaxValue: len(k.value) + zEntrySize([]byte("bob"))}
+		_, _, err := k.do(t, ZSet, ZAddManyArgs(0, Member{"bob", 2}, Member{"cy", 3}))
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
+		}
+		if res, _ := k.must(t, ZSet, ZCardArgs()); count(t, res) != 1 {
+			t.Fatalf("card %d after a refused add, want 1", count(t, res))
+		}
+	})
 }

@@ -351,8 +351,11 @@ func (c *CachePrc) serve(t *task.Task) {
 	case task.OpStats:
 		c.replyStats(t)
 		return
-	case task.OpMGet:
+	case task.OpMGet, task.OpExists:
 		c.mget(t)
+		return
+	case task.OpScan:
+		c.scan(t)
 		return
 	case task.OpExec:
 		if !c.execKnown(t) {
@@ -392,7 +395,7 @@ func (c *CachePrc) waits(i uint32, t *task.Task) bool {
 		return false
 	}
 	loading := c.tab.slot(i).state == stateLoading
-	if t.Op == task.OpGet {
+	if isRead(t.Op) {
 		return loading
 	}
 	return loading && len(fl.ops) == 0 || c.serial() && len(fl.ops) > 0
@@ -408,6 +411,9 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 	switch t.Op {
 	case task.OpGet:
 		c.get(i, t, now)
+		return
+	case task.OpTTL, task.OpType:
+		c.inspect(i, t, now)
 		return
 	}
 	if c.overPending(i, t) {
@@ -457,22 +463,11 @@ func (c *CachePrc) execute(i uint32, t *task.Task) {
 // back (PROTOCOL.md, "Writes and what readers see").
 func (c *CachePrc) get(i uint32, t *task.Task, now int64) {
 	c.stats.gets.Add(1)
-	t.Flags &^= task.FlagStale
-	if c.feedDown {
-		if !c.cfg.StaleReads {
-			c.fail(t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale (start with -stale-reads to serve it)"))
-			return
-		}
-		c.stats.staleReads.Add(1)
-		t.Flags |= task.FlagStale
+	s, present, ok := c.durable(i, t, now)
+	if !ok {
+		return
 	}
-	s := c.tab.slot(i)
-	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
-		if fl := c.flights[i]; fl == nil || len(fl.ops) == 0 {
-			c.expire(i) // past its deadline: subscribers are told now
-		}
-	}
-	if s.state != statePresent || s.expireAt != 0 && s.expireAt <= now {
+	if !present {
 		c.stats.negativeHits.Add(1)
 		c.fail(t, task.CodeNotFound, nil)
 		return
@@ -481,6 +476,29 @@ func (c *CachePrc) get(i uint32, t *task.Task, now int64) {
 	t.Value = append(t.Value[:0], c.tab.value(s)...)
 	t.Version = s.version
 	c.reply(t)
+}
+
+// durable returns slot i's durable value for a read at now (ttl and type too), expiring it
+// first if it is past its deadline, and whether it is present. While the shared store is
+// unreachable a read is answered unavailable (ok false) unless stale reads are allowed; then
+// t is flagged stale.
+func (c *CachePrc) durable(i uint32, t *task.Task, now int64) (s *slot, present, ok bool) {
+	t.Flags &^= task.FlagStale
+	if c.feedDown {
+		if !c.cfg.StaleReads {
+			c.fail(t, task.CodeUnavailable, errors.New("the store is unreachable and the cached copy may be stale (start with -stale-reads to serve it)"))
+			return nil, false, false
+		}
+		c.stats.staleReads.Add(1)
+		t.Flags |= task.FlagStale
+	}
+	s = c.tab.slot(i)
+	if s.state == statePresent && s.expireAt != 0 && s.expireAt <= now {
+		if fl := c.flights[i]; fl == nil || len(fl.ops) == 0 {
+			c.expire(i) // past its deadline: subscribers are told now
+		}
+	}
+	return s, s.state == statePresent && (s.expireAt == 0 || s.expireAt > now), true
 }
 
 // overPending answers t busy, and reports true, if slot i holds as many pending requests, or

@@ -128,6 +128,9 @@ func (c *CachePrc) completion(st *task.Task) {
 		b := st.Ctx.(*commitBatch)
 		st.Ctx = nil
 		c.committed(b)
+	case task.OpScan:
+		c.scanDone(st) // the request itself: answered, not recycled
+		return
 	default:
 		c.loadDone(st)
 	}
@@ -209,13 +212,19 @@ func (c *CachePrc) failAll(i uint32, code task.Code, err error) {
 	fl.waiters = fl.waiters[:0]
 }
 
-// incr adds t.Delta to the decimal counter at slot i's head.
+// incr adds t.Delta to the decimal counter at slot i's head. A missing key is a counter at 0
+// (Redis's INCR; it is created without a TTL), unless the request asks for memcached's incr
+// (task.FlagMustExist): then it is not_found.
 func (c *CachePrc) incr(i uint32, t *task.Task, v view) {
-	if !v.present {
+	var n int64
+	var err error
+	switch {
+	case v.present:
+		n, err = strconv.ParseInt(string(c.headValue(i)), 10, 64)
+	case t.Flags&task.FlagMustExist != 0:
 		c.refuse(i, t, task.CodeNotFound, nil)
 		return
 	}
-	n, err := strconv.ParseInt(string(c.headValue(i)), 10, 64)
 	if err != nil {
 		c.refuse(i, t, task.CodeNotCounter, fmt.Errorf("value of %q is not a decimal integer", c.tab.keyOf(i)))
 		return
@@ -224,10 +233,14 @@ func (c *CachePrc) incr(i uint32, t *task.Task, v view) {
 		c.refuse(i, t, task.CodeOverflow, fmt.Errorf("%d + %d is out of the 64-bit range", n, t.Delta))
 		return
 	}
+	expireAt := v.expireAt // the key keeps its TTL
+	if !v.present {
+		expireAt = 0
+	}
 	n += t.Delta
 	t.Delta = n
 	t.Value = strconv.AppendInt(t.Value[:0], n, 10) // the reply, and the push
-	c.applyChange(i, t, newHead{value: t.Value, expireAt: v.expireAt, keep: true})
+	c.applyChange(i, t, newHead{value: t.Value, expireAt: expireAt, keep: true})
 }
 
 // replyStats answers the stats op: the cache's counters and, wired in by the daemon, the

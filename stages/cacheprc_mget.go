@@ -32,7 +32,7 @@ type mgetResult struct {
 	value   []byte
 }
 
-// mget runs one get per key through the normal request path (so a cold key loads once and a
+// mget runs one get per key (for exists too: its reply counts them, replyExists) through the normal request path (so a cold key loads once and a
 // key with a write in flight waits for it) and answers when all are in.
 func (c *CachePrc) mget(t *task.Task) {
 	keys, err := wire.SplitKeys(t.Value, c.cfg.MaxKey)
@@ -42,6 +42,9 @@ func (c *CachePrc) mget(t *task.Task) {
 		return
 	case err != nil:
 		c.fail(t, task.CodeBadRequest, err)
+		return
+	case len(keys) == 0 && t.Op == task.OpExists:
+		c.fail(t, task.CodeBadRequest, errors.New("exists needs at least one key"))
 		return
 	case len(keys) == 0:
 		t.Value = t.Value[:0]
@@ -91,6 +94,10 @@ func (c *CachePrc) subDone(sub *task.Task) {
 		return
 	}
 	t.Value = t.Value[:0]
+	if t.Op == task.OpExists {
+		c.replyExists(t, st)
+		return
+	}
 	if t.Flags &^= task.FlagStale; st.stale {
 		t.Flags |= task.FlagStale
 	}

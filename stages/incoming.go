@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
@@ -33,8 +34,13 @@ type IncomingConfig struct {
 	// Vouch, if set, is asked about the value of a hello that would begin a conversation
 	// (SessionMgr.Vouches): one it vouches for is admitted ahead of strangers' conversations
 	// (transport.Config.Vouch). It must be safe to call on Incoming's loop.
-	Vouch  func(hello []byte) bool
-	Logger *slog.Logger
+	Vouch func(hello []byte) bool
+	// SlowLog is the slow log's threshold: requests that take at least this long, from their
+	// decoding to their reply, are kept in it (the SlowLogLen most recent). 0: 10 ms; negative:
+	// no slow log. SlowLogLen 0: 128.
+	SlowLog    time.Duration
+	SlowLogLen int
+	Logger     *slog.Logger
 }
 
 // Incoming is the network stage: it owns the UDP socket and every KCP conversation (package
@@ -58,6 +64,9 @@ type Incoming struct {
 	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
+
+	reqs requestStats // per op and code (incoming_requests.go)
+	slow slowLog      // loop goroutine only
 }
 
 // IncomingStats is what Incoming publishes for monitoring: the transport's counters and
@@ -87,7 +96,8 @@ func NewIncoming(cfg IncomingConfig) (*Incoming, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &Incoming{cfg: cfg, log: LimitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil}
+	in := &Incoming{cfg: cfg, log: LimitLogs(cfg.Logger).With("stage", "incoming"), bare: cfg.Routes[task.OpHello] == nil,
+		slow: newSlowLog(cfg.SlowLog, cfg.SlowLogLen)}
 	var err error
 	if in.replies, err = loop.NewQueue("incoming.replies", cfg.Replies); err != nil {
 		return nil, err
@@ -219,6 +229,9 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 	case task.OpEcho:
 		in.forward(c, in.replies, h, value) // echo comes back through our own reply queue
 		return
+	case task.OpSlowLog:
+		in.replySlowLog(c, h)
+		return
 	}
 	q := in.cfg.Routes[h.Op]
 	if q == nil {
@@ -306,7 +319,11 @@ func (in *Incoming) newTask(c *transport.Conn, h *wire.Header, value []byte) *ta
 	t.Key = append(t.Key, h.Key...)
 	t.Proc = append(t.Proc, h.Proc...) // exec's processor; empty for every other op
 	t.Value = append(t.Value, value...)
+	if h.Op == task.OpHello {
+		t.Addr = c.Addr()
+	}
 	t.Enter[task.StageIncoming] = in.loop.Clock().Nanos()
+	t.Queued = t.Enter[task.StageIncoming] // its wait in the next stage's queue counts from now
 	return t
 }
 
@@ -397,11 +414,13 @@ func (in *Incoming) reply(t *task.Task) {
 		value = nil
 	}
 	in.send(c, h, value)
+	in.measure(c, t)
 }
 
 func (in *Incoming) replyError(c *transport.Conn, req *wire.Header, code task.Code, msg string) {
 	h := wire.Header{V: wire.Version, Op: req.Op, OpName: req.OpName, ID: req.ID, Code: code, Msg: msg}
 	in.send(c, &h, nil)
+	in.reqs.observe(req.Op, code, 0) // answered where it was decoded
 }
 
 // send sends a reply or push. Every request gets exactly one reply: one that cannot be encoded

@@ -269,7 +269,7 @@ func (m *SessionMgr) hold(s *session, c change) {
 	}
 	if len(n.backlog)-n.head >= m.cfg.PushBacklog {
 		m.log.Warn("subscriber too slow: dropping its backlog, it will get a resync",
-			"session", s.id, "name", s.name, "backlog", len(n.backlog)-n.head, "unacked", n.seq-n.acked)
+			"session", s.id, "name", s.name, "addr", s.addr, "backlog", len(n.backlog)-n.head, "unacked", n.seq-n.acked)
 		m.coalesced.Add(int64(len(n.backlog)-n.head) + 1)
 		for _, w := range n.backlog[n.head:] {
 			m.releaseValue(n, w.value)

@@ -122,6 +122,7 @@ func (c *OutgoingConfig) setDefaults() {
 // sendTo makes a channel an Outbox's destination: a send that would block is a full queue.
 func sendTo(ch chan<- *task.Task) func(*task.Task) error {
 	return func(t *task.Task) error {
+		t.Queued = 0 // a channel to goroutines, not a loop's queue: its wait is the store's latency
 		select {
 		case ch <- t:
 			return nil
@@ -175,7 +176,7 @@ func (o *Outgoing) Stop(ctx context.Context) error {
 
 func (o *Outgoing) request(t *task.Task) {
 	switch t.Op {
-	case task.OpLoad:
+	case task.OpLoad, task.OpScan: // both read the store: the workers' work
 		o.toLoad.Push(t)
 	default:
 		t.Fail(task.CodeInternal, fmt.Errorf("outgoing does not serve %s", t.Op))

@@ -15,6 +15,11 @@ import (
 // loadWorker serves loads until the loads channel closes.
 func (o *Outgoing) loadWorker() {
 	for t := range o.loads {
+		if t.Op == task.OpScan {
+			o.scanStep(t)
+			o.complete(t)
+			continue
+		}
 		start := time.Now()
 		r, ok, err := o.store.Get(string(t.Key), start.UnixMilli())
 		if o.cfg.Observer != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +53,8 @@ type session struct {
 	id     uint64
 	name   string
 	resume string
-	conn   uint64 // the transport conversation it is bound to
+	conn   uint64         // the transport conversation it is bound to
+	addr   netip.AddrPort // the client's address, as its last hello came from
 	beat   time.Duration
 	lease  timer.Timer
 	heard  int64        // the last time (cached clock, ns) the client was known to be alive
@@ -84,6 +87,7 @@ type SessionMgr struct {
 	pushBytes             int64                            // values held by every session's push state
 	events                *byteBudget                      // values of change events in flight from CachePrc
 
+	tokens                                atomic.Pointer[[]string] // cfg.Tokens, or what SetTokens gave since
 	sessions, expired, refused            atomic.Int64
 	subscriptions, pushesDropped, resyncs atomic.Int64
 	held, coalesced, valuesDropped        atomic.Int64
@@ -137,6 +141,7 @@ func NewSessionMgr(cfg SessionConfig) (*SessionMgr, error) {
 		exactSubs: map[string]map[*session]struct{}{}, prefixSubs: map[string]map[*session]struct{}{},
 		events: &byteBudget{limit: cfg.EventMemory}}
 	rand.Read(m.resumeKey[:])
+	m.tokens.Store(&cfg.Tokens)
 	var err error
 	if m.in, err = loop.NewQueue("sessionmgr.requests", cfg.Queue); err != nil {
 		return nil, err
@@ -269,7 +274,7 @@ func (m *SessionMgr) request(t *task.Task) {
 		m.subscribe(s, t)
 	case task.OpGoodbye:
 		if s := m.byConn[t.Conn]; s != nil {
-			m.log.Info("session ended", "session", s.id, "name", s.name, "conn", s.conn)
+			m.log.Debug("session ended", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn)
 			m.end(s)
 		}
 		m.reply(t)
@@ -288,7 +293,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 	if !m.tokenOK(req.Token) {
 		m.refused.Add(1)
-		m.log.Warn("hello refused: bad token", "conn", t.Conn, "name", req.Name)
+		m.log.Warn("hello refused: bad token", "addr", t.Addr, "conn", t.Conn, "name", req.Name)
 		m.fail(t, task.CodeUnauthorized, errors.New("bad auth token"))
 		return
 	}
@@ -297,6 +302,7 @@ func (m *SessionMgr) hello(t *task.Task) {
 	if req.Resume != "" {
 		if s = m.byResume[req.Resume]; s == nil {
 			m.refused.Add(1)
+			m.log.Debug("hello refused: unknown or expired resume token", "addr", t.Addr, "conn", t.Conn, "name", req.Name)
 			m.fail(t, task.CodeUnauthorized, errors.New("unknown or expired resume token: hello without it"))
 			return
 		}
@@ -311,11 +317,12 @@ func (m *SessionMgr) hello(t *task.Task) {
 		}
 		s = m.newSession(req.Name)
 	}
-	s.conn = t.Conn
+	s.conn, s.addr = t.Conn, t.Addr
 	m.byConn[s.conn] = s
 	s.beat = m.clampBeat(time.Duration(req.HeartbeatMs) * time.Millisecond)
 	m.renew(s)
-	m.log.Info("session", "session", s.id, "name", s.name, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
+	// Debug, not info: every pipecachectl command is a session of its own.
+	m.log.Debug("session", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn, "resumed", resumed, "heartbeat", s.beat)
 	var seq uint64
 	if s.notify != nil {
 		seq = s.notify.seq
@@ -331,12 +338,21 @@ func (m *SessionMgr) hello(t *task.Task) {
 	}
 }
 
+// SetTokens replaces the accepted auth tokens (none: no authentication) from any goroutine (the
+// daemon's SIGHUP reload); the next hello is checked against them. Sessions already accepted
+// stay.
+func (m *SessionMgr) SetTokens(tokens []string) {
+	tokens = slices.Clone(tokens)
+	m.tokens.Store(&tokens)
+}
+
 func (m *SessionMgr) tokenOK(token string) bool {
-	if len(m.cfg.Tokens) == 0 {
+	tokens := *m.tokens.Load()
+	if len(tokens) == 0 {
 		return true
 	}
 	ok := 0
-	for _, want := range m.cfg.Tokens {
+	for _, want := range tokens {
 		ok |= subtle.ConstantTimeCompare([]byte(token), []byte(want))
 	}
 	return ok == 1
@@ -408,7 +424,7 @@ func (m *SessionMgr) leaseAnswer(t *task.Task) {
 // expire ends a session that stayed silent for its lease, and closes its conversation.
 func (m *SessionMgr) expire(s *session) {
 	m.expired.Add(1)
-	m.log.Info("session expired", "session", s.id, "name", s.name, "conn", s.conn, "lease", m.lease(s))
+	m.log.Info("session expired", "session", s.id, "name", s.name, "addr", s.addr, "conn", s.conn, "lease", m.lease(s))
 	m.dropConn(s.conn)
 	m.end(s)
 }

@@ -2,6 +2,7 @@ package task
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 )
 
@@ -28,6 +29,11 @@ const (
 	OpTouch
 	OpStats
 	OpExec // run a processor (package processor) on a key: Proc names it, Value holds its arguments
+	// Key inspection (PROTOCOL.md, "Finding and inspecting keys").
+	OpScan   // a step of a cursor over the store's keys; served by Outgoing's workers
+	OpTTL    // a key's remaining time to live
+	OpType   // a key's kind: plain, or a built-in processor's encoding
+	OpExists // how many of the keys exist
 
 	// Session operations, owned by SessionMgr.
 	OpHello
@@ -37,7 +43,11 @@ const (
 	OpUnsubscribe
 	OpAck // the last push sequence number a subscriber processed; no reply
 
-	// Server-initiated and internal operations.
+	// Requests the network stage answers itself.
+	OpSlowLog // the slowest recent requests (the slow log, owned by Incoming)
+
+	// Server-initiated and internal operations. Every operation a client may send comes before
+	// OpPush (Incoming's per-op counters rely on it).
 	OpPush       // a change event on its way to a subscriber
 	OpLoad       // CachePrc → Outgoing: read a key from the store
 	OpStore      // CachePrc → Outgoing: write a key through to the store
@@ -58,8 +68,9 @@ var opNames = [numOps]string{
 	OpNone: "none", OpPing: "ping", OpEcho: "echo",
 	OpGet: "get", OpMGet: "mget", OpSet: "set", OpAdd: "add", OpReplace: "replace",
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats", OpExec: "exec",
+	OpScan: "scan", OpTTL: "ttl", OpType: "type", OpExists: "exists",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
-	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack",
+	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack", OpSlowLog: "slowlog",
 	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
 	OpFeedResync: "feed-resync", OpFeedState: "feed-state", OpLease: "lease", OpDrop: "drop",
 	OpStop: "stop", OpBarrier: "barrier",
@@ -83,6 +94,7 @@ func (o Op) IsInternal() bool { return o >= OpLoad }
 const (
 	FlagPrefix    uint32 = 1 << 0 // subscribe/unsubscribe: Key is a prefix
 	FlagStatsText uint32 = 1 << 0 // stats request: the reply may carry text values (version), not only integers
+	FlagMustExist uint32 = 1 << 0 // incr request: a missing key is not_found (memcached's incr), not a counter from 0
 	FlagWithValue uint32 = 1 << 1 // subscribe: pushes of sets carry the new value
 	FlagBehind    uint32 = 1 << 2 // heartbeat reply: changes wait for room in the session's push window
 	FlagStale     uint32 = 1 << 3 // get/mget reply: served from the cache while the shared store is unreachable
@@ -144,15 +156,22 @@ type Task struct {
 	Delta  int64
 	Delete bool // OpStore, OpChanged: a delete, not a write of Value
 
+	Addr netip.AddrPort // OpHello: the client's address (SessionMgr names it in its log lines)
+
 	Key   []byte // reused across the task's lives: fill with append(t.Key[:0], ...)
 	Proc  []byte // OpExec: the processor's name; reused like Key
 	Value []byte // reused like Key; large buffers are dropped on Put
 	Err   error  // detail for a non-OK Code, for logs and the error message on the wire
 
-	// Enter records when the task entered each stage, in the nanoseconds of that stage's cached
-	// clock (timer.Clock.Nanos). Zero means the task never entered the stage. Clocks of different
+	// Enter records when the task first entered each stage, in the nanoseconds of that stage's
+	// cached clock (timer.Clock.Nanos): for Incoming, when it decoded a request (a reply coming
+	// back through Incoming's queue keeps it). Zero means the task never entered the stage. Clocks of different
 	// stages share an epoch, so differences give per-stage latency.
 	Enter [NumStages]int64
+	// Queued is when the task was handed to the queue it waits in, in the producer loop's cached
+	// clock (loop.Outbox stamps it, as Incoming does for a request it forwards); the consuming
+	// loop measures the wait and clears it. Zero: not measured.
+	Queued int64
 
 	// Ctx carries a value private to the stage that owns the task (for example an mget's
 	// state), never interpreted by other stages.

@@ -109,7 +109,8 @@ func TestDaemonEnvironmentOverridesAndBadFlags(t *testing.T) {
 
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "PIPECACHE_LISTEN="+addr)
+	// PIPECACHE_VERSION is no setting (#27 item 5): the daemon serves, not prints its version.
+	cmd.Env = append(os.Environ(), "PIPECACHE_LISTEN="+addr, "PIPECACHE_VERSION=1")
 	stderr, _ := cmd.StderrPipe()
 	require.NoError(t, cmd.Start())
 	sc := bufio.NewScanner(stderr)

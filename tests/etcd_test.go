@@ -273,7 +273,7 @@ func TestEtcdStoreBatchesAndScans(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "again", string(r.Value))
 	n := 0
-	require.NoError(t, st.Scan("b", time.Now().UnixMilli(), func(string, nameservice.Record) bool { n++; return true }))
+	require.NoError(t, st.Scan("b", "", time.Now().UnixMilli(), func(string, nameservice.Record) bool { n++; return true }))
 	assert.Equal(t, 300, n)
 	maxV, err := st.MaxVersion()
 	require.NoError(t, err)

@@ -246,7 +246,7 @@ func TestScriptFromStdin(t *testing.T) {
 		`set esc "tab\there\x21"`,
 		`get esc`,
 		``,
-		`incr missing`, // line 9 fails: not found
+		`replace missing x`, // line 9 fails: not found
 		`get nothing`,
 	}, "\n")
 	home := t.TempDir()

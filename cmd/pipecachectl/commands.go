@@ -74,7 +74,7 @@ var commands = []*command{
 	{name: "del", aliases: []string{"delete"}, args: "KEY", summary: "delete KEY; (nil) if there was none",
 		min: 1, max: 1, value: -1, needs: needsServer, run: runDel},
 	{name: "incr", args: "KEY [DELTA]", summary: "add DELTA (default 1) to the counter at KEY; prints its new value",
-		doc: "The value must be a decimal integer (set it first: set hits 0); a missing key fails with \"not found\" (exit 1).",
+		doc: "The value must be a decimal integer; a missing key counts from 0, as Redis's INCR.",
 		min: 1, max: 2, value: -1, needs: needsServer, run: runIncr},
 	{name: "decr", args: "KEY [DELTA]", summary: "subtract DELTA (default 1) from the counter at KEY",
 		min: 1, max: 2, value: -1, needs: needsServer, run: runDecr},
@@ -85,8 +85,18 @@ var commands = []*command{
 	{name: "watch", args: "KEY|PREFIX*", summary: "print every change of KEY (or of every key under PREFIX) until Ctrl-C",
 		doc: "Runs until Ctrl-C (interactively: back to the prompt), not bounded by -timeout. Quote the * in a shell: watch 'room:*'.",
 		min: 1, max: 1, value: -1, needs: needsServer, run: runWatch},
-	{name: "stats", summary: "the server's counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
+	{name: "scan", args: "CURSOR [MATCH PATTERN] [COUNT N]", summary: "one step of a scan of the server's keys: the next cursor, then keys",
+		doc: scanDoc, min: 1, max: 5, value: -1, needs: needsNode, run: runScan},
+	{name: "ttl", args: "KEY", summary: "KEY's remaining time to live in seconds; -1 none, -2 no such key",
+		min: 1, max: 1, value: -1, needs: needsNode, run: runTTL},
+	{name: "exists", args: "KEY...", summary: "how many of the keys exist",
+		min: 1, max: 1000, value: -1, needs: needsNode, run: runExists},
+	{name: "type", args: "KEY", summary: "what KEY holds: string, hash, list, zset, or none",
+		min: 1, max: 1, value: -1, needs: needsNode, run: runType},
+	{name: "stats", summary: "the server's build (version) and counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
 	{name: "ping", summary: "check that the server answers (PONG)", min: 0, max: 0, value: -1, needs: needsNode, run: runPing},
+	{name: "slowlog", summary: "the server's slowest recent requests (op, key, time, client)", doc: slowlogDoc,
+		min: 0, max: 0, value: -1, needs: needsNode, run: runSlowLog},
 	{name: "nodes", summary: "the cluster's live nodes (with -cluster)", min: 0, max: 0, value: -1, needs: needsCluster, run: runNodes},
 	{name: "owner", args: "KEY", summary: "the node that serves KEY (with -cluster)", min: 1, max: 1, value: -1, needs: needsCluster, run: runOwner},
 	{name: "help", args: "[COMMAND]", summary: "list the commands, or describe one", min: 0, max: 1, value: -1, needs: needsNothing}, // run: runHelp, set by init (it reads this table)
@@ -255,7 +265,7 @@ func runTouch(ctx context.Context, e *env, args []string) (result, error) {
 }
 
 func runStats(ctx context.Context, e *env, _ []string) (result, error) {
-	stats, err := e.srv.(*client.Client).Stats(ctx)
+	stats, err := e.srv.(*client.Client).ServerStats(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "time limit of each command, connecting included")
 	raw := fs.Bool("raw", false, "print only the data (a get prints the value alone); versions and (nil) go to stderr")
-	asJSON := fs.Bool("json", false, "print each result, and each error, as one JSON object per line")
+	asJSON := fs.Bool("json", false, "print each command's result, and each error, as one JSON object on a line of its own (mget: {\"items\": [...]})")
 	fs.BoolVar(&cfg.stdinValue, "x", false, "read the command's VALUE (for other commands its last argument) from stdin, as is")
 	version := fs.Bool("version", false, "print the version and exit")
 	err := fs.Parse(args)

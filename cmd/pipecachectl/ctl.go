@@ -20,7 +20,7 @@ type server interface {
 	Replace(ctx context.Context, key string, value []byte, opts ...client.WriteOption) (uint64, error)
 	CAS(ctx context.Context, key string, value []byte, version uint64, opts ...client.WriteOption) (uint64, error)
 	Delete(ctx context.Context, key string) error
-	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	Incr(ctx context.Context, key string, delta int64, opts ...client.IncrOption) (int64, error)
 	Touch(ctx context.Context, key string, ttl time.Duration) error
 	Exec(ctx context.Context, key, proc string, args []byte) ([]byte, uint64, error)
 	Close() error

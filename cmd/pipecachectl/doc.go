@@ -12,7 +12,7 @@
 //	del KEY                          incr|decr KEY [DELTA]
 //	touch KEY TTL                    watch KEY|PREFIX*   (every change, until Ctrl-C)
 //	exec KEY PROC [ARGS...]          (a processor: zset incr 5 alice, hash get name...)
-//	stats | ping                     help [COMMAND]
+//	stats | ping | slowlog           help [COMMAND]
 //
 // A TTL is seconds ("30") or a Go duration ("30s", "5m"). With -cluster etcd://host:2379/prefix
 // (or a comma-separated node list, or PIPECACHE_CLUSTER; an explicit -addr wins) the data
@@ -20,8 +20,9 @@
 // commands answer: nodes (the live nodes) and owner KEY (the node that serves KEY).
 //
 // Output: redis-cli-like by default; with -raw only the data (get prints the value and
-// nothing else; versions and (nil) go to stderr); with -json one JSON object per result or
-// error. With -x the VALUE (for other commands the last argument) is read from stdin as is.
+// nothing else; versions and (nil) go to stderr); with -json one JSON object per command or
+// error, on one line (mget's is {"items": [...]}, one item per key). With -x the VALUE (for
+// other commands the last argument) is read from stdin as is.
 //
 // Without a command, commands are read from stdin, one per line, quoted as in redis-cli
 // ("hello world", 'it\'s', \n and \xHH in double quotes). On a terminal it is a shell with
@@ -38,6 +39,7 @@
 // Files: main.go (run: flags to exit code), config.go (flags), ctl.go (running one command,
 // the lazy connection), commands.go (the command table), help.go, output.go (text, -raw,
 // -json), exec.go (the exec command) with procargs.go (the built-ins' arguments and results
-// as text), split.go (quoting), shell.go (one-shot and script modes, Ctrl-C), terminal.go
-// (the interactive shell: liner, history, completion), watch.go, version.go. Nobody imports it.
+// as text), slowlog.go (the slowlog command), split.go (quoting), shell.go (one-shot and
+// script modes, Ctrl-C), terminal.go (the interactive shell: liner, history, completion),
+// watch.go, version.go. Nobody imports it.
 package main

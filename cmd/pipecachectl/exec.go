@@ -17,7 +17,7 @@ import (
 const execDoc = `Runs a processor on the server where KEY lives, atomically with every other operation on it, and prints its result and KEY's version after. The built-ins:
     hash  set F V [F V...] | get F... | del F... | getall | len
     list  lpush CAP E... | rpush CAP E... | range START STOP | trim START STOP | len
-    zset  add [nx|xx|gt|lt]... SCORE MEMBER | incr DELTA MEMBER | rank M | revrank M |
+    zset  add [nx|xx|gt|lt]... SCORE MEMBER [SCORE MEMBER...] | incr DELTA MEMBER | rank M | revrank M |
           top N | range MIN MAX [desc] [limit OFFSET COUNT] | rem M... | card
   (CAP 0: no cap; a range bound may be -inf, +inf, or "(" before it for exclusive). For another processor (a custom daemon's), ARGS joined by spaces are its argument bytes and its result is printed as is (with -x the last of them is read from stdin). PROCESSORS.md describes the built-ins and their encodings.`
 

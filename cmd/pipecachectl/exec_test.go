@@ -67,6 +67,11 @@ func TestExec(t *testing.T) {
 		{args: []string{"exec", "board", "nope", "x"}, code: 1, stderr: "unknown_processor"},
 		{args: []string{"-json", "exec", "k", "zset", "card"}, code: 1, stdout: `"kind":"wrong_type"`},
 		{args: []string{"exec", "board", "zset", "card"}, stdout: "(integer) 2\n(version 3)\n"},
+		// several pairs at once, as Redis's ZADD (#27 item 8): the number added
+		{args: []string{"-raw", "exec", "board2", "zset", "add", "7", "bob", "3", "carol"}, stdout: "(integer) 2\n", stderr: "(version"},
+		{args: []string{"-raw", "exec", "board2", "zset", "add", "nx", "1", "bob", "4", "dee"}, stdout: "(integer) 1\n", stderr: "(version"},
+		{args: []string{"-raw", "exec", "board2", "zset", "top", "3"}, stdout: "bob 7\ndee 4\ncarol 3\n", stderr: "(version"},
+		{args: []string{"exec", "board2", "zset", "add", "7", "bob", "3"}, code: 2, stderr: "SCORE MEMBER [SCORE MEMBER...]"},
 	}
 	for _, s := range steps {
 		r := runCtl(t, s.stdin, env, s.args...)

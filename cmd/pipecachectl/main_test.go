@@ -76,8 +76,17 @@ func TestCommands(t *testing.T) {
 		{args: []string{"get", "greeting"}, out: "(nil)\n"},    // missing: not an error
 		{args: []string{"delete", "greeting"}, out: "(nil)\n"}, // already gone: not an error
 		{args: []string{"replace", "greeting", "x"}, err: client.ErrNotFound, code: 1},
-		{args: []string{"incr", "nothing"}, err: client.ErrNotFound, code: 1},
+		{args: []string{"incr", "nothing"}, out: "(integer) 1\n"}, // a missing key counts from 0, as Redis's INCR
+		{args: []string{"decr", "nothing-yet", "3"}, out: "(integer) -3\n"},
 		{args: []string{"ping"}, out: "PONG\n"},
+		{args: []string{"ttl", "nothing"}, out: "(integer) -1\n"}, // made by incr: no TTL
+		{args: []string{"ttl", "gone"}, out: "(integer) -2\n"},
+		{args: []string{"exists", "n", "gone", "nothing"}, out: "(integer) 2\n"},
+		{args: []string{"type", "n"}, out: "string\n"},
+		{args: []string{"type", "gone"}, out: "none\n"},
+		{args: []string{"scan", "0", "MATCH", "nothing*", "COUNT", "100"}, out: "cursor 0\n1) nothing\n2) nothing-yet\n"},
+		{args: []string{"scan", "0", "COUNT", "0"}, code: 2},
+		{args: []string{"scan", "0", "LIMIT", "3"}, code: 2},
 		{args: []string{"stats"}, out: ""},
 		{args: []string{"frobnicate"}, code: 2},
 		{args: []string{"get"}, code: 2},

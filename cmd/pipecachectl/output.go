@@ -274,21 +274,33 @@ func (r listResult) text(w io.Writer) {
 func (r listResult) raw(w, note io.Writer) { r.text(w) }
 func (r listResult) json() any             { return map[string]any{r.name: r.lines} }
 
-// statsResult is the server's counters, printed sorted by name.
-type statsResult map[string]int64
+// statsResult is the server's build, then its counters sorted by name.
+type statsResult client.ServerStats
 
 func (r statsResult) text(w io.Writer) {
-	names := make([]string, 0, len(r))
-	for k := range r {
+	if r.Version != "" {
+		fmt.Fprintf(w, "version: %s\n", r.Version)
+	}
+	names := make([]string, 0, len(r.Counters))
+	for k := range r.Counters {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		fmt.Fprintf(w, "%s: %d\n", k, r[k])
+		fmt.Fprintf(w, "%s: %d\n", k, r.Counters[k])
 	}
 }
 func (r statsResult) raw(w, note io.Writer) { r.text(w) }
-func (r statsResult) json() any             { return map[string]int64(r) }
+func (r statsResult) json() any {
+	m := make(map[string]any, len(r.Counters)+1)
+	for k, v := range r.Counters {
+		m[k] = v
+	}
+	if r.Version != "" {
+		m["version"] = r.Version
+	}
+	return m
+}
 
 // eventResult is one change that watch received.
 type eventResult client.Event

@@ -17,7 +17,7 @@ import (
 //
 //	hash  set F V [F V...] | get F... | del F... | getall | len
 //	list  lpush CAP E... | rpush CAP E... | range START STOP | trim START STOP | len
-//	zset  add [nx|xx|gt|lt]... SCORE MEMBER | incr DELTA MEMBER | rank M | revrank M |
+//	zset  add [nx|xx|gt|lt]... SCORE MEMBER [SCORE MEMBER...] | incr DELTA MEMBER | rank M | revrank M |
 //	      top N | range MIN MAX [desc] [limit OFFSET COUNT] | rem M... | card
 //
 // A zset range bound may be -inf or +inf, and "(" before it makes it exclusive, as in Redis.
@@ -163,24 +163,34 @@ func parseZSetText(cmd string, w []string) ([]byte, error) {
 	return nil, badArgs("zset has no sub-command %q (add, incr, rank, revrank, top, range, rem, card)", cmd)
 }
 
+// parseZAddText parses add [nx|xx|gt|lt]... SCORE MEMBER [SCORE MEMBER...]: one pair is the
+// add of one member (its status and score in the result), several the add of several (the
+// number added, as Redis's ZADD).
 func parseZAddText(w []string) ([]byte, error) {
 	var flags byte
-	for len(w) > 2 {
+	for len(w) > 0 {
 		f, ok := map[string]byte{"nx": processor.ZAddNX, "xx": processor.ZAddXX, "gt": processor.ZAddGT, "lt": processor.ZAddLT}[strings.ToLower(w[0])]
 		if !ok {
-			return nil, badArgs("add: %q is not nx, xx, gt or lt", w[0])
+			break
 		}
 		flags |= f
 		w = w[1:]
 	}
-	if len(w) != 2 {
-		return nil, badArgs("add takes [nx|xx|gt|lt]... SCORE MEMBER")
+	if len(w) == 0 || len(w)%2 != 0 {
+		return nil, badArgs("add takes [nx|xx|gt|lt]... SCORE MEMBER [SCORE MEMBER...]")
 	}
-	s, err := strconv.ParseFloat(w[0], 64)
-	if err != nil {
-		return nil, badArgs("score %q: %v", w[0], err)
+	ms := make([]processor.Member, 0, len(w)/2)
+	for ; len(w) > 0; w = w[2:] {
+		s, err := strconv.ParseFloat(w[0], 64)
+		if err != nil {
+			return nil, badArgs("score %q: %v", w[0], err)
+		}
+		ms = append(ms, processor.Member{Name: w[1], Score: s})
 	}
-	return processor.ZAddArgs(w[1], s, flags), nil
+	if len(ms) == 1 {
+		return processor.ZAddArgs(ms[0].Name, ms[0].Score, flags), nil
+	}
+	return processor.ZAddManyArgs(flags, ms...), nil
 }
 
 func parseZRangeText(w []string) ([]byte, error) {
@@ -251,7 +261,7 @@ var resultShapes = map[shapeKey]func([]byte) (string, error){
 	{"hash", processor.HashCmdGet}: formatOptionals, {"hash", processor.HashCmdGetAll}: formatFields,
 	{"list", processor.ListCmdPushLeft}: formatCount, {"list", processor.ListCmdPushRight}: formatCount,
 	{"list", processor.ListCmdTrim}: formatCount, {"list", processor.ListCmdLen}: formatCount, {"list", processor.ListCmdRange}: formatElements,
-	{"zset", processor.ZSetCmdAdd}: formatScore, {"zset", processor.ZSetCmdIncr}: formatScore, {"zset", processor.ZSetCmdRank}: formatRank,
+	{"zset", processor.ZSetCmdAdd}: formatScore, {"zset", processor.ZSetCmdAddMany}: formatCount, {"zset", processor.ZSetCmdIncr}: formatScore, {"zset", processor.ZSetCmdRank}: formatRank,
 	{"zset", processor.ZSetCmdTop}: formatMembers, {"zset", processor.ZSetCmdRange}: formatMembers,
 	{"zset", processor.ZSetCmdRem}: formatCount, {"zset", processor.ZSetCmdCard}: formatCount,
 }

@@ -18,6 +18,10 @@ const OutboxRetry = time.Millisecond
 // counts what it drops (a push that the client can ask to have replayed). Which it is, is stated
 // where each destination is connected.
 //
+// Every task pushed is stamped with the loop's cached clock (Task.Queued), so that the Queue's
+// consumer measures how long it waited (QueueStats.Wait); a destination that is not a Queue
+// clears the stamp.
+//
 // An Outbox belongs to its loop's goroutine.
 type Outbox struct {
 	loop  *Loop
@@ -42,6 +46,7 @@ func NewOutbox(l *Loop, push func(*task.Task) error, after *Outbox) *Outbox {
 // Push hands t to the destination, or keeps it until the destination has room, behind what is
 // already waiting. A destination that is closed (stopping) drops t.
 func (o *Outbox) Push(t *task.Task) {
+	t.Queued = o.loop.clock.Nanos() // the wait counts from here, time held in the outbox included
 	if len(o.held) == 0 && (o.after == nil || o.after.Len() == 0) {
 		err := o.push(t)
 		if err == nil {

@@ -56,6 +56,7 @@ type Queue struct {
 	_      cacheLinePad
 	head   uint64        // next consumer position; consumer only
 	popped atomic.Uint64 // tasks handed to the consumer, for Stats
+	wait   Histogram     // time stamped tasks waited (Task.Queued); written by the consumer
 	owner  atomic.Bool   // a loop has taken this queue
 
 	cells []cell
@@ -224,6 +225,10 @@ type QueueStats struct {
 	Pushed   uint64 // tasks accepted
 	Rejected uint64 // pushes refused because the ring was full
 	Wakeups  uint64 // eventfd writes (one per consumer wake-up, not per task)
+	// Wait is how long tasks waited, from their producer's loop iteration (Task.Queued) to the
+	// consumer's taking them, as both loops' cached clocks tell it: to within an iteration.
+	// Only tasks their producer stamped count (those sent through an Outbox, and requests).
+	Wait HistogramSnapshot
 }
 
 // Stats returns a snapshot of the queue's counters. Safe for concurrent use.
@@ -233,7 +238,7 @@ func (q *Queue) Stats() QueueStats {
 	n := int(pushed - min(popped, pushed))
 	return QueueStats{
 		Name: q.name, Len: n, Cap: len(q.cells), Pushed: pushed,
-		Rejected: q.full.Load(), Wakeups: q.wakes.Load(),
+		Rejected: q.full.Load(), Wakeups: q.wakes.Load(), Wait: q.wait.Snapshot(),
 	}
 }
 

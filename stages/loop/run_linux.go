@@ -200,7 +200,13 @@ func (l *Loop) drain() {
 				}
 				task.Put(t)
 			default:
-				t.Enter[in.stage.cfg.Stage] = now
+				if t.Enter[in.stage.cfg.Stage] == 0 {
+					t.Enter[in.stage.cfg.Stage] = now
+				}
+				if t.Queued != 0 {
+					q.wait.Observe(now - t.Queued)
+					t.Queued = 0
+				}
 				n++
 				l.handle(in, t)
 			}

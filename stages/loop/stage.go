@@ -25,7 +25,7 @@ import (
 type StageConfig struct {
 	// Name identifies the stage in logs, errors and stats ("incoming", "cacheprc", ...).
 	Name string
-	// Stage is stamped into Task.Enter as tasks are taken from the stage's queues.
+	// Stage is stamped into Task.Enter as tasks are first taken from the stage's queues.
 	Stage task.Stage
 
 	OnStart       func()         // before the loop's first iteration, in the order the stages were hosted

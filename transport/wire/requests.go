@@ -53,13 +53,18 @@ var requests = map[task.Op]Request{
 	task.OpReplace:     {Key: keyRequired, Value: true},
 	task.OpCAS:         {Key: keyRequired, Value: true},
 	task.OpDelete:      {Key: keyRequired},
-	task.OpIncr:        {Key: keyRequired},
+	task.OpIncr:        {Key: keyRequired, Flags: task.FlagMustExist},
 	task.OpTouch:       {Key: keyRequired},
 	task.OpStats:       {Flags: task.FlagStatsText},
 	task.OpExec:        {Key: keyRequired, Value: true, Proc: true},
 	task.OpSubscribe:   {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue},
 	task.OpUnsubscribe: {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue}, // the values bit is ignored
 	task.OpAck:         {},
+	task.OpSlowLog:     {},
+	task.OpScan:        {Value: true},
+	task.OpTTL:         {Key: keyRequired},
+	task.OpType:        {Key: keyRequired},
+	task.OpExists:      {Value: true},
 }
 
 // RequestFor returns what op carries, and false if op is not something a client may send.
@@ -118,7 +123,8 @@ func ReplyFlags(op task.Op, flags uint32) uint32 {
 // ReplyHasValue reports whether a successful reply of op carries a value.
 func ReplyHasValue(op task.Op) bool {
 	switch op {
-	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec:
+	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec, task.OpSlowLog,
+		task.OpScan, task.OpType:
 		return true
 	}
 	return false
