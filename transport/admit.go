@@ -93,6 +93,9 @@ func (a *admission) admit(key convKey, data []byte) *Conn {
 		return nil
 	}
 	now := s.loop.Clock().Nanos()
+	if s.shedNew(now) { // the server is behind: new conversations wait (overload.go)
+		return nil
+	}
 	src := a.sourceOf(key.addr.Addr(), now)
 	if src == nil || len(s.conns) >= s.cfg.MaxConns || src.pending >= s.cfg.PendingPerSource ||
 		!a.bucket.has(now) || !src.bucket.has(now) {
