@@ -330,7 +330,6 @@ func TestEveryCounterIsExported(t *testing.T) {
 		"Transport.Opened": "pipecache_transport_conversations_opened_total", "Transport.Closed": "pipecache_transport_conversations_closed_total",
 		"Requests": "pipecache_incoming_requests_total", "BadFrames": "pipecache_incoming_bad_frames_total",
 		"Busy": "pipecache_incoming_busy_total", "RepliesDropped": "pipecache_incoming_replies_dropped_total",
-		"StaleBeats":        "pipecache_incoming_stale_heartbeats_total",
 		"Transport.Resends": "pipecache_transport_resends_total", "Transport.Backoffs": "pipecache_transport_retransmit_backoffs_total",
 		"Transport.ChecksDeferred": "pipecache_transport_retransmit_deferred_total",
 		"Transport.ShedNew":        "pipecache_transport_shed_new_datagrams_total", "Transport.BehindSpells": "pipecache_transport_behind_total",

@@ -129,8 +129,6 @@ func incomingMetrics() []plainMetric {
 			func(s *Snapshot) float64 { return float64(s.Incoming.Busy) }),
 		plain("pipecache_incoming_replies_dropped_total", "Replies for conversations that had ended.", counter,
 			func(s *Snapshot) float64 { return float64(s.Incoming.RepliesDropped) }),
-		plain("pipecache_incoming_stale_heartbeats_total", "Heartbeat replies not sent: a newer heartbeat from the same client had overtaken them.", counter,
-			func(s *Snapshot) float64 { return float64(s.Incoming.StaleBeats) }),
 		plain("pipecache_max_key_bytes", "Largest key accepted (-max-key).", gauge,
 			func(s *Snapshot) float64 { return float64(s.Limits.MaxKey) }),
 		plain("pipecache_max_value_bytes", "Largest value accepted (-max-value).", gauge,

@@ -50,7 +50,6 @@ type Incoming struct {
 	out  []byte      // scratch for encoding, loop goroutine only
 
 	requests, badFrames, busy, repliesDropped atomic.Uint64
-	staleBeats                                atomic.Uint64
 }
 
 // IncomingStats is what Incoming publishes for monitoring: the transport's counters and
@@ -61,7 +60,6 @@ type IncomingStats struct {
 	BadFrames      uint64 // frames whose header could not be decoded
 	Busy           uint64 // requests refused because the next stage's queue was full
 	RepliesDropped uint64 // replies for conversations that had ended
-	StaleBeats     uint64 // heartbeat replies not sent: a newer heartbeat had overtaken them
 }
 
 // NewIncoming binds the socket and creates the loop; nothing runs until Start.
@@ -151,7 +149,7 @@ func (in *Incoming) Stop(ctx context.Context) error { return in.loop.Stop(ctx) }
 func (in *Incoming) Stats() IncomingStats {
 	return IncomingStats{
 		Transport: in.srv.Stats(), Requests: in.requests.Load(), BadFrames: in.badFrames.Load(),
-		Busy: in.busy.Load(), RepliesDropped: in.repliesDropped.Load(), StaleBeats: in.staleBeats.Load(),
+		Busy: in.busy.Load(), RepliesDropped: in.repliesDropped.Load(),
 	}
 }
 
@@ -255,9 +253,6 @@ func (in *Incoming) forward(c *transport.Conn, q *loop.Queue, h *wire.Header, va
 	t := in.newTask(c, h, value)
 	switch err := q.Push(t); {
 	case err == nil:
-		if h.Op == task.OpHeartbeat {
-			connStateOf(c).beat = h.ID // the newest heartbeat: older ones' replies are stale
-		}
 	case errors.Is(err, loop.ErrQueueFull):
 		in.busy.Add(1)
 		task.Put(t)
@@ -301,7 +296,6 @@ type connState struct {
 	authed  bool   // a hello succeeded on this conversation
 	session uint64 // its session, for log lines
 	strikes int    // requests refused while pending
-	beat    uint64 // the id of the newest heartbeat forwarded to SessionMgr
 }
 
 func connStateOf(c *transport.Conn) *connState {
@@ -348,12 +342,6 @@ func (in *Incoming) reply(t *task.Task) {
 	case t.Op == task.OpGoodbye:
 		connStateOf(c).authed = false
 		c.SetLive(false)
-	case t.Op == task.OpHeartbeat && t.Code == task.CodeOK && t.ReqID != connStateOf(c).beat:
-		// Overtaken: the client has sent a newer heartbeat, whose reply says all this one's
-		// would (the session is alive, where the push stream stands) and more recently. Under
-		// load that is a frame less to send, and to resend if the client is slow to ACK.
-		in.staleBeats.Add(1)
-		return
 	}
 	h := &in.hdr
 	h.Reset()

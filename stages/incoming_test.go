@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,39 +458,4 @@ func TestIncomingManyConversationsFromOneAddress(t *testing.T) {
 		assert.Equal(t, fmt.Sprint("conv ", conv), v)
 	}
 	assert.Equal(t, convs, in.Stats().Transport.Conns)
-}
-
-// TestIncomingDropsOvertakenHeartbeatReplies (issue #26): a heartbeat's reply that comes back
-// after the client has sent a newer heartbeat is not sent (counted): the newer one's reply says
-// the same, more recently, and under load it is a frame less to send and to resend.
-func TestIncomingDropsOvertakenHeartbeatReplies(t *testing.T) {
-	next := newTestQueue(t, "sessions", 1024)
-	var started atomic.Pointer[Incoming] // set before any request can reach the stage
-	var held []*task.Task                // the stage behind answers only once both heartbeats are in
-	startLoop(t, loop.Config{Name: "sessions"}, next, func(tk *task.Task) {
-		if held = append(held, tk); len(held) < 2 {
-			return
-		}
-		for _, h := range held {
-			if err := started.Load().Replies().Push(h); err != nil {
-				task.Put(h)
-			}
-		}
-		held = nil
-	})
-	in := startIncoming(t, IncomingConfig{Routes: map[task.Op]*loop.Queue{task.OpHeartbeat: next}})
-	started.Store(in)
-	r := dialRaw(t, in.Addr().String())
-	for id := uint64(1); id <= 2; id++ {
-		frame, err := wire.AppendFrame(nil, &wire.Header{V: 1, Op: task.OpHeartbeat, ID: id}, nil)
-		require.NoError(t, err)
-		r.write(frame)
-	}
-	h, _ := r.readReply()
-	assert.Equal(t, uint64(2), h.ID, "the first reply the client gets is the newest heartbeat's")
-	assert.Equal(t, task.OpHeartbeat, h.Op)
-	assert.Equal(t, uint64(1), in.Stats().StaleBeats)
-
-	h, _ = r.roundTrip(wire.Header{V: 1, Op: task.OpPing, ID: 3}, nil)
-	assert.Equal(t, uint64(3), h.ID, "nothing else was queued before the ping's reply")
 }

@@ -28,8 +28,6 @@ import (
 //     client's KCP resends its hello at its growing RTO, so this defers the hello rather than
 //     refusing it: it gets in once the server has caught up.
 //
-// What the stage above sheds is counted there (Incoming: heartbeat replies overtaken by a newer
-// heartbeat are not sent).
 
 const (
 	// maxBackoff bounds the retransmission check period of a conversation whose resends go
