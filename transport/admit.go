@@ -117,6 +117,9 @@ func (a *admission) admit(key convKey, data []byte) *Conn {
 		return nil
 	}
 	now := s.loop.Clock().Nanos()
+	if s.shedNew(now) { // the server is behind: new conversations wait (overload.go)
+		return nil
+	}
 	src := a.sourceOf(key.addr.Addr(), now)
 	ln := anonymous
 	if s.cfg.Vouch != nil {

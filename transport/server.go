@@ -92,6 +92,11 @@ type Config struct {
 	// the same rates and caps again, which no anonymous conversation takes or evicts (admit.go).
 	// It runs on the loop goroutine and must not keep frame.
 	Vouch func(frame []byte) bool
+
+	// RetransmitBudget is how many KCP retransmission checks one loop iteration runs at most;
+	// the others wait a period of their own, and the server counts as behind (overload.go).
+	// Default 512.
+	RetransmitBudget int
 }
 
 func (c *Config) setDefaults() {
@@ -115,6 +120,7 @@ func (c *Config) setDefaults() {
 	def(&c.MaxConns, 100_000)
 	def(&c.MaxSendQueue, 32768)
 	def(&c.SendQueueHigh, c.MaxSendQueue/4)
+	def(&c.RetransmitBudget, 512)
 	if c.PendingMemory <= 0 {
 		c.PendingMemory = 32 << 20
 	}
@@ -170,6 +176,13 @@ type Stats struct {
 	Opened, Closed            uint64 // conversations created and ended
 	Idle                      int    // conversations compact now: idle, their KCP given back (idle.go)
 	Compactions               uint64 // times a conversation was compacted
+
+	// Overload (overload.go): what the server shed, and whether it is shedding now.
+	Resends        uint64 // retransmission checks that resent data
+	Backoffs       uint64 // checks spaced out because the peer had not answered two resends
+	ChecksDeferred uint64 // checks put off: the iteration's retransmission budget was spent
+	ShedNew        uint64 // datagrams that would have begun a conversation, dropped while behind
+	BehindSpells   uint64 // times the server began to count as behind
 }
 
 // Server owns a UDP socket and every KCP conversation on it. It belongs to one loop goroutine.
@@ -199,6 +212,7 @@ type Server struct {
 	holding   *Conn         // the conversation whose ACK-only output may be held now (acks.go)
 	spares    []engine      // engines given back by idle conversations (idle.go)
 	rng       *rand.ChaCha8 // each conversation's ts offset (validate.go): unpredictable
+	ovl       overload      // retransmission budget, behind or not (overload.go)
 }
 
 // NewServer binds the socket (so Addr is known at once) without attaching it to a loop.
@@ -259,6 +273,8 @@ type counters struct {
 	opened, closed                               atomic.Uint64
 	conns, pending, idle                         atomic.Int64
 	compactions                                  atomic.Uint64
+	resends, backoffs, checksDeferred, shedNew   atomic.Uint64
+	behindSpells                                 atomic.Uint64
 }
 
 // Stats returns the server's counters. Safe for concurrent use.
@@ -274,6 +290,8 @@ func (s *Server) Stats() Stats {
 		Conns: int(c.conns.Load()), Pending: int(c.pending.Load()),
 		Opened: c.opened.Load(), Closed: c.closed.Load(),
 		Idle: int(c.idle.Load()), Compactions: c.compactions.Load(),
+		Resends: c.resends.Load(), Backoffs: c.backoffs.Load(), ChecksDeferred: c.checksDeferred.Load(),
+		ShedNew: c.shedNew.Load(), BehindSpells: c.behindSpells.Load(),
 	}
 }
 
@@ -291,6 +309,8 @@ func (s *Server) onReady(events uint32) {
 
 // receive drains the socket (edge-triggered: until EAGAIN), a batch at a time.
 func (s *Server) receive() {
+	read := 0
+	defer func() { s.noteBacklog(read) }()
 	for errs := 0; !s.closed; {
 		n, err := s.rb.Recv(s.sock.FD)
 		if err != nil {
@@ -308,6 +328,7 @@ func (s *Server) receive() {
 			return
 		}
 		errs = 0
+		read += n
 		for i := range n {
 			data, from, ok := s.rb.Datagram(i)
 			if !ok {
@@ -362,8 +383,7 @@ func (s *Server) input(data []byte, size int, from netip.AddrPort) {
 		c.Close(ErrNotValidated)
 		return
 	}
-	c.lastSeen = s.loop.Clock().Nanos()
-	c.tick = c.aliveTick() // the peer is alive: retransmit checks at full speed again
+	c.heard(s.loop.Clock().Nanos()) // the peer is alive: retransmit checks at its pace again
 	s.holding = c
 	ret := c.engine().Input(data, kcp.IKCP_PACKET_REGULAR, false)
 	s.holding = nil
@@ -441,6 +461,7 @@ func (s *Server) markDirty(c *Conn) {
 // iteration (its ACKs and replies share datagrams), then send every datagram in one sendmmsg.
 func (s *Server) flush() {
 	now := s.loop.Clock().Nanos()
+	s.ovl.checks = 0 // the end of an iteration: the retransmission budget is whole again
 	for i, c := range s.dirty {
 		s.dirty[i] = nil
 		c.dirty = false
@@ -562,7 +583,7 @@ type Conn struct {
 	lastSeen    int64
 	created     int64
 	established bool
-	live        bool // a session uses it: retransmit at full speed (onRetransmit)
+	live        bool // a session uses it: retransmit at KCP's pace (onRetransmit)
 	dirty       bool
 	closed      bool
 
@@ -582,6 +603,9 @@ type Conn struct {
 	olderPend, newPend *Conn
 	retransmit         timer.Timer   // armed while sent data is unacknowledged
 	tick               time.Duration // its period: Interval, doubling while the peer is silent
+	resent             bool          // the check running now resent data (overload.go)
+	resentAt           int64         // when a check last resent data
+	unanswered         int           // checks in a row that resent with nothing heard in between
 	expire             timer.Timer   // idle (or pending) expiry, checked lazily against lastSeen
 
 	heldAck  []byte      // ACKs waiting for the reply to ride with (acks.go)
@@ -672,6 +696,7 @@ func (c *Conn) Close(reason error) {
 func (c *Conn) output(buf []byte, size int) {
 	data := buf[:size]
 	c.stampOut(data)
+	c.noteOutput(data)
 	if c.holdAck(data) {
 		return
 	}
@@ -687,38 +712,37 @@ func (c *Conn) emit(data []byte) {
 	c.srv.emit(c.key.addr, data)
 }
 
-// maxTick bounds the retransmission check period of a silent peer.
+// maxTick bounds the retransmission check period of a silent peer without a session.
 const maxTick = time.Second
 
 // onRetransmit lets KCP resend what is due. Nothing is due before a segment's RTO has passed
 // (fast retransmits are triggered by the peer's ACKs, which input flushes at once), so while a
 // session uses the conversation (Establish, until EndSession) the check runs every RTO/4, but
 // at least every Interval and at most every maxTick: a resend leaves at most a quarter RTO late.
-// It must keep running whatever the peer does: a client waiting for a lost reply is silent,
-// and a slower tick would delay the resend well past KCP's RTO (issue #13: p99 891 ms against
-// 81 ms at 5% loss). Following the RTO rather than ticking every Interval matters under
+// A client waiting for a lost reply is silent, and a slower tick would delay the resend well
+// past KCP's RTO (issue #13: p99 891 ms against 81 ms at 5% loss), so one unanswered resend
+// keeps that pace. Following the RTO rather than ticking every Interval matters under
 // overload: a server slow to answer raises every RTT, so it checks less often instead of
 // spending more of its time on checks (at 100,000 sessions a 10 ms tick fed a collapse).
 // A peer without a live session that has vanished would cost a tick until it expires
 // (measured: 10,000 vanished clients at 10 ms kept half a core busy), so for those, while the
 // peer stays silent, the period doubles up to maxTick; any datagram from it resets the period
-// (see input). A vanished client with a live session costs RTO ticks only until its lease ends
-// (the stage above then closes the conversation).
+// (see input). Beyond that, overload.go: resends that go unanswered back off, and one loop
+// iteration runs at most RetransmitBudget checks.
 func (c *Conn) onRetransmit() {
 	if c.closed || c.kcp == nil {
 		return
 	}
-	now := c.srv.loop.Clock().Nanos()
-	c.kcp.Update()
-	c.srv.loop.Ready().Add(&c.srv.flushAll)
-	switch {
-	case c.live:
-		c.tick = c.aliveTick()
-	case now-c.lastSeen > int64(c.tick):
-		c.tick = min(2*c.tick, maxTick)
+	s := c.srv
+	now := s.loop.Clock().Nanos()
+	if !s.takeCheck(now) {
+		s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
+		return
 	}
+	c.tick = c.update(now)
+	s.loop.Ready().Add(&s.flushAll)
 	if c.kcp.WaitSnd() > 0 {
-		c.srv.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
+		s.loop.Wheel().Schedule(&c.retransmit, now+int64(c.tick))
 	} else {
 		c.compact()
 	}
