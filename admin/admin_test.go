@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -21,35 +19,17 @@ import (
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/transport"
 )
 
-const testTimeout = 60 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // listenAdmin starts an admin endpoint on a free loopback port, shut down when the test ends.
 func listenAdmin(tb testing.TB) *admin.Server {
 	tb.Helper()
-	srv, err := admin.Listen(admin.Config{Addr: "127.0.0.1:0", Build: buildinfo.Read(), Logger: testLogger(tb)})
+	srv, err := admin.Listen(admin.Config{Addr: "127.0.0.1:0", Build: buildinfo.Read(), Logger: pctest.Logger(tb)})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { assert.NoError(tb, srv.Shutdown(context.Background())) })
 	return srv
@@ -68,7 +48,7 @@ func startDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *admin.Serve
 	if cfg.Cache.ProcBudget == 0 {
 		cfg.Cache.ProcBudget = -1 // none: the default 10 ms is wall-clock, a loaded machine exceeds it
 	}
-	cfg.Logger = testLogger(tb)
+	cfg.Logger = pctest.Logger(tb)
 	d, err := daemon.Start(context.Background(), cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { d.Stop(context.Background()) })
@@ -154,7 +134,7 @@ func (m metrics) histogram(tb testing.TB, name string) *dto.Histogram {
 func TestMetricsCountWhatClientsDo(t *testing.T) {
 	d, srv := startDaemon(t, daemon.Config{Cache: stages.CacheConfig{Memory: 64 << 20}})
 	before := scrape(t, srv)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
@@ -283,7 +263,7 @@ func TestReadyzSaysStoppingOnceTheDaemonStops(t *testing.T) {
 	d, srv := startDaemon(t, daemon.Config{})
 	code, _ := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code)
-	require.NoError(t, d.Stop(testCtx(t)))
+	require.NoError(t, d.Stop(pctest.Context(t)))
 	code, body := get(t, srv, "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "stopping")

@@ -10,14 +10,10 @@ import (
 // as package daemon wires them, and daemon imports stages, so they cannot be in package stages.
 
 // The helpers of helpers_test.go and incoming_test.go.
-const TestTimeout = testTimeout
-
 var (
-	TestCtx    = testCtx
-	TestLogger = testLogger
-	Dial       = dial
-	WaitFor    = waitFor
-	TestProcs  = testProcs
+	Dial      = dial
+	WaitFor   = waitFor
+	TestProcs = testProcs
 )
 
 // SetStageFinished makes fn be told when each stage has done its part of a stop, until restore.

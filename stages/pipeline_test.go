@@ -11,6 +11,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
@@ -26,7 +27,7 @@ func startDaemon(tb testing.TB, cfg daemon.Config) *daemon.Daemon {
 	if cfg.Store == "" {
 		cfg.Store = tb.TempDir()
 	}
-	cfg.Logger = stages.TestLogger(tb)
+	cfg.Logger = pctest.Logger(tb)
 	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
 	d, err := daemon.Start(context.Background(), cfg)
 	require.NoError(tb, err)
@@ -46,7 +47,7 @@ func TestStopRunsInPipelineOrder(t *testing.T) {
 	dir := t.TempDir()
 	d := startDaemon(t, daemon.Config{Store: dir})
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	var acked sync.Map
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -61,7 +62,7 @@ func TestStopRunsInPipelineOrder(t *testing.T) {
 		})
 	}
 	stages.WaitFor(t, func() bool { n := 0; acked.Range(func(any, any) bool { n++; return n < 200 }); return n >= 200 }, "no writes")
-	stopCtx, cancel := context.WithTimeout(context.Background(), stages.TestTimeout)
+	stopCtx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	require.NoError(t, d.Stop(stopCtx))
 	c.Close()
@@ -88,7 +89,7 @@ func TestPanickingHandlerLeavesNoKeyWedged(t *testing.T) {
 	d := startDaemon(t, daemon.Config{})
 	cache := d.Pipeline().Cache
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "hot", []byte("1"))
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "bystander", []byte("b"))

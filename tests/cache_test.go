@@ -14,18 +14,13 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
 )
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
 
 // startInProcess runs a daemon in this process on a free loopback port.
 func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
@@ -67,7 +62,7 @@ func dialT(tb testing.TB, addr string) *client.Client {
 func TestEveryOperationAndItsErrors(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	_, err := c.Get(ctx, "missing")
 	assert.ErrorIs(t, err, client.ErrNotFound)
@@ -145,7 +140,7 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	d := startInProcess(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "short", []byte("v"), client.WithTTL(100*time.Millisecond))
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "long", []byte("v"), client.WithTTL(time.Hour))
@@ -169,7 +164,7 @@ func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
 	require.NoError(t, err)
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var last uint64
 	for i := range 100 {
 		last, err = c.Set(ctx, fmt.Sprint("key:", i), []byte(fmt.Sprint("value:", i)))
@@ -195,7 +190,7 @@ func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 	dir := t.TempDir()
 	seed(t, dir, map[string]string{"hot": "value"})
 	d := startInProcess(t, pipecached.Config{Store: dir})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	clients := []*client.Client{dialT(t, d.Addr().String()), dialT(t, d.Addr().String()), dialT(t, d.Addr().String())}
 	var wg sync.WaitGroup
 	var ok atomic.Int64
@@ -218,7 +213,7 @@ func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	for i := range 2000 {
 		wg.Go(func() {
@@ -244,7 +239,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 func TestMemoryBudgetEvictsColdEntriesAndReloads(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := make([]byte, 1000)
 	for i := range 500 {
 		_, err := c.Set(ctx, fmt.Sprint("k", i), value)
@@ -295,7 +290,7 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	store := &slowStore{Store: bolt}
 	d := startInProcess(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	store.delay.Store(int64(3 * time.Second))
 	_, err = c.Get(ctx, "cold")
@@ -331,10 +326,10 @@ func seed(tb testing.TB, dir string, kv map[string]string) {
 	require.NoError(tb, s.Close())
 }
 
-// waitUntil polls cond until it holds, failing after testTimeout.
+// waitUntil polls cond until it holds, failing after pctest.Timeout.
 func waitUntil(tb testing.TB, cond func() bool, msg string) {
 	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(pctest.Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatal(msg)
@@ -358,7 +353,7 @@ func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(time.Minute, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	in0, _ := d.Stats()
 
 	items, err := c.MGet(ctx, append(keys, "ghost:1", "ghost:2")...)

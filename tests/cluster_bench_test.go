@@ -8,6 +8,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/client/etcdnodes"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // BenchmarkDeadNodeNotice measures how long a three-node cluster takes to notice a node killed
@@ -34,7 +35,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 				for range 3 {
 					ds = append(ds, startDaemon(b, bin, "-store", url, "-member-ttl", ttl.String()))
 				}
-				ctx := testCtx(b)
+				ctx := pctest.Context(b)
 				cl, err := client.DialCluster(ctx, etcdnodes.New(url))
 				if err != nil {
 					b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/client/etcdnodes"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -28,7 +29,7 @@ func dialCluster(t *testing.T, nodes client.Nodes, opts ...client.Option) *clien
 	t.Helper()
 	opts = append([]client.Option{client.WithHeartbeat(200*time.Millisecond, 3*time.Second),
 		client.WithAttemptTimeout(2 * time.Second)}, opts...)
-	cl, err := client.DialCluster(testCtx(t), nodes, opts...)
+	cl, err := client.DialCluster(pctest.Context(t), nodes, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
 	return cl
@@ -84,7 +85,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 	}
 	cl := dialCluster(t, etcdnodes.New(url))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	victim := ds[2].addr
 	const nKeys = 3000
@@ -186,7 +187,7 @@ func TestClusterStaticNodesFailover(t *testing.T) {
 		nodes, addrs = append(nodes, d), append(addrs, d.Addr().String())
 	}
 	cl := dialCluster(t, client.StaticNodes(addrs...))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 300 {
 		_, err := cl.Set(ctx, fmt.Sprint("k", i), []byte("v"))
 		require.NoError(t, err)
@@ -212,7 +213,7 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	url := e.storeURL("three")
 	cl := dialCluster(t, etcdnodes.New(url))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	cb := dialT(t, b.Addr().String())
 	sub, err := dialT(t, a.Addr().String()).Subscribe(ctx, "m:", client.Prefix(), client.WithValues())
 	require.NoError(t, err)
@@ -261,7 +262,7 @@ func TestAllEtcdDown(t *testing.T) {
 	}
 	strict, lenient := start(false), start(true)
 	cs, cl := dialT(t, strict.Addr().String()), dialT(t, lenient.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := cs.Set(ctx, "k", []byte("v1"))
 	require.NoError(t, err)
 	for _, c := range []*client.Client{cs, cl} {
@@ -315,7 +316,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	startOnEtcd(t, e, "join")
 	cl := dialCluster(t, etcdnodes.New(e.storeURL("join")))
 	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	const nKeys = 3000
 	before := map[string]string{}
 	for i := range nKeys {
@@ -380,7 +381,7 @@ func TestDaemonWaitsForEtcd(t *testing.T) {
 	d := startDaemon(t, buildDaemon(t), "-store", e.storeURL("wait"), "-store-wait", "1m")
 	require.NoError(t, <-started)
 	c := dialT(t, d.addr)
-	_, err := c.Set(testCtx(t), "k", []byte("v"))
+	_, err := c.Set(pctest.Context(t), "k", []byte("v"))
 	require.NoError(t, err)
 }
 
@@ -401,7 +402,7 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 	// The store is slower than the attempt timeout (3 s to 1 s): a node taken for dead because
 	// its store is slow would show here.
 	cl := dialCluster(t, client.StaticNodes(addrs...), client.WithAttemptTimeout(time.Second))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	key := ""
 	for i := 0; key == ""; i++ {
 		if k := fmt.Sprint("slow", i); cl.Owner(k) == addrs[0] {

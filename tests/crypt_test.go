@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -24,7 +25,7 @@ var testKey = bytes.Repeat([]byte{0x5a}, 32)
 // client of a plain server are never heard, cost the server no conversation, and fail to dial.
 func TestEncryptedSessions(t *testing.T) {
 	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	c, err := client.Dial(enc.Addr().String(), client.WithCryptKey(testKey))
 	require.NoError(t, err)

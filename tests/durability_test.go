@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // The kill -9 checker: writers load the daemon with every kind of change in durableOps; the
@@ -183,7 +184,7 @@ func interruptUnderLoad(t *testing.T, sig syscall.Signal, args ...string) {
 
 	d2 := startDaemon(t, bin, args...)
 	c := dialT(t, d2.addr)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for g := range writers {
 		for op := range durableOps {
 			durableOps[op].check(t, ctx, c, g, load.acked[g][op])

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -168,7 +169,7 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	e := startEtcd(t, 1)
 	a, b := startOnEtcd(t, e, "two"), startOnEtcd(t, e, "two")
 	ca, cb := dialT(t, a.Addr().String()), dialT(t, b.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	v1, err := ca.Set(ctx, "k", []byte("one"))
 	require.NoError(t, err)
@@ -205,7 +206,7 @@ func TestEtcdctlWriteReachesSubscribers(t *testing.T) {
 	e := startEtcd(t, 1)
 	a := startOnEtcd(t, e, "ctl")
 	c := dialT(t, a.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	s, err := c.Subscribe(ctx, "room:", client.Prefix(), client.WithValues())
 	require.NoError(t, err)
 
@@ -323,7 +324,7 @@ func TestEtcdWatchAfterCompaction(t *testing.T) {
 	}
 	rev, err := st.MaxVersion()
 	require.NoError(t, err)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = st.Client().Compact(ctx, int64(rev))
 	require.NoError(t, err)
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
@@ -39,7 +40,7 @@ type execer struct {
 
 func (e execer) run(args []byte) ([]byte, uint64) {
 	e.tb.Helper()
-	res, v, err := e.c.Exec(testCtx(e.tb), e.key, e.proc, args)
+	res, v, err := e.c.Exec(pctest.Context(e.tb), e.key, e.proc, args)
 	require.NoError(e.tb, err, "%s %q", e.proc, args)
 	return res, v
 }
@@ -55,7 +56,7 @@ func (e execer) count(args []byte) uint64 {
 // value reads the key with a plain get, as a client in another language would.
 func (e execer) value() client.Item {
 	e.tb.Helper()
-	it, err := e.c.Get(testCtx(e.tb), e.key)
+	it, err := e.c.Get(pctest.Context(e.tb), e.key)
 	require.NoError(e.tb, err)
 	return it
 }
@@ -84,7 +85,7 @@ func TestExecHash(t *testing.T) {
 	assert.Equal(t, uint64(0), h.count(processor.HashDelArgs("missing")))
 	assert.Equal(t, before, h.value().Version, "removing nothing changes nothing")
 	assert.Equal(t, uint64(2), h.count(processor.HashDelArgs("name", "coins")))
-	_, err = c.Get(testCtx(t), h.key)
+	_, err = c.Get(pctest.Context(t), h.key)
 	assert.ErrorIs(t, err, client.ErrNotFound, "removing the last field deletes the key")
 }
 
@@ -161,7 +162,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 		},
 	})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	res, v1, err := c.Exec(ctx, "log", "append", []byte("a"))
 	require.NoError(t, err)
 	assert.Equal(t, "a", string(res))
@@ -259,7 +260,7 @@ func TestClusterExecGoesToTheKeysNode(t *testing.T) {
 	a, b := startInProcess(t, pipecached.Config{}), startInProcess(t, pipecached.Config{})
 	cl := dialCluster(t, client.StaticNodes(a.Addr().String(), b.Addr().String()))
 	nodes := map[string]*client.Client{a.Addr().String(): dialT(t, a.Addr().String()), b.Addr().String(): dialT(t, b.Addr().String())}
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	owners := map[string]bool{}
 	for i := range 20 {
 		key := fmt.Sprintf("board:%d", i)
@@ -283,7 +284,7 @@ func TestClusterExecGoesToTheKeysNode(t *testing.T) {
 func TestExecHistoryOfAHotBoard(t *testing.T) {
 	const clients, each, members = 20, 200, 7
 	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := dialT(t, d.Addr().String()).Subscribe(ctx, "hot", client.WithValues(), client.Buffer(clients*each+16))
 	require.NoError(t, err)
 
@@ -332,7 +333,7 @@ func TestExecHistoryOfAHotBoard(t *testing.T) {
 
 	var prevVersion uint64
 	prevSum, pushes := -1.0, 0
-	timeout := time.After(testTimeout)
+	timeout := time.After(pctest.Timeout)
 	for prevVersion < last {
 		select {
 		case ev := <-sub.C:
@@ -395,7 +396,7 @@ func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
 	require.Equal(t, task.CodeOK, h.Code, h.Msg)
 	assert.Equal(t, uint64(9), h.ID)
 	assert.Equal(t, []byte{0x01, 0x40, 0x14, 0, 0, 0, 0, 0, 0}, value)
-	it, err := dialT(t, d.Addr().String()).Get(testCtx(t), "board:1")
+	it, err := dialT(t, d.Addr().String()).Get(pctest.Context(t), "board:1")
 	require.NoError(t, err)
 	assert.Equal(t, it.Version, h.Ver, "ver: the board's new version")
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // TestConversationFloodFromOneAddressLocksNobodyOut: while one address opens new conversations
@@ -36,7 +37,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 		seg[4] = kcp.IKCP_CMD_PUSH
 		binary.LittleEndian.PutUint32(seg[20:], 8)
 		binary.BigEndian.PutUint32(seg[kcp.IKCP_OVERHEAD:], 4000) // a frame that never ends: stays pending
-		deadline := time.Now().Add(testTimeout)
+		deadline := time.Now().Add(pctest.Timeout)
 		for conv := uint32(1); time.Now().Before(deadline); conv++ {
 			select {
 			case <-stop:
@@ -56,7 +57,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 	for i := range 10 {
 		c, err := client.Dial(d.Addr().String(), client.WithDialTimeout(10*time.Second))
 		require.NoError(t, err, "dial %d during the flood", i)
-		require.NoError(t, c.Ping(testCtx(t)))
+		require.NoError(t, c.Ping(pctest.Context(t)))
 		c.Close()
 	}
 	// Read while the flood goes on: once it stops, its pending conversations expire

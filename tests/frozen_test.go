@@ -10,6 +10,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -29,7 +30,7 @@ func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 		// From now on it reads nothing and acknowledges nothing.
 	}
 	w := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := make([]byte, 256<<10)
 	peak := int64(0)
 	for i := range 100 {
@@ -51,7 +52,7 @@ func TestValuelessPushSaysSo(t *testing.T) {
 	frozen.hello("")
 	frozen.call(wire.Header{Op: task.OpSubscribe, ID: 2, Key: []byte("k"), Flags: task.FlagWithValue}, nil)
 	fast := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := fast.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
 	w := dialT(t, d.Addr().String())
@@ -84,7 +85,7 @@ func TestValuelessPushSaysSo(t *testing.T) {
 func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 5}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 5 {
 		_, err := c.Subscribe(ctx, fmt.Sprint("k", i))
 		require.NoError(t, err)
@@ -100,7 +101,7 @@ func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
 func TestManyPrefixesMatchOnlyTheirKeys(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 30_000}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for i := range 20_000 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -171,7 +172,7 @@ func BenchmarkJunkFlood(b *testing.B) {
 
 // legitLatencies runs gets for d and returns their latencies.
 func legitLatencies(b *testing.B, c *client.Client, d time.Duration) []time.Duration {
-	ctx := testCtx(b)
+	ctx := pctest.Context(b)
 	c.Set(ctx, "legit", []byte("v"))
 	var lat []time.Duration
 	end := time.Now().Add(d)
@@ -228,7 +229,7 @@ func benchFrozen(b *testing.B, bin string, subs int) {
 		b.Fatal(err)
 	}
 	defer w.Close()
-	ctx := testCtx(b)
+	ctx := pctest.Context(b)
 	value := bytes.Repeat([]byte("v"), 1<<20)
 	failed := 0
 	start := time.Now()
@@ -264,7 +265,7 @@ func BenchmarkEncryption(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			ctx := testCtx(b)
+			ctx := pctest.Context(b)
 			c.Set(ctx, "k", bytes.Repeat([]byte("v"), 100))
 			busy0 := d.Snapshot().Loops[0].Busy
 			b.ReportAllocs()

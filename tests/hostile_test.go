@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -24,7 +25,7 @@ func TestEmptyKeyIsRefusedAndNeverPoisonsAGroupCommit(t *testing.T) {
 	bad := dialRawConn(t, d.Addr().String())
 	bad.hello("")
 	good := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	for _, op := range []task.Op{task.OpGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
 		task.OpDelete, task.OpIncr, task.OpTouch, task.OpSubscribe, task.OpUnsubscribe} {
@@ -69,7 +70,7 @@ func TestUndefinedFlagsNeverReachInternalBits(t *testing.T) {
 	raw := dialRawConn(t, d.Addr().String())
 	raw.hello("")
 	good := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	for bit := range 32 {
 		flags := uint32(1) << bit
@@ -159,7 +160,7 @@ func TestRepliesCarryOnlyTheirOwnFields(t *testing.T) {
 func TestIncrOverflowIsAnErrorAndChangesNothing(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for _, tc := range []struct {
 		start int64
 		delta int64

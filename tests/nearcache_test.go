@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -21,7 +22,7 @@ import (
 // writes at once.
 func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
 	require.NoError(t, err)
 	defer c.Close()
@@ -58,7 +59,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 // cache leaves 10 entries and 10 subscriptions on the server, and an evicted key is read anew.
 func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	setKeys(t, d, 50)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
 	require.NoError(t, err)
@@ -82,7 +83,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 // complete, instead of serving values that may be stale.
 func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	setKeys(t, d, 1)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	const maxStale = 150 * time.Millisecond
@@ -118,7 +119,7 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 	t.Helper()
 	c := dialT(t, d.Addr().String())
 	for i := range n {
-		_, err := c.Set(testCtx(t), fmt.Sprint("key", i), []byte("v"))
+		_, err := c.Set(pctest.Context(t), fmt.Sprint("key", i), []byte("v"))
 		require.NoError(t, err)
 	}
 }
@@ -128,7 +129,7 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 // whatever order the other writes' pushes and its own write's reply arrive in.
 func TestNearCacheReadsItsOwnWritesAmongOthers(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	defer c.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -111,7 +112,7 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 	c, err := client.Dial(relay.addr(), client.WithHeartbeat(100*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	session := c.Session()
 
@@ -139,7 +140,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	session := c.Session()
@@ -162,7 +163,7 @@ func TestCloseLeavesNoStraySession(t *testing.T) {
 		c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
 		require.NoError(t, err)
 		for range 3 {
-			require.NoError(t, c.Ping(testCtx(t)))
+			require.NoError(t, c.Ping(pctest.Context(t)))
 		}
 		c.Close()
 	}
@@ -178,7 +179,7 @@ func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
 	// the first heartbeat after it leaves at most 500 ms later: seconds before the lease ends,
 	// however slow the machine.
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))
 	require.NoError(t, err)

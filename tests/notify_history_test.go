@@ -12,6 +12,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -31,10 +32,10 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	// A push window of 32 makes the subscriber fall behind now and then, so coalescing is part
 	// of the history too.
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0.10)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond),
-		client.WithDialTimeout(testTimeout))
+		client.WithDialTimeout(pctest.Timeout))
 	require.NoError(t, err)
 	defer sub.Close()
 	reader := dialT(t, d.Addr().String()) // re-reads after a resync, over a clean path
@@ -47,7 +48,7 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	const maxStale = 300 * time.Millisecond
 	nearRelay := newPausableRelay(t, d.Addr().String(), 0.10)
 	near, err := client.Dial(nearRelay.addr(), client.WithNearCache(keys, maxStale),
-		client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond), client.WithDialTimeout(testTimeout))
+		client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond), client.WithDialTimeout(pctest.Timeout))
 	require.NoError(t, err)
 	defer near.Close()
 	type read struct {

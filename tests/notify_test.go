@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -24,7 +25,7 @@ func next(t *testing.T, s *client.Subscription) client.Event {
 	case ev, ok := <-s.C:
 		require.True(t, ok, "subscription closed")
 		return ev
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("no event")
 		return client.Event{}
 	}
@@ -32,7 +33,7 @@ func next(t *testing.T, s *client.Subscription) client.Event {
 
 func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
 	key, err := sub.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
@@ -73,7 +74,7 @@ func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
 
 func TestExpiryIsPushed(t *testing.T) {
 	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c := dialT(t, d.Addr().String())
 	ps, err := c.Subscribe(ctx, "tmp:", client.Prefix())
 	require.NoError(t, err)
@@ -92,7 +93,7 @@ func TestExpiryIsPushed(t *testing.T) {
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	// A long lease: this tests replay, and a slow machine must not expire the session first.
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
 	defer sub.Close()
@@ -139,7 +140,7 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
-			ctx := testCtx(t)
+			ctx := pctest.Context(t)
 			relay := newPausableRelay(t, d.Addr().String(), 0)
 			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 			require.NoError(t, err)
@@ -265,7 +266,7 @@ func (r *pausableRelay) copies() int {
 func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) {
 	const window, backlog = 64, 8
 	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	slow, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour)) // never gives up
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -28,7 +29,7 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 	c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("test"))
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.Set(testCtx(t), "k", []byte("v"))
+	_, err = c.Set(pctest.Context(t), "k", []byte("v"))
 	require.NoError(t, err)
 	assert.NotZero(t, c.Session())
 	assert.Equal(t, int64(2), d.SessionStats().Refused)
@@ -68,7 +69,7 @@ func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
 func readFrame(t *testing.T, s *kcp.UDPSession) (wire.Header, []byte) {
 	t.Helper()
 	var sp wire.Splitter
-	s.SetReadDeadline(time.Now().Add(testTimeout))
+	s.SetReadDeadline(time.Now().Add(pctest.Timeout))
 	for {
 		body, err := sp.Next()
 		require.NoError(t, err)
@@ -129,7 +130,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	in, _ := d.Stats()
 	require.Equal(t, 1, in.Transport.Conns)
 	require.NoError(t, dropAllConversations(d))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	waitUntil(t, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
@@ -141,7 +142,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 }
 
 func dropAllConversations(d *pipecached.Daemon) error {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	return d.DropConversations(ctx)
 }

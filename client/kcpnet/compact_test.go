@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -23,7 +24,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 	for i := range rs {
 		rs[i], cs[i] = dialRPC(t, e, in.Addr(), DialOptions{})
 	}
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for round := range 3 {
 		for i, r := range rs {
 			want := []byte(fmt.Sprintf("round %d conversation %d", round, i))

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/transport/dgram"
 )
 
@@ -33,7 +34,7 @@ func TestLastDataIgnoresACKs(t *testing.T) {
 	// receive reads one datagram from the engine into the peer's KCP.
 	receive := func() {
 		buf := make([]byte, 2048)
-		require.NoError(t, peer.SetReadDeadline(time.Now().Add(testTimeout)))
+		require.NoError(t, peer.SetReadDeadline(time.Now().Add(pctest.Timeout)))
 		n, from, err := peer.ReadFromUDP(buf)
 		require.NoError(t, err)
 		to = from

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -180,9 +181,9 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	for i, cv := range cs {
 		select {
 		case <-cv.o.all:
-		case <-time.After(testTimeout):
+		case <-time.After(pctest.Timeout):
 			cv.o.mu.Lock()
-			t.Fatalf("conversation %d: %d of %d replies after %v", i, len(cv.o.got), frames+1, testTimeout)
+			t.Fatalf("conversation %d: %d of %d replies after %v", i, len(cv.o.got), frames+1, pctest.Timeout)
 		}
 		cv.o.mu.Lock()
 		require.Len(t, cv.o.got, len(cv.sent))
@@ -198,16 +199,16 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	assert.Zero(t, st.Malformed)
 }
 
-// waitFor polls cond until it holds, failing the test after testTimeout.
+// waitFor polls cond until it holds, failing the test after pctest.Timeout.
 //
 // A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
 // another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
 func waitFor(tb testing.TB, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(pctest.Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v", testTimeout)
+			tb.Fatalf("condition not met after %v", pctest.Timeout)
 		}
 		time.Sleep(time.Millisecond)
 	}

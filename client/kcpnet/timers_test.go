@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -22,7 +23,7 @@ import (
 func TestIdleConversationsCostNothing(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for range 20 {
 		r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
 		for range 3 {
@@ -126,7 +127,7 @@ func TestACKsRideOnRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEngine(t, Config{AckDelay: tc.delay})
 			r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
-			ctx := testCtx(t)
+			ctx := pctest.Context(t)
 			retrans := kcp.DefaultSnmp.Copy().RetransSegs
 			for range n {
 				_, err := r.call(ctx, task.OpPing, nil)
@@ -156,7 +157,7 @@ func TestACKsRideOnRequests(t *testing.T) {
 func TestManyConversationsOneSocket(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	const convs = 300
 	var wg sync.WaitGroup
 	for i := range convs {
