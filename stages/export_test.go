@@ -9,10 +9,9 @@ import (
 // What the tests of package stages_test reach inside the stages for. Those tests run the stages
 // as package daemon wires them, and daemon imports stages, so they cannot be in package stages.
 
-// The helpers of helpers_test.go and incoming_test.go.
+// What incoming_test.go and procs_test.go define for these tests.
 var (
 	Dial      = dial
-	WaitFor   = waitFor
 	TestProcs = testProcs
 )
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -57,24 +56,6 @@ func pushRetry(tb testing.TB, q *loop.Queue, t *task.Task) {
 		if !errors.Is(err, loop.ErrQueueFull) {
 			tb.Errorf("push: %v", err)
 			return
-		}
-		runtime.Gosched()
-	}
-}
-
-// waitFor spins (yielding) until cond holds, failing the test after pctest.Timeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
-	tb.Helper()
-	if cond() {
-		return
-	}
-	deadline := time.Now().Add(pctest.Timeout)
-	for spins := 0; !cond(); spins++ {
-		if spins%1024 == 0 && time.Now().After(deadline) {
-			tb.Fatalf(msg, args...)
 		}
 		runtime.Gosched()
 	}

@@ -229,7 +229,7 @@ func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
 
 	hostile := dialRaw(t, in.Addr().String())
 	hostile.write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3})
-	waitFor(t, func() bool { return in.Stats().Transport.Closed >= 1 }, "hostile conversation never closed")
+	pctest.WaitFor(t, func() bool { return in.Stats().Transport.Closed >= 1 }, "hostile conversation never closed")
 
 	got, err := good.Echo(ctx, []byte("still here"))
 	require.NoError(t, err)
@@ -384,7 +384,7 @@ func TestIncomingClientSurvivesServerRestartWithClearErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, in2.Start())
 	t.Cleanup(func() { in2.Stop(context.Background()) })
-	waitFor(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		return c.Ping(pctx) == nil

@@ -61,7 +61,7 @@ func TestStopRunsInPipelineOrder(t *testing.T) {
 			}
 		})
 	}
-	stages.WaitFor(t, func() bool { n := 0; acked.Range(func(any, any) bool { n++; return n < 200 }); return n >= 200 }, "no writes")
+	pctest.WaitFor(t, func() bool { n := 0; acked.Range(func(any, any) bool { n++; return n < 200 }); return n >= 200 }, "no writes")
 	stopCtx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	require.NoError(t, d.Stop(stopCtx))

@@ -283,6 +283,6 @@ func (r *writeRig) eventsSoFar() []string {
 // waitEvents waits until n events have left CachePrc and returns them.
 func (r *writeRig) waitEvents(tb testing.TB, n int) []string {
 	tb.Helper()
-	waitFor(tb, func() bool { return len(r.eventsSoFar()) >= n }, "fewer than %d change events: %q", n, r.eventsSoFar())
+	pctest.WaitFor(tb, func() bool { return len(r.eventsSoFar()) >= n }, "fewer than %d change events: %q", n, r.eventsSoFar())
 	return r.eventsSoFar()
 }

@@ -145,7 +145,7 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "long", []byte("v"), client.WithTTL(time.Hour))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "short"); return errors.Is(err, client.ErrNotFound) }, "key never expired")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "short"); return errors.Is(err, client.ErrNotFound) }, "key never expired")
 	require.NoError(t, d.Stop(ctx))
 
 	s, err := nameservice.Open(dir)
@@ -305,11 +305,11 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	store.delay.Store(0)
 	store.fail.Store(true)
 	// Operations stuck in the slow phase finish first; then errors come back as 'unavailable'.
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "other"); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on reads")
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on writes")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "other"); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on reads")
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on writes")
 
 	store.fail.Store(false)
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return err == nil }, "service should resume when the store does")
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return err == nil }, "service should resume when the store does")
 }
 
 // seed writes records straight into a data directory's store.
@@ -324,18 +324,6 @@ func seed(tb testing.TB, dir string, kv map[string]string) {
 	}
 	require.NoError(tb, s.Commit(ws))
 	require.NoError(tb, s.Close())
-}
-
-// waitUntil polls cond until it holds, failing after pctest.Timeout.
-func waitUntil(tb testing.TB, cond func() bool, msg string) {
-	tb.Helper()
-	deadline := time.Now().Add(pctest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal(msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {

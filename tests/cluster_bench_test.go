@@ -40,7 +40,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				waitUntil(b, func() bool { return len(cl.Nodes()) == 3 }, "three nodes never registered")
+				pctest.WaitFor(b, func() bool { return len(cl.Nodes()) == 3 }, "three nodes never registered")
 				key := ""
 				for i := 0; key == ""; i++ {
 					if k := fmt.Sprint("k", i); cl.Owner(k) == ds[0].addr {
@@ -58,7 +58,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 					}
 				}
 				failover += time.Since(killed)
-				waitUntil(b, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left")
+				pctest.WaitFor(b, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left")
 				leave += time.Since(killed)
 				cl.Close()
 				for _, d := range ds[1:] {

@@ -84,7 +84,7 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s"))
 	}
 	cl := dialCluster(t, etcdnodes.New(url))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
 	ctx := pctest.Context(t)
 
 	victim := ds[2].addr
@@ -120,12 +120,12 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 		}
 		return n
 	}
-	waitUntil(t, func() bool { return acked() > 2000 }, "the load never got going")
+	pctest.WaitFor(t, func() bool { return acked() > 2000 }, "the load never got going")
 	require.NoError(t, ds[2].cmd.Process.Kill())
 	killedAt, atKill := time.Now(), acked()
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left the member set")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left the member set")
 	t.Logf("member set without the dead node after %v", time.Since(killedAt).Round(time.Millisecond))
-	waitUntil(t, func() bool { return acked() > atKill+2000 }, "the load did not go on after the kill")
+	pctest.WaitFor(t, func() bool { return acked() > atKill+2000 }, "the load did not go on after the kill")
 	close(stop)
 	wg.Wait()
 	var failed int64
@@ -156,14 +156,14 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok, "acknowledged key %s is not in etcd", k)
 			require.Equal(t, v, string(r.Value), "etcd lost the acknowledged write of %s", k)
-			waitUntil(t, func() bool {
+			pctest.WaitFor(t, func() bool {
 				it, err := cl.Get(ctx, k)
 				return err == nil && string(it.Value) == v
-			}, fmt.Sprintf("the cluster does not serve the acknowledged %s=%s", k, v))
+			}, "%s", fmt.Sprintf("the cluster does not serve the acknowledged %s=%s", k, v))
 		}
 	}
 
-	waitUntil(t, func() bool { return sub.Node() != victim }, "the subscription never left the dead node")
+	pctest.WaitFor(t, func() bool { return sub.Node() != victim }, "the subscription never left the dead node")
 	_, err = cl.Set(ctx, subKey, []byte("after the move"))
 	require.NoError(t, err)
 	for ev := range sub.C {
@@ -212,7 +212,7 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	a, b := startOnEtcd(t, e, "three"), startOnEtcd(t, e, "three")
 	url := e.storeURL("three")
 	cl := dialCluster(t, etcdnodes.New(url))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
 	ctx := pctest.Context(t)
 	cb := dialT(t, b.Addr().String())
 	sub, err := dialT(t, a.Addr().String()).Subscribe(ctx, "m:", client.Prefix(), client.WithValues())
@@ -223,7 +223,7 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	e.kill(leader)
 	// Requests that were at the dead member fail until the etcd client moves to another
 	// one; after that, everything must work.
-	waitUntil(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
+	pctest.WaitFor(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
 	for i := range 200 {
 		k := fmt.Sprint("m:", i)
 		_, err := cl.Set(ctx, k, []byte(fmt.Sprint(i)))
@@ -272,9 +272,9 @@ func TestAllEtcdDown(t *testing.T) {
 	}
 
 	e.kill(0)
-	waitUntil(t, func() bool { _, err := cs.Get(ctx, "k"); return errors.Is(err, client.ErrUnavailable) },
+	pctest.WaitFor(t, func() bool { _, err := cs.Get(ctx, "k"); return errors.Is(err, client.ErrUnavailable) },
 		"the strict node kept serving a copy it could not check")
-	waitUntil(t, func() bool { it, err := cl.Get(ctx, "k"); return err == nil && it.Stale }, "the lenient node never flagged its copy stale")
+	pctest.WaitFor(t, func() bool { it, err := cl.Get(ctx, "k"); return err == nil && it.Stale }, "the lenient node never flagged its copy stale")
 	it, err := cl.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v1", string(it.Value))
@@ -293,12 +293,12 @@ func TestAllEtcdDown(t *testing.T) {
 	assert.Positive(t, stats["stale_reads"])
 
 	e.restart(0)
-	waitUntil(t, func() bool { _, err := cs.Set(ctx, "k", []byte("v3")); return err == nil }, "writes never resumed")
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool { _, err := cs.Set(ctx, "k", []byte("v3")); return err == nil }, "writes never resumed")
+	pctest.WaitFor(t, func() bool {
 		it, err := cl.Get(ctx, "k")
 		return err == nil && !it.Stale && string(it.Value) == "v3"
 	}, "the lenient node never caught up with the write made through the other")
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		it, err := cs.Get(ctx, "k")
 		return err == nil && !it.Stale && string(it.Value) == "v3"
 	}, "the strict node never served fresh reads again")
@@ -315,7 +315,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	a := startOnEtcd(t, e, "join")
 	startOnEtcd(t, e, "join")
 	cl := dialCluster(t, etcdnodes.New(e.storeURL("join")))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
 	ctx := pctest.Context(t)
 	const nKeys = 3000
 	before := map[string]string{}
@@ -327,7 +327,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	}
 
 	c := startOnEtcd(t, e, "join")
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw the third node")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw the third node")
 	moved := 0
 	for k, o := range before {
 		if now := cl.Owner(k); now != o {
@@ -358,13 +358,13 @@ func TestClusterJoinAndLeave(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return gets.Load() >= 200 }, "no gets before the leave")
+	pctest.WaitFor(t, func() bool { return gets.Load() >= 200 }, "no gets before the leave")
 	left := time.Now()
 	require.NoError(t, a.Stop(ctx))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
 	t.Logf("the stopped node left the member set after %v", time.Since(left).Round(time.Millisecond))
 	after := gets.Load()
-	waitUntil(t, func() bool { return gets.Load() >= after+200 }, "no gets after the leave")
+	pctest.WaitFor(t, func() bool { return gets.Load() >= after+200 }, "no gets after the leave")
 	close(stop)
 	wg.Wait()
 	assert.Zero(t, errs.Load())

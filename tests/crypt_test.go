@@ -52,7 +52,7 @@ func TestEncryptedSessions(t *testing.T) {
 	_, err = client.Dial(enc.Addr().String(), short, client.WithCryptKey(bytes.Repeat([]byte{1}, 32)))
 	assert.ErrorIs(t, err, client.ErrTimeout, "another key")
 	// Incoming counts the dials' datagrams when it reads them, maybe after the dials gave up.
-	waitUntil(t, func() bool { in, _ = enc.Stats(); return in.Transport.Malformed > 0 }, "undecryptable datagrams not counted malformed")
+	pctest.WaitFor(t, func() bool { in, _ = enc.Stats(); return in.Transport.Malformed > 0 }, "undecryptable datagrams not counted malformed")
 	assert.Equal(t, conns, in.Transport.Opened, "undecryptable datagrams open no conversation")
 
 	plain := startInProcess(t, pipecached.Config{})

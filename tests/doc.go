@@ -11,7 +11,7 @@
 //     state, a goroutine count, a conversation count) is read only once it is settled:
 //     either something orders the read after the change (the reply to a later request on the
 //     same stream; a counter the server moves before it replies), or the test waits for the
-//     condition it means with waitUntil (bound: pctest.Timeout, 60 s), never a fixed sleep.
+//     condition it means with pctest.WaitFor (bound: pctest.Timeout, 60 s), never a fixed sleep.
 //     Two counters moved one after the other (Expired, then Sessions) are waited for together.
 //   - Where the protocol allows several orders (a push and a reply, a push and a get), the
 //     test asserts what the protocol or README guarantees (a client reads its own writes), not

@@ -77,7 +77,7 @@ func killUnderExecLoad(t *testing.T, args ...string) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return progress.Load() >= 2000 }, "writers made no progress")
+	pctest.WaitFor(t, func() bool { return progress.Load() >= 2000 }, "writers made no progress")
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 	<-d.done
 	close(stop)

@@ -173,7 +173,7 @@ func interruptUnderLoad(t *testing.T, sig syscall.Signal, args ...string) {
 		wg.Go(func() { load.write(c, g, stop) })
 	}
 	// Kill once a fair number of changes were acknowledged, while the writers are still going.
-	waitUntil(t, func() bool { return load.progress.Load() >= 2000 }, "writers made no progress")
+	pctest.WaitFor(t, func() bool { return load.progress.Load() >= 2000 }, "writers made no progress")
 	require.NoError(t, d.cmd.Process.Signal(sig))
 	exitErr := <-d.done
 	if sig == syscall.SIGTERM {

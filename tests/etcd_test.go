@@ -149,7 +149,7 @@ func (e *etcdCluster) leader() int {
 }
 
 func (e *etcdCluster) waitHealthy(i int) {
-	waitUntil(e.t, func() bool {
+	pctest.WaitFor(e.t, func() bool {
 		out, err := exec.Command("etcdctl", "--endpoints", e.clientURLs[i], "endpoint", "health").CombinedOutput()
 		return err == nil && len(out) > 0
 	}, "etcd never became healthy")
@@ -181,7 +181,7 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	v2, err := ca.Set(ctx, "k", []byte("two")) // B has "one" cached
 	require.NoError(t, err)
 	assert.Greater(t, v2, v1)
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		it, err := cb.Get(ctx, "k")
 		return err == nil && it.Version == v2 && string(it.Value) == "two"
 	},
@@ -191,13 +191,13 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, v3, v2, "versions increase across nodes")
 	require.NoError(t, cb.Delete(ctx, "k"))
-	waitUntil(t, func() bool { _, err := ca.Get(ctx, "k"); return err != nil }, "node A never saw the delete")
+	pctest.WaitFor(t, func() bool { _, err := ca.Get(ctx, "k"); return err != nil }, "node A never saw the delete")
 	_, err = ca.Get(ctx, "k")
 	assert.ErrorIs(t, err, client.ErrNotFound)
 
 	_, err = ca.Set(ctx, "ttl", []byte("x"), client.WithTTL(500*time.Millisecond))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { _, err := cb.Get(ctx, "ttl"); return err != nil }, "the TTL never ended the key")
+	pctest.WaitFor(t, func() bool { _, err := cb.Get(ctx, "ttl"); return err != nil }, "the TTL never ended the key")
 }
 
 // TestEtcdctlWriteReachesSubscribers: a write made with etcdctl, not through any node, reaches
@@ -228,7 +228,7 @@ func TestEtcdctlWriteReachesSubscribers(t *testing.T) {
 	require.NoError(t, err, string(out))
 	ev = next(t, s)
 	assert.Equal(t, client.EventDelete, ev.Kind)
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "room:1"); return err != nil }, "the cached copy outlived the delete")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "room:1"); return err != nil }, "the cached copy outlived the delete")
 }
 
 // TestEtcdOneBadWriteNeverFailsItsGroup: a write etcd refuses alone (over its request limit)

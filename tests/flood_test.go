@@ -52,7 +52,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 			}
 		}
 	})
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > 1000 }, "the flood never reached its limits")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > 1000 }, "the flood never reached its limits")
 
 	for i := range 10 {
 		c, err := client.Dial(d.Addr().String(), client.WithDialTimeout(10*time.Second))
@@ -62,7 +62,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 	}
 	// Read while the flood goes on: once it stops, its pending conversations expire
 	// (PendingTTL), and a slow machine may have spent that long on the dials above.
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Pending > 10 }, "the flood's conversations do not stay pending")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Pending > 10 }, "the flood's conversations do not stay pending")
 	in, _ := d.Stats()
 	close(stop)
 	wg.Wait()

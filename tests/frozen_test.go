@@ -40,7 +40,7 @@ func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 	}
 	assert.LessOrEqual(t, peak, int64(4*perSession), "values held for four frozen subscribers")
 	// SessionMgr pushes the changes when its loop gets to them, maybe after the last reply.
-	waitUntil(t, func() bool { return d.SessionStats().ValuesDropped > 0 }, "pushes beyond the budget never went without values")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().ValuesDropped > 0 }, "pushes beyond the budget never went without values")
 	assert.LessOrEqual(t, d.SessionStats().PushBytes, int64(4*perSession), "values held for four frozen subscribers")
 }
 

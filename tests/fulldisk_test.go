@@ -91,6 +91,6 @@ func TestFullDiskStillDeletes(t *testing.T) {
 	for i, err := range delErrs {
 		assert.NoError(t, err, "delete of fill:%d on a full disk", i)
 	}
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "after", []byte("room again")); return err == nil },
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "after", []byte("room again")); return err == nil },
 		"the space deletes freed never took writes again")
 }

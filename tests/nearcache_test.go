@@ -41,7 +41,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 
 	v2, err := other.Set(ctx, "n", []byte("two"))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { it, err := c.Get(ctx, "n"); return err == nil && it.Version == v2 }, "the change never reached the near cache")
+	pctest.WaitFor(t, func() bool { it, err := c.Get(ctx, "n"); return err == nil && it.Version == v2 }, "the change never reached the near cache")
 	assert.Positive(t, c.NearCacheStats().Refreshed, "the pushed value refreshed the entry")
 
 	v3, err := c.Set(ctx, "n", []byte("mine"))
@@ -51,7 +51,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 	assert.Equal(t, v3, it.Version, "a client reads its own write at once")
 
 	require.NoError(t, other.Delete(ctx, "n"))
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "n"); return err != nil }, "the delete never reached the near cache")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "n"); return err != nil }, "the delete never reached the near cache")
 	assert.ErrorIs(t, func() error { _, err := c.Get(ctx, "n"); return err }(), client.ErrNotFound)
 }
 
@@ -72,7 +72,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 	st := c.NearCacheStats()
 	assert.Equal(t, 10, st.Entries)
 	assert.Equal(t, uint64(40), st.Evicted)
-	waitUntil(t, func() bool { return d.SessionStats().Subscriptions == 10 }, "evicted keys stay subscribed on the server")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Subscriptions == 10 }, "evicted keys stay subscribed on the server")
 	_, err = c.Get(ctx, "key0")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), c.NearCacheStats().Hits, "an evicted key is read from the server")
@@ -93,7 +93,7 @@ func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
 	nearSynced(t, c)
 	_, err = c.Get(ctx, "key0")
 	require.NoError(t, err)
-	waitUntil(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > 0 }, "never served locally")
+	pctest.WaitFor(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > 0 }, "never served locally")
 
 	relay.pause(true)
 	time.Sleep(2 * maxStale)
@@ -105,13 +105,13 @@ func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
 
 	relay.pause(false)
 	hits := c.NearCacheStats().Hits
-	waitUntil(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > hits }, "never served locally again")
+	pctest.WaitFor(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > hits }, "never served locally again")
 }
 
 // nearSynced waits until c's near cache has had its first heartbeat confirmation.
 func nearSynced(t *testing.T, c *client.Client) {
 	t.Helper()
-	waitUntil(t, func() bool { return c.NearCacheStats().Synced }, "the near cache was never confirmed")
+	pctest.WaitFor(t, func() bool { return c.NearCacheStats().Synced }, "the near cache was never confirmed")
 }
 
 // setKeys writes key0..key<n-1> through a plain client.

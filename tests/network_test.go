@@ -119,7 +119,7 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 	relay.armed.Store(true)
 	// Six leases pass with the heartbeats held back behind the lost segment; the server hears
 	// the client's later segments all along.
-	waitUntil(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
+	pctest.WaitFor(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -150,7 +150,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "v", string(it.Value))
 	}
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Resets > 0 }, "no reset was sent")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Resets > 0 }, "no reset was sent")
 	assert.Equal(t, session, c.Session(), "the session was resumed")
 }
 
@@ -167,7 +167,7 @@ func TestCloseLeavesNoStraySession(t *testing.T) {
 		}
 		c.Close()
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
 }
 
 // TestCutShorterThanTheLeaseKeepsTheSession: a subscriber cut off completely (every datagram

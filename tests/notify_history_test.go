@@ -102,10 +102,10 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	// Cuts: several times, cut the subscriber off until it gives its conversation up.
 	wg.Go(func() {
 		for i := range cuts {
-			waitUntil(t, func() bool { return done.Load() >= int64((i+1)*writes/(cuts+1)) }, "writers stalled")
+			pctest.WaitFor(t, func() bool { return done.Load() >= int64((i+1)*writes/(cuts+1)) }, "writers stalled")
 			relay.pause(true)
 			nearRelay.pause(true)
-			waitUntil(t, func() bool { return !sub.Connected() }, "subscriber never noticed the cut")
+			pctest.WaitFor(t, func() bool { return !sub.Connected() }, "subscriber never noticed the cut")
 			relay.pause(false)
 			nearRelay.pause(false)
 		}

@@ -107,7 +107,7 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	require.NoError(t, dropAllConversations(d)) // the writer redials too; the subscriber misses pushes
 	var versions []uint64
 	for i := 1; i <= 20; i++ {
-		waitUntil(t, func() bool {
+		pctest.WaitFor(t, func() bool {
 			v, err := writer.Set(ctx, "counter", []byte(fmt.Sprint(i)))
 			if err == nil {
 				versions = append(versions, v)
@@ -150,9 +150,9 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 			require.NoError(t, err)
 
 			relay.pause(true) // cut off long enough for the subscriber to give its conversation up
-			waitUntil(t, func() bool { return !sub.Connected() }, "the subscriber never noticed the cut")
+			pctest.WaitFor(t, func() bool { return !sub.Connected() }, "the subscriber never noticed the cut")
 			if !tc.byServer {
-				waitUntil(t, func() bool { return d.SessionStats().Expired > 0 }, "the session never expired")
+				pctest.WaitFor(t, func() bool { return d.SessionStats().Expired > 0 }, "the session never expired")
 			}
 			for i := range 30 {
 				_, err := writer.Set(ctx, "hot", []byte(fmt.Sprint(i)))
@@ -291,7 +291,7 @@ func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) 
 	for i := range window + 16 {
 		write(fmt.Sprint("k:", i%4))
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12 }, "the held changes were not coalesced")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Coalesced >= 12 }, "the held changes were not coalesced")
 	relay.pause(false)
 	for i := range window {
 		ev := next(t, ss)
@@ -312,7 +312,7 @@ func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) 
 	for k := range 2 * backlog {
 		write(fmt.Sprint("k:x", k))
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12+2*backlog }, "the backlog never overflowed")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Coalesced >= 12+2*backlog }, "the backlog never overflowed")
 	relay.pause(false)
 	for ev := next(t, ss); ev.Kind != client.EventResync; ev = next(t, ss) {
 		require.NotEqual(t, "k:x", ev.Key[:3], "changes beyond the backlog must not be pushed, only announced")

@@ -56,7 +56,7 @@ func TestNothingButHelloBeforeHello(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Write(frame)
 	require.NoError(t, err)
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed == 1 && in.Transport.Conns == 0 }, "a fifth refusal closes the pending conversation")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed == 1 && in.Transport.Conns == 0 }, "a fifth refusal closes the pending conversation")
 }
 
 func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
@@ -109,8 +109,8 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 
 	// Say nothing more: three 20 ms beats later the session is gone, and so is its conversation.
 	// The two counters move one after the other: wait for both.
-	waitUntil(t, func() bool { st := d.SessionStats(); return st.Expired == 1 && st.Sessions == 0 }, "silent session never expired")
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Conns == 0 }, "conversation of an expired session not closed")
+	pctest.WaitFor(t, func() bool { st := d.SessionStats(); return st.Expired == 1 && st.Sessions == 0 }, "silent session never expired")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Conns == 0 }, "conversation of an expired session not closed")
 }
 
 // TestClientResumesItsSessionAfterReconnect: a client whose KCP session dies redials and
@@ -131,7 +131,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	require.Equal(t, 1, in.Transport.Conns)
 	require.NoError(t, dropAllConversations(d))
 	ctx := pctest.Context(t)
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		_, err := c.Set(pctx, "after", []byte("reconnect"))

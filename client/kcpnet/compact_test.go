@@ -34,7 +34,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 		}
 		// Every conversation compacted, as counted and as seen on the loop; a datagram still on
 		// its way (a slow server's retransmission) may rebuild one for a while: waited for.
-		waitFor(t, func() bool {
+		pctest.WaitFor(t, func() bool {
 			var compacted int
 			e.onLoop(func() {
 				for _, c := range cs {
@@ -46,7 +46,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 				}
 			})
 			return compacted == n && e.Stats().Compacted == n
-		})
+		}, "round %d: not every conversation compacted", round)
 	}
 	assert.GreaterOrEqual(t, e.Stats().Rebuilds, uint64(2*n))
 }

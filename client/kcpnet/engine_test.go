@@ -156,7 +156,7 @@ func TestQueueThenFlush(t *testing.T) {
 		r.send = c.Queue
 		go func() { _, err := r.call(ctx, task.OpPing, nil); errs <- err }()
 	}
-	waitFor(t, func() bool { return e.ndirty.Load() == n })
+	pctest.WaitFor(t, func() bool { return e.ndirty.Load() == n }, "%d conversations never all dirty", n)
 	before := e.Stats()
 	assert.Zero(t, before.DatagramsOut, "queued, not sent")
 	e.Flush()

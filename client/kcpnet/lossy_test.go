@@ -174,7 +174,7 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 		}
 		if round == 0 {
 			for _, cv := range cs { // wait until each conversation is past the pending state
-				waitFor(t, func() bool { cv.o.mu.Lock(); defer cv.o.mu.Unlock(); return len(cv.o.got) == 1 })
+				pctest.WaitFor(t, func() bool { cv.o.mu.Lock(); defer cv.o.mu.Unlock(); return len(cv.o.got) == 1 }, "a conversation never got its first reply")
 			}
 		}
 	}
@@ -197,19 +197,4 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	st := e.Stats()
 	t.Logf("stats: %+v", st)
 	assert.Zero(t, st.Malformed)
-}
-
-// waitFor polls cond until it holds, failing the test after pctest.Timeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(pctest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v", pctest.Timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -93,7 +93,7 @@ func TestLoopStopsCleanlyWithWorkInFlight(t *testing.T) {
 	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- l.Stop(pctest.Context(t)) }()
-	waitFor(t, q.Closed, "Stop did not close the queue")
+	pctest.WaitFor(t, q.Closed, "Stop did not close the queue")
 	close(release)
 	require.NoError(t, <-stopped)
 	assert.Equal(t, int64(n), handled.Load())

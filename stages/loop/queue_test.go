@@ -2,7 +2,6 @@ package loop
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,30 +162,12 @@ func TestQueueNoLostWakeup(t *testing.T) {
 			}
 		}
 		require.NoError(t, q.Push(task.Get()))
-		waitFor(t, func() bool { return handled.Load() == int64(i+1) }, "round %d: consumer never woke (lost wake-up)", i)
+		pctest.WaitFor(t, func() bool { return handled.Load() == int64(i+1) }, "round %d: consumer never woke (lost wake-up)", i)
 	}
 	st := l.Stats()
 	t.Logf("%d rounds: %d sleeps, %d eventfd writes", rounds, st.Sleeps, st.Queues[1].Wakeups)
 	assert.GreaterOrEqual(t, st.Sleeps, uint64(rounds/2), "the consumer should have slept between most rounds")
 	assert.LessOrEqual(t, st.Queues[1].Wakeups, uint64(rounds), "at most one eventfd write per task pushed")
-}
-
-// waitFor spins (yielding) until cond holds, failing the test after pctest.Timeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
-	tb.Helper()
-	if cond() {
-		return
-	}
-	deadline := time.Now().Add(pctest.Timeout)
-	for spins := 0; !cond(); spins++ {
-		if spins%1024 == 0 && time.Now().After(deadline) {
-			tb.Fatalf(msg, args...)
-		}
-		runtime.Gosched()
-	}
 }
 
 // TestPushWaitWaitsOutAFullQueue: PushWait waits while the queue is full and pushes once the
