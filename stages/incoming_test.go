@@ -239,109 +239,12 @@ func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
 	t.Logf("transport: %+v", st)
 }
 
-// lossyRelay forwards UDP between clients and a server, dropping, duplicating and reordering
-// a share of datagrams each way. It knows one client at a time per source address.
-type lossyRelay struct {
-	conn     *net.UDPConn
-	server   *net.UDPAddr
-	loss     float64
-	mu       sync.Mutex
-	upstream map[string]*net.UDPConn // client address -> socket towards the server
-	rng      *rand.Rand
-	wg       sync.WaitGroup
-}
-
-// direction holds the datagrams held back for reordering on one path, until the next passes.
-type direction struct{ held [][]byte }
-
-func newLossyRelay(tb testing.TB, server *net.UDPAddr, loss float64) *lossyRelay {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(tb, err)
-	r := &lossyRelay{conn: conn, server: server, loss: loss, upstream: map[string]*net.UDPConn{},
-		rng: rand.New(rand.NewPCG(5, 5))}
-	r.wg.Go(r.fromClients)
-	tb.Cleanup(func() {
-		conn.Close()
-		r.mu.Lock()
-		for _, u := range r.upstream {
-			u.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *lossyRelay) addr() string { return r.conn.LocalAddr().String() }
-
-// deliver applies loss, duplication and reordering on one direction, then sends with send.
-func (r *lossyRelay) deliver(d *direction, b []byte, send func([]byte)) {
-	r.mu.Lock()
-	p := r.rng.Float64()
-	r.mu.Unlock()
-	switch {
-	case p < r.loss: // drop
-	case p < 2*r.loss: // duplicate
-		send(b)
-		send(b)
-	case p < 3*r.loss: // reorder: hold, then send after the next one
-		r.mu.Lock()
-		d.held = append(d.held, append([]byte(nil), b...))
-		r.mu.Unlock()
-	default:
-		send(b)
-		r.mu.Lock()
-		held := d.held
-		d.held = nil
-		r.mu.Unlock()
-		for _, h := range held {
-			send(h)
-		}
-	}
-}
-
-func (r *lossyRelay) fromClients() {
-	var d direction
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := r.conn.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		up := r.upstream[from.String()]
-		if up == nil {
-			up, err = net.DialUDP("udp", nil, r.server)
-			if err != nil {
-				r.mu.Unlock()
-				continue
-			}
-			r.upstream[from.String()] = up
-			r.wg.Go(func() { r.fromServer(up, from) })
-		}
-		r.mu.Unlock()
-		r.deliver(&d, buf[:n], func(b []byte) { up.Write(b) })
-	}
-}
-
-func (r *lossyRelay) fromServer(up *net.UDPConn, client *net.UDPAddr) {
-	var d direction
-	buf := make([]byte, 2048)
-	for {
-		n, err := up.Read(buf)
-		if err != nil {
-			return
-		}
-		r.deliver(&d, buf[:n], func(b []byte) { r.conn.WriteToUDP(b, client) })
-	}
-}
-
 // TestIncomingUnderLossDuplicationReordering: with 10% of datagrams lost, 10% duplicated and 10%
 // reordered each way, every reply arrives intact and matched to its request.
 func TestIncomingUnderLossDuplicationReordering(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
-	relay := newLossyRelay(t, net.UDPAddrFromAddrPort(in.Addr()), 0.10)
-	c := dial(t, relay.addr(), client.WithDialTimeout(pctest.Timeout), client.WithHeartbeat(time.Second, pctest.Timeout))
+	relay := pctest.NewLossyRelay(t, in.Addr(), 0.10)
+	c := dial(t, relay.Addr().String(), client.WithDialTimeout(pctest.Timeout), client.WithHeartbeat(time.Second, pctest.Timeout))
 	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	for g := range 8 {
