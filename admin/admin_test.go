@@ -20,6 +20,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
@@ -39,19 +40,9 @@ func listenAdmin(tb testing.TB) *admin.Server {
 func startDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *admin.Server) {
 	tb.Helper()
 	srv := listenAdmin(tb)
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.OwnStore == nil {
-		cfg.Store = tb.TempDir()
-	}
 	cfg.Outgoing.Observer = srv.StoreObserver()
 	cfg.Cache.ExecObserver = srv.ExecObserver()
-	if cfg.Cache.ProcBudget == 0 {
-		cfg.Cache.ProcBudget = -1 // none: the default 10 ms is wall-clock, a loaded machine exceeds it
-	}
-	cfg.Logger = pctest.Logger(tb)
-	d, err := daemon.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
+	d := testdaemon.Start(tb, cfg)
 	srv.SetDaemon(d)
 	return d, srv
 }

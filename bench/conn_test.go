@@ -15,6 +15,7 @@ import (
 
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -252,13 +253,11 @@ func (c *signallingConn) awaitSession(ctx context.Context, err error) {
 	c.Conn.(sessionAwaiter).awaitSession(ctx, err)
 }
 
+// startDaemon runs a daemon on addr with its embedded store in dir (a restart reuses both).
 func startDaemon(t testing.TB, addr, dir string) *daemon.Daemon {
 	t.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
+	return testdaemon.Start(t, daemon.Config{Store: dir,
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Stop(context.Background()) })
-	return d
 }
 
 // freeUDPAddr returns a loopback UDP address nothing listens on (for now).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -22,13 +23,9 @@ import (
 // them (the defaults: 2,000 a second, 250 from one address).
 func startIdleDaemon(tb testing.TB, dir, addr string) *daemon.Daemon {
 	tb.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
-		Logger: slog.New(slog.DiscardHandler),
+	return testdaemon.Start(tb, daemon.Config{Store: dir, Logger: slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr,
 			PendingRate: 1 << 20, SourceRate: 1 << 20, MaxPending: 1 << 14, PendingPerSource: 1 << 14}}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
 }
 
 // syncBuffer is a bytes.Buffer safe for the reporter to write while the test reads.

@@ -11,6 +11,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -23,10 +24,7 @@ func startExecDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *client.
 		require.NoError(tb, procs.Register(name, fn))
 	}
 	cfg.Processors = procs
-	if cfg.Cache.ProcBudget == 0 {
-		cfg.Cache.ProcBudget = -1 // the default 10 ms is wall-clock: a loaded machine exceeds it
-	}
-	d := startDaemon(tb, cfg)
+	d := testdaemon.Start(tb, cfg)
 	return d, stages.Dial(tb, d.Addr().String())
 }
 

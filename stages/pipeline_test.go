@@ -12,6 +12,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
@@ -19,21 +20,6 @@ import (
 
 // These tests run the stages as package daemon wires them (export_test.go says why they are
 // in their own package, and what they reach inside the stages for).
-
-// startDaemon runs a daemon on a free loopback port (with its embedded store in a temporary
-// directory unless cfg names one) and stops it when the test ends.
-func startDaemon(tb testing.TB, cfg daemon.Config) *daemon.Daemon {
-	tb.Helper()
-	if cfg.Store == "" {
-		cfg.Store = tb.TempDir()
-	}
-	cfg.Logger = pctest.Logger(tb)
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	d, err := daemon.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
-}
 
 // TestStopRunsInPipelineOrder: Stop finishes the stages in pipeline order, each closing the
 // queues it feeds when it is done, so that the stage nearest the store finishes first among
@@ -45,7 +31,7 @@ func TestStopRunsInPipelineOrder(t *testing.T) {
 	t.Cleanup(stages.SetStageFinished(func(stage string) { mu.Lock(); order = append(order, stage); mu.Unlock() }))
 
 	dir := t.TempDir()
-	d := startDaemon(t, daemon.Config{Store: dir})
+	d := testdaemon.Start(t, daemon.Config{Store: dir})
 	c := stages.Dial(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	var acked sync.Map
@@ -86,7 +72,7 @@ func TestStopRunsInPipelineOrder(t *testing.T) {
 // (internal), every request waiting on the key, and leaves the key usable and every other key
 // untouched, whether it panics on a hot key, while a cold key loads, or inside an mget.
 func TestPanickingHandlerLeavesNoKeyWedged(t *testing.T) {
-	d := startDaemon(t, daemon.Config{})
+	d := testdaemon.Start(t, daemon.Config{})
 	cache := d.Pipeline().Cache
 	c := stages.Dial(t, d.Addr().String())
 	ctx := pctest.Context(t)

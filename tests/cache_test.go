@@ -15,30 +15,12 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
-	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
 )
-
-// startInProcess runs a daemon in this process on a free loopback port.
-func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
-	tb.Helper()
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.Store == "" && cfg.OwnStore == nil {
-		cfg.Store = tb.TempDir()
-	}
-	if cfg.Cache.ProcBudget == 0 {
-		// No time budget for processors: the default 10 ms is wall-clock, and a loaded machine
-		// pre-empts CachePrc's thread for longer (doc.go). The budget is tested in stages.
-		cfg.Cache.ProcBudget = -1
-	}
-	d, err := pipecached.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
-}
 
 // rawRequest sends h and value on a conversation of its own after a hello, and returns the
 // reply's header: for requests the SDK does not make (an unknown op, a malformed value).
@@ -60,7 +42,7 @@ func dialT(tb testing.TB, addr string) *client.Client {
 }
 
 func TestEveryOperationAndItsErrors(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
+	d := testdaemon.Start(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 
@@ -138,7 +120,7 @@ func TestEveryOperationAndItsErrors(t *testing.T) {
 
 func TestTTLExpiresEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	d := startInProcess(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "short", []byte("v"), client.WithTTL(100*time.Millisecond))
@@ -161,18 +143,18 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 
 func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	dir := t.TempDir()
-	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	var last uint64
+	var err error
 	for i := range 100 {
 		last, err = c.Set(ctx, fmt.Sprint("key:", i), []byte(fmt.Sprint("value:", i)))
 		require.NoError(t, err)
 	}
 	require.NoError(t, d.Stop(ctx))
 
-	d2 := startInProcess(t, pipecached.Config{Store: dir})
+	d2 := testdaemon.Start(t, pipecached.Config{Store: dir})
 	c2 := dialT(t, d2.Addr().String())
 	for i := range 100 {
 		it, err := c2.Get(ctx, fmt.Sprint("key:", i))
@@ -189,7 +171,7 @@ func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 	dir := t.TempDir()
 	seed(t, dir, map[string]string{"hot": "value"})
-	d := startInProcess(t, pipecached.Config{Store: dir})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	ctx := pctest.Context(t)
 	clients := []*client.Client{dialT(t, d.Addr().String()), dialT(t, d.Addr().String()), dialT(t, d.Addr().String())}
 	var wg sync.WaitGroup
@@ -211,7 +193,7 @@ func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 // TestAbsentKeysReachTheStoreOncePerNegativeTTL: a flood of gets for keys the store does not
 // have reaches the store once per key.
 func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
@@ -226,7 +208,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 	assert.Equal(t, uint64(10), cs.Loads, "each absent key should reach the store once")
 
 	// The kill switch turns it off.
-	d2 := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoNegativeCache: true}})
+	d2 := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NoNegativeCache: true}})
 	c2 := dialT(t, d2.Addr().String())
 	for range 5 {
 		_, err := c2.Get(ctx, "junk")
@@ -237,7 +219,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 }
 
 func TestMemoryBudgetEvictsColdEntriesAndReloads(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	value := make([]byte, 1000)
@@ -288,7 +270,7 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	bolt, err := nameservice.Open(t.TempDir())
 	require.NoError(t, err)
 	store := &slowStore{Store: bolt}
-	d := startInProcess(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
+	d := testdaemon.Start(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 
@@ -336,7 +318,7 @@ func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 		keys = append(keys, k)
 	}
 	seed(t, dir, kv)
-	d := startInProcess(t, pipecached.Config{Store: dir})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	// No heartbeat during the test: Requests counts every frame, a heartbeat too.
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(time.Minute, time.Hour))
 	require.NoError(t, err)

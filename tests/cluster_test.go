@@ -16,6 +16,7 @@ import (
 	"github.com/pipecache/pipecache/client/etcdnodes"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -258,7 +259,7 @@ func TestAllEtcdDown(t *testing.T) {
 		require.NoError(t, err)
 		cfg := pipecached.Config{OwnStore: st}
 		cfg.Cache.StaleReads, cfg.Cache.StoreTimeout, cfg.Outgoing.ProbeInterval = stale, 3*time.Second, 100*time.Millisecond
-		return startInProcess(t, cfg)
+		return testdaemon.Start(t, cfg)
 	}
 	strict, lenient := start(false), start(true)
 	cs, cl := dialT(t, strict.Addr().String()), dialT(t, lenient.Addr().String())
@@ -396,7 +397,7 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 		bolt, err := nameservice.Open(t.TempDir())
 		require.NoError(t, err)
 		st := &slowStore{Store: bolt}
-		d := startInProcess(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 30 * time.Second}})
+		d := testdaemon.Start(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 30 * time.Second}})
 		addrs, stores = append(addrs, d.Addr().String()), append(stores, st)
 	}
 	// The store is slower than the attempt timeout (3 s to 1 s): a node taken for dead because

@@ -14,6 +14,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -24,7 +25,7 @@ var testKey = bytes.Repeat([]byte{0x5a}, 32)
 // kcp.NewAESBlockCrypt both work; a plain client, a client with another key, and an encrypted
 // client of a plain server are never heard, cost the server no conversation, and fail to dial.
 func TestEncryptedSessions(t *testing.T) {
-	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
+	enc := testdaemon.Start(t, pipecached.Config{CryptKey: testKey})
 	ctx := pctest.Context(t)
 
 	c, err := client.Dial(enc.Addr().String(), client.WithCryptKey(testKey))
@@ -55,7 +56,7 @@ func TestEncryptedSessions(t *testing.T) {
 	pctest.WaitFor(t, func() bool { in, _ = enc.Stats(); return in.Transport.Malformed > 0 }, "undecryptable datagrams not counted malformed")
 	assert.Equal(t, conns, in.Transport.Opened, "undecryptable datagrams open no conversation")
 
-	plain := startInProcess(t, pipecached.Config{})
+	plain := testdaemon.Start(t, pipecached.Config{})
 	_, err = client.Dial(plain.Addr().String(), short, client.WithCryptKey(testKey))
 	assert.ErrorIs(t, err, client.ErrTimeout, "an encrypted client of a plain server")
 	in, _ = plain.Stats()

@@ -18,6 +18,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -159,7 +160,7 @@ func startOnEtcd(t *testing.T, e *etcdCluster, prefix string) *pipecached.Daemon
 	t.Helper()
 	st, err := nameservice.OpenEtcd(e.storeURL(prefix), 3*time.Second, nil)
 	require.NoError(t, err)
-	return startInProcess(t, pipecached.Config{OwnStore: st})
+	return testdaemon.Start(t, pipecached.Config{OwnStore: st})
 }
 
 // TestTwoNodesOverEtcd: two daemons over one etcd. A write through node A is seen through

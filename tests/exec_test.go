@@ -13,6 +13,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
@@ -28,7 +29,7 @@ func startWithProcs(tb testing.TB, cfg pipecached.Config, extra map[string]proce
 		require.NoError(tb, procs.Register(name, fn))
 	}
 	cfg.Processors = procs
-	return startInProcess(tb, cfg)
+	return testdaemon.Start(tb, cfg)
 }
 
 // execer runs one processor on one key and fails the test on an error.
@@ -62,7 +63,7 @@ func (e execer) value() client.Item {
 }
 
 func TestExecHash(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	h := execer{t, c, "player:1", "hash"}
 	assert.Equal(t, uint64(2), h.count(processor.HashSetArgs(processor.Field{Name: "name", Value: []byte("ann")},
 		processor.Field{Name: "coins", Value: []byte("10")})))
@@ -90,7 +91,7 @@ func TestExecHash(t *testing.T) {
 }
 
 func TestExecList(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	l := execer{t, c, "feed:1", "list"}
 	for i := range 5 {
 		assert.Equal(t, uint64(min(i+1, 3)), l.count(processor.ListPushArgs(true, 3, fmt.Appendf(nil, "e%d", i))), "capped at 3")
@@ -108,7 +109,7 @@ func TestExecList(t *testing.T) {
 }
 
 func TestExecZSet(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	z := execer{t, c, "board:1", "zset"}
 	score := func(args []byte) processor.ScoreResult {
 		t.Helper()
@@ -228,7 +229,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 // push of the exec's own change has already refreshed the entry with the exec's version: that
 // push and the get race, and either way is right (README: a client reads its own writes).
 func TestExecInvalidatesTheNearCache(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -257,7 +258,7 @@ func TestExecInvalidatesTheNearCache(t *testing.T) {
 
 // TestClusterExecGoesToTheKeysNode: Cluster.Exec runs on the node that owns the key.
 func TestClusterExecGoesToTheKeysNode(t *testing.T) {
-	a, b := startInProcess(t, pipecached.Config{}), startInProcess(t, pipecached.Config{})
+	a, b := testdaemon.Start(t, pipecached.Config{}), testdaemon.Start(t, pipecached.Config{})
 	cl := dialCluster(t, client.StaticNodes(a.Addr().String(), b.Addr().String()))
 	nodes := map[string]*client.Client{a.Addr().String(): dialT(t, a.Addr().String()), b.Addr().String(): dialT(t, b.Addr().String())}
 	ctx := pctest.Context(t)
@@ -283,7 +284,7 @@ func TestClusterExecGoesToTheKeysNode(t *testing.T) {
 // the last one's, ending with the final board.
 func TestExecHistoryOfAHotBoard(t *testing.T) {
 	const clients, each, members = 20, 200, 7
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	ctx := pctest.Context(t)
 	sub, err := dialT(t, d.Addr().String()).Subscribe(ctx, "hot", client.WithValues(), client.Buffer(clients*each+16))
 	require.NoError(t, err)
@@ -387,7 +388,7 @@ func TestResultCodesAgree(t *testing.T) {
 // TestExecOnTheWireAsPROTOCOLSaysIt: the example of PROTOCOL.md's "exec", byte for byte, from
 // a client that is not the SDK; and exec's header errors.
 func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	r := dialRawConn(t, d.Addr().String())
 	r.hello("")
 	args := []byte{0x69, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 0x05, 0x61, 0x6c, 0x69, 0x63, 0x65}

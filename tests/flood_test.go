@@ -15,13 +15,14 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // TestConversationFloodFromOneAddressLocksNobodyOut: while one address opens new conversations
 // as fast as it can (datagrams that each begin a conversation and never say hello), clients on
 // another address still dial, and the flood holds at most its own share of pending ones.
 func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	server := net.UDPAddrFromAddrPort(d.Addr())
 	flood, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, server)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -21,7 +22,7 @@ import (
 // and the writer beside them is never refused.
 func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 	const perSession = 1 << 20
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: perSession}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: perSession}})
 	for range 4 {
 		frozen := dialRawConn(t, d.Addr().String())
 		frozen.hello("")
@@ -47,7 +48,7 @@ func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 // TestValuelessPushSaysSo: a subscriber with values that gets a set without one is told, and
 // a subscriber that keeps up beside it still gets every value.
 func TestValuelessPushSaysSo(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: 1 << 20}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: 1 << 20}})
 	frozen := dialRawConn(t, d.Addr().String())
 	frozen.hello("")
 	frozen.call(wire.Header{Op: task.OpSubscribe, ID: 2, Key: []byte("k"), Flags: task.FlagWithValue}, nil)
@@ -83,7 +84,7 @@ func TestValuelessPushSaysSo(t *testing.T) {
 // TestSubscriptionsPerSessionAreCapped: past the cap a subscribe is refused with code limit;
 // subscribing again to a key already held is not a new subscription.
 func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 5}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 5}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	for i := range 5 {
@@ -99,7 +100,7 @@ func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
 // TestManyPrefixesMatchOnlyTheirKeys: prefix matching by the lengths of the subscribed prefixes
 // finds every match, and only matches, among thousands of prefixes.
 func TestManyPrefixesMatchOnlyTheirKeys(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 30_000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 30_000}})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)
 	var wg sync.WaitGroup

@@ -20,6 +20,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -259,7 +260,7 @@ func BenchmarkEncryption(b *testing.B) {
 				cfg.CryptKey = testKey
 				opts = append(opts, client.WithCryptKey(testKey))
 			}
-			d := startInProcess(b, cfg)
+			d := testdaemon.Start(b, cfg)
 			c, err := client.Dial(d.Addr().String(), opts...)
 			if err != nil {
 				b.Fatal(err)

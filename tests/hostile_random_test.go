@@ -12,6 +12,7 @@ import (
 
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -22,7 +23,7 @@ import (
 // well-behaved client beside them keeps every write.
 func TestRandomHostileClients(t *testing.T) {
 	const conns, perConn, maxValue = 8, 300, 64 << 10
-	d := startInProcess(t, pipecached.Config{MaxValue: maxValue})
+	d := testdaemon.Start(t, pipecached.Config{MaxValue: maxValue})
 	ctx := pctest.Context(t)
 	good := dialT(t, d.Addr().String())
 

@@ -14,6 +14,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -21,7 +22,7 @@ import (
 // another client refreshes the entry by push; a delete drops it; the client reads its own
 // writes at once.
 func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
 	require.NoError(t, err)
@@ -58,7 +59,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 // TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts: reading 50 keys through a 10-entry near
 // cache leaves 10 entries and 10 subscriptions on the server, and an evicted key is read anew.
 func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	ctx := pctest.Context(t)
 	setKeys(t, d, 50)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
@@ -82,7 +83,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 // cache stops answering once maxStale has passed since the push stream was last confirmed
 // complete, instead of serving values that may be stale.
 func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
 	ctx := pctest.Context(t)
 	setKeys(t, d, 1)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
@@ -128,7 +129,7 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 // another client keeps writing, then reads it: the read is never older than its own write,
 // whatever order the other writes' pushes and its own write's reply arrive in.
 func TestNearCacheReadsItsOwnWritesAmongOthers(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -107,7 +108,7 @@ func (r *holRelay) drop(d []byte) bool {
 func TestAnyTrafficRenewsTheLease(t *testing.T) {
 	// Lease: five 100 ms beats. Short, so that the cut below spans six leases; not so short
 	// that a loaded machine's client, its goroutines held off the cores, falls silent that long.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond, LeaseBeats: 5}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond, LeaseBeats: 5}})
 	relay := newHOLRelay(t, d.Addr().String())
 	c, err := client.Dial(relay.addr(), client.WithHeartbeat(100*time.Millisecond, time.Hour))
 	require.NoError(t, err)
@@ -136,7 +137,7 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 // next datagram is answered with a reset, so the SDK redials and resumes at once: not after its
 // silence timeout (an hour here), and calls wait for the new session instead of failing.
 func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
@@ -158,7 +159,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 // leaves a session behind (a heartbeat refused after the goodbye once made the SDK say hello
 // again).
 func TestCloseLeavesNoStraySession(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
 	for range 30 {
 		c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
 		require.NoError(t, err)
@@ -178,7 +179,7 @@ func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
 	// Lease: 6 beats of 500 ms. The cut lasts 500 ms (longer if the writes below are slow);
 	// the first heartbeat after it leaves at most 500 ms later: seconds before the lease ends,
 	// however slow the machine.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
 	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))

@@ -13,6 +13,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -31,7 +32,7 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	const keys, writes, cuts = 20, 600, 4
 	// A push window of 32 makes the subscriber fall behind now and then, so coalescing is part
 	// of the history too.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
 	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0.10)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond),

@@ -15,6 +15,7 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -32,7 +33,7 @@ func next(t *testing.T, s *client.Subscription) client.Event {
 }
 
 func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	ctx := pctest.Context(t)
 	sub, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
 	key, err := sub.Subscribe(ctx, "k", client.WithValues())
@@ -73,7 +74,7 @@ func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
 }
 
 func TestExpiryIsPushed(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
 	ctx := pctest.Context(t)
 	c := dialT(t, d.Addr().String())
 	ps, err := c.Subscribe(ctx, "tmp:", client.Prefix())
@@ -92,7 +93,7 @@ func TestExpiryIsPushed(t *testing.T) {
 // changes in order, once each, without a resync.
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	// A long lease: this tests replay, and a slow machine must not expire the session first.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	ctx := pctest.Context(t)
 	sub, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
@@ -139,7 +140,7 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 		{"session expired", 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
+			d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
 			ctx := pctest.Context(t)
 			relay := newPausableRelay(t, d.Addr().String(), 0)
 			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
@@ -265,7 +266,7 @@ func (r *pausableRelay) copies() int {
 // coalesced to the newest per key; when it falls further behind than its backlog holds, a resync.
 func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) {
 	const window, backlog = 64, 8
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
 	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	slow, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour)) // never gives up

@@ -13,13 +13,14 @@ import (
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
 func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
 	_, err := client.Dial(d.Addr().String(), client.WithToken("guess"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnauthorized)
@@ -38,7 +39,7 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 // TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused
 // everything, a few times, and then its conversation is closed.
 func TestNothingButHelloBeforeHello(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -88,7 +89,7 @@ func readFrame(t *testing.T, s *kcp.UDPSession) (wire.Header, []byte) {
 // TestSilentSessionExpiresAndIsCleanedUp: a client that stops sending heartbeats loses its
 // session after the lease; the server frees it and closes its conversation.
 func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -117,7 +118,7 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 // resumes the same server session with its resume token.
 func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	// A long lease: this tests resuming, and a slow machine must not expire the session first.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	// The client learns of the cut from the server's reset, at its next heartbeat: it need not
 	// take a silence for death, which a loaded machine's 300 ms could be (a second conversation).
 	c, err := client.Dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 10*time.Second))

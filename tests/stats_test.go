@@ -9,6 +9,7 @@ import (
 
 	pipecached "github.com/pipecache/pipecache/daemon"
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -18,7 +19,7 @@ import (
 // cache's counters, all as integers (the SDK decodes it into a map of integers), and the
 // version only to a client that asks for text values.
 func TestStatsReportsTheServer(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
+	d := testdaemon.Start(t, pipecached.Config{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
 		MaxKey: 100, MaxValue: 1 << 15})
 	c := dialT(t, d.Addr().String())
 	ctx := pctest.Context(t)

@@ -15,6 +15,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // The tests in this file run the pipecachectl binary as a user would: arguments, stdin,
@@ -197,7 +200,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestOneShotCommands(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	env := []string{"PIPECACHE_ADDR=" + addr}
 	steps := []struct {
 		stdin  string
@@ -236,7 +239,7 @@ func TestOneShotCommands(t *testing.T) {
 // no prompt; a failed line is reported with its number, the rest still run, and the exit code
 // says it failed.
 func TestScriptFromStdin(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	script := strings.Join([]string{
 		`set g "hello world"`,
 		`get g`,
@@ -279,7 +282,7 @@ func TestScriptFromStdin(t *testing.T) {
 // TestClusterEnvironmentAndExplicitAddr: PIPECACHE_CLUSTER makes the commands go to the
 // cluster, unless -addr is given on the command line.
 func TestClusterEnvironmentAndExplicitAddr(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	env := []string{"PIPECACHE_CLUSTER=" + addr}
 	r := runCtl(t, "", env, "nodes")
 	assert.Equal(t, 0, r.code)
