@@ -7,8 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -163,15 +161,6 @@ func TestVersion(t *testing.T) {
 	} else {
 		assert.NotContains(t, r.stdout, "revision", "no VCS information stamped (-buildvcs=false, or a git worktree)")
 	}
-}
-
-func TestFormatVersion(t *testing.T) {
-	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
-		{Key: "vcs.revision", Value: "4aaf281"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
-	assert.Equal(t, "pipecache-x version v1.2.3, revision 4aaf281+modified, committed 2026-12-01T10:00:00Z, go1.26.8 "+
-		runtime.GOOS+"/"+runtime.GOARCH, formatVersion("pipecache-x", info))
-	info.Settings = nil
-	assert.Equal(t, "pipecache-x version v1.2.3, go1.26.8 "+runtime.GOOS+"/"+runtime.GOARCH, formatVersion("pipecache-x", info))
 }
 
 // TestNothingListening: a server that is not there is said to be not there (connection
