@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -21,35 +19,18 @@ import (
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/transport"
 )
 
-const testTimeout = 60 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // listenAdmin starts an admin endpoint on a free loopback port, shut down when the test ends.
 func listenAdmin(tb testing.TB) *admin.Server {
 	tb.Helper()
-	srv, err := admin.Listen(admin.Config{Addr: "127.0.0.1:0", Build: buildinfo.Read(), Logger: testLogger(tb)})
+	srv, err := admin.Listen(admin.Config{Addr: "127.0.0.1:0", Build: buildinfo.Read(), Logger: pctest.Logger(tb)})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { assert.NoError(tb, srv.Shutdown(context.Background())) })
 	return srv
@@ -59,19 +40,9 @@ func listenAdmin(tb testing.TB) *admin.Server {
 func startDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *admin.Server) {
 	tb.Helper()
 	srv := listenAdmin(tb)
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.OwnStore == nil {
-		cfg.Store = tb.TempDir()
-	}
 	cfg.Outgoing.Observer = srv.StoreObserver()
 	cfg.Cache.ExecObserver = srv.ExecObserver()
-	if cfg.Cache.ProcBudget == 0 {
-		cfg.Cache.ProcBudget = -1 // none: the default 10 ms is wall-clock, a loaded machine exceeds it
-	}
-	cfg.Logger = testLogger(tb)
-	d, err := daemon.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
+	d := testdaemon.Start(tb, cfg)
 	srv.SetDaemon(d)
 	return d, srv
 }
@@ -154,7 +125,7 @@ func (m metrics) histogram(tb testing.TB, name string) *dto.Histogram {
 func TestMetricsCountWhatClientsDo(t *testing.T) {
 	d, srv := startDaemon(t, daemon.Config{Threads: 4, Cache: stages.CacheConfig{Memory: 64 << 20}})
 	before := scrape(t, srv)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
@@ -243,7 +214,7 @@ func TestMetricsSayWhichLoopRunsEachStage(t *testing.T) {
 		2: {"incoming": "incoming+sessionmgr", "sessionmgr": "incoming+sessionmgr", "cacheprc": "cacheprc+outgoing", "outgoing": "cacheprc+outgoing"},
 	} {
 		d, srv := startDaemon(t, daemon.Config{Threads: threads})
-		ctx := testCtx(t)
+		ctx := pctest.Context(t)
 		c, err := client.Dial(d.Addr().String())
 		require.NoError(t, err)
 		_, err = c.Get(ctx, "absent") // a miss: every stage has a task (Outgoing a load)
@@ -309,7 +280,7 @@ func TestReadyzSaysStoppingOnceTheDaemonStops(t *testing.T) {
 	d, srv := startDaemon(t, daemon.Config{})
 	code, _ := get(t, srv, "/readyz")
 	require.Equal(t, http.StatusOK, code)
-	require.NoError(t, d.Stop(testCtx(t)))
+	require.NoError(t, d.Stop(pctest.Context(t)))
 	code, body := get(t, srv, "/readyz")
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "stopping")
@@ -392,7 +363,7 @@ func TestEveryCounterIsExported(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	require.NoError(t, c.Ping(testCtx(t))) // a request, so that there are request metrics
+	require.NoError(t, c.Ping(pctest.Context(t))) // a request, so that there are request metrics
 	m := scrape(t, srv)
 	check := func(prefix string, v any) {
 		rt := reflect.TypeOf(v)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // dashboardFile is the Grafana dashboard shipped for pipecached.
@@ -42,7 +43,7 @@ func TestDashboardQueriesNameMetricsThatExist(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.Set(testCtx(t), "k", []byte("v")) // so that there are per-op series
+	_, err = c.Set(pctest.Context(t), "k", []byte("v")) // so that there are per-op series
 	require.NoError(t, err)
 	m := scrape(t, srv)
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/processor"
 )
 
@@ -15,7 +16,7 @@ import (
 // pipecache_exec_total, and its errors by kind.
 func TestExecMetrics(t *testing.T) {
 	d, srv := startDaemon(t, daemon.Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()

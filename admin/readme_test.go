@@ -11,6 +11,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // TestREADMENamesEveryMetric: every pipecache_ metric /metrics exports is in README's table
@@ -29,7 +30,7 @@ func TestREADMENamesEveryMetric(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	require.NoError(t, c.Ping(testCtx(t))) // so that the per-op metrics exist
+	require.NoError(t, c.Ping(pctest.Context(t))) // so that the per-op metrics exist
 	exported := scrape(t, srv)
 	for name := range exported {
 		if strings.HasPrefix(name, "pipecache_") {

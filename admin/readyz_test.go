@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipecache/pipecache/admin"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -38,7 +39,7 @@ func (f *feedStore) Fresh(context.Context) (bool, error) {
 // waitStatus polls path until it answers want, within the test's deadline.
 func waitStatus(tb testing.TB, srv *admin.Server, path string, want int) string {
 	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(pctest.Timeout)
 	for {
 		code, body := get(tb, srv, path)
 		if code == want {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -22,7 +23,7 @@ func TestRequestsAreMeasuredByOpAndCode(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	_, err = c.Get(ctx, "k")
@@ -56,7 +57,7 @@ func TestSlowLogEndpoint(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.Set(testCtx(t), "slow:1", []byte("v"))
+	_, err = c.Set(pctest.Context(t), "slow:1", []byte("v"))
 	require.NoError(t, err)
 	code, body := get(t, srv, "/slowlog")
 	require.Equal(t, http.StatusOK, code, body)

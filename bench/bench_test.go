@@ -15,8 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/daemon"
-	"github.com/pipecache/pipecache/stages"
-	"github.com/pipecache/pipecache/transport"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 func TestParseMix(t *testing.T) {
@@ -55,10 +54,7 @@ func TestZipfIsSkewedAndUniformIsNot(t *testing.T) {
 // TestRunAgainstPipecache runs a short mixed workload against an in-process daemon and checks
 // the result adds up.
 func TestRunAgainstPipecache(t *testing.T) {
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: t.TempDir(),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
-	defer d.Stop(context.Background())
+	d := testdaemon.Start(t, daemon.Config{})
 	res := runShort(t, "pipecache", d.Addr().String(), false)
 	assert.Empty(t, res.Errors)
 	assert.Zero(t, res.Misses, "every key was preloaded")

@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -168,7 +170,7 @@ func TestSharedPipecacheIsOneSession(t *testing.T) {
 			require.NoError(t, err)
 			defer d.Close()
 			assert.Equal(t, int(tc.sessions), d.Stats().Sessions)
-			waitFor(t, fmt.Sprintf("%d sessions on the server", tc.sessions), func() bool { return daemon.SessionStats().Sessions == tc.sessions })
+			pctest.WaitFor(t, func() bool { return daemon.SessionStats().Sessions == tc.sessions }, "timed out waiting for %d sessions on the server", tc.sessions)
 			res, err := Run(context.Background(), Config{Server: "pipecache", Sessions: 4, InFlight: 3, Mix: "get=80,set=20",
 				Keys: 100, Dist: "uniform", Value: 10, Requests: 777, Preload: true, Prefix: "sh:", Shared: tc.shared}, d, nil)
 			require.NoError(t, err)
@@ -199,16 +201,16 @@ func TestSessionLostMidRunIsCounted(t *testing.T) {
 			Keys: 10, Dist: "uniform", Requests: 1000}, midway, nil)
 		result <- err
 	}()
-	waitFor(t, "100 requests", func() bool {
+	pctest.WaitFor(t, func() bool {
 		select {
 		case <-midway.reached:
 			return true
 		default:
 			return false
 		}
-	})
+	}, "timed out waiting for 100 requests")
 	require.NoError(t, a.Stop(context.Background()))
-	waitFor(t, "both sessions lost", func() bool { return d.Stats().Lost >= 2 })
+	pctest.WaitFor(t, func() bool { return d.Stats().Lost >= 2 }, "timed out waiting for both sessions lost")
 	startDaemon(t, addr, dir)
 	select {
 	case err := <-result:
@@ -251,13 +253,11 @@ func (c *signallingConn) awaitSession(ctx context.Context, err error) {
 	c.Conn.(sessionAwaiter).awaitSession(ctx, err)
 }
 
+// startDaemon runs a daemon on addr with its embedded store in dir (a restart reuses both).
 func startDaemon(t testing.TB, addr, dir string) *daemon.Daemon {
 	t.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
+	return testdaemon.Start(t, daemon.Config{Store: dir,
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Stop(context.Background()) })
-	return d
 }
 
 // freeUDPAddr returns a loopback UDP address nothing listens on (for now).
@@ -268,19 +268,4 @@ func freeUDPAddr(t testing.TB) string {
 	addr := c.LocalAddr().String()
 	require.NoError(t, c.Close())
 	return addr
-}
-
-// waitFor polls cond until it holds, failing the test after a generous deadline.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

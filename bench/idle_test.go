@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -21,13 +23,9 @@ import (
 // them (the defaults: 2,000 a second, 250 from one address).
 func startIdleDaemon(tb testing.TB, dir, addr string) *daemon.Daemon {
 	tb.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: dir,
-		Logger: slog.New(slog.DiscardHandler),
+	return testdaemon.Start(tb, daemon.Config{Store: dir, Logger: slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: addr,
 			PendingRate: 1 << 20, SourceRate: 1 << 20, MaxPending: 1 << 14, PendingPerSource: 1 << 14}}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
 }
 
 // syncBuffer is a bytes.Buffer safe for the reporter to write while the test reads.
@@ -118,16 +116,16 @@ func TestIdleSessionsStayAliveThroughAStorm(t *testing.T) {
 		SourceIPs: sources, Duration: 5 * time.Minute, Storm: storm, Progress: 200 * time.Millisecond,
 		ServerStats: true, Goodbye: true, PID: os.Getpid()}) // the "server" is in this process
 	r := run.r
-	waitFor(t, "every session open", func() bool { return r.Snapshot().Live == int64(n) })
-	waitFor(t, "the storm over", func() bool { s := r.stormResult(); return s != nil && s.NotBack == 0 })
+	pctest.WaitFor(t, func() bool { return r.Snapshot().Live == int64(n) }, "timed out waiting for every session open")
+	pctest.WaitFor(t, func() bool { s := r.stormResult(); return s != nil && s.NotBack == 0 }, "timed out waiting for the storm over")
 	// Several intervals after the storm: each session has had more than a lease's worth of
 	// heartbeats (four intervals; the lease is three).
 	beats := r.Snapshot().HeartbeatOK
-	waitFor(t, "four more rounds of heartbeats", func() bool { return r.Snapshot().HeartbeatOK >= beats+4*int64(n) })
+	pctest.WaitFor(t, func() bool { return r.Snapshot().HeartbeatOK >= beats+4*int64(n) }, "timed out waiting for four more rounds of heartbeats")
 	ss := d.SessionStats()
 	assert.Equal(t, int64(n), ss.Sessions, "every session alive, none new")
 	assert.Zero(t, ss.Expired)
-	waitFor(t, "the server's stats", func() bool { st := r.srvStats.Load(); return st != nil && (*st)["sessions"] == int64(n) })
+	pctest.WaitFor(t, func() bool { st := r.srvStats.Load(); return st != nil && (*st)["sessions"] == int64(n) }, "timed out waiting for the server's stats")
 	assert.Contains(t, run.progress.String(), "live")
 
 	res := run.stop(t)
@@ -154,7 +152,7 @@ func TestIdleSessionsStayAliveThroughAStorm(t *testing.T) {
 	assert.Positive(t, res.ServerCPU)
 	assert.Positive(t, res.RestSeconds, "from all open to the storm")
 	assert.Positive(t, res.ClientRSS)
-	waitFor(t, "every session ended", func() bool { return d.SessionStats().Sessions == 0 })
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Sessions == 0 }, "timed out waiting for every session ended")
 	assert.Zero(t, d.SessionStats().Expired)
 }
 
@@ -169,11 +167,11 @@ func TestIdleSessionsResumeAfterResetsAndStartOverAfterARestart(t *testing.T) {
 	run := startIdle(t, IdleConfig{Addr: d.Addr().String(), Sessions: n, Heartbeat: idleTestBeat, HelloTimeout: idleTestHello,
 		Duration: 5 * time.Minute})
 	r := run.r
-	waitFor(t, "every session open", func() bool { return r.Snapshot().Live == n })
+	pctest.WaitFor(t, func() bool { return r.Snapshot().Live == n }, "timed out waiting for every session open")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, d.DropConversations(ctx))
-	waitFor(t, "every session resumed", func() bool { c := r.Snapshot(); return c.Resumed == n && c.Live == n })
+	pctest.WaitFor(t, func() bool { c := r.Snapshot(); return c.Resumed == n && c.Live == n }, "timed out waiting for every session resumed")
 	c := r.Snapshot()
 	assert.Equal(t, int64(n), c.Resets+c.Silent, "each noticed: a reset, or at worst the silence")
 	assert.Positive(t, c.Resets)
@@ -183,7 +181,7 @@ func TestIdleSessionsResumeAfterResetsAndStartOverAfterARestart(t *testing.T) {
 	addr := d.Addr().String()
 	require.NoError(t, d.Stop(ctx))
 	d2 := startIdleDaemon(t, dir, addr)
-	waitFor(t, "every session started over", func() bool { c := r.Snapshot(); return c.Expired == n && c.Live == n })
+	pctest.WaitFor(t, func() bool { c := r.Snapshot(); return c.Expired == n && c.Live == n }, "timed out waiting for every session started over")
 	assert.Equal(t, int64(n), d2.SessionStats().Sessions)
 	res := run.stop(t)
 	assert.Equal(t, int64(2*n), res.Opened)

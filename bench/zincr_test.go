@@ -12,9 +12,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
-	"github.com/pipecache/pipecache/stages"
-	"github.com/pipecache/pipecache/transport"
 )
 
 // zincrRun runs n zincr updates on one board with 8 workers and returns the result.
@@ -35,11 +34,7 @@ func zincrRun(t *testing.T, server, addr, prefix string, cas bool, n int64) Resu
 // the updates of a hot board is in its scores at the end.
 func TestZIncrLosesNoUpdate(t *testing.T) {
 	const n = 400
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: t.TempDir(),
-		Cache:    stages.CacheConfig{ProcBudget: -1}, // none: the default 10 ms is wall-clock, a loaded machine exceeds it
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
-	defer d.Stop(context.Background())
+	d := testdaemon.Start(t, daemon.Config{})
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()

@@ -76,3 +76,22 @@ func (i Info) String() string {
 	}
 	return fmt.Sprintf("%s %s", s, i.GoVersion)
 }
+
+// VersionLine is what a command-line tool's -version prints, such as "pipecachectl version
+// v1.2.0, revision 3f2a1c9d8e7b4aaf+modified, committed 2026-05-01T10:00:00Z, go1.26.8
+// linux/amd64": the whole revision (to check out), and the platform the binary is for.
+func (i Info) VersionLine(program string) string {
+	parts := []string{program + " version " + i.Version}
+	if i.Revision != "" {
+		rev := i.Revision
+		if i.Modified {
+			rev += "+modified"
+		}
+		parts = append(parts, "revision "+rev)
+	}
+	if i.Time != "" {
+		parts = append(parts, "committed "+i.Time)
+	}
+	parts = append(parts, i.GoVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return strings.Join(parts, ", ")
+}

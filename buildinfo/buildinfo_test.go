@@ -35,3 +35,12 @@ func TestReadNamesThisToolchain(t *testing.T) {
 	assert.Equal(t, runtime.Version(), info.GoVersion)
 	assert.NotEmpty(t, info.Version)
 }
+
+func TestVersionLine(t *testing.T) {
+	info := FromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "4aaf281"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}})
+	assert.Equal(t, "pipecache-x version v1.2.3, revision 4aaf281+modified, committed 2026-12-01T10:00:00Z, go1.26.8 "+
+		runtime.GOOS+"/"+runtime.GOARCH, info.VersionLine("pipecache-x"))
+	info = FromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}})
+	assert.Equal(t, "pipecache-x version v1.2.3, go1.26.8 "+runtime.GOOS+"/"+runtime.GOARCH, info.VersionLine("pipecache-x"))
+}

@@ -2,11 +2,11 @@ package client
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -31,7 +31,7 @@ func TestSilenceIsDataNotACKs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = c.Get(ctx, "k")
 	if !errors.Is(err, ErrTimeout) || ctx.Err() != nil {
 		t.Fatalf("Get = %v (context: %v), want the silence timeout's ErrTimeout", err, ctx.Err())
@@ -65,15 +65,4 @@ func TestClientsWithOneKeyShareOneBlockCrypt(t *testing.T) {
 	if bad := newClient("127.0.0.1:4", []Option{WithCryptKey([]byte("short"))}); !errors.Is(bad.opts.cryptErr, ErrBadRequest) {
 		t.Errorf("a 5-byte key: %v, want ErrBadRequest", bad.opts.cryptErr)
 	}
-}
-
-// testCtx is a context that ends with the test, or after 20 s: a bound that turns a hang into
-// a failure, never met when things work.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	tb.Cleanup(cancel)
-	return ctx
 }

@@ -24,12 +24,11 @@ import (
 
 	"github.com/pipecache/pipecache/buildinfo"
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages/loop"
 )
-
-const testTimeout = 60 * time.Second
 
 func writeFile(tb testing.TB, text string) string {
 	tb.Helper()
@@ -292,7 +291,7 @@ func newLogLines(tb testing.TB) *logLines {
 // await returns the JSON log line whose msg is msg, checking that every line before it is JSON.
 func (l *logLines) await(tb testing.TB, msg string) map[string]any {
 	tb.Helper()
-	timeout := time.After(testTimeout)
+	timeout := time.After(pctest.Timeout)
 	for {
 		select {
 		case line, ok := <-l.lines:
@@ -326,7 +325,7 @@ func TestRunServesTheAdminEndpoint(t *testing.T) {
 	c, err := client.Dial(addr)
 	require.NoError(t, err)
 	defer c.Close()
-	tctx, tcancel := context.WithTimeout(ctx, testTimeout)
+	tctx, tcancel := context.WithTimeout(ctx, pctest.Timeout)
 	defer tcancel()
 	_, err = c.Set(tctx, "k", []byte("v"))
 	require.NoError(t, err)
@@ -349,7 +348,7 @@ func TestRunServesTheAdminEndpoint(t *testing.T) {
 	select {
 	case code := <-exit:
 		assert.Equal(t, 0, code)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("run did not return")
 	}
 	_, err = http.Get(adminURL + "/healthz")
@@ -414,7 +413,7 @@ func TestLimitsReachEveryStage(t *testing.T) {
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	_, err = c.Set(ctx, "123456789", []byte("v"))
 	assert.ErrorIs(t, err, client.ErrTooLarge, "Incoming: a key over MaxKey")

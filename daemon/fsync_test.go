@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -60,7 +61,7 @@ func TestFsyncModeIsReported(t *testing.T) {
 	c, err := client.Dial(line["addr"].(string))
 	require.NoError(t, err)
 	defer c.Close()
-	tctx, tcancel := context.WithTimeout(ctx, testTimeout)
+	tctx, tcancel := context.WithTimeout(ctx, pctest.Timeout)
 	defer tcancel()
 	stats, err := c.Stats(tctx)
 	require.NoError(t, err)
@@ -70,7 +71,7 @@ func TestFsyncModeIsReported(t *testing.T) {
 	select {
 	case code := <-exit:
 		assert.Equal(t, 0, code)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("run did not return")
 	}
 }

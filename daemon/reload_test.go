@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // TestSIGHUPReloadsAndNeverStops (#27 item 4): SIGHUP reloads the log level, the log format and
@@ -31,7 +32,7 @@ func TestSIGHUPReloadsAndNeverStops(t *testing.T) {
 		logs.w.Close()
 	}()
 	addr := logs.await(t, "pipecached listening")["addr"].(string)
-	tctx, tcancel := context.WithTimeout(ctx, testTimeout)
+	tctx, tcancel := context.WithTimeout(ctx, pctest.Timeout)
 	defer tcancel()
 	old, err := client.Dial(addr, client.WithToken("old"))
 	require.NoError(t, err)
@@ -44,9 +45,9 @@ func TestSIGHUPReloadsAndNeverStops(t *testing.T) {
 	assert.Equal(t, float64(1), line["auth_tokens"])
 
 	require.NoError(t, old.Ping(tctx), "a session accepted before the reload stays")
-	_, err = client.Dial(addr, client.WithToken("old"), client.WithDialTimeout(testTimeout))
+	_, err = client.Dial(addr, client.WithToken("old"), client.WithDialTimeout(pctest.Timeout))
 	assert.ErrorIs(t, err, client.ErrUnauthorized, "the old token is no longer accepted")
-	c, err := client.Dial(addr, client.WithToken("new"), client.WithDialTimeout(testTimeout))
+	c, err := client.Dial(addr, client.WithToken("new"), client.WithDialTimeout(pctest.Timeout))
 	require.NoError(t, err, "the new token is accepted")
 	c.Close()
 
@@ -55,14 +56,14 @@ func TestSIGHUPReloadsAndNeverStops(t *testing.T) {
 	bad := logs.await(t, "SIGHUP: config not reloaded; the daemon goes on as it was")
 	assert.Contains(t, bad["err"], "-log-level")
 	require.NoError(t, old.Ping(tctx), "a bad file ends nothing")
-	_, err = client.Dial(addr, client.WithToken("old"), client.WithDialTimeout(testTimeout))
+	_, err = client.Dial(addr, client.WithToken("old"), client.WithDialTimeout(pctest.Timeout))
 	assert.ErrorIs(t, err, client.ErrUnauthorized, "a bad file changes nothing")
 
 	cancel()
 	select {
 	case code := <-exit:
 		assert.Equal(t, 0, code)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("run did not return")
 	}
 }

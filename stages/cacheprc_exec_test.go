@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -22,17 +24,14 @@ func startExecDaemon(tb testing.TB, cfg daemon.Config) (*daemon.Daemon, *client.
 		require.NoError(tb, procs.Register(name, fn))
 	}
 	cfg.Processors = procs
-	if cfg.Cache.ProcBudget == 0 {
-		cfg.Cache.ProcBudget = -1 // the default 10 ms is wall-clock: a loaded machine exceeds it
-	}
-	d := startDaemon(tb, cfg)
+	d := testdaemon.Start(tb, cfg)
 	return d, stages.Dial(tb, d.Addr().String())
 }
 
 // slotOf reads key's cached state: its expiry deadline, and whether it is cached at all.
 func slotOf(tb testing.TB, d *daemon.Daemon, key string) (expireAt int64, cached bool) {
 	tb.Helper()
-	expireAt, cached, err := d.Pipeline().Cache.Cached(stages.TestCtx(tb), key)
+	expireAt, cached, err := d.Pipeline().Cache.Cached(pctest.Context(tb), key)
 	require.NoError(tb, err)
 	return expireAt, cached
 }
@@ -43,7 +42,7 @@ func slotOf(tb testing.TB, d *daemon.Daemon, key string) (expireAt int64, cached
 func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 	dir := t.TempDir()
 	d, c := startExecDaemon(t, daemon.Config{Store: dir})
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := c.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
 
@@ -96,7 +95,7 @@ func TestExecWritesLikeASetAndReadsLikeAGet(t *testing.T) {
 // creates has none.
 func TestExecKeepsTheTTL(t *testing.T) {
 	d, c := startExecDaemon(t, daemon.Config{})
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "ttl", []byte("a"), client.WithTTL(time.Hour))
 	require.NoError(t, err)
 	before, _ := slotOf(t, d, "ttl")
@@ -124,7 +123,7 @@ func TestExecErrorsChangeNothing(t *testing.T) {
 		Cache:    stages.CacheConfig{ProcMaxSteps: 100, ProcBudget: -1},
 	})
 	timed, tc := startExecDaemon(t, daemon.Config{Cache: stages.CacheConfig{ProcBudget: time.Millisecond}})
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	v, err := c.Set(ctx, "k", []byte("plain"))
 	require.NoError(t, err)
 	tv, err := tc.Set(ctx, "k", []byte("plain"))
@@ -173,7 +172,7 @@ func TestExecErrorsChangeNothing(t *testing.T) {
 // up, so it never reaches the store nor leaves an entry.
 func TestExecOfAnUnknownProcessorLoadsNothing(t *testing.T) {
 	d, c := startExecDaemon(t, daemon.Config{})
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, _, err := c.Exec(ctx, "cold", "nope", nil)
 	require.ErrorIs(t, err, client.ErrUnknownProcessor)
 	assert.ErrorContains(t, err, "hash", "the message lists the processors there are")
@@ -186,7 +185,7 @@ func TestExecOfAnUnknownProcessorLoadsNothing(t *testing.T) {
 // cached value may be stale, and a processor would compute on it: refused, nothing ran.
 func TestExecRefusedWhileTheFeedIsBehind(t *testing.T) {
 	d, c := startExecDaemon(t, daemon.Config{})
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	setDown := func(down bool) {

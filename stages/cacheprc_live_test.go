@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
@@ -78,12 +79,12 @@ func TestLiveValuesStayDecoded(t *testing.T) {
 	assert.Equal(t, string(get.Value), v, "the store has the same bytes")
 
 	var liveMem int64
-	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() { liveMem = r.cache.exec.liveMem }))
+	require.NoError(t, r.cache.Loop().Run(pctest.Context(t), func() { liveMem = r.cache.exec.liveMem }))
 	assert.Positive(t, liveMem, "the live value is counted")
 	assert.GreaterOrEqual(t, r.cache.Stats().Bytes, liveMem)
 
 	require.Equal(t, task.CodeOK, r.wait(t, r.send(t, task.OpSet, "b", func(tk *task.Task) { tk.Value = append(tk.Value, get.Value...) })).Code)
-	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() { liveMem = r.cache.exec.liveMem }))
+	require.NoError(t, r.cache.Loop().Run(pctest.Context(t), func() { liveMem = r.cache.exec.liveMem }))
 	assert.Zero(t, liveMem, "a set drops the live value")
 	res := r.wait(t, r.send(t, task.OpExec, "b", zincr("ann", 5)))
 	require.Equal(t, task.CodeOK, res.Code, "%v", res.Err)

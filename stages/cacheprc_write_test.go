@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -206,7 +207,7 @@ func TestACommitTooSlowTimesOutItsRequests(t *testing.T) {
 	// The priming write has all the time a loaded machine needs; the held commit gets 50 ms,
 	// which it passes whatever the machine's speed, since it waits for the test's decision.
 	r := primed(t, CacheConfig{StoreTimeout: time.Hour}, OutgoingConfig{})
-	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() {
+	require.NoError(t, r.cache.Loop().Run(pctest.Context(t), func() {
 		r.cache.cfg.StoreTimeout = 50 * time.Millisecond
 		r.cache.loop.Wheel().Cancel(&r.cache.commitTimer) // still set for the priming write's hour
 	}))
@@ -239,7 +240,7 @@ func TestATimeoutCountsFromEachRequest(t *testing.T) {
 	b := r.send(t, task.OpIncr, "k", incr(1)) // "a" is no counter: refused in its turn
 	c := r.set(t, "other", "o")
 	r.barrier(t)
-	require.NoError(t, r.cache.Loop().Run(testCtx(t), func() {
+	require.NoError(t, r.cache.Loop().Run(pctest.Context(t), func() {
 		i := r.cache.tab.lookup([]byte("k"))
 		r.cache.flights[i].ops[0].expires = 0 // a has waited long enough
 		r.cache.commitTimedOut()

@@ -9,15 +9,10 @@ import (
 // What the tests of package stages_test reach inside the stages for. Those tests run the stages
 // as package daemon wires them, and daemon imports stages, so they cannot be in package stages.
 
-// The helpers of helpers_test.go and incoming_test.go.
-const TestTimeout = testTimeout
-
+// What incoming_test.go and procs_test.go define for these tests.
 var (
-	TestCtx    = testCtx
-	TestLogger = testLogger
-	Dial       = dial
-	WaitFor    = waitFor
-	TestProcs  = testProcs
+	Dial      = dial
+	TestProcs = testProcs
 )
 
 // SetStageFinished makes fn be told when each stage has done its part of a stop, until restore.

@@ -13,6 +13,8 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/dgram"
@@ -70,7 +72,7 @@ func (s *bareSession) call(op task.Op, hello *wire.HelloRequest) *wire.Header {
 			}
 			continue
 		}
-		require.NoError(s.tb, s.sock.SetReadDeadline(time.Now().Add(stages.TestTimeout)))
+		require.NoError(s.tb, s.sock.SetReadDeadline(time.Now().Add(pctest.Timeout)))
 		n, err := s.sock.Read(s.buf)
 		require.NoError(s.tb, err, "no reply to %s %d", op, s.id)
 		// ACK at once: the server's conversation falls idle and is compacted.
@@ -108,7 +110,7 @@ func TestHeartbeatAllocatesNothing(t *testing.T) {
 	runtime.MemProfileRate = 1
 	for _, threads := range []int{1, 2, 4} {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
-			d := startDaemon(t, daemon.Config{Threads: threads})
+			d := testdaemon.Start(t, daemon.Config{Threads: threads})
 			s := dialBare(t, net.UDPAddrFromAddrPort(d.Addr()))
 			rep := s.call(task.OpHello, &wire.HelloRequest{HeartbeatMs: 60_000})
 			require.Equal(t, task.CodeOK, rep.Code, rep.Msg)

@@ -3,35 +3,15 @@ package stages
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 )
-
-// testTimeout bounds every wait in these tests. It is generous on purpose: tests must pass on a
-// slow, loaded machine; the bound only turns a hang (a lost wake-up) into a failure.
-const testTimeout = 60 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-// testLogger sends a loop's log lines to the test's log.
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) { w.tb.Log(string(p)); return len(p), nil }
 
 func newTestQueue(tb testing.TB, name string, capacity int) *loop.Queue {
 	tb.Helper()
@@ -45,7 +25,7 @@ func newTestQueue(tb testing.TB, name string, capacity int) *loop.Queue {
 func startLoop(tb testing.TB, cfg loop.Config, q *loop.Queue, handle func(*task.Task)) *loop.Loop {
 	tb.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(tb)
+		cfg.Logger = pctest.Logger(tb)
 	}
 	l, err := loop.New(cfg)
 	require.NoError(tb, err)
@@ -78,24 +58,6 @@ func pushRetry(tb testing.TB, q *loop.Queue, t *task.Task) {
 		if !errors.Is(err, loop.ErrQueueFull) {
 			tb.Errorf("push: %v", err)
 			return
-		}
-		runtime.Gosched()
-	}
-}
-
-// waitFor spins (yielding) until cond holds, failing the test after testTimeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
-	tb.Helper()
-	if cond() {
-		return
-	}
-	deadline := time.Now().Add(testTimeout)
-	for spins := 0; !cond(); spins++ {
-		if spins%1024 == 0 && time.Now().After(deadline) {
-			tb.Fatalf(msg, args...)
 		}
 		runtime.Gosched()
 	}

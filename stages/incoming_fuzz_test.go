@@ -6,6 +6,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
@@ -32,7 +33,7 @@ func FuzzPendingConversation(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { in.loop.Stop(testCtx(f)) })
+	f.Cleanup(func() { in.loop.Stop(pctest.Context(f)) })
 	from := netip.MustParseAddrPort("127.0.0.1:9") // replies go nowhere
 	conv := uint32(0)
 	f.Fuzz(func(t *testing.T, stream []byte) {

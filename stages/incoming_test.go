@@ -17,6 +17,7 @@ import (
 	"github.com/xtaci/kcp-go/v5"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
@@ -29,7 +30,7 @@ func startIncoming(tb testing.TB, cfg IncomingConfig) *Incoming {
 		cfg.Transport.Addr = "127.0.0.1:0"
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(tb)
+		cfg.Logger = pctest.Logger(tb)
 	}
 	in, err := NewIncoming(cfg)
 	require.NoError(tb, err)
@@ -53,7 +54,7 @@ func dial(tb testing.TB, addr string, opts ...client.Option) *client.Client {
 func TestIncomingPingAndEchoThroughSDK(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
 	c := dial(t, in.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, size := range []int{0, 1, 1375, 1376, 1377, 100_000, 1 << 20} {
@@ -73,7 +74,7 @@ func TestIncomingPingAndEchoThroughSDK(t *testing.T) {
 func TestIncomingConcurrentCallersShareOneSession(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
 	c := dial(t, in.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	for g := range 32 {
 		wg.Go(func() {
@@ -104,12 +105,12 @@ func TestIncomingRoutesToNextStageAndBack(t *testing.T) {
 	})
 	in = startIncoming(t, IncomingConfig{Routes: map[task.Op]*loop.Queue{task.OpGet: next}})
 	c := dial(t, in.Addr().String())
-	r, err := c.Get(testCtx(t), "user:1")
+	r, err := c.Get(pctest.Context(t), "user:1")
 	require.NoError(t, err)
 	assert.Equal(t, "value of user:1", string(r.Value))
 	assert.Equal(t, uint64(7), r.Version)
 
-	_, err = c.Set(testCtx(t), "k", []byte("v"))
+	_, err = c.Set(pctest.Context(t), "k", []byte("v"))
 	assert.ErrorIs(t, err, client.ErrUnknownOp, "an op with no stage behind it is refused clearly")
 }
 
@@ -142,7 +143,7 @@ func (r *rawSession) roundTrip(h wire.Header, value []byte) (wire.Header, []byte
 }
 
 func (r *rawSession) readReply() (wire.Header, []byte) {
-	r.sess.SetReadDeadline(time.Now().Add(testTimeout))
+	r.sess.SetReadDeadline(time.Now().Add(pctest.Timeout))
 	for {
 		body, err := r.sp.Next()
 		require.NoError(r.tb, err)
@@ -205,7 +206,7 @@ func rawFrame(hdr string) []byte {
 func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
 	good := dial(t, in.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	junk, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(in.Addr()))
 	require.NoError(t, err)
@@ -228,7 +229,7 @@ func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
 
 	hostile := dialRaw(t, in.Addr().String())
 	hostile.write([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3})
-	waitFor(t, func() bool { return in.Stats().Transport.Closed >= 1 }, "hostile conversation never closed")
+	pctest.WaitFor(t, func() bool { return in.Stats().Transport.Closed >= 1 }, "hostile conversation never closed")
 
 	got, err := good.Echo(ctx, []byte("still here"))
 	require.NoError(t, err)
@@ -238,110 +239,13 @@ func TestIncomingHostileInputHarmsNobodyElse(t *testing.T) {
 	t.Logf("transport: %+v", st)
 }
 
-// lossyRelay forwards UDP between clients and a server, dropping, duplicating and reordering
-// a share of datagrams each way. It knows one client at a time per source address.
-type lossyRelay struct {
-	conn     *net.UDPConn
-	server   *net.UDPAddr
-	loss     float64
-	mu       sync.Mutex
-	upstream map[string]*net.UDPConn // client address -> socket towards the server
-	rng      *rand.Rand
-	wg       sync.WaitGroup
-}
-
-// direction holds the datagrams held back for reordering on one path, until the next passes.
-type direction struct{ held [][]byte }
-
-func newLossyRelay(tb testing.TB, server *net.UDPAddr, loss float64) *lossyRelay {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(tb, err)
-	r := &lossyRelay{conn: conn, server: server, loss: loss, upstream: map[string]*net.UDPConn{},
-		rng: rand.New(rand.NewPCG(5, 5))}
-	r.wg.Go(r.fromClients)
-	tb.Cleanup(func() {
-		conn.Close()
-		r.mu.Lock()
-		for _, u := range r.upstream {
-			u.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *lossyRelay) addr() string { return r.conn.LocalAddr().String() }
-
-// deliver applies loss, duplication and reordering on one direction, then sends with send.
-func (r *lossyRelay) deliver(d *direction, b []byte, send func([]byte)) {
-	r.mu.Lock()
-	p := r.rng.Float64()
-	r.mu.Unlock()
-	switch {
-	case p < r.loss: // drop
-	case p < 2*r.loss: // duplicate
-		send(b)
-		send(b)
-	case p < 3*r.loss: // reorder: hold, then send after the next one
-		r.mu.Lock()
-		d.held = append(d.held, append([]byte(nil), b...))
-		r.mu.Unlock()
-	default:
-		send(b)
-		r.mu.Lock()
-		held := d.held
-		d.held = nil
-		r.mu.Unlock()
-		for _, h := range held {
-			send(h)
-		}
-	}
-}
-
-func (r *lossyRelay) fromClients() {
-	var d direction
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := r.conn.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		up := r.upstream[from.String()]
-		if up == nil {
-			up, err = net.DialUDP("udp", nil, r.server)
-			if err != nil {
-				r.mu.Unlock()
-				continue
-			}
-			r.upstream[from.String()] = up
-			r.wg.Go(func() { r.fromServer(up, from) })
-		}
-		r.mu.Unlock()
-		r.deliver(&d, buf[:n], func(b []byte) { up.Write(b) })
-	}
-}
-
-func (r *lossyRelay) fromServer(up *net.UDPConn, client *net.UDPAddr) {
-	var d direction
-	buf := make([]byte, 2048)
-	for {
-		n, err := up.Read(buf)
-		if err != nil {
-			return
-		}
-		r.deliver(&d, buf[:n], func(b []byte) { r.conn.WriteToUDP(b, client) })
-	}
-}
-
 // TestIncomingUnderLossDuplicationReordering: with 10% of datagrams lost, 10% duplicated and 10%
 // reordered each way, every reply arrives intact and matched to its request.
 func TestIncomingUnderLossDuplicationReordering(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
-	relay := newLossyRelay(t, net.UDPAddrFromAddrPort(in.Addr()), 0.10)
-	c := dial(t, relay.addr(), client.WithDialTimeout(testTimeout), client.WithHeartbeat(time.Second, testTimeout))
-	ctx := testCtx(t)
+	relay := pctest.NewLossyRelay(t, in.Addr(), 0.10)
+	c := dial(t, relay.Addr().String(), client.WithDialTimeout(pctest.Timeout), client.WithHeartbeat(time.Second, pctest.Timeout))
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -367,7 +271,7 @@ func TestIncomingClientSurvivesServerRestartWithClearErrors(t *testing.T) {
 	in := startIncoming(t, IncomingConfig{})
 	addr := in.Addr().String()
 	c := dial(t, addr, client.WithHeartbeat(20*time.Millisecond, 200*time.Millisecond))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	require.NoError(t, in.Stop(ctx))
 
@@ -379,11 +283,11 @@ func TestIncomingClientSurvivesServerRestartWithClearErrors(t *testing.T) {
 	assert.True(t, errors.Is(err, client.ErrTimeout) || errors.Is(err, client.ErrUnavailable), "got %v", err)
 
 	// A new server on the same address: the client redials by itself.
-	in2, err := NewIncoming(IncomingConfig{Transport: transport.Config{Addr: addr}, Logger: testLogger(t)})
+	in2, err := NewIncoming(IncomingConfig{Transport: transport.Config{Addr: addr}, Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	require.NoError(t, in2.Start())
 	t.Cleanup(func() { in2.Stop(context.Background()) })
-	waitFor(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		return c.Ping(pctx) == nil
@@ -397,7 +301,7 @@ func TestDialGoneServerFailsClearly(t *testing.T) {
 	l.Close() // nobody listens here now
 	// A generous dial timeout: the port unreachable ends the dial at once, however long it is;
 	// a short one could end a slow machine's dial first, with a timeout.
-	_, err = client.Dial(addr, client.WithDialTimeout(testTimeout))
+	_, err = client.Dial(addr, client.WithDialTimeout(pctest.Timeout))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnavailable, "the connected socket hears the port unreachable")
 	assert.ErrorContains(t, err, "nothing listening")
@@ -425,7 +329,7 @@ func TestIncomingManyConversationsFromOneAddress(t *testing.T) {
 	}
 	got := map[uint32]string{}
 	buf := make([]byte, 2048)
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(pctest.Timeout)
 	for len(got) < convs && time.Now().Before(deadline) {
 		conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 		n, err := conn.Read(buf)

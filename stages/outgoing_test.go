@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages/loop"
 	"github.com/pipecache/pipecache/task"
@@ -48,7 +49,7 @@ func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[strin
 	done := newTestQueue(t, "done", 1024)
 	back := make(chan *task.Task, 1)
 	startLoop(t, loop.Config{Name: "cacheprc"}, done, func(tk *task.Task) { back <- tk })
-	o, err := NewOutgoing(OutgoingConfig{Logger: testLogger(t)}, store, done)
+	o, err := NewOutgoing(OutgoingConfig{Logger: pctest.Logger(t)}, store, done)
 	require.NoError(t, err)
 	require.NoError(t, o.Loop().Start())
 	t.Cleanup(func() { o.Stop(context.Background()) })
@@ -61,7 +62,7 @@ func runOutgoing(t *testing.T, store nameservice.Store, keys []string) map[strin
 	var got *task.Task
 	select {
 	case got = <-back:
-	case <-testCtx(t).Done():
+	case <-pctest.Context(t).Done():
 		t.Fatal("the commit did not come back")
 	}
 	require.Same(t, b, got.Ctx, "the batch comes back in its task")

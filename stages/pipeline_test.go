@@ -12,6 +12,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/stages/loop"
@@ -20,21 +22,6 @@ import (
 
 // These tests run the stages as package daemon wires them (export_test.go says why they are
 // in their own package, and what they reach inside the stages for).
-
-// startDaemon runs a daemon on a free loopback port (with its embedded store in a temporary
-// directory unless cfg names one) and stops it when the test ends.
-func startDaemon(tb testing.TB, cfg daemon.Config) *daemon.Daemon {
-	tb.Helper()
-	if cfg.Store == "" {
-		cfg.Store = tb.TempDir()
-	}
-	cfg.Logger = stages.TestLogger(tb)
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	d, err := daemon.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
-}
 
 // TestStopRunsInPipelineOrder: Stop finishes the stages in pipeline order, each closing the
 // queues it feeds when it is done, so that the stage nearest the store finishes first among
@@ -53,10 +40,10 @@ func testStopRunsInPipelineOrder(t *testing.T, threads int) {
 	t.Cleanup(stages.SetStageFinished(func(stage string) { mu.Lock(); order = append(order, stage); mu.Unlock() }))
 
 	dir := t.TempDir()
-	d := startDaemon(t, daemon.Config{Store: dir, Threads: threads})
+	d := testdaemon.Start(t, daemon.Config{Store: dir, Threads: threads})
 	assert.Len(t, d.Pipeline().Mapping, min(threads, 4))
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	var acked sync.Map
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -70,8 +57,8 @@ func testStopRunsInPipelineOrder(t *testing.T, threads int) {
 			}
 		})
 	}
-	stages.WaitFor(t, func() bool { n := 0; acked.Range(func(any, any) bool { n++; return n < 200 }); return n >= 200 }, "no writes")
-	stopCtx, cancel := context.WithTimeout(context.Background(), stages.TestTimeout)
+	pctest.WaitFor(t, func() bool { n := 0; acked.Range(func(any, any) bool { n++; return n < 200 }); return n >= 200 }, "no writes")
+	stopCtx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	require.NoError(t, d.Stop(stopCtx))
 	c.Close()
@@ -95,10 +82,10 @@ func testStopRunsInPipelineOrder(t *testing.T, threads int) {
 // (internal), every request waiting on the key, and leaves the key usable and every other key
 // untouched, whether it panics on a hot key, while a cold key loads, or inside an mget.
 func TestPanickingHandlerLeavesNoKeyWedged(t *testing.T) {
-	d := startDaemon(t, daemon.Config{})
+	d := testdaemon.Start(t, daemon.Config{})
 	cache := d.Pipeline().Cache
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "hot", []byte("1"))
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "bystander", []byte("b"))
@@ -145,9 +132,9 @@ func TestPanickingHandlerLeavesNoKeyWedged(t *testing.T) {
 func TestOneLoopHandsOffWithoutWakeUps(t *testing.T) {
 	for _, threads := range []int{1, 4} {
 		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
-			d := startDaemon(t, daemon.Config{Threads: threads})
+			d := testdaemon.Start(t, daemon.Config{Threads: threads})
 			c := stages.Dial(t, d.Addr().String())
-			ctx := stages.TestCtx(t)
+			ctx := pctest.Context(t)
 			sub, err := c.Subscribe(ctx, "watched")
 			require.NoError(t, err)
 			for i := range 100 {
@@ -194,9 +181,9 @@ func TestCommitterStaysOnItsThread(t *testing.T) {
 			var mu sync.Mutex
 			tids := map[int]int{}
 			t.Cleanup(stages.SetCommitted(func() { mu.Lock(); tids[unix.Gettid()]++; mu.Unlock() }))
-			d := startDaemon(t, daemon.Config{Threads: threads})
+			d := testdaemon.Start(t, daemon.Config{Threads: threads})
 			c := stages.Dial(t, d.Addr().String())
-			ctx := stages.TestCtx(t)
+			ctx := pctest.Context(t)
 			var wg sync.WaitGroup
 			for g := range 4 { // several writers: commits of one write and of many
 				wg.Go(func() {

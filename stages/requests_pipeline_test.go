@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -29,9 +31,9 @@ func opRequests(d *daemon.Daemon, op string) stages.OpRequests {
 // histogram, whether a later stage answered it (CachePrc, SessionMgr) or Incoming itself
 // (ping, a refusal); the queues the requests and replies waited in measure the waits.
 func TestEveryRequestIsMeasured(t *testing.T) {
-	d := startDaemon(t, daemon.Config{MaxKey: 10})
+	d := testdaemon.Start(t, daemon.Config{MaxKey: 10})
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	for range 3 {
@@ -70,9 +72,9 @@ func TestEveryRequestIsMeasured(t *testing.T) {
 // the most recent ones, newest first, with op, key, duration and client; faster ones do not,
 // and the slowlog op reads it.
 func TestSlowLogKeepsTheMostRecentSlowRequests(t *testing.T) {
-	d := startDaemon(t, daemon.Config{Incoming: stages.IncomingConfig{SlowLog: time.Nanosecond, SlowLogLen: 3}})
+	d := testdaemon.Start(t, daemon.Config{Incoming: stages.IncomingConfig{SlowLog: time.Nanosecond, SlowLogLen: 3}})
 	c := stages.Dial(t, d.Addr().String())
-	ctx := stages.TestCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 5 {
 		_, err := c.Set(ctx, fmt.Sprint("key", i), []byte("v")) // a durable write: never 0 ns
 		require.NoError(t, err)
@@ -102,11 +104,11 @@ func TestSlowLogKeepsTheMostRecentSlowRequests(t *testing.T) {
 
 // TestSlowLogOff: a negative threshold keeps no slow log.
 func TestSlowLogOff(t *testing.T) {
-	d := startDaemon(t, daemon.Config{Incoming: stages.IncomingConfig{SlowLog: -1}})
+	d := testdaemon.Start(t, daemon.Config{Incoming: stages.IncomingConfig{SlowLog: -1}})
 	c := stages.Dial(t, d.Addr().String())
-	_, err := c.Set(stages.TestCtx(t), "k", []byte("v"))
+	_, err := c.Set(pctest.Context(t), "k", []byte("v"))
 	require.NoError(t, err)
-	log, err := c.SlowLog(stages.TestCtx(t))
+	log, err := c.SlowLog(pctest.Context(t))
 	require.NoError(t, err)
 	assert.Empty(t, log)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -67,9 +68,9 @@ func TestLogLinesAboutAClientNameItsAddress(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrUnauthorized)
 	c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("logged"))
 	require.NoError(t, err)
-	require.NoError(t, c.Ping(stages.TestCtx(t)))
+	require.NoError(t, c.Ping(pctest.Context(t)))
 	c.Close()
-	stages.WaitFor(t, func() bool { return len(logs.lines(t, "session ended")) > 0 }, "no session ended")
+	pctest.WaitFor(t, func() bool { return len(logs.lines(t, "session ended")) > 0 }, "no session ended")
 
 	for _, msg := range []string{"hello refused: bad token", "session", "session ended"} {
 		lines := logs.lines(t, msg)
@@ -87,8 +88,8 @@ func TestSessionsOfShortClientsLogNothingAtInfo(t *testing.T) {
 	before := len(logs.lines(t, "session")) + len(logs.lines(t, "session ended"))
 	c, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
-	require.NoError(t, c.Ping(stages.TestCtx(t)))
+	require.NoError(t, c.Ping(pctest.Context(t)))
 	c.Close()
-	stages.WaitFor(t, func() bool { return d.SessionStats().Sessions == 0 }, "the session never ended")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Sessions == 0 }, "the session never ended")
 	assert.Equal(t, before, len(logs.lines(t, "session"))+len(logs.lines(t, "session ended")))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/stages/loop"
@@ -109,7 +110,7 @@ func (s *gateStore) waitArrived(tb testing.TB, n int) []string {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(pctest.Timeout)
 	for s.arrived < n {
 		if time.Now().After(deadline) {
 			tb.Fatalf("commit %d never reached the store (%d did)", n, s.arrived)
@@ -151,7 +152,7 @@ func newWriteRig(tb testing.TB, cfg CacheConfig, ocfg OutgoingConfig) *writeRig 
 		}
 		cfg.Processors = procs
 	}
-	cfg.Logger, ocfg.Logger = testLogger(tb), testLogger(tb)
+	cfg.Logger, ocfg.Logger = pctest.Logger(tb), pctest.Logger(tb)
 	cfg.NoTTLJitter = true
 	var err error
 	r.cache, err = NewCachePrc(cfg, 0)
@@ -235,13 +236,13 @@ func (r *writeRig) set(tb testing.TB, key, value string) uint64 {
 // barrier waits until CachePrc has handled everything sent so far (and run its iteration's end).
 func (r *writeRig) barrier(tb testing.TB) {
 	tb.Helper()
-	require.NoError(tb, r.cache.Loop().Barrier(testCtx(tb)))
+	require.NoError(tb, r.cache.Loop().Barrier(pctest.Context(tb)))
 }
 
 // wait waits for the reply to id and returns it.
 func (r *writeRig) wait(tb testing.TB, id uint64) *task.Task {
 	tb.Helper()
-	deadline := time.After(testTimeout)
+	deadline := time.After(pctest.Timeout)
 	for {
 		r.mu.Lock()
 		t := r.replies[id]
@@ -282,6 +283,6 @@ func (r *writeRig) eventsSoFar() []string {
 // waitEvents waits until n events have left CachePrc and returns them.
 func (r *writeRig) waitEvents(tb testing.TB, n int) []string {
 	tb.Helper()
-	waitFor(tb, func() bool { return len(r.eventsSoFar()) >= n }, "fewer than %d change events: %q", n, r.eventsSoFar())
+	pctest.WaitFor(tb, func() bool { return len(r.eventsSoFar()) >= n }, "fewer than %d change events: %q", n, r.eventsSoFar())
 	return r.eventsSoFar()
 }

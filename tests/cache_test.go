@@ -14,48 +14,13 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
-	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
 )
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-// startInProcess runs a daemon in this process on a free loopback port, with the mapping of
-// stages to loops this run tests (mapping_test.go) unless cfg chooses one.
-func startInProcess(tb testing.TB, cfg pipecached.Config) *pipecached.Daemon {
-	tb.Helper()
-	cfg.Incoming.Transport.Addr = "127.0.0.1:0"
-	if cfg.Threads == 0 && cfg.Loops == "" {
-		cfg.Threads = threadsUnderTest(tb)
-	}
-	if cfg.Store == "" && cfg.OwnStore == nil {
-		cfg.Store = tb.TempDir()
-	}
-	if cfg.Cache.ProcBudget == 0 {
-		// No time budget for processors: the default 10 ms is wall-clock, and a loaded machine
-		// pre-empts CachePrc's thread for longer (doc.go). The budget is tested in stages.
-		cfg.Cache.ProcBudget = -1
-	}
-	if cfg.Cache.StoreTimeout == 0 {
-		// A store timeout of half the tests' bound: the default 2 s is wall-clock, and on a
-		// loaded machine a commit (an fsync on a shared disk, the committer pre-empted) can take
-		// longer; a write answered "timeout" may still commit (PROTOCOL.md), which a test that
-		// checks a history cannot tell from a lost write. The timeout itself is tested in stages
-		// and by the tests that set one.
-		cfg.Cache.StoreTimeout = testTimeout / 2
-	}
-	d, err := pipecached.Start(context.Background(), cfg)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
-}
 
 // rawRequest sends h and value on a conversation of its own after a hello, and returns the
 // reply's header: for requests the SDK does not make (an unknown op, a malformed value).
@@ -68,13 +33,13 @@ func rawRequest(t *testing.T, addr string, h *wire.Header, value []byte) wire.He
 	return rh
 }
 
-// dial is client.Dial with the test's own bound (testTimeout) as the dial timeout; options given
+// dial is client.Dial with the test's own bound (pctest.Timeout) as the dial timeout; options given
 // after it override it. The SDK gives a hello up after a third of its dial timeout (1 s of the
 // default 3 s) and says hello again on a fresh conversation: on a loaded machine the server may
 // answer the first one later still, and the session it opened for it stays behind until its
 // lease ends, one more session (or refusal) for a test that counts them (doc.go).
 func dial(addr string, opts ...client.Option) (*client.Client, error) {
-	return client.Dial(addr, append([]client.Option{client.WithDialTimeout(testTimeout)}, opts...)...)
+	return client.Dial(addr, append([]client.Option{client.WithDialTimeout(pctest.Timeout)}, opts...)...)
 }
 
 func dialT(tb testing.TB, addr string) *client.Client {
@@ -86,9 +51,9 @@ func dialT(tb testing.TB, addr string) *client.Client {
 }
 
 func TestEveryOperationAndItsErrors(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
+	d := testdaemon.Start(t, pipecached.Config{MaxKey: 64, MaxValue: 1 << 16})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	_, err := c.Get(ctx, "missing")
 	assert.ErrorIs(t, err, client.ErrNotFound)
@@ -176,14 +141,14 @@ func TestEveryOperationAndItsErrors(t *testing.T) {
 
 func TestTTLExpiresEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	d := startInProcess(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir, Cache: stages.CacheConfig{NoTTLJitter: true}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "short", []byte("v"), client.WithTTL(100*time.Millisecond))
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "long", []byte("v"), client.WithTTL(time.Hour))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "short"); return errors.Is(err, client.ErrNotFound) }, "key never expired")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "short"); return errors.Is(err, client.ErrNotFound) }, "key never expired")
 	require.NoError(t, d.Stop(ctx))
 
 	s, err := nameservice.Open(dir)
@@ -199,19 +164,18 @@ func TestTTLExpiresEverywhere(t *testing.T) {
 
 func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 	dir := t.TempDir()
-	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: dir, Threads: threadsUnderTest(t),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(t, err)
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var last uint64
+	var err error
 	for i := range 100 {
 		last, err = c.Set(ctx, fmt.Sprint("key:", i), []byte(fmt.Sprint("value:", i)))
 		require.NoError(t, err)
 	}
 	require.NoError(t, d.Stop(ctx))
 
-	d2 := startInProcess(t, pipecached.Config{Store: dir})
+	d2 := testdaemon.Start(t, pipecached.Config{Store: dir})
 	c2 := dialT(t, d2.Addr().String())
 	for i := range 100 {
 		it, err := c2.Get(ctx, fmt.Sprint("key:", i))
@@ -228,8 +192,8 @@ func TestDataSurvivesRestartAndVersionsKeepIncreasing(t *testing.T) {
 func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 	dir := t.TempDir()
 	seed(t, dir, map[string]string{"hot": "value"})
-	d := startInProcess(t, pipecached.Config{Store: dir})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
+	ctx := pctest.Context(t)
 	clients := []*client.Client{dialT(t, d.Addr().String()), dialT(t, d.Addr().String()), dialT(t, d.Addr().String())}
 	var wg sync.WaitGroup
 	var ok atomic.Int64
@@ -250,9 +214,9 @@ func TestConcurrentColdGetsMakeOneLoad(t *testing.T) {
 // TestAbsentKeysReachTheStoreOncePerNegativeTTL: a flood of gets for keys the store does not
 // have reaches the store once per key.
 func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NegativeTTL: time.Hour}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	for i := range 2000 {
 		wg.Go(func() {
@@ -265,7 +229,7 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 	assert.Equal(t, uint64(10), cs.Loads, "each absent key should reach the store once")
 
 	// The kill switch turns it off.
-	d2 := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoNegativeCache: true}})
+	d2 := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NoNegativeCache: true}})
 	c2 := dialT(t, d2.Addr().String())
 	for range 5 {
 		_, err := c2.Get(ctx, "junk")
@@ -276,9 +240,9 @@ func TestAbsentKeysReachTheStoreOncePerNegativeTTL(t *testing.T) {
 }
 
 func TestMemoryBudgetEvictsColdEntriesAndReloads(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{Memory: 64 << 10}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := make([]byte, 1000)
 	for i := range 500 {
 		_, err := c.Set(ctx, fmt.Sprint("k", i), value)
@@ -327,9 +291,9 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	bolt, err := nameservice.Open(t.TempDir())
 	require.NoError(t, err)
 	store := &slowStore{Store: bolt}
-	d := startInProcess(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
+	d := testdaemon.Start(t, pipecached.Config{OwnStore: store, Cache: stages.CacheConfig{StoreTimeout: 200 * time.Millisecond}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	store.delay.Store(int64(3 * time.Second))
 	_, err = c.Get(ctx, "cold")
@@ -344,11 +308,11 @@ func TestSlowOrFailingStoreGivesCodedErrorsWhilePingAnswers(t *testing.T) {
 	store.delay.Store(0)
 	store.fail.Store(true)
 	// Operations stuck in the slow phase finish first; then errors come back as 'unavailable'.
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "other"); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on reads")
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on writes")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "other"); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on reads")
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return errors.Is(err, client.ErrUnavailable) }, "a failing store should give 'unavailable' on writes")
 
 	store.fail.Store(false)
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return err == nil }, "service should resume when the store does")
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "x", []byte("v")); return err == nil }, "service should resume when the store does")
 }
 
 // seed writes records straight into a data directory's store.
@@ -365,18 +329,6 @@ func seed(tb testing.TB, dir string, kv map[string]string) {
 	require.NoError(tb, s.Close())
 }
 
-// waitUntil polls cond until it holds, failing after testTimeout.
-func waitUntil(tb testing.TB, cond func() bool, msg string) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal(msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 	dir := t.TempDir()
 	kv := map[string]string{}
@@ -387,12 +339,12 @@ func TestMGetIsOneRequestAndLoadsEachColdKeyOnce(t *testing.T) {
 		keys = append(keys, k)
 	}
 	seed(t, dir, kv)
-	d := startInProcess(t, pipecached.Config{Store: dir})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	// No heartbeat during the test: Requests counts every frame, a heartbeat too.
 	c, err := dial(d.Addr().String(), client.WithHeartbeat(time.Minute, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	in0, _ := d.Stats()
 
 	items, err := c.MGet(ctx, append(keys, "ghost:1", "ghost:2")...)

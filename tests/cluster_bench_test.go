@@ -8,6 +8,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/client/etcdnodes"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // BenchmarkDeadNodeNotice measures how long a three-node cluster takes to notice a node killed
@@ -34,12 +35,12 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 				for range 3 {
 					ds = append(ds, startDaemon(b, bin, "-store", url, "-member-ttl", ttl.String()))
 				}
-				ctx := testCtx(b)
+				ctx := pctest.Context(b)
 				cl, err := client.DialCluster(ctx, etcdnodes.New(url))
 				if err != nil {
 					b.Fatal(err)
 				}
-				waitUntil(b, func() bool { return len(cl.Nodes()) == 3 }, "three nodes never registered")
+				pctest.WaitFor(b, func() bool { return len(cl.Nodes()) == 3 }, "three nodes never registered")
 				key := ""
 				for i := 0; key == ""; i++ {
 					if k := fmt.Sprint("k", i); cl.Owner(k) == ds[0].addr {
@@ -57,7 +58,7 @@ func BenchmarkDeadNodeNotice(b *testing.B) {
 					}
 				}
 				failover += time.Since(killed)
-				waitUntil(b, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left")
+				pctest.WaitFor(b, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left")
 				leave += time.Since(killed)
 				cl.Close()
 				for _, d := range ds[1:] {

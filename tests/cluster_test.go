@@ -15,6 +15,8 @@ import (
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/client/etcdnodes"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/stages"
 )
@@ -28,7 +30,7 @@ func dialCluster(t *testing.T, nodes client.Nodes, opts ...client.Option) *clien
 	t.Helper()
 	opts = append([]client.Option{client.WithHeartbeat(200*time.Millisecond, 3*time.Second),
 		client.WithAttemptTimeout(2 * time.Second)}, opts...)
-	cl, err := client.DialCluster(testCtx(t), nodes, opts...)
+	cl, err := client.DialCluster(pctest.Context(t), nodes, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
 	return cl
@@ -83,8 +85,8 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 		ds = append(ds, startDaemon(t, bin, "-store", url, "-member-ttl", "2s"))
 	}
 	cl := dialCluster(t, etcdnodes.New(url))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
-	ctx := testCtx(t)
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw three nodes")
+	ctx := pctest.Context(t)
 
 	victim := ds[2].addr
 	const nKeys = 3000
@@ -119,12 +121,12 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 		}
 		return n
 	}
-	waitUntil(t, func() bool { return acked() > 2000 }, "the load never got going")
+	pctest.WaitFor(t, func() bool { return acked() > 2000 }, "the load never got going")
 	require.NoError(t, ds[2].cmd.Process.Kill())
 	killedAt, atKill := time.Now(), acked()
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left the member set")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the dead node never left the member set")
 	t.Logf("member set without the dead node after %v", time.Since(killedAt).Round(time.Millisecond))
-	waitUntil(t, func() bool { return acked() > atKill+2000 }, "the load did not go on after the kill")
+	pctest.WaitFor(t, func() bool { return acked() > atKill+2000 }, "the load did not go on after the kill")
 	close(stop)
 	wg.Wait()
 	var failed int64
@@ -155,14 +157,14 @@ func TestClusterKillNodeUnderLoad(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok, "acknowledged key %s is not in etcd", k)
 			require.Equal(t, v, string(r.Value), "etcd lost the acknowledged write of %s", k)
-			waitUntil(t, func() bool {
+			pctest.WaitFor(t, func() bool {
 				it, err := cl.Get(ctx, k)
 				return err == nil && string(it.Value) == v
-			}, fmt.Sprintf("the cluster does not serve the acknowledged %s=%s", k, v))
+			}, "%s", fmt.Sprintf("the cluster does not serve the acknowledged %s=%s", k, v))
 		}
 	}
 
-	waitUntil(t, func() bool { return sub.Node() != victim }, "the subscription never left the dead node")
+	pctest.WaitFor(t, func() bool { return sub.Node() != victim }, "the subscription never left the dead node")
 	_, err = cl.Set(ctx, subKey, []byte("after the move"))
 	require.NoError(t, err)
 	for ev := range sub.C {
@@ -186,7 +188,7 @@ func TestClusterStaticNodesFailover(t *testing.T) {
 		nodes, addrs = append(nodes, d), append(addrs, d.Addr().String())
 	}
 	cl := dialCluster(t, client.StaticNodes(addrs...))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 300 {
 		_, err := cl.Set(ctx, fmt.Sprint("k", i), []byte("v"))
 		require.NoError(t, err)
@@ -211,8 +213,8 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	a, b := startOnEtcd(t, e, "three"), startOnEtcd(t, e, "three")
 	url := e.storeURL("three")
 	cl := dialCluster(t, etcdnodes.New(url))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
-	ctx := testCtx(t)
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	ctx := pctest.Context(t)
 	cb := dialT(t, b.Addr().String())
 	sub, err := dialT(t, a.Addr().String()).Subscribe(ctx, "m:", client.Prefix(), client.WithValues())
 	require.NoError(t, err)
@@ -222,7 +224,7 @@ func TestClusterSurvivesEtcdMemberDeath(t *testing.T) {
 	e.kill(leader)
 	// Requests that were at the dead member fail until the etcd client moves to another
 	// one; after that, everything must work.
-	waitUntil(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
+	pctest.WaitFor(t, func() bool { _, err := cl.Set(ctx, "probe", []byte("x")); return err == nil }, "no write succeeded after the member died")
 	for i := range 200 {
 		k := fmt.Sprint("m:", i)
 		_, err := cl.Set(ctx, k, []byte(fmt.Sprint(i)))
@@ -257,11 +259,11 @@ func TestAllEtcdDown(t *testing.T) {
 		require.NoError(t, err)
 		cfg := pipecached.Config{OwnStore: st}
 		cfg.Cache.StaleReads, cfg.Cache.StoreTimeout, cfg.Outgoing.ProbeInterval = stale, 3*time.Second, 100*time.Millisecond
-		return startInProcess(t, cfg)
+		return testdaemon.Start(t, cfg)
 	}
 	strict, lenient := start(false), start(true)
 	cs, cl := dialT(t, strict.Addr().String()), dialT(t, lenient.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := cs.Set(ctx, "k", []byte("v1"))
 	require.NoError(t, err)
 	for _, c := range []*client.Client{cs, cl} {
@@ -271,9 +273,9 @@ func TestAllEtcdDown(t *testing.T) {
 	}
 
 	e.kill(0)
-	waitUntil(t, func() bool { _, err := cs.Get(ctx, "k"); return errors.Is(err, client.ErrUnavailable) },
+	pctest.WaitFor(t, func() bool { _, err := cs.Get(ctx, "k"); return errors.Is(err, client.ErrUnavailable) },
 		"the strict node kept serving a copy it could not check")
-	waitUntil(t, func() bool { it, err := cl.Get(ctx, "k"); return err == nil && it.Stale }, "the lenient node never flagged its copy stale")
+	pctest.WaitFor(t, func() bool { it, err := cl.Get(ctx, "k"); return err == nil && it.Stale }, "the lenient node never flagged its copy stale")
 	it, err := cl.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v1", string(it.Value))
@@ -292,12 +294,12 @@ func TestAllEtcdDown(t *testing.T) {
 	assert.Positive(t, stats["stale_reads"])
 
 	e.restart(0)
-	waitUntil(t, func() bool { _, err := cs.Set(ctx, "k", []byte("v3")); return err == nil }, "writes never resumed")
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool { _, err := cs.Set(ctx, "k", []byte("v3")); return err == nil }, "writes never resumed")
+	pctest.WaitFor(t, func() bool {
 		it, err := cl.Get(ctx, "k")
 		return err == nil && !it.Stale && string(it.Value) == "v3"
 	}, "the lenient node never caught up with the write made through the other")
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		it, err := cs.Get(ctx, "k")
 		return err == nil && !it.Stale && string(it.Value) == "v3"
 	}, "the strict node never served fresh reads again")
@@ -314,8 +316,8 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	a := startOnEtcd(t, e, "join")
 	startOnEtcd(t, e, "join")
 	cl := dialCluster(t, etcdnodes.New(e.storeURL("join")))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
-	ctx := testCtx(t)
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the cluster client never saw two nodes")
+	ctx := pctest.Context(t)
 	const nKeys = 3000
 	before := map[string]string{}
 	for i := range nKeys {
@@ -326,7 +328,7 @@ func TestClusterJoinAndLeave(t *testing.T) {
 	}
 
 	c := startOnEtcd(t, e, "join")
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw the third node")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 3 }, "the cluster client never saw the third node")
 	moved := 0
 	for k, o := range before {
 		if now := cl.Owner(k); now != o {
@@ -357,13 +359,13 @@ func TestClusterJoinAndLeave(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return gets.Load() >= 200 }, "no gets before the leave")
+	pctest.WaitFor(t, func() bool { return gets.Load() >= 200 }, "no gets before the leave")
 	left := time.Now()
 	require.NoError(t, a.Stop(ctx))
-	waitUntil(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
+	pctest.WaitFor(t, func() bool { return len(cl.Nodes()) == 2 }, "the stopped node never left")
 	t.Logf("the stopped node left the member set after %v", time.Since(left).Round(time.Millisecond))
 	after := gets.Load()
-	waitUntil(t, func() bool { return gets.Load() >= after+200 }, "no gets after the leave")
+	pctest.WaitFor(t, func() bool { return gets.Load() >= after+200 }, "no gets after the leave")
 	close(stop)
 	wg.Wait()
 	assert.Zero(t, errs.Load())
@@ -380,7 +382,7 @@ func TestDaemonWaitsForEtcd(t *testing.T) {
 	d := startDaemon(t, buildDaemon(t), "-store", e.storeURL("wait"), "-store-wait", "1m")
 	require.NoError(t, <-started)
 	c := dialT(t, d.addr)
-	_, err := c.Set(testCtx(t), "k", []byte("v"))
+	_, err := c.Set(pctest.Context(t), "k", []byte("v"))
 	require.NoError(t, err)
 }
 
@@ -395,13 +397,13 @@ func TestClusterWaitsForASlowNode(t *testing.T) {
 		bolt, err := nameservice.Open(t.TempDir())
 		require.NoError(t, err)
 		st := &slowStore{Store: bolt}
-		d := startInProcess(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 30 * time.Second}})
+		d := testdaemon.Start(t, pipecached.Config{OwnStore: st, Cache: stages.CacheConfig{StoreTimeout: 30 * time.Second}})
 		addrs, stores = append(addrs, d.Addr().String()), append(stores, st)
 	}
 	// The store is slower than the attempt timeout (3 s to 1 s): a node taken for dead because
 	// its store is slow would show here.
 	cl := dialCluster(t, client.StaticNodes(addrs...), client.WithAttemptTimeout(time.Second))
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	key := ""
 	for i := 0; key == ""; i++ {
 		if k := fmt.Sprint("slow", i); cl.Owner(k) == addrs[0] {

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -132,7 +134,7 @@ func TestConformanceHelloNeverAcknowledgedGetsAtMost3x(t *testing.T) {
 		{"encrypted", pipecached.Config{CryptKey: specKey}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startInProcess(t, tc.cfg)
+			d := testdaemon.Start(t, tc.cfg)
 			p := newSpecPeer(t, d)
 			if tc.cfg.CryptKey != nil {
 				block, err := aes.NewCipher(specKey)
@@ -142,8 +144,8 @@ func TestConformanceHelloNeverAcknowledgedGetsAtMost3x(t *testing.T) {
 			}
 			hello := specHello(1, map[string]any{"token": tc.token, "heartbeat_ms": 60000}, 300)
 			p.send(specSegment(0x5eed, specPush, 0, 0, hello))
-			waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Opened == 1 }, "the hello opened no conversation")
-			waitUntil(t, func() bool {
+			pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Opened == 1 }, "the hello opened no conversation")
+			pctest.WaitFor(t, func() bool {
 				p.drain(10 * time.Millisecond)
 				in, _ := d.Stats()
 				return in.Transport.Closed == 1
@@ -163,7 +165,7 @@ func TestConformanceHelloNeverAcknowledgedGetsAtMost3x(t *testing.T) {
 // 0, code 8, no msg), "never larger than the datagram that caused it" (so a datagram shorter
 // than the reset gets none), and "datagrams of ACKs alone get none".
 func TestConformanceResets(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	p := newSpecPeer(t, d)
 	resets := func() uint64 { in, _ := d.Stats(); return in.Transport.Resets }
 
@@ -171,7 +173,7 @@ func TestConformanceResets(t *testing.T) {
 	p.send(specSegment(77, specPush, 9, 2, specFrame(`{}`, nil))) // a push, 30 bytes: shorter than a reset
 	ping := specFrame(`{"v":1,"op":"ping","id":12345678}`, nil)   // 24 + 40 bytes
 	p.send(specSegment(77, specPush, 17, 5, ping))                // sn 17, una 5: the reset's sn is 5
-	waitUntil(t, func() bool { return resets() >= 1 }, "no reset")
+	pctest.WaitFor(t, func() bool { return resets() >= 1 }, "no reset")
 	got := p.drain(200 * time.Millisecond)
 	require.Len(t, got, 1, "one reset, for the one datagram large enough")
 	assert.Equal(t, uint64(1), resets())
@@ -207,7 +209,7 @@ const specResetSize = 61
 //   - a hello shorter than 200 bytes is refused with code 6 while pending, and not held to it
 //     once a hello has succeeded.
 func TestConformancePendingRequests(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	code := func(r *rawConn) (uint64, int) {
 		h, _ := r.next()
 		return h.ID, int(h.Code)
@@ -223,7 +225,7 @@ func TestConformancePendingRequests(t *testing.T) {
 		}
 		closedBefore := func() uint64 { in, _ := d.Stats(); return in.Transport.Closed }()
 		r.sendRaw(specFrame(`{"v":1,"op":"ping","id":5}`, nil))
-		waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed > closedBefore }, "the 5th refusal did not close the conversation")
+		pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed > closedBefore }, "the 5th refusal did not close the conversation")
 		h, _, err := r.nextWithin(500 * time.Millisecond)
 		if err == nil { // the server may reset the dead conversation when the client resends: never a reply
 			assert.Zero(t, h.ID, "the 5th refused request was answered")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -22,13 +24,13 @@ import (
 // strconv.ParseInt does ("+7" and "007" are 7) and writes it back canonical; a touch is pushed
 // as a set at the key's unchanged version.
 func TestContractCASIncrTouch(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	v, err := c.Set(ctx, "cas", []byte("a"), client.WithTTL(time.Millisecond))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "cas"); return errors.Is(err, client.ErrNotFound) }, "the key never expired")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "cas"); return errors.Is(err, client.ErrNotFound) }, "the key never expired")
 	_, err = c.CAS(ctx, "cas", []byte("b"), v)
 	assert.ErrorIs(t, err, client.ErrNotFound, "cas of an expired key, naming its last version")
 	_, err = c.CAS(ctx, "never", []byte("b"), 1)
@@ -76,13 +78,13 @@ func TestContractCASIncrTouch(t *testing.T) {
 // the exec requests that reached the cache, not those Incoming refused.
 func TestContractCounters(t *testing.T) {
 	dir := t.TempDir()
-	d := startInProcess(t, pipecached.Config{Store: dir})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "k", []byte("v")) // a blind set: no load
 	require.NoError(t, err)
 	require.NoError(t, d.Stop(ctx)) // the cache forgets, the store keeps
-	d = startInProcess(t, pipecached.Config{Store: dir})
+	d = testdaemon.Start(t, pipecached.Config{Store: dir})
 	c = dialT(t, d.Addr().String())
 
 	_, err = c.Get(ctx, "k") // a miss, then a hit
@@ -114,9 +116,9 @@ func TestContractCounters(t *testing.T) {
 // not a hello's (padded to 200 bytes, PROTOCOL.md) nor one an op ignores: a server started
 // with a small -max-value still lets clients in.
 func TestContractMaxValueHoldsDataOnly(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{MaxValue: 64})
+	d := testdaemon.Start(t, pipecached.Config{MaxValue: 64})
 	c := dialT(t, d.Addr().String()) // its hello's value is over 64 bytes
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := c.Set(ctx, "k", make([]byte, 64))
 	require.NoError(t, err)
 	_, err = c.Set(ctx, "k", make([]byte, 65))

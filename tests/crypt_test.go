@@ -15,6 +15,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -26,8 +28,8 @@ var testKey = bytes.Repeat([]byte{0x5a}, 32)
 // client in the legacy AES-CFB framing, and an encrypted client of a plain server are never
 // heard, cost the server no conversation, and fail to dial.
 func TestEncryptedSessions(t *testing.T) {
-	enc := startInProcess(t, pipecached.Config{CryptKey: testKey})
-	ctx := testCtx(t)
+	enc := testdaemon.Start(t, pipecached.Config{CryptKey: testKey})
+	ctx := pctest.Context(t)
 
 	c, err := dial(enc.Addr().String(), client.WithCryptKey(testKey))
 	require.NoError(t, err)
@@ -56,10 +58,10 @@ func TestEncryptedSessions(t *testing.T) {
 	_, err = client.Dial(enc.Addr().String(), short, client.WithLegacyCryptKey(testKey))
 	assert.ErrorIs(t, err, client.ErrTimeout, "the legacy framing")
 	// Incoming counts the dials' datagrams when it reads them, maybe after the dials gave up.
-	waitUntil(t, func() bool { in, _ = enc.Stats(); return in.Transport.Unauthenticated > 0 }, "undecryptable datagrams not counted")
+	pctest.WaitFor(t, func() bool { in, _ = enc.Stats(); return in.Transport.Unauthenticated > 0 }, "undecryptable datagrams not counted")
 	assert.Equal(t, conns, in.Transport.Opened, "undecryptable datagrams open no conversation")
 
-	plain := startInProcess(t, pipecached.Config{})
+	plain := testdaemon.Start(t, pipecached.Config{})
 	_, err = client.Dial(plain.Addr().String(), short, client.WithCryptKey(testKey))
 	assert.ErrorIs(t, err, client.ErrTimeout, "an encrypted client of a plain server")
 	in, _ = plain.Stats()
@@ -86,11 +88,11 @@ func TestKeyFiles(t *testing.T) {
 // kcp-go's AES-CFB framing, to the SDK's WithLegacyCryptKey and to a stock kcp-go client with
 // kcp.NewAESBlockCrypt, and not AES-GCM.
 func TestLegacyCryptIsBehindAFlag(t *testing.T) {
-	legacy := startInProcess(t, pipecached.Config{CryptKey: testKey, CryptLegacyCFB: true})
+	legacy := testdaemon.Start(t, pipecached.Config{CryptKey: testKey, CryptLegacyCFB: true})
 	c, err := client.Dial(legacy.Addr().String(), client.WithLegacyCryptKey(testKey))
 	require.NoError(t, err)
 	defer c.Close()
-	require.NoError(t, c.Ping(testCtx(t)))
+	require.NoError(t, c.Ping(pctest.Context(t)))
 	cfb, err := kcp.NewAESBlockCrypt(testKey)
 	require.NoError(t, err)
 	dialRawConnCrypt(t, legacy.Addr().String(), cfb).hello("")
@@ -102,7 +104,7 @@ func TestLegacyCryptIsBehindAFlag(t *testing.T) {
 // datagram the client sends. The server drops each of them and counts it; KCP resends what they
 // carried, so the session works, and what the server stored is what the client sent.
 func TestTamperedDatagramsAreDroppedAndCounted(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{CryptKey: testKey})
+	d := testdaemon.Start(t, pipecached.Config{CryptKey: testKey})
 	var n atomic.Int64
 	relay := newMutatingRelay(t, d.Addr().String(), func(b []byte) {
 		if n.Add(1)%3 == 0 {
@@ -112,7 +114,7 @@ func TestTamperedDatagramsAreDroppedAndCounted(t *testing.T) {
 	c, err := client.Dial(relay, client.WithCryptKey(testKey), client.WithDialTimeout(time.Minute))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := bytes.Repeat([]byte("0123456789"), 1000)
 	for i := range 10 {
 		_, err := c.Set(ctx, fmt.Sprint("k", i), value)

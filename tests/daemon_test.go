@@ -17,9 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
-
-const testTimeout = 60 * time.Second
 
 // buildDaemon compiles cmd/pipecached once per test binary run.
 func buildDaemon(tb testing.TB) string {
@@ -61,7 +60,7 @@ func startDaemon(tb testing.TB, bin string, args ...string) *daemon {
 	case d.addr = <-addrCh:
 	case err := <-d.done:
 		tb.Fatalf("pipecached exited before listening: %v", err)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		cmd.Process.Kill()
 		tb.Fatal("pipecached never said it was listening")
 	}
@@ -79,7 +78,7 @@ func (d *daemon) stop(tb testing.TB, sig os.Signal) error {
 	select {
 	case err := <-d.done:
 		return err
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		d.cmd.Process.Kill()
 		tb.Fatal("pipecached did not stop")
 		return nil
@@ -91,7 +90,7 @@ func TestDaemonServesAndStopsGracefully(t *testing.T) {
 	c, err := client.Dial(d.addr)
 	require.NoError(t, err)
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	require.NoError(t, c.Ping(ctx))
 	got, err := c.Echo(ctx, []byte(strings.Repeat("pipecache ", 1000)))

@@ -11,7 +11,7 @@
 //     state, a goroutine count, a conversation count) is read only once it is settled:
 //     either something orders the read after the change (the reply to a later request on the
 //     same stream; a counter the server moves before it replies), or the test waits for the
-//     condition it means with waitUntil (bound: testTimeout, 60 s), never a fixed sleep.
+//     condition it means with pctest.WaitFor (bound: pctest.Timeout, 60 s), never a fixed sleep.
 //     Two counters moved one after the other (Expired, then Sessions) are waited for together.
 //   - Where the protocol allows several orders (a push and a reply, a push and a get), the
 //     test asserts what the protocol or README guarantees (a client reads its own writes), not
@@ -20,7 +20,7 @@
 //     the test waits for it to pass, and what it checks cannot be undone by a slower machine),
 //     or generous: a lease of seconds, not 60 ms; no processor time budget (the product's
 //     10 ms is wall-clock, and a loaded machine pre-empts a loop thread for longer), and a store
-//     timeout of half the test's bound (startInProcess), not the product's 2 s.
+//     timeout of half the test's bound (testdaemon.Start), not the product's 2 s.
 //   - A client dials with the test's bound as its dial timeout (dial, dialT), unless the dial
 //     timeout is what the test is about: the SDK says hello again on a fresh conversation after
 //     a third of it, and a server slower than that leaves the first hello's session behind.

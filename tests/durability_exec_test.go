@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/processor"
 )
 
@@ -76,7 +77,7 @@ func killUnderExecLoad(t *testing.T, args ...string) {
 			}
 		})
 	}
-	waitUntil(t, func() bool { return progress.Load() >= 2000 }, "writers made no progress")
+	pctest.WaitFor(t, func() bool { return progress.Load() >= 2000 }, "writers made no progress")
 	require.NoError(t, d.cmd.Process.Signal(syscall.SIGKILL))
 	<-d.done
 	close(stop)
@@ -84,7 +85,7 @@ func killUnderExecLoad(t *testing.T, args ...string) {
 
 	d2 := startDaemon(t, bin, daemonArgs...)
 	c := dialT(t, d2.addr)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	it, err := c.Get(ctx, "board")
 	require.NoError(t, err, "the board is gone")
 	members, err := processor.DecodeZSet(it.Value)

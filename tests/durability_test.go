@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // The kill -9 checker: writers load the daemon with every kind of change in durableOps; the
@@ -169,7 +170,7 @@ func interruptUnderLoad(t *testing.T, sig syscall.Signal, args ...string) {
 		wg.Go(func() { load.write(c, g, stop) })
 	}
 	// Kill once a fair number of changes were acknowledged, while the writers are still going.
-	waitUntil(t, func() bool { return load.progress.Load() >= 2000 }, "writers made no progress")
+	pctest.WaitFor(t, func() bool { return load.progress.Load() >= 2000 }, "writers made no progress")
 	require.NoError(t, d.cmd.Process.Signal(sig))
 	exitErr := <-d.done
 	if sig == syscall.SIGTERM {
@@ -180,7 +181,7 @@ func interruptUnderLoad(t *testing.T, sig syscall.Signal, args ...string) {
 
 	d2 := startDaemon(t, bin, args...)
 	c := dialT(t, d2.addr)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for g := range writers {
 		for op := range durableOps {
 			durableOps[op].check(t, ctx, c, g, load.acked[g][op])

@@ -17,6 +17,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -148,7 +150,7 @@ func (e *etcdCluster) leader() int {
 }
 
 func (e *etcdCluster) waitHealthy(i int) {
-	waitUntil(e.t, func() bool {
+	pctest.WaitFor(e.t, func() bool {
 		out, err := exec.Command("etcdctl", "--endpoints", e.clientURLs[i], "endpoint", "health").CombinedOutput()
 		return err == nil && len(out) > 0
 	}, "etcd never became healthy")
@@ -158,7 +160,7 @@ func startOnEtcd(t *testing.T, e *etcdCluster, prefix string) *pipecached.Daemon
 	t.Helper()
 	st, err := nameservice.OpenEtcd(e.storeURL(prefix), 3*time.Second, nil)
 	require.NoError(t, err)
-	return startInProcess(t, pipecached.Config{OwnStore: st})
+	return testdaemon.Start(t, pipecached.Config{OwnStore: st})
 }
 
 // TestTwoNodesOverEtcd: two daemons over one etcd. A write through node A is seen through
@@ -168,7 +170,7 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	e := startEtcd(t, 1)
 	a, b := startOnEtcd(t, e, "two"), startOnEtcd(t, e, "two")
 	ca, cb := dialT(t, a.Addr().String()), dialT(t, b.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	v1, err := ca.Set(ctx, "k", []byte("one"))
 	require.NoError(t, err)
@@ -180,7 +182,7 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	v2, err := ca.Set(ctx, "k", []byte("two")) // B has "one" cached
 	require.NoError(t, err)
 	assert.Greater(t, v2, v1)
-	waitUntil(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		it, err := cb.Get(ctx, "k")
 		return err == nil && it.Version == v2 && string(it.Value) == "two"
 	},
@@ -190,13 +192,13 @@ func TestTwoNodesOverEtcd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, v3, v2, "versions increase across nodes")
 	require.NoError(t, cb.Delete(ctx, "k"))
-	waitUntil(t, func() bool { _, err := ca.Get(ctx, "k"); return err != nil }, "node A never saw the delete")
+	pctest.WaitFor(t, func() bool { _, err := ca.Get(ctx, "k"); return err != nil }, "node A never saw the delete")
 	_, err = ca.Get(ctx, "k")
 	assert.ErrorIs(t, err, client.ErrNotFound)
 
 	_, err = ca.Set(ctx, "ttl", []byte("x"), client.WithTTL(500*time.Millisecond))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { _, err := cb.Get(ctx, "ttl"); return err != nil }, "the TTL never ended the key")
+	pctest.WaitFor(t, func() bool { _, err := cb.Get(ctx, "ttl"); return err != nil }, "the TTL never ended the key")
 }
 
 // TestEtcdctlWriteReachesSubscribers: a write made with etcdctl, not through any node, reaches
@@ -205,7 +207,7 @@ func TestEtcdctlWriteReachesSubscribers(t *testing.T) {
 	e := startEtcd(t, 1)
 	a := startOnEtcd(t, e, "ctl")
 	c := dialT(t, a.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	s, err := c.Subscribe(ctx, "room:", client.Prefix(), client.WithValues())
 	require.NoError(t, err)
 
@@ -227,7 +229,7 @@ func TestEtcdctlWriteReachesSubscribers(t *testing.T) {
 	require.NoError(t, err, string(out))
 	ev = next(t, s)
 	assert.Equal(t, client.EventDelete, ev.Kind)
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "room:1"); return err != nil }, "the cached copy outlived the delete")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "room:1"); return err != nil }, "the cached copy outlived the delete")
 }
 
 // TestEtcdOneBadWriteNeverFailsItsGroup: a write etcd refuses alone (over its request limit)
@@ -323,7 +325,7 @@ func TestEtcdWatchAfterCompaction(t *testing.T) {
 	}
 	rev, err := st.MaxVersion()
 	require.NoError(t, err)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = st.Client().Compact(ctx, int64(rev))
 	require.NoError(t, err)
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
@@ -27,7 +29,7 @@ func startWithProcs(tb testing.TB, cfg pipecached.Config, extra map[string]proce
 		require.NoError(tb, procs.Register(name, fn))
 	}
 	cfg.Processors = procs
-	return startInProcess(tb, cfg)
+	return testdaemon.Start(tb, cfg)
 }
 
 // execer runs one processor on one key and fails the test on an error.
@@ -39,7 +41,7 @@ type execer struct {
 
 func (e execer) run(args []byte) ([]byte, uint64) {
 	e.tb.Helper()
-	res, v, err := e.c.Exec(testCtx(e.tb), e.key, e.proc, args)
+	res, v, err := e.c.Exec(pctest.Context(e.tb), e.key, e.proc, args)
 	require.NoError(e.tb, err, "%s %q", e.proc, args)
 	return res, v
 }
@@ -55,13 +57,13 @@ func (e execer) count(args []byte) uint64 {
 // value reads the key with a plain get, as a client in another language would.
 func (e execer) value() client.Item {
 	e.tb.Helper()
-	it, err := e.c.Get(testCtx(e.tb), e.key)
+	it, err := e.c.Get(pctest.Context(e.tb), e.key)
 	require.NoError(e.tb, err)
 	return it
 }
 
 func TestExecHash(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	h := execer{t, c, "player:1", "hash"}
 	assert.Equal(t, uint64(2), h.count(processor.HashSetArgs(processor.Field{Name: "name", Value: []byte("ann")},
 		processor.Field{Name: "coins", Value: []byte("10")})))
@@ -84,12 +86,12 @@ func TestExecHash(t *testing.T) {
 	assert.Equal(t, uint64(0), h.count(processor.HashDelArgs("missing")))
 	assert.Equal(t, before, h.value().Version, "removing nothing changes nothing")
 	assert.Equal(t, uint64(2), h.count(processor.HashDelArgs("name", "coins")))
-	_, err = c.Get(testCtx(t), h.key)
+	_, err = c.Get(pctest.Context(t), h.key)
 	assert.ErrorIs(t, err, client.ErrNotFound, "removing the last field deletes the key")
 }
 
 func TestExecList(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	l := execer{t, c, "feed:1", "list"}
 	for i := range 5 {
 		assert.Equal(t, uint64(min(i+1, 3)), l.count(processor.ListPushArgs(true, 3, fmt.Appendf(nil, "e%d", i))), "capped at 3")
@@ -107,7 +109,7 @@ func TestExecList(t *testing.T) {
 }
 
 func TestExecZSet(t *testing.T) {
-	c := dialT(t, startInProcess(t, pipecached.Config{}).Addr().String())
+	c := dialT(t, testdaemon.Start(t, pipecached.Config{}).Addr().String())
 	z := execer{t, c, "board:1", "zset"}
 	score := func(args []byte) processor.ScoreResult {
 		t.Helper()
@@ -161,7 +163,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 		},
 	})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	res, v1, err := c.Exec(ctx, "log", "append", []byte("a"))
 	require.NoError(t, err)
 	assert.Equal(t, "a", string(res))
@@ -227,7 +229,7 @@ func TestExecCustomProcessorAndItsFailures(t *testing.T) {
 // push of the exec's own change has already refreshed the entry with the exec's version: that
 // push and the get race, and either way is right (README: a client reads its own writes).
 func TestExecInvalidatesTheNearCache(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -256,10 +258,10 @@ func TestExecInvalidatesTheNearCache(t *testing.T) {
 
 // TestClusterExecGoesToTheKeysNode: Cluster.Exec runs on the node that owns the key.
 func TestClusterExecGoesToTheKeysNode(t *testing.T) {
-	a, b := startInProcess(t, pipecached.Config{}), startInProcess(t, pipecached.Config{})
+	a, b := testdaemon.Start(t, pipecached.Config{}), testdaemon.Start(t, pipecached.Config{})
 	cl := dialCluster(t, client.StaticNodes(a.Addr().String(), b.Addr().String()))
 	nodes := map[string]*client.Client{a.Addr().String(): dialT(t, a.Addr().String()), b.Addr().String(): dialT(t, b.Addr().String())}
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	owners := map[string]bool{}
 	for i := range 20 {
 		key := fmt.Sprintf("board:%d", i)
@@ -282,8 +284,8 @@ func TestClusterExecGoesToTheKeysNode(t *testing.T) {
 // the last one's, ending with the final board.
 func TestExecHistoryOfAHotBoard(t *testing.T) {
 	const clients, each, members = 20, 200, 7
-	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{})
+	ctx := pctest.Context(t)
 	sub, err := dialT(t, d.Addr().String()).Subscribe(ctx, "hot", client.WithValues(), client.Buffer(clients*each+16))
 	require.NoError(t, err)
 
@@ -332,7 +334,7 @@ func TestExecHistoryOfAHotBoard(t *testing.T) {
 
 	var prevVersion uint64
 	prevSum, pushes := -1.0, 0
-	timeout := time.After(testTimeout)
+	timeout := time.After(pctest.Timeout)
 	for prevVersion < last {
 		select {
 		case ev := <-sub.C:
@@ -386,7 +388,7 @@ func TestResultCodesAgree(t *testing.T) {
 // TestExecOnTheWireAsPROTOCOLSaysIt: the example of PROTOCOL.md's "exec", byte for byte, from
 // a client that is not the SDK; and exec's header errors.
 func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	r := dialRawConn(t, d.Addr().String())
 	r.hello("")
 	args := []byte{0x69, 0x40, 0x14, 0, 0, 0, 0, 0, 0, 0x05, 0x61, 0x6c, 0x69, 0x63, 0x65}
@@ -395,7 +397,7 @@ func TestExecOnTheWireAsPROTOCOLSaysIt(t *testing.T) {
 	require.Equal(t, task.CodeOK, h.Code, h.Msg)
 	assert.Equal(t, uint64(9), h.ID)
 	assert.Equal(t, []byte{0x01, 0x40, 0x14, 0, 0, 0, 0, 0, 0}, value)
-	it, err := dialT(t, d.Addr().String()).Get(testCtx(t), "board:1")
+	it, err := dialT(t, d.Addr().String()).Get(pctest.Context(t), "board:1")
 	require.NoError(t, err)
 	assert.Equal(t, it.Version, h.Ver, "ver: the board's new version")
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -24,7 +26,7 @@ import (
 // as fast as it can (datagrams that each begin a conversation and never say hello), clients on
 // another address still dial, and the flood holds at most its own share of pending ones.
 func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	server := net.UDPAddrFromAddrPort(d.Addr())
 	flood, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, server)
 	if err != nil {
@@ -33,17 +35,17 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 	defer flood.Close()
 
 	stop := floodConversations(t, flood)
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > 1000 }, "the flood never reached its limits")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > 1000 }, "the flood never reached its limits")
 
 	for i := range 10 {
 		c, err := client.Dial(d.Addr().String(), client.WithDialTimeout(10*time.Second))
 		require.NoError(t, err, "dial %d during the flood", i)
-		require.NoError(t, c.Ping(testCtx(t)))
+		require.NoError(t, c.Ping(pctest.Context(t)))
 		c.Close()
 	}
 	// Read while the flood goes on: once it stops, its pending conversations expire
 	// (PendingTTL), and a slow machine may have spent that long on the dials above.
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Pending > 10 }, "the flood's conversations do not stay pending")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Pending > 10 }, "the flood's conversations do not stay pending")
 	in, _ := d.Stats()
 	t.Logf("flood sent %d datagrams; transport %+v", stop(), in.Transport)
 	tcfg := in.Transport
@@ -52,7 +54,7 @@ func TestConversationFloodFromOneAddressLocksNobodyOut(t *testing.T) {
 
 // floodConversations sends, from conn, datagrams that each begin a new conversation and never
 // say hello, about 50k a second at most, until the returned function is called (it returns how
-// many were sent) or testTimeout passes.
+// many were sent) or pctest.Timeout passes.
 func floodConversations(tb testing.TB, conn *net.UDPConn) (stop func() int64) {
 	done := make(chan struct{})
 	var sent atomic.Int64
@@ -62,7 +64,7 @@ func floodConversations(tb testing.TB, conn *net.UDPConn) (stop func() int64) {
 		seg[4] = kcp.IKCP_CMD_PUSH
 		binary.LittleEndian.PutUint32(seg[20:], 8)
 		binary.BigEndian.PutUint32(seg[kcp.IKCP_OVERHEAD:], 4000) // a frame that never ends: stays pending
-		deadline := time.Now().Add(testTimeout)
+		deadline := time.Now().Add(pctest.Timeout)
 		for conv := uint32(1); time.Now().Before(deadline); conv++ {
 			select {
 			case <-done:
@@ -98,21 +100,21 @@ func TestFloodFromTheSameAddressAdmitsClientsThatSayWhoTheyAre(t *testing.T) {
 		before, _ := d.Stats()
 		stop := floodConversations(t, flood)
 		t.Cleanup(func() { t.Logf("flood sent %d datagrams", stop()) })
-		waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > before.Transport.Refused+1000 },
+		pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Refused > before.Transport.Refused+1000 },
 			"the flood never reached its limits")
 	}
 	t.Run("token", func(t *testing.T) {
-		d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret"}}})
+		d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret"}}})
 		floodSameAddress(t, d)
 		for i := range 5 {
-			c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithDialTimeout(testTimeout))
+			c, err := client.Dial(d.Addr().String(), client.WithToken("s3cret"), client.WithDialTimeout(pctest.Timeout))
 			require.NoError(t, err, "dial %d during the flood", i)
-			require.NoError(t, c.Ping(testCtx(t)))
+			require.NoError(t, c.Ping(pctest.Context(t)))
 			c.Close()
 		}
 	})
 	t.Run("resume", func(t *testing.T) {
-		d := startInProcess(t, pipecached.Config{})
+		d := testdaemon.Start(t, pipecached.Config{})
 		resume := dialRawConn(t, d.Addr().String()).hello("")["resume"].(string)
 		floodSameAddress(t, d)
 		for i := range 5 {

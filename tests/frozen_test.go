@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -20,7 +22,7 @@ import (
 // and the writer beside them is never refused.
 func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 	const perSession = 1 << 20
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: perSession}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: perSession}})
 	for range 4 {
 		frozen := dialRawConn(t, d.Addr().String())
 		frozen.hello("")
@@ -29,7 +31,7 @@ func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 		// From now on it reads nothing and acknowledges nothing.
 	}
 	w := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := make([]byte, 256<<10)
 	peak := int64(0)
 	for i := range 100 {
@@ -39,19 +41,19 @@ func TestFrozenSubscribersCostBoundedMemory(t *testing.T) {
 	}
 	assert.LessOrEqual(t, peak, int64(4*perSession), "values held for four frozen subscribers")
 	// SessionMgr pushes the changes when its loop gets to them, maybe after the last reply.
-	waitUntil(t, func() bool { return d.SessionStats().ValuesDropped > 0 }, "pushes beyond the budget never went without values")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().ValuesDropped > 0 }, "pushes beyond the budget never went without values")
 	assert.LessOrEqual(t, d.SessionStats().PushBytes, int64(4*perSession), "values held for four frozen subscribers")
 }
 
 // TestValuelessPushSaysSo: a subscriber with values that gets a set without one is told, and
 // a subscriber that keeps up beside it still gets every value.
 func TestValuelessPushSaysSo(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: 1 << 20}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushBytes: 1 << 20}})
 	frozen := dialRawConn(t, d.Addr().String())
 	frozen.hello("")
 	frozen.call(wire.Header{Op: task.OpSubscribe, ID: 2, Key: []byte("k"), Flags: task.FlagWithValue}, nil)
 	fast := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := fast.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
 	w := dialT(t, d.Addr().String())
@@ -82,9 +84,9 @@ func TestValuelessPushSaysSo(t *testing.T) {
 // TestSubscriptionsPerSessionAreCapped: past the cap a subscribe is refused with code limit;
 // subscribing again to a key already held is not a new subscription.
 func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 5}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 5}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 5 {
 		_, err := c.Subscribe(ctx, fmt.Sprint("k", i))
 		require.NoError(t, err)
@@ -98,9 +100,9 @@ func TestSubscriptionsPerSessionAreCapped(t *testing.T) {
 // TestManyPrefixesMatchOnlyTheirKeys: prefix matching by the lengths of the subscribed prefixes
 // finds every match, and only matches, among thousands of prefixes.
 func TestManyPrefixesMatchOnlyTheirKeys(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 30_000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MaxSubscriptions: 30_000}})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for i := range 20_000 {

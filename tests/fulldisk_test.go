@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // startDaemonOnSmallDisk runs pipecached with its data dir on a tmpfs of size bytes, in a
@@ -51,7 +52,7 @@ func startDaemonOnSmallDisk(t *testing.T, bin, size string) string {
 			t.Skip("cannot run the daemon on a small tmpfs here")
 		}
 		return a
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("pipecached never said it was listening")
 		return ""
 	}
@@ -63,7 +64,7 @@ func startDaemonOnSmallDisk(t *testing.T, bin, size string) string {
 func TestFullDiskStillDeletes(t *testing.T) {
 	addr := startDaemonOnSmallDisk(t, buildDaemon(t), "64m")
 	c := dialT(t, addr)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := make([]byte, 200_000)
 	rand.Read(value) // incompressible: the store compresses its tables
 	stored := 0
@@ -90,6 +91,6 @@ func TestFullDiskStillDeletes(t *testing.T) {
 	for i, err := range delErrs {
 		assert.NoError(t, err, "delete of fill:%d on a full disk", i)
 	}
-	waitUntil(t, func() bool { _, err := c.Set(ctx, "after", []byte("room again")); return err == nil },
+	pctest.WaitFor(t, func() bool { _, err := c.Set(ctx, "after", []byte("room again")); return err == nil },
 		"the space deletes freed never took writes again")
 }

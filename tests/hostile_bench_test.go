@@ -19,6 +19,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -171,7 +173,7 @@ func BenchmarkJunkFlood(b *testing.B) {
 
 // legitLatencies runs gets for d and returns their latencies.
 func legitLatencies(b *testing.B, c *client.Client, d time.Duration) []time.Duration {
-	ctx := testCtx(b)
+	ctx := pctest.Context(b)
 	c.Set(ctx, "legit", []byte("v"))
 	var lat []time.Duration
 	end := time.Now().Add(d)
@@ -228,7 +230,7 @@ func benchFrozen(b *testing.B, bin string, subs int) {
 		b.Fatal(err)
 	}
 	defer w.Close()
-	ctx := testCtx(b)
+	ctx := pctest.Context(b)
 	value := bytes.Repeat([]byte("v"), 1<<20)
 	failed := 0
 	start := time.Now()
@@ -258,13 +260,13 @@ func BenchmarkEncryption(b *testing.B) {
 				cfg.CryptKey = testKey
 				opts = append(opts, client.WithCryptKey(testKey))
 			}
-			d := startInProcess(b, cfg)
+			d := testdaemon.Start(b, cfg)
 			c, err := client.Dial(d.Addr().String(), opts...)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			ctx := testCtx(b)
+			ctx := pctest.Context(b)
 			c.Set(ctx, "k", bytes.Repeat([]byte("v"), 100))
 			busy0 := d.Snapshot().Loops[0].Busy
 			b.ReportAllocs()

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -21,8 +23,8 @@ import (
 // well-behaved client beside them keeps every write.
 func TestRandomHostileClients(t *testing.T) {
 	const conns, perConn, maxValue = 8, 300, 64 << 10
-	d := startInProcess(t, pipecached.Config{MaxValue: maxValue})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{MaxValue: maxValue})
+	ctx := pctest.Context(t)
 	good := dialT(t, d.Addr().String())
 
 	var wg sync.WaitGroup
@@ -73,9 +75,9 @@ func hostileConversation(t *testing.T, addr string, seed uint64, n, maxValue int
 	go func() { // read concurrently, so that the windows never fill
 		defer close(done)
 		for range n {
-			h, _, err := r.nextWithin(testTimeout)
+			h, _, err := r.nextWithin(pctest.Timeout)
 			for err == nil && h.Op == task.OpPush && h.ID == 0 { // a push, not a reply to a "push"
-				h, _, err = r.nextWithin(testTimeout)
+				h, _, err = r.nextWithin(pctest.Timeout)
 			}
 			if err != nil {
 				t.Errorf("conversation %d: %v", seed, err)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -20,11 +22,11 @@ import (
 // TestEmptyKeyIsRefusedAndNeverPoisonsAGroupCommit: a set with an empty key is a bad request
 // for that request only; another client's writes in the same group commits all succeed.
 func TestEmptyKeyIsRefusedAndNeverPoisonsAGroupCommit(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	bad := dialRawConn(t, d.Addr().String())
 	bad.hello("")
 	good := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	for _, op := range []task.Op{task.OpGet, task.OpSet, task.OpAdd, task.OpReplace, task.OpCAS,
 		task.OpDelete, task.OpIncr, task.OpTouch, task.OpSubscribe, task.OpUnsubscribe} {
@@ -68,11 +70,11 @@ func TestEmptyKeyIsRefusedAndNeverPoisonsAGroupCommit(t *testing.T) {
 // TestUndefinedFlagsNeverReachInternalBits: a request's flags are the client's; bits the
 // protocol does not define for its op are refused, and nothing a client sends can wedge a key.
 func TestUndefinedFlagsNeverReachInternalBits(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	raw := dialRawConn(t, d.Addr().String())
 	raw.hello("")
 	good := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	for bit := range 32 {
 		flags := uint32(1) << bit
@@ -108,7 +110,7 @@ func TestUndefinedFlagsNeverReachInternalBits(t *testing.T) {
 // TestFrameErrorsCarryNoOneElsesID: a frame whose header cannot be read is answered with id 0
 // and no op, even when another conversation's frame was decoded just before it.
 func TestFrameErrorsCarryNoOneElsesID(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	other := dialRawConn(t, d.Addr().String())
 	other.hello("")
 	bad := dialRawConn(t, d.Addr().String())
@@ -135,7 +137,7 @@ func TestFrameErrorsCarryNoOneElsesID(t *testing.T) {
 // TestRepliesCarryOnlyTheirOwnFields: session replies do not echo the request's value, and the
 // reply to an unknown op carries the op sent.
 func TestRepliesCarryOnlyTheirOwnFields(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	raw := dialRawConn(t, d.Addr().String())
 	raw.hello("")
 	for _, h := range []wire.Header{
@@ -160,9 +162,9 @@ func TestRepliesCarryOnlyTheirOwnFields(t *testing.T) {
 
 // TestIncrOverflowIsAnErrorAndChangesNothing: like Redis, incr refuses to wrap around.
 func TestIncrOverflowIsAnErrorAndChangesNothing(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for _, tc := range []struct {
 		start int64
 		delta int64

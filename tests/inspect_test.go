@@ -11,15 +11,17 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
 )
 
 // TestTTLExistsType (#27 item 1): ttl says the remaining time (with the jitter), -1 for none,
 // -2 for a missing key; exists counts; type names a built-in encoding.
 func TestTTLExistsType(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 
 	_, err := c.Set(ctx, "plain", []byte("v"))
 	require.NoError(t, err)
@@ -56,9 +58,9 @@ func TestTTLExistsType(t *testing.T) {
 // throughout exactly once, also while keys are written and deleted between its steps; MATCH
 // filters; COUNT bounds a step; bad arguments are bad_request.
 func TestScanReturnsEveryKeyOnce(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	var stable []string
 	for i := range 50 {
 		k := fmt.Sprintf("user:%02d", i)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -19,10 +21,10 @@ import (
 // succeed on the same Client.
 func TestStoppedServerIsUnavailableAtOnce(t *testing.T) {
 	dir := t.TempDir()
-	d := startInProcess(t, pipecached.Config{Store: dir})
+	d := testdaemon.Start(t, pipecached.Config{Store: dir})
 	addr := d.Addr().String()
 	c := dialT(t, addr)
-	ctx := testCtx(t) // a minute: a call that waits for it fails the test with ErrTimeout
+	ctx := pctest.Context(t) // a minute: a call that waits for it fails the test with ErrTimeout
 	_, err := c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	require.NoError(t, d.Stop(ctx))
@@ -50,7 +52,7 @@ func TestStoppedServerIsUnavailableAtOnce(t *testing.T) {
 	back, err := pipecached.Start(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { back.Stop(context.Background()) })
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "k"); return err == nil }, "the client never came back to the restarted server")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "k"); return err == nil }, "the client never came back to the restarted server")
 	it, err := c.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(it.Value))
@@ -61,10 +63,10 @@ func TestStoppedServerIsUnavailableAtOnce(t *testing.T) {
 // all has been heard for WithUnreachableAfter (1 s by default), not when its context ends;
 // the session survives a cut shorter than its lease.
 func TestSilentServerIsUnavailable(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	c := dialT(t, relay.addr())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	session := c.Session()
 
@@ -76,7 +78,7 @@ func TestSilentServerIsUnavailable(t *testing.T) {
 	assert.NoError(t, ctx.Err())
 
 	relay.pause(false)
-	waitUntil(t, func() bool { return c.Ping(ctx) == nil }, "no call succeeded after the cut")
+	pctest.WaitFor(t, func() bool { return c.Ping(ctx) == nil }, "no call succeeded after the cut")
 	assert.Equal(t, session, c.Session(), "the session survived the cut")
 }
 
@@ -87,12 +89,12 @@ func TestSlowServerIsNotUnreachable(t *testing.T) {
 	bolt, err := nameservice.Open(t.TempDir())
 	require.NoError(t, err)
 	store := &slowStore{Store: bolt}
-	d := startInProcess(t, pipecached.Config{OwnStore: store})
+	d := testdaemon.Start(t, pipecached.Config{OwnStore: store})
 	c, err := client.Dial(d.Addr().String(), client.WithUnreachableAfter(20*time.Millisecond),
 		client.WithHeartbeat(time.Hour, time.Hour)) // no heartbeat reply meanwhile either
 	require.NoError(t, err)
 	defer c.Close()
 	store.delay.Store(int64(500 * time.Millisecond)) // 25 times WithUnreachableAfter
-	_, err = c.Set(testCtx(t), "slow", []byte("v"))
+	_, err = c.Set(pctest.Context(t), "slow", []byte("v"))
 	require.NoError(t, err)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +13,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // The suite runs the daemon with the mapping of stages to loops that the machine's CPUs choose
 // (-threads from sched_getaffinity: on 2 cores, two loops). TestEveryMapping runs the tests that
 // exercise the pipeline again under each other mapping: this test binary again, with
-// PIPECACHE_THREADS set, which pipecached reads as its -threads and startInProcess gives the
+// PIPECACHE_THREADS set, which pipecached reads as its -threads and testdaemon.Start gives the
 // daemons it starts.
-const threadsEnv = "PIPECACHE_THREADS"
-
-// threadsUnderTest returns the -threads this run gives its daemons: PIPECACHE_THREADS, or 0
-// (the machine's CPUs).
-func threadsUnderTest(tb testing.TB) int {
-	s := os.Getenv(threadsEnv)
-	if s == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(s)
-	require.NoError(tb, err, "%s=%q", threadsEnv, s)
-	return n
-}
+const threadsEnv = testdaemon.ThreadsEnv
 
 // notPipeline are the tests whose subject is not the stages but what is around them (the
 // cluster's membership and etcd's outages, the migration, a full disk, flags and files, start-up

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/nameservice"
 )
 
@@ -50,7 +51,7 @@ func TestKill9MidMigrationLosesNothing(t *testing.T) {
 
 	d := startDaemon(t, bin, "-data-dir", dir, "-admin", "off")
 	c := dialT(t, d.addr)
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	keys := make([]string, 0, 1000)
 	for i := 0; i < records; i += cap(keys) {
 		keys = keys[:0]

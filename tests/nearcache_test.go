@@ -13,6 +13,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -20,8 +22,8 @@ import (
 // another client refreshes the entry by push; a delete drops it; the client reads its own
 // writes at once.
 func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{})
+	ctx := pctest.Context(t)
 	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test here
 	require.NoError(t, err)
 	defer c.Close()
@@ -40,7 +42,7 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 
 	v2, err := other.Set(ctx, "n", []byte("two"))
 	require.NoError(t, err)
-	waitUntil(t, func() bool { it, err := c.Get(ctx, "n"); return err == nil && it.Version == v2 }, "the change never reached the near cache")
+	pctest.WaitFor(t, func() bool { it, err := c.Get(ctx, "n"); return err == nil && it.Version == v2 }, "the change never reached the near cache")
 	assert.Positive(t, c.NearCacheStats().Refreshed, "the pushed value refreshed the entry")
 
 	v3, err := c.Set(ctx, "n", []byte("mine"))
@@ -50,15 +52,15 @@ func TestNearCacheServesLocallyAndFollowsChanges(t *testing.T) {
 	assert.Equal(t, v3, it.Version, "a client reads its own write at once")
 
 	require.NoError(t, other.Delete(ctx, "n"))
-	waitUntil(t, func() bool { _, err := c.Get(ctx, "n"); return err != nil }, "the delete never reached the near cache")
+	pctest.WaitFor(t, func() bool { _, err := c.Get(ctx, "n"); return err != nil }, "the delete never reached the near cache")
 	assert.ErrorIs(t, func() error { _, err := c.Get(ctx, "n"); return err }(), client.ErrNotFound)
 }
 
 // TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts: reading 50 keys through a 10-entry near
 // cache leaves 10 entries and 10 subscriptions on the server, and an evicted key is read anew.
 func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{})
+	ctx := pctest.Context(t)
 	setKeys(t, d, 50)
 	c, err := dial(d.Addr().String(), client.WithNearCache(10, time.Hour))
 	require.NoError(t, err)
@@ -71,7 +73,7 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 	st := c.NearCacheStats()
 	assert.Equal(t, 10, st.Entries)
 	assert.Equal(t, uint64(40), st.Evicted)
-	waitUntil(t, func() bool { return d.SessionStats().Subscriptions == 10 }, "evicted keys stay subscribed on the server")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Subscriptions == 10 }, "evicted keys stay subscribed on the server")
 	_, err = c.Get(ctx, "key0")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), c.NearCacheStats().Hits, "an evicted key is read from the server")
@@ -81,8 +83,8 @@ func TestNearCacheIsBoundedAndUnsubscribesWhatItEvicts(t *testing.T) {
 // cache stops answering once maxStale has passed since the push stream was last confirmed
 // complete, instead of serving values that may be stale.
 func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	ctx := pctest.Context(t)
 	setKeys(t, d, 1)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	const maxStale = 150 * time.Millisecond
@@ -92,7 +94,7 @@ func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
 	nearSynced(t, c)
 	_, err = c.Get(ctx, "key0")
 	require.NoError(t, err)
-	waitUntil(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > 0 }, "never served locally")
+	pctest.WaitFor(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > 0 }, "never served locally")
 
 	relay.pause(true)
 	time.Sleep(2 * maxStale)
@@ -104,13 +106,13 @@ func TestNearCacheStopsServingWhenTheStreamIsNotConfirmed(t *testing.T) {
 
 	relay.pause(false)
 	hits := c.NearCacheStats().Hits
-	waitUntil(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > hits }, "never served locally again")
+	pctest.WaitFor(t, func() bool { c.Get(ctx, "key0"); return c.NearCacheStats().Hits > hits }, "never served locally again")
 }
 
 // nearSynced waits until c's near cache has had its first heartbeat confirmation.
 func nearSynced(t *testing.T, c *client.Client) {
 	t.Helper()
-	waitUntil(t, func() bool { return c.NearCacheStats().Synced }, "the near cache was never confirmed")
+	pctest.WaitFor(t, func() bool { return c.NearCacheStats().Synced }, "the near cache was never confirmed")
 }
 
 // setKeys writes key0..key<n-1> through a plain client.
@@ -118,7 +120,7 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 	t.Helper()
 	c := dialT(t, d.Addr().String())
 	for i := range n {
-		_, err := c.Set(testCtx(t), fmt.Sprint("key", i), []byte("v"))
+		_, err := c.Set(pctest.Context(t), fmt.Sprint("key", i), []byte("v"))
 		require.NoError(t, err)
 	}
 }
@@ -127,8 +129,8 @@ func setKeys(t *testing.T, d *pipecached.Daemon, n int) {
 // another client keeps writing, then reads it: the read is never older than its own write,
 // whatever order the other writes' pushes and its own write's reply arrive in.
 func TestNearCacheReadsItsOwnWritesAmongOthers(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{})
+	ctx := pctest.Context(t)
 	c, err := dial(d.Addr().String(), client.WithNearCache(100, time.Hour)) // staleness: not under test
 	require.NoError(t, err)
 	defer c.Close()

@@ -16,6 +16,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -113,19 +115,19 @@ func (r *holRelay) drop(d []byte) bool {
 func TestAnyTrafficRenewsTheLease(t *testing.T) {
 	// Lease: five 100 ms beats. Short, so that the cut below spans six leases; not so short
 	// that a loaded machine's client, its goroutines held off the cores, falls silent that long.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond, LeaseBeats: 5}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond, LeaseBeats: 5}})
 	relay := newHOLRelay(t, d.Addr().String())
 	c, err := client.Dial(relay.addr(), client.WithHeartbeat(100*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	session := c.Session()
 
 	relay.armed.Store(true)
 	// Six leases pass with the heartbeats held back behind the lost segment; the server hears
 	// the client's later segments all along.
-	waitUntil(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
+	pctest.WaitFor(t, func() bool { return relay.dropped.Load() >= 8 }, "the relay never held a segment back")
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -142,11 +144,11 @@ func TestAnyTrafficRenewsTheLease(t *testing.T) {
 // next datagram is answered with a reset, so the SDK redials and resumes at once: not after its
 // silence timeout (an hour here), and calls wait for the new session instead of failing.
 func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 1000}})
 	c, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, time.Hour))
 	require.NoError(t, err)
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = c.Set(ctx, "k", []byte("v"))
 	require.NoError(t, err)
 	session := c.Session()
@@ -156,7 +158,7 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "v", string(it.Value))
 	}
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Resets > 0 }, "no reset was sent")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Resets > 0 }, "no reset was sent")
 	assert.Equal(t, session, c.Session(), "the session was resumed")
 }
 
@@ -164,16 +166,16 @@ func TestDroppedConversationIsNoticedAtOnce(t *testing.T) {
 // leaves a session behind (a heartbeat refused after the goodbye once made the SDK say hello
 // again).
 func TestCloseLeavesNoStraySession(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 5 * time.Millisecond, LeaseBeats: 100_000}})
 	for range 30 {
 		c, err := dial(d.Addr().String(), client.WithHeartbeat(5*time.Millisecond, time.Hour))
 		require.NoError(t, err)
 		for range 3 {
-			require.NoError(t, c.Ping(testCtx(t)))
+			require.NoError(t, c.Ping(pctest.Context(t)))
 		}
 		c.Close()
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Sessions == 0 }, "a session outlived its client's Close")
 }
 
 // TestCutShorterThanTheLeaseKeepsTheSession: a subscriber cut off completely (every datagram
@@ -184,8 +186,8 @@ func TestCutShorterThanTheLeaseKeepsTheSession(t *testing.T) {
 	// Lease: 6 beats of 500 ms. The cut lasts 500 ms (longer if the writes below are slow);
 	// the first heartbeat after it leaves at most 500 ms later: seconds before the lease ends,
 	// however slow the machine.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 6}})
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(500*time.Millisecond, time.Hour))
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/transport"
 )
@@ -279,12 +280,6 @@ func BenchmarkNearCacheGet(b *testing.B) {
 // startNotifyDaemon runs a quiet daemon on a free loopback port until the benchmark ends,
 // admitting new conversations fast enough for hundreds of subscriber sessions.
 func startNotifyDaemon(b *testing.B) *pipecached.Daemon {
-	d, err := pipecached.Start(context.Background(), pipecached.Config{Store: b.TempDir(),
-		Logger:   slog.New(slog.DiscardHandler),
+	return testdaemon.Start(b, pipecached.Config{Logger: slog.New(slog.DiscardHandler),
 		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0", MaxPending: 4096, PendingRate: 100_000}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Stop(context.Background()) })
-	return d
 }

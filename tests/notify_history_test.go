@@ -12,6 +12,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -30,11 +32,11 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	const keys, writes, cuts = 20, 600, 4
 	// A push window of 32 makes the subscriber fall behind now and then, so coalescing is part
 	// of the history too.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 256, PushWindow: 32, LeaseBeats: 100}})
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0.10)
 	sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond),
-		client.WithDialTimeout(testTimeout))
+		client.WithDialTimeout(pctest.Timeout))
 	require.NoError(t, err)
 	defer sub.Close()
 	reader := dialT(t, d.Addr().String()) // re-reads after a resync, over a clean path
@@ -47,7 +49,7 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	const maxStale = 300 * time.Millisecond
 	nearRelay := newPausableRelay(t, d.Addr().String(), 0.10)
 	near, err := client.Dial(nearRelay.addr(), client.WithNearCache(keys, maxStale),
-		client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond), client.WithDialTimeout(testTimeout))
+		client.WithHeartbeat(50*time.Millisecond, 400*time.Millisecond), client.WithDialTimeout(pctest.Timeout))
 	require.NoError(t, err)
 	defer near.Close()
 	type read struct {
@@ -101,10 +103,10 @@ func TestNotificationHistoryUnderLossAndCuts(t *testing.T) {
 	// Cuts: several times, cut the subscriber off until it gives its conversation up.
 	wg.Go(func() {
 		for i := range cuts {
-			waitUntil(t, func() bool { return done.Load() >= int64((i+1)*writes/(cuts+1)) }, "writers stalled")
+			pctest.WaitFor(t, func() bool { return done.Load() >= int64((i+1)*writes/(cuts+1)) }, "writers stalled")
 			relay.pause(true)
 			nearRelay.pause(true)
-			waitUntil(t, func() bool { return !sub.Connected() }, "subscriber never noticed the cut")
+			pctest.WaitFor(t, func() bool { return !sub.Connected() }, "subscriber never noticed the cut")
 			relay.pause(false)
 			nearRelay.pause(false)
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 )
 
@@ -24,15 +26,15 @@ func next(t *testing.T, s *client.Subscription) client.Event {
 	case ev, ok := <-s.C:
 		require.True(t, ok, "subscription closed")
 		return ev
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("no event")
 		return client.Event{}
 	}
 }
 
 func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{})
+	ctx := pctest.Context(t)
 	sub, writer := dialT(t, d.Addr().String()), dialT(t, d.Addr().String())
 	key, err := sub.Subscribe(ctx, "k", client.WithValues())
 	require.NoError(t, err)
@@ -72,8 +74,8 @@ func TestSubscribersGetEveryChangeInOrder(t *testing.T) {
 }
 
 func TestExpiryIsPushed(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Cache: stages.CacheConfig{NoTTLJitter: true}})
+	ctx := pctest.Context(t)
 	c := dialT(t, d.Addr().String())
 	ps, err := c.Subscribe(ctx, "tmp:", client.Prefix())
 	require.NoError(t, err)
@@ -91,8 +93,8 @@ func TestExpiryIsPushed(t *testing.T) {
 // changes in order, once each, without a resync.
 func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	// A long lease: this tests replay, and a slow machine must not expire the session first.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	ctx := pctest.Context(t)
 	sub, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 	require.NoError(t, err)
 	defer sub.Close()
@@ -106,7 +108,7 @@ func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
 	require.NoError(t, dropAllConversations(d)) // the writer redials too; the subscriber misses pushes
 	var versions []uint64
 	for i := 1; i <= 20; i++ {
-		waitUntil(t, func() bool {
+		pctest.WaitFor(t, func() bool {
 			v, err := writer.Set(ctx, "counter", []byte(fmt.Sprint(i)))
 			if err == nil {
 				versions = append(versions, v)
@@ -138,8 +140,8 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 		{"session expired", 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
-			ctx := testCtx(t)
+			d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{ReplayWindow: 4, LeaseBeats: tc.leaseBeats}})
+			ctx := pctest.Context(t)
 			relay := newPausableRelay(t, d.Addr().String(), 0)
 			sub, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, 300*time.Millisecond))
 			require.NoError(t, err)
@@ -149,9 +151,9 @@ func TestGapsAreAnnouncedWithAResync(t *testing.T) {
 			require.NoError(t, err)
 
 			relay.pause(true) // cut off long enough for the subscriber to give its conversation up
-			waitUntil(t, func() bool { return !sub.Connected() }, "the subscriber never noticed the cut")
+			pctest.WaitFor(t, func() bool { return !sub.Connected() }, "the subscriber never noticed the cut")
 			if !tc.byServer {
-				waitUntil(t, func() bool { return d.SessionStats().Expired > 0 }, "the session never expired")
+				pctest.WaitFor(t, func() bool { return d.SessionStats().Expired > 0 }, "the session never expired")
 			}
 			for i := range 30 {
 				_, err := writer.Set(ctx, "hot", []byte(fmt.Sprint(i)))
@@ -264,8 +266,8 @@ func (r *pausableRelay) copies() int {
 // coalesced to the newest per key; when it falls further behind than its backlog holds, a resync.
 func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) {
 	const window, backlog = 64, 8
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
-	ctx := testCtx(t)
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{PushWindow: window, PushBacklog: backlog, LeaseBeats: 1000}})
+	ctx := pctest.Context(t)
 	relay := newPausableRelay(t, d.Addr().String(), 0)
 	slow, err := client.Dial(relay.addr(), client.WithHeartbeat(50*time.Millisecond, time.Hour)) // never gives up
 	require.NoError(t, err)
@@ -290,7 +292,7 @@ func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) 
 	for i := range window + 16 {
 		write(fmt.Sprint("k:", i%4))
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12 }, "the held changes were not coalesced")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Coalesced >= 12 }, "the held changes were not coalesced")
 	relay.pause(false)
 	for i := range window {
 		ev := next(t, ss)
@@ -311,7 +313,7 @@ func TestSlowSubscriberIsCoalescedAndResyncedWhileAFastOneKeepsUp(t *testing.T) 
 	for k := range 2 * backlog {
 		write(fmt.Sprint("k:x", k))
 	}
-	waitUntil(t, func() bool { return d.SessionStats().Coalesced >= 12+2*backlog }, "the backlog never overflowed")
+	pctest.WaitFor(t, func() bool { return d.SessionStats().Coalesced >= 12+2*backlog }, "the backlog never overflowed")
 	relay.pause(false)
 	for ev := next(t, ss); ev.Kind != client.EventResync; ev = next(t, ss) {
 		require.NotEqual(t, "k:x", ev.Key[:3], "changes beyond the backlog must not be pushed, only announced")

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -67,10 +68,10 @@ func (r *rawConn) sendHeader(hdr string, value []byte) {
 }
 
 // next returns the next frame from the server (a reply or a push), failing the test if none
-// comes within testTimeout.
+// comes within pctest.Timeout.
 func (r *rawConn) next() (wire.Header, []byte) {
 	r.tb.Helper()
-	h, v, err := r.nextWithin(testTimeout)
+	h, v, err := r.nextWithin(pctest.Timeout)
 	require.NoError(r.tb, err)
 	return h, v
 }

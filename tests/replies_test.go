@@ -14,6 +14,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -43,7 +45,7 @@ var readableButBad = []struct {
 // request, like any other but hello, not a reason to close the conversation). Only a header
 // that is not a JSON object gets id 0 (TestFrameErrorsCarryNoOneElsesID).
 func TestReadableHeadersAreAnsweredWithTheirID(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	raw := dialRawConn(t, d.Addr().String())
 	raw.hello("")
 	for _, tc := range readableButBad {
@@ -69,7 +71,7 @@ func TestReadableHeadersAreAnsweredWithTheirID(t *testing.T) {
 // TestInvalidKeyIsABadRequestAtOnce: the SDK's Set with a key that is not UTF-8 returns
 // bad_request, the server's answer, not a timeout after its context's deadline.
 func TestInvalidKeyIsABadRequestAtOnce(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -89,10 +91,10 @@ func wireHeader(op task.Op, id uint64) wire.Header { return wire.Header{Op: op, 
 // get their replies; 24 get each a reply, the values or busy (the send queue's hard limit),
 // never silence. Heartbeats go on meanwhile (their replies are one segment: never refused).
 func TestConcurrentLargeRepliesAreAllAnswered(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	c := dialT(t, d.Addr().String())
 	defer c.Close()
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	value := bytes.Repeat([]byte("v"), 1<<20)
 	keys := []string{"big:1", "big:2", "big:3"}
 	for _, k := range keys {

@@ -12,13 +12,15 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
 
 func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{Tokens: []string{"s3cret", "other"}}})
 	_, err := dial(d.Addr().String(), client.WithToken("guess"))
 	require.Error(t, err)
 	assert.ErrorIs(t, err, client.ErrUnauthorized)
@@ -28,7 +30,7 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 	c, err := dial(d.Addr().String(), client.WithToken("s3cret"), client.WithName("test"))
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.Set(testCtx(t), "k", []byte("v"))
+	_, err = c.Set(pctest.Context(t), "k", []byte("v"))
 	require.NoError(t, err)
 	assert.NotZero(t, c.Session())
 	assert.Equal(t, int64(2), d.SessionStats().Refused)
@@ -37,7 +39,7 @@ func TestWrongTokenIsRefusedAndRightOneAccepted(t *testing.T) {
 // TestNothingButHelloBeforeHello: a stock KCP client that skips the hello is refused
 // everything, a few times, and then its conversation is closed.
 func TestNothingButHelloBeforeHello(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{})
+	d := testdaemon.Start(t, pipecached.Config{})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -55,7 +57,7 @@ func TestNothingButHelloBeforeHello(t *testing.T) {
 	require.NoError(t, err)
 	_, err = s.Write(frame)
 	require.NoError(t, err)
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed == 1 && in.Transport.Conns == 0 }, "a fifth refusal closes the pending conversation")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Closed == 1 && in.Transport.Conns == 0 }, "a fifth refusal closes the pending conversation")
 }
 
 func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
@@ -68,7 +70,7 @@ func readHeader(t *testing.T, s *kcp.UDPSession) wire.Header {
 func readFrame(t *testing.T, s *kcp.UDPSession) (wire.Header, []byte) {
 	t.Helper()
 	var sp wire.Splitter
-	s.SetReadDeadline(time.Now().Add(testTimeout))
+	s.SetReadDeadline(time.Now().Add(pctest.Timeout))
 	for {
 		body, err := sp.Next()
 		require.NoError(t, err)
@@ -87,7 +89,7 @@ func readFrame(t *testing.T, s *kcp.UDPSession) (wire.Header, []byte) {
 // TestSilentSessionExpiresAndIsCleanedUp: a client that stops sending heartbeats loses its
 // session after the lease; the server frees it and closes its conversation.
 func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{MinHeartbeat: 20 * time.Millisecond}})
 	s, err := kcp.DialWithOptions(d.Addr().String(), nil, 0, 0)
 	require.NoError(t, err)
 	defer s.Close()
@@ -108,15 +110,15 @@ func TestSilentSessionExpiresAndIsCleanedUp(t *testing.T) {
 
 	// Say nothing more: three 20 ms beats later the session is gone, and so is its conversation.
 	// The two counters move one after the other: wait for both.
-	waitUntil(t, func() bool { st := d.SessionStats(); return st.Expired == 1 && st.Sessions == 0 }, "silent session never expired")
-	waitUntil(t, func() bool { in, _ := d.Stats(); return in.Transport.Conns == 0 }, "conversation of an expired session not closed")
+	pctest.WaitFor(t, func() bool { st := d.SessionStats(); return st.Expired == 1 && st.Sessions == 0 }, "silent session never expired")
+	pctest.WaitFor(t, func() bool { in, _ := d.Stats(); return in.Transport.Conns == 0 }, "conversation of an expired session not closed")
 }
 
 // TestClientResumesItsSessionAfterReconnect: a client whose KCP session dies redials and
 // resumes the same server session with its resume token.
 func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	// A long lease: this tests resuming, and a slow machine must not expire the session first.
-	d := startInProcess(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
+	d := testdaemon.Start(t, pipecached.Config{Sessions: stages.SessionConfig{LeaseBeats: 100}})
 	// The client learns of the cut from the server's reset, at its next heartbeat: it need not
 	// take a silence for death, which a loaded machine's 300 ms could be (a second conversation).
 	c, err := dial(d.Addr().String(), client.WithHeartbeat(50*time.Millisecond, 10*time.Second))
@@ -129,8 +131,8 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 	in, _ := d.Stats()
 	require.Equal(t, 1, in.Transport.Conns)
 	require.NoError(t, dropAllConversations(d))
-	ctx := testCtx(t)
-	waitUntil(t, func() bool {
+	ctx := pctest.Context(t)
+	pctest.WaitFor(t, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		_, err := c.Set(pctx, "after", []byte("reconnect"))
@@ -141,7 +143,7 @@ func TestClientResumesItsSessionAfterReconnect(t *testing.T) {
 }
 
 func dropAllConversations(d *pipecached.Daemon) error {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), pctest.Timeout)
 	defer cancel()
 	return d.DropConversations(ctx)
 }

@@ -12,10 +12,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/internal/pctest"
 )
 
 // runToExit runs pipecached with args in dir and returns its exit code and stderr. It fails the
-// test if the daemon does not exit by itself within testTimeout.
+// test if the daemon does not exit by itself within pctest.Timeout.
 func runToExit(t *testing.T, dir, bin string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -33,7 +35,7 @@ func runToExit(t *testing.T, dir, bin string, args ...string) (int, string) {
 		}
 		require.NoError(t, err)
 		return 0, stderr.String()
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		cmd.Process.Kill()
 		<-done
 		t.Fatalf("pipecached %v did not exit: %s", args, stderr.String())

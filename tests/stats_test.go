@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	pipecached "github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
@@ -17,10 +19,10 @@ import (
 // cache's counters, all as integers (the SDK decodes it into a map of integers), and the
 // version only to a client that asks for text values.
 func TestStatsReportsTheServer(t *testing.T) {
-	d := startInProcess(t, pipecached.Config{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
+	d := testdaemon.Start(t, pipecached.Config{Version: "v9.9.9-test", Cache: stages.CacheConfig{Memory: 32 << 20},
 		MaxKey: 100, MaxValue: 1 << 15})
 	c := dialT(t, d.Addr().String())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	sub, err := c.Subscribe(ctx, "p:")
 	require.NoError(t, err)
 	defer sub.Unsubscribe(ctx)

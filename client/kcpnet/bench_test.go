@@ -19,6 +19,7 @@ import (
 
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
@@ -235,7 +236,7 @@ func benchIdleMemory(b *testing.B, srv *serverProcess, compact time.Duration) {
 		b.Fatalf("%d of %d replies", h.n.Load(), n)
 	}
 	if compact > 0 {
-		waitFor(b, func() bool { return e.Stats().Compacted == n })
+		pctest.WaitFor(b, func() bool { return e.Stats().Compacted == n }, "%d conversations never all compacted", n)
 	} else {
 		waitIdle(b, e)
 	}
@@ -268,11 +269,11 @@ func (h *countReplies) Closed(*Conn, error) {}
 
 // waitIdle waits until no conversation has a timer: everything acknowledged, no ACK held.
 func waitIdle(tb testing.TB, e *Engine) {
-	waitFor(tb, func() bool {
+	pctest.WaitFor(tb, func() bool {
 		var timers int
 		e.onLoop(func() { timers = e.lp.wheel.Len() })
 		return timers == 0
-	})
+	}, "the engine never went idle: a timer stayed set")
 }
 
 func heapInUse() uint64 {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -23,7 +24,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 	for i := range rs {
 		rs[i], cs[i] = dialRPC(t, e, in.Addr(), DialOptions{})
 	}
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for round := range 3 {
 		for i, r := range rs {
 			want := []byte(fmt.Sprintf("round %d conversation %d", round, i))
@@ -33,7 +34,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 		}
 		// Every conversation compacted, as counted and as seen on the loop; a datagram still on
 		// its way (a slow server's retransmission) may rebuild one for a while: waited for.
-		waitFor(t, func() bool {
+		pctest.WaitFor(t, func() bool {
 			var compacted int
 			e.onLoop(func() {
 				for _, c := range cs {
@@ -45,7 +46,7 @@ func TestCompactionAgainstTheServer(t *testing.T) {
 				}
 			})
 			return compacted == n && e.Stats().Compacted == n
-		})
+		}, "round %d: not every conversation compacted", round)
 	}
 	assert.GreaterOrEqual(t, e.Stats().Rebuilds, uint64(2*n))
 }

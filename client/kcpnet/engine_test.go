@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -22,7 +23,7 @@ func TestRoundTripsAgainstTheServer(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
 	r, c := dialRPC(t, e, in.Addr(), DialOptions{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for i := range 50 {
 		_, err := r.call(ctx, task.OpPing, nil)
 		require.NoError(t, err, "ping %d", i)
@@ -45,7 +46,7 @@ func TestLargeFrames(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
 	r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := r.call(ctx, task.OpPing, nil) // a pending conversation may send only small frames
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -66,7 +67,7 @@ func TestConcurrentSenders(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
 	r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := r.call(ctx, task.OpPing, nil)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestConcurrentSenders(t *testing.T) {
 func TestSeveralSockets(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{Sockets: 3})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	locals := map[string]bool{}
 	for range 6 {
 		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
@@ -120,7 +121,7 @@ func TestLocalAddr(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, local, c.LocalAddr().Addr())
 		require.NoError(t, c.Send([]byte("hello")))
-		require.NoError(t, raw.SetReadDeadline(time.Now().Add(testTimeout)))
+		require.NoError(t, raw.SetReadDeadline(time.Now().Add(pctest.Timeout)))
 		buf := make([]byte, 2048)
 		_, from, err := raw.ReadFromUDPAddrPort(buf)
 		require.NoError(t, err)
@@ -130,7 +131,7 @@ func TestLocalAddr(t *testing.T) {
 	assert.Equal(t, 4, e.Stats().Sockets, "Config.Sockets per local address")
 
 	in := startBare(t, bareConfig())
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for _, local := range locals {
 		r, _ := dialRPC(t, e, in.Addr(), DialOptions{LocalAddr: local})
 		_, err := r.call(ctx, task.OpPing, nil)
@@ -148,14 +149,14 @@ func TestQueueThenFlush(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{AckDelay: time.Hour}) // the replies' ACKs wait: no send but ours
 	const n = 8
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	errs := make(chan error, n)
 	for range n {
 		r, c := dialRPC(t, e, in.Addr(), DialOptions{})
 		r.send = c.Queue
 		go func() { _, err := r.call(ctx, task.OpPing, nil); errs <- err }()
 	}
-	waitFor(t, func() bool { return e.ndirty.Load() == n })
+	pctest.WaitFor(t, func() bool { return e.ndirty.Load() == n }, "%d conversations never all dirty", n)
 	before := e.Stats()
 	assert.Zero(t, before.DatagramsOut, "queued, not sent")
 	e.Flush()

@@ -14,21 +14,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/stages"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport"
 	"github.com/pipecache/pipecache/transport/wire"
 )
-
-// testTimeout bounds every wait in these tests: long enough never to fire on a loaded machine
-// when things work, so a test fails only when something is really stuck.
-const testTimeout = 20 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
 
 // bareConfig admits conversations as fast as tests open them (the defaults allow 250 new ones
 // per second from one address).
@@ -159,8 +150,8 @@ func (r *rpc) waitClosed(tb testing.TB) error {
 	select {
 	case <-r.done:
 		return r.reason
-	case <-time.After(testTimeout):
-		tb.Fatalf("conversation not closed after %v", testTimeout)
+	case <-time.After(pctest.Timeout):
+		tb.Fatalf("conversation not closed after %v", pctest.Timeout)
 		return errors.New("not closed")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -75,7 +76,7 @@ func TestInteropWithKCPGo(t *testing.T) {
 			addr := startKCPEcho(t, server)
 			e := newTestEngine(t, Config{})
 			r, _ := dialRPC(t, e, addr, DialOptions{Crypt: client})
-			ctx := testCtx(t)
+			ctx := pctest.Context(t)
 			for i, size := range []int{0, 10, 1400, 5000, 200_000} {
 				want := bytes.Repeat([]byte{byte(i + 1)}, size)
 				rep, err := r.call(ctx, task.OpEcho, want) // the echoed request is its own reply
@@ -96,7 +97,7 @@ func TestEncryptedAgainstTheServer(t *testing.T) {
 	in := startBare(t, cfg)
 	e := newTestEngine(t, Config{})
 	r, c := dialRPC(t, e, in.Addr(), DialOptions{Crypt: aes(t)})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for range 20 {
 		_, err := r.call(ctx, task.OpPing, nil)
 		require.NoError(t, err)

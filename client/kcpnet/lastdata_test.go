@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/transport/dgram"
 )
 
@@ -33,7 +34,7 @@ func TestLastDataIgnoresACKs(t *testing.T) {
 	// receive reads one datagram from the engine into the peer's KCP.
 	receive := func() {
 		buf := make([]byte, 2048)
-		require.NoError(t, peer.SetReadDeadline(time.Now().Add(testTimeout)))
+		require.NoError(t, peer.SetReadDeadline(time.Now().Add(pctest.Timeout)))
 		n, from, err := peer.ReadFromUDP(buf)
 		require.NoError(t, err)
 		to = from
@@ -43,15 +44,15 @@ func TestLastDataIgnoresACKs(t *testing.T) {
 	require.NoError(t, c.Send([]byte{0, 0, 0, 4, 0, 2, '{', '}'}))
 	receive()
 	dgram.Flush(k, kcp.IKCP_FLUSH_FULL) // the ACK of that segment, alone
-	waitFor(t, func() bool { return !c.LastHeard().IsZero() })
-	waitFor(t, func() bool { return c.WaitSnd() == 0 }) // the engine took the ACK in
+	pctest.WaitFor(t, func() bool { return !c.LastHeard().IsZero() }, "nothing ever heard from the peer")
+	pctest.WaitFor(t, func() bool { return c.WaitSnd() == 0 }, "the send window never emptied: no ACK taken in") // the engine took the ACK in
 	assert.True(t, c.LastData().IsZero(), "an ACK alone is not data")
 	ackHeard := c.LastHeard()
 
 	frame := []byte{0, 0, 0, 2, '{', '}'}
 	k.Send(frame[:3]) // part of a frame is data too
 	dgram.Flush(k, kcp.IKCP_FLUSH_FULL)
-	waitFor(t, func() bool { return !c.LastData().IsZero() })
+	pctest.WaitFor(t, func() bool { return !c.LastData().IsZero() }, "no data ever heard from the peer")
 	assert.False(t, c.LastData().Before(ackHeard), "the data came after the ACK")
 	select {
 	case <-r.done:

@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
-	"net"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -15,100 +13,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/transport/wire"
 )
-
-// lossyRelay forwards UDP between clients and a server, dropping, duplicating and reordering
-// a share of datagrams each way (as stages/incoming_test.go's). It keeps one socket towards the
-// server per client address: all of an engine's conversations share one.
-type lossyRelay struct {
-	conn     *net.UDPConn
-	server   *net.UDPAddr
-	loss     float64
-	mu       sync.Mutex
-	upstream map[string]*net.UDPConn
-	rng      *rand.Rand
-	wg       sync.WaitGroup
-}
-
-func newLossyRelay(tb testing.TB, server netip.AddrPort, loss float64) *lossyRelay {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(tb, err)
-	r := &lossyRelay{conn: conn, server: net.UDPAddrFromAddrPort(server), loss: loss,
-		upstream: map[string]*net.UDPConn{}, rng: rand.New(rand.NewPCG(5, 5))}
-	r.wg.Go(r.fromClients)
-	tb.Cleanup(func() {
-		conn.Close()
-		r.mu.Lock()
-		for _, u := range r.upstream {
-			u.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
-	return r
-}
-
-func (r *lossyRelay) addr() netip.AddrPort { return r.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
-
-// held is the datagrams one direction keeps back for reordering, until the next passes.
-type held struct{ dgrams [][]byte }
-
-func (r *lossyRelay) deliver(d *held, b []byte, send func([]byte)) {
-	r.mu.Lock()
-	p := r.rng.Float64()
-	r.mu.Unlock()
-	switch {
-	case p < r.loss: // drop
-	case p < 2*r.loss: // duplicate
-		send(b)
-		send(b)
-	case p < 3*r.loss: // reorder: hold, then send after the next one
-		d.dgrams = append(d.dgrams, append([]byte(nil), b...))
-	default:
-		send(b)
-		for _, h := range d.dgrams {
-			send(h)
-		}
-		d.dgrams = d.dgrams[:0]
-	}
-}
-
-func (r *lossyRelay) fromClients() {
-	var d held
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := r.conn.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		up := r.upstream[from.String()]
-		if up == nil {
-			if up, err = net.DialUDP("udp", nil, r.server); err != nil {
-				r.mu.Unlock()
-				continue
-			}
-			r.upstream[from.String()] = up
-			r.wg.Go(func() { r.fromServer(up, from) })
-		}
-		r.mu.Unlock()
-		r.deliver(&d, buf[:n], func(b []byte) { up.Write(b) })
-	}
-}
-
-func (r *lossyRelay) fromServer(up *net.UDPConn, client *net.UDPAddr) {
-	var d held
-	buf := make([]byte, 2048)
-	for {
-		n, err := up.Read(buf)
-		if err != nil {
-			return
-		}
-		r.deliver(&d, buf[:n], func(b []byte) { r.conn.WriteToUDP(b, client) })
-	}
-}
 
 // inOrder records the echo replies of one conversation in the order they arrive.
 type inOrder struct {
@@ -139,7 +47,7 @@ func (o *inOrder) Closed(*Conn, error) {}
 // frames exactly once, in the order sent, intact; requests are pipelined, many in flight.
 func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	in := startBare(t, bareConfig())
-	relay := newLossyRelay(t, in.Addr(), 0.10)
+	relay := pctest.NewLossyRelay(t, in.Addr(), 0.10)
 	e := newTestEngine(t, Config{})
 	const convs, frames = 6, 150
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -151,7 +59,7 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	cs := make([]*conv, convs)
 	for i := range cs {
 		o := &inOrder{all: make(chan struct{}), want: frames + 1}
-		c, err := e.DialAddrPort(relay.addr(), DialOptions{Handler: o})
+		c, err := e.DialAddrPort(relay.Addr(), DialOptions{Handler: o})
 		require.NoError(t, err)
 		cs[i] = &conv{c: c, o: o}
 	}
@@ -173,16 +81,16 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 		}
 		if round == 0 {
 			for _, cv := range cs { // wait until each conversation is past the pending state
-				waitFor(t, func() bool { cv.o.mu.Lock(); defer cv.o.mu.Unlock(); return len(cv.o.got) == 1 })
+				pctest.WaitFor(t, func() bool { cv.o.mu.Lock(); defer cv.o.mu.Unlock(); return len(cv.o.got) == 1 }, "a conversation never got its first reply")
 			}
 		}
 	}
 	for i, cv := range cs {
 		select {
 		case <-cv.o.all:
-		case <-time.After(testTimeout):
+		case <-time.After(pctest.Timeout):
 			cv.o.mu.Lock()
-			t.Fatalf("conversation %d: %d of %d replies after %v", i, len(cv.o.got), frames+1, testTimeout)
+			t.Fatalf("conversation %d: %d of %d replies after %v", i, len(cv.o.got), frames+1, pctest.Timeout)
 		}
 		cv.o.mu.Lock()
 		require.Len(t, cv.o.got, len(cv.sent))
@@ -196,19 +104,4 @@ func TestLossDuplicationReorderingExactlyOnceInOrder(t *testing.T) {
 	st := e.Stats()
 	t.Logf("stats: %+v", st)
 	assert.Zero(t, st.Malformed)
-}
-
-// waitFor polls cond until it holds, failing the test after testTimeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v", testTimeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -39,7 +40,7 @@ func TestRefusedPortClosesAtOnce(t *testing.T) {
 	r2, c2 := dialRPC(t, e, dead, DialOptions{})
 	require.Equal(t, c1.LocalAddr(), c2.LocalAddr(), "one shared socket")
 
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err := r1.call(ctx, task.OpPing, nil)
 	require.Error(t, err)
 	for _, r := range []*rpc{r1, r2} {
@@ -70,7 +71,7 @@ func TestCloseReportsOnceAndRefusesSends(t *testing.T) {
 	require.NoError(t, err)
 	r1, c1 := dialRPC(t, e, in.Addr(), DialOptions{})
 	r2, c2 := dialRPC(t, e, in.Addr(), DialOptions{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	_, err = r2.call(ctx, task.OpPing, nil)
 	require.NoError(t, err)
 
@@ -163,7 +164,7 @@ func TestCloseWhileSending(t *testing.T) {
 		select {
 		case reason := <-closed:
 			assert.True(t, errors.Is(reason, ErrClosed) || errors.Is(reason, ErrEngineClosed), "reason %v", reason)
-		case <-time.After(testTimeout):
+		case <-time.After(pctest.Timeout):
 			t.Fatal("a conversation never reported its end")
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -22,7 +23,7 @@ import (
 func TestIdleConversationsCostNothing(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	for range 20 {
 		r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
 		for range 3 {
@@ -34,7 +35,7 @@ func TestIdleConversationsCostNothing(t *testing.T) {
 	// thing that wakes it. (A datagram still on its way, say a slow server's retransmission,
 	// wakes it too and may set a timer for a while: the test waits for a quiet moment, which
 	// an engine that kept a timer of its own would never have.)
-	waitFor(t, func() bool {
+	pctest.WaitFor(t, func() bool {
 		if e.sleepUntil.Load() != math.MaxInt64 {
 			return false
 		}
@@ -42,7 +43,7 @@ func TestIdleConversationsCostNothing(t *testing.T) {
 		timers := -1
 		e.onLoop(func() { timers = e.lp.wheel.Len() }) // one wake-up: this barrier
 		return timers == 0 && e.Stats().LoopWakes == wakes+1
-	})
+	}, "the engine never went quiet: a timer or a wake-up of its own stayed")
 }
 
 // blackHole is a UDP socket that reads what it is sent and never answers: it counts the
@@ -99,7 +100,7 @@ func TestRetransmissionChecksNeverBackOff(t *testing.T) {
 	require.NoError(t, c.Send([]byte("a frame nobody acknowledges")))
 	interval := int64(e.cfg.Interval) + int64(time.Millisecond) // a wheel tick of rounding
 	for k := 1; k <= 8; k++ {                                   // check after each transmission the peer sees
-		waitFor(t, func() bool { return hole.transmissions(0) >= k })
+		pctest.WaitFor(t, func() bool { return hole.transmissions(0) >= k }, "transmission %d never reached the peer", k)
 		var scheduled bool
 		var ahead int64
 		e.onLoop(func() { scheduled, ahead = c.timer.Scheduled(), c.due-now() })
@@ -126,7 +127,7 @@ func TestACKsRideOnRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEngine(t, Config{AckDelay: tc.delay})
 			r, _ := dialRPC(t, e, in.Addr(), DialOptions{})
-			ctx := testCtx(t)
+			ctx := pctest.Context(t)
 			retrans := kcp.DefaultSnmp.Copy().RetransSegs
 			for range n {
 				_, err := r.call(ctx, task.OpPing, nil)
@@ -156,7 +157,7 @@ func TestACKsRideOnRequests(t *testing.T) {
 func TestManyConversationsOneSocket(t *testing.T) {
 	in := startBare(t, bareConfig())
 	e := newTestEngine(t, Config{})
-	ctx := testCtx(t)
+	ctx := pctest.Context(t)
 	const convs = 300
 	var wg sync.WaitGroup
 	for i := range convs {

@@ -22,15 +22,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/pipecache/pipecache/bench"
+	"github.com/pipecache/pipecache/buildinfo"
 )
 
 func main() {
@@ -141,7 +139,7 @@ func run() int {
 	}
 	switch {
 	case f.version:
-		fmt.Println(versionLine())
+		fmt.Println(buildinfo.Read().VersionLine("pipecache-bench"))
 		return 0
 	case f.summarize != "":
 		return summarize(f.summarize, bench.Summarize)
@@ -216,30 +214,4 @@ func summarize(path string, table func(io.Writer, []bench.Labelled)) int {
 	}
 	table(os.Stdout, results)
 	return 0
-}
-
-// versionLine says which build this is, from the build information the Go toolchain embeds
-// (the module version, the VCS revision and time, uncommitted changes, the Go version), in the
-// same form as pipecachectl -version.
-func versionLine() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return fmt.Sprintf("pipecache-bench version unknown (no build information), %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	}
-	parts := []string{"pipecache-bench version " + info.Main.Version}
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
-	if rev := settings["vcs.revision"]; rev != "" {
-		if settings["vcs.modified"] == "true" {
-			rev += "+modified"
-		}
-		parts = append(parts, "revision "+rev)
-	}
-	if t := settings["vcs.time"]; t != "" {
-		parts = append(parts, "committed "+t)
-	}
-	parts = append(parts, info.GoVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
-	return strings.Join(parts, ", ")
 }

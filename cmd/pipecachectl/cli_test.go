@@ -7,14 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // The tests in this file run the pipecachectl binary as a user would: arguments, stdin,
@@ -162,15 +163,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestFormatVersion(t *testing.T) {
-	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
-		{Key: "vcs.revision", Value: "4aaf281"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
-	assert.Equal(t, "pipecache-x version v1.2.3, revision 4aaf281+modified, committed 2026-12-01T10:00:00Z, go1.26.8 "+
-		runtime.GOOS+"/"+runtime.GOARCH, formatVersion("pipecache-x", info))
-	info.Settings = nil
-	assert.Equal(t, "pipecache-x version v1.2.3, go1.26.8 "+runtime.GOOS+"/"+runtime.GOARCH, formatVersion("pipecache-x", info))
-}
-
 // TestNothingListening: a server that is not there is said to be not there (connection
 // refused), exit 1; not a timeout.
 func TestNothingListening(t *testing.T) {
@@ -197,7 +189,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestOneShotCommands(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	env := []string{"PIPECACHE_ADDR=" + addr}
 	steps := []struct {
 		stdin  string
@@ -236,7 +228,7 @@ func TestOneShotCommands(t *testing.T) {
 // no prompt; a failed line is reported with its number, the rest still run, and the exit code
 // says it failed.
 func TestScriptFromStdin(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	script := strings.Join([]string{
 		`set g "hello world"`,
 		`get g`,
@@ -279,7 +271,7 @@ func TestScriptFromStdin(t *testing.T) {
 // TestClusterEnvironmentAndExplicitAddr: PIPECACHE_CLUSTER makes the commands go to the
 // cluster, unless -addr is given on the command line.
 func TestClusterEnvironmentAndExplicitAddr(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	env := []string{"PIPECACHE_CLUSTER=" + addr}
 	r := runCtl(t, "", env, "nodes")
 	assert.Equal(t, 0, r.code)

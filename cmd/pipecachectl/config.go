@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/pipecache/pipecache/buildinfo"
 )
 
 // config is what the command line says.
@@ -64,7 +66,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 		fmt.Fprintln(stderr, "pipecachectl -h lists the flags and commands")
 		return cfg, 2, true
 	case *version:
-		fmt.Fprintln(stdout, versionLine("pipecachectl"))
+		fmt.Fprintln(stdout, buildinfo.Read().VersionLine("pipecachectl"))
 		return cfg, 0, true
 	}
 	cfg.args = fs.Args()

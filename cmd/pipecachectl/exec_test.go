@@ -2,17 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 	"github.com/pipecache/pipecache/processor"
-	"github.com/pipecache/pipecache/stages"
-	"github.com/pipecache/pipecache/transport"
 )
 
 // startProcDaemon runs a daemon with the built-in processors and "upper", which stores and
@@ -25,13 +22,7 @@ func startProcDaemon(tb testing.TB) *daemon.Daemon {
 		out.Result = append(out.Result, out.Value...)
 		return nil
 	}))
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: tb.TempDir(), Processors: procs,
-		Cache:    stages.CacheConfig{ProcBudget: -1}, // none: the default 10 ms is wall-clock, a loaded machine exceeds it
-		Logger:   slog.New(slog.DiscardHandler),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
+	return testdaemon.Start(tb, daemon.Config{Processors: procs})
 }
 
 // TestExec: exec KEY PROC ARGS... runs a built-in from its text form and prints its result as

@@ -8,13 +8,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // TestShellWhoseServerStoppedSaysUnavailable: a shell (one client for every command) whose
 // server stops says "unavailable" and why at the next command, without waiting out -timeout
 // (30 s here: a command that waited for it would fail with a timeout).
 func TestShellWhoseServerStoppedSaysUnavailable(t *testing.T) {
-	d := startDaemon(t)
+	d := testdaemon.Start(t, daemon.Config{})
 	tc := newTestCtl(t, config{addr: d.Addr().String()}, formatText)
 	_, err := tc.do("set", "k", "v")
 	require.NoError(t, err)

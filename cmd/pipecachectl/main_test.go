@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -15,20 +14,8 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
-	"github.com/pipecache/pipecache/stages"
-	"github.com/pipecache/pipecache/transport"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
-
-// startDaemon runs a daemon with its embedded store on a free loopback port until the test ends.
-func startDaemon(tb testing.TB) *daemon.Daemon {
-	tb.Helper()
-	d, err := daemon.Start(context.Background(), daemon.Config{Store: tb.TempDir(),
-		Logger:   slog.New(slog.DiscardHandler),
-		Incoming: stages.IncomingConfig{Transport: transport.Config{Addr: "127.0.0.1:0"}}})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { d.Stop(context.Background()) })
-	return d
-}
 
 // testCtl is a ctl whose output the test reads.
 type testCtl struct {
@@ -56,7 +43,7 @@ func (tc *testCtl) do(args ...string) (string, error) {
 }
 
 func TestCommands(t *testing.T) {
-	tc := newTestCtl(t, config{addr: startDaemon(t).Addr().String()}, formatText)
+	tc := newTestCtl(t, config{addr: testdaemon.Start(t, daemon.Config{}).Addr().String()}, formatText)
 	steps := []struct {
 		args []string
 		out  string // a prefix of stdout
@@ -115,7 +102,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestRawAndJSONOutput(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	raw := newTestCtl(t, config{addr: addr}, formatRaw)
 	js := newTestCtl(t, config{addr: addr}, formatJSON)
 
@@ -158,7 +145,7 @@ func TestRawAndJSONOutput(t *testing.T) {
 }
 
 func TestWatchPrintsChanges(t *testing.T) {
-	d := startDaemon(t)
+	d := testdaemon.Start(t, daemon.Config{})
 	tc := newTestCtl(t, config{addr: d.Addr().String()}, formatText)
 	writer, err := client.Dial(d.Addr().String())
 	require.NoError(t, err)
@@ -183,7 +170,7 @@ func TestWatchPrintsChanges(t *testing.T) {
 func TestClusterMode(t *testing.T) {
 	var addrs []string
 	for range 2 {
-		addrs = append(addrs, startDaemon(t).Addr().String())
+		addrs = append(addrs, testdaemon.Start(t, daemon.Config{}).Addr().String())
 	}
 	tc := newTestCtl(t, config{cluster: strings.Join(addrs, ",")}, formatText)
 	out, err := tc.do("nodes")

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/client"
+	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // Keys as a terminal sends them.
@@ -100,7 +102,7 @@ func (t *terminal) exit() int {
 // bytes in its key), a line recalled from history, Tab completion, Ctrl-C at the prompt; and
 // the history file afterwards.
 func TestInteractiveLineEditing(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	histFile := filepath.Join(t.TempDir(), "history")
 	term := startTerminal(t, []string{"PIPECACHE_HISTFILE=" + histFile}, "-addr", addr)
 	prompt := addr + "> "
@@ -138,7 +140,7 @@ func TestInteractiveLineEditing(t *testing.T) {
 // TestInteractiveWatchAndCtrlC: watch in the shell prints changes; Ctrl-C ends the watch and
 // returns to the prompt, where the next command runs; Ctrl-D leaves.
 func TestInteractiveWatchAndCtrlC(t *testing.T) {
-	addr := startDaemon(t).Addr().String()
+	addr := testdaemon.Start(t, daemon.Config{}).Addr().String()
 	home := t.TempDir()
 	term := startTerminal(t, []string{"HOME=" + home}, "-addr", addr)
 	prompt := addr + "> "

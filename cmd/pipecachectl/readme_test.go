@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/testdaemon"
 )
 
 // TestREADMEShowsWhatJSONMgetPrints: README's example of -json mget has the shape the command
@@ -21,7 +24,7 @@ func TestREADMEShowsWhatJSONMgetPrints(t *testing.T) {
 	var said map[string][]map[string]any
 	require.NoError(t, json.Unmarshal(m[1], &said), "README's example is not JSON: %s", m[1])
 
-	js := newTestCtl(t, config{addr: startDaemon(t).Addr().String()}, formatJSON)
+	js := newTestCtl(t, config{addr: testdaemon.Start(t, daemon.Config{}).Addr().String()}, formatJSON)
 	_, err = js.do("set", "user:1", "alice")
 	require.NoError(t, err)
 	out, err := js.do("mget", "user:1", "user:2")

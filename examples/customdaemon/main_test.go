@@ -14,10 +14,9 @@ import (
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/daemon"
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/processor"
 )
-
-const testTimeout = 60 * time.Second
 
 func call(tb testing.TB, value []byte, args string, now time.Time) (processor.Output, error) {
 	tb.Helper()
@@ -107,7 +106,7 @@ func TestCustomDaemon(t *testing.T) {
 	c, err := client.Dial(started["addr"].(string))
 	require.NoError(t, err)
 	defer c.Close()
-	cctx, ccancel := context.WithTimeout(ctx, testTimeout)
+	cctx, ccancel := context.WithTimeout(ctx, pctest.Timeout)
 	defer ccancel()
 	for _, want := range []string{"ok 2", "ok 1", "ok 0", "limited"} {
 		res, _, err := c.Exec(cctx, "login:alice", "ratelimit", []byte("3 1h"))
@@ -129,7 +128,7 @@ func TestCustomDaemon(t *testing.T) {
 	select {
 	case code := <-exit:
 		assert.Equal(t, 0, code)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("the daemon did not stop")
 	}
 }
@@ -153,7 +152,7 @@ func awaitLog(tb testing.TB, r io.Reader, msg string) map[string]any {
 	case m, ok := <-found:
 		require.True(tb, ok, "the log ended before %q", msg)
 		return m
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		tb.Fatalf("no %q in the log", msg)
 		return nil
 	}

@@ -3,34 +3,14 @@ package loop
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"runtime"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
-
-// testTimeout bounds every wait in these tests. It is generous on purpose: tests must pass on a
-// slow, loaded machine; the bound only turns a hang (a lost wake-up) into a failure.
-const testTimeout = 60 * time.Second
-
-func testCtx(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
-// testLogger sends a loop's log lines to the test's log.
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) { w.tb.Log(string(p)); return len(p), nil }
 
 func newTestQueue(tb testing.TB, name string, capacity int) *Queue {
 	tb.Helper()
@@ -50,7 +30,7 @@ func startLoop(tb testing.TB, cfg Config, q *Queue, handle func(*task.Task)) *Lo
 func startStage(tb testing.TB, cfg Config, sc StageConfig, q *Queue, handle func(*task.Task)) *Stage {
 	tb.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(tb)
+		cfg.Logger = pctest.Logger(tb)
 	}
 	l, err := New(cfg)
 	require.NoError(tb, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -55,10 +56,10 @@ func TestQueueMeasuresTheWaitOfStampedTasks(t *testing.T) {
 	out = NewOutbox(src, to.Push, nil)
 
 	require.NoError(t, from.Push(task.Get()))
-	require.NoError(t, src.Barrier(testCtx(t)))
-	require.NoError(t, sink.Barrier(testCtx(t)))
+	require.NoError(t, src.Barrier(pctest.Context(t)))
+	require.NoError(t, sink.Barrier(pctest.Context(t)))
 	require.NoError(t, to.Push(task.Get())) // not stamped: not measured
-	require.NoError(t, sink.Barrier(testCtx(t)))
+	require.NoError(t, sink.Barrier(pctest.Context(t)))
 
 	w := to.Stats().Wait
 	assert.Equal(t, uint64(1), w.Count(), "one stamped task, one wait")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 	"github.com/pipecache/pipecache/timer"
 )
@@ -49,10 +50,10 @@ func TestLoopBadUseFailsLoudly(t *testing.T) {
 		assert.ErrorIs(t, err, ErrLoopStarted)
 	})
 	t.Run("stop twice", func(t *testing.T) {
-		require.NoError(t, l.Stop(testCtx(t)))
-		assert.ErrorIs(t, l.Stop(testCtx(t)), ErrLoopStopped)
+		require.NoError(t, l.Stop(pctest.Context(t)))
+		assert.ErrorIs(t, l.Stop(pctest.Context(t)), ErrLoopStopped)
 		assert.ErrorIs(t, l.Start(), ErrLoopStopped)
-		assert.ErrorIs(t, l.Barrier(testCtx(t)), ErrLoopStopped)
+		assert.ErrorIs(t, l.Barrier(pctest.Context(t)), ErrLoopStopped)
 	})
 	t.Run("push to a stopped loop's queue", func(t *testing.T) {
 		assert.ErrorIs(t, l.queues[1].q.Push(task.Get()), ErrQueueClosed)
@@ -62,13 +63,13 @@ func TestLoopBadUseFailsLoudly(t *testing.T) {
 func TestLoopNeverStartedStops(t *testing.T) {
 	l, err := New(Config{Name: "idle"})
 	require.NoError(t, err)
-	require.NoError(t, l.Stop(testCtx(t)))
-	assert.ErrorIs(t, l.Stop(testCtx(t)), ErrLoopStopped)
+	require.NoError(t, l.Stop(pctest.Context(t)))
+	assert.ErrorIs(t, l.Stop(pctest.Context(t)), ErrLoopStopped)
 }
 
 func TestLoopAffinity(t *testing.T) {
 	l := startLoop(t, Config{Name: "pinned", CPUs: []int{0}}, nil, nil)
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 
 	bad, err := New(Config{Name: "nowhere", CPUs: []int{1023}})
 	require.NoError(t, err)
@@ -96,8 +97,8 @@ func TestLoopStopsCleanlyWithWorkInFlight(t *testing.T) {
 		require.NoError(t, q.Push(tk))
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop(testCtx(t)) }()
-	waitFor(t, q.Closed, "Stop did not close the queue")
+	go func() { stopped <- l.Stop(pctest.Context(t)) }()
+	pctest.WaitFor(t, q.Closed, "Stop did not close the queue")
 	close(release)
 	require.NoError(t, <-stopped)
 	assert.Equal(t, int64(n), handled.Load())
@@ -113,7 +114,7 @@ func TestReadyTimerRunsAfterFdsAndQueuesOncePerTarget(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { unix.Close(efd) })
 
-	l, err := New(Config{Name: "ready", Batch: 1, Logger: testLogger(t)})
+	l, err := New(Config{Name: "ready", Batch: 1, Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	var log []string // written on the loop goroutine only, read after a barrier
 	flush := &timer.ReadyEntry{Fn: func() { log = append(log, "flush") }}
@@ -145,7 +146,7 @@ func TestReadyTimerRunsAfterFdsAndQueuesOncePerTarget(t *testing.T) {
 	unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	require.NoError(t, q.Push(task.Get()))
 	close(hold)
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 	assert.Equal(t, []string{"fd", "queue", "flush"}, log)
 }
 
@@ -184,7 +185,7 @@ func TestLoopTimersFireOnTheLoop(t *testing.T) {
 			readings = append(readings, f.elapsed)
 			assert.Equal(t, tid, f.tid, "timer %d fired off the loop's thread", f.timer)
 			assert.GreaterOrEqual(t, f.elapsed, delays[f.timer], "timer %d fired early", f.timer)
-		case <-time.After(testTimeout):
+		case <-time.After(pctest.Timeout):
 			t.Fatal("timer never fired: the loop slept past its deadline")
 		}
 	}
@@ -195,7 +196,7 @@ func TestLoopTimersFireOnTheLoop(t *testing.T) {
 func TestLoopSurvivesHandlerPanic(t *testing.T) {
 	q := newTestQueue(t, "in", 16)
 	var handled atomic.Int64
-	l, err := New(Config{Name: "panicky", Logger: testLogger(t)})
+	l, err := New(Config{Name: "panicky", Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	require.NoError(t, host(t, l, "panicky").AddQueue(q, func(tk *task.Task) {
 		if tk.ReqID == 13 {
@@ -210,7 +211,7 @@ func TestLoopSurvivesHandlerPanic(t *testing.T) {
 		tk.ReqID = uint64(i)
 		pushRetry(t, q, tk)
 	}
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 	assert.Equal(t, int64(19), handled.Load())
 	assert.Equal(t, uint64(1), l.Stats().Panics)
 }
@@ -224,7 +225,7 @@ func TestLoopStampsStageEntryTime(t *testing.T) {
 	}).Loop()
 	before := timer.Now()
 	require.NoError(t, q.Push(task.Get()))
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 	assert.GreaterOrEqual(t, entered, before)
 }
 
@@ -234,7 +235,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 	aIn := newTestQueue(t, "a.in", 1<<12)
 	bIn := newTestQueue(t, "b.in", 1<<12)
 	var forwarded, lost, handled atomic.Int64
-	a, err := New(Config{Name: "a", PipelineClose: true, Logger: testLogger(t)})
+	a, err := New(Config{Name: "a", PipelineClose: true, Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	aStage, err := a.Host(StageConfig{Name: "a",
 		OnStopRequest: func() { aIn.Close(context.Background()) }, // no more input: drain what is queued
@@ -249,7 +250,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 		}
 		forwarded.Add(1)
 	}))
-	b, err := New(Config{Name: "b", PipelineClose: true, Logger: testLogger(t)})
+	b, err := New(Config{Name: "b", PipelineClose: true, Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	require.NoError(t, host(t, b, "b").AddQueue(bIn, func(tk *task.Task) { handled.Add(1); task.Put(tk) }))
 	require.NoError(t, a.Start())
@@ -264,7 +265,7 @@ func TestPipelineStopsInOrder(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	require.NoError(t, StopAll(testCtx(t), b, a)) // order of the call does not matter
+	require.NoError(t, StopAll(pctest.Context(t), b, a)) // order of the call does not matter
 	assert.Zero(t, lost.Load())
 	assert.Equal(t, forwarded.Load(), handled.Load(), "B lost work that A forwarded")
 	assert.Equal(t, int64(2000), handled.Load())

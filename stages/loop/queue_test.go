@@ -2,7 +2,6 @@ package loop
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -55,10 +55,10 @@ func TestQueueClosedRejectsPushAndSecondClose(t *testing.T) {
 	t.Cleanup(func() { q.closeFD() })
 	a := task.Get()
 	require.NoError(t, q.Push(a))
-	require.NoError(t, q.Close(testCtx(t)))
+	require.NoError(t, q.Close(pctest.Context(t)))
 	assert.True(t, q.Closed())
 	assert.ErrorIs(t, q.Push(task.Get()), ErrQueueClosed)
-	assert.ErrorIs(t, q.Close(testCtx(t)), ErrQueueClosed)
+	assert.ErrorIs(t, q.Close(pctest.Context(t)), ErrQueueClosed)
 	assert.Same(t, a, q.pop())
 	assert.Equal(t, task.OpStop, q.pop().Op, "the poison pill follows the last task")
 	assert.Nil(t, q.pop())
@@ -70,7 +70,7 @@ func TestQueueCloseWaitsForRoom(t *testing.T) {
 	require.NoError(t, q.Push(task.Get()))
 	require.NoError(t, q.Push(task.Get()))
 	closed := make(chan error, 1)
-	go func() { closed <- q.Close(testCtx(t)) }()
+	go func() { closed <- q.Close(pctest.Context(t)) }()
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned %v while the ring was full", err)
@@ -129,7 +129,7 @@ func TestQueueManyProducersOneSleepingConsumer(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 	assert.Empty(t, errs)
 	assert.Equal(t, int64(producers*perProducer), got.Load(), "lost or duplicated tasks")
 	for p := range producers {
@@ -162,30 +162,12 @@ func TestQueueNoLostWakeup(t *testing.T) {
 			}
 		}
 		require.NoError(t, q.Push(task.Get()))
-		waitFor(t, func() bool { return handled.Load() == int64(i+1) }, "round %d: consumer never woke (lost wake-up)", i)
+		pctest.WaitFor(t, func() bool { return handled.Load() == int64(i+1) }, "round %d: consumer never woke (lost wake-up)", i)
 	}
 	st := l.Stats()
 	t.Logf("%d rounds: %d sleeps, %d eventfd writes", rounds, st.Sleeps, st.Queues[1].Wakeups)
 	assert.GreaterOrEqual(t, st.Sleeps, uint64(rounds/2), "the consumer should have slept between most rounds")
 	assert.LessOrEqual(t, st.Queues[1].Wakeups, uint64(rounds), "at most one eventfd write per task pushed")
-}
-
-// waitFor spins (yielding) until cond holds, failing the test after testTimeout.
-//
-// A test waits for the condition it means rather than assuming how fast a timer, a goroutine or
-// another loop runs: the rule every test package follows is written in package tests (tests/doc.go).
-func waitFor(tb testing.TB, cond func() bool, msg string, args ...any) {
-	tb.Helper()
-	if cond() {
-		return
-	}
-	deadline := time.Now().Add(testTimeout)
-	for spins := 0; !cond(); spins++ {
-		if spins%1024 == 0 && time.Now().After(deadline) {
-			tb.Fatalf(msg, args...)
-		}
-		runtime.Gosched()
-	}
 }
 
 // TestPushWaitWaitsOutAFullQueue: PushWait waits while the queue is full and pushes once the
@@ -210,7 +192,7 @@ func TestPushWaitWaitsOutAFullQueue(t *testing.T) {
 	select {
 	case err := <-pushed:
 		require.NoError(t, err)
-	case <-time.After(testTimeout):
+	case <-time.After(pctest.Timeout):
 		t.Fatal("PushWait did not push once there was room")
 	}
 	task.Put(q.pop())

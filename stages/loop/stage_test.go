@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipecache/pipecache/internal/pctest"
 	"github.com/pipecache/pipecache/task"
 )
 
@@ -16,7 +17,7 @@ import (
 // task pushed into A's queue goes through B and C in the iteration that took it from A, and no
 // hand-off between them writes an eventfd (the consumer is the producer's own goroutine).
 func TestHandOffWithinALoopIsDrainedInTheSameIteration(t *testing.T) {
-	l, err := New(Config{Name: "a+b+c", Logger: testLogger(t)})
+	l, err := New(Config{Name: "a+b+c", Logger: pctest.Logger(t)})
 	require.NoError(t, err)
 	qa, qb, qc := newTestQueue(t, "a.in", 1024), newTestQueue(t, "b.in", 1024), newTestQueue(t, "c.in", 1024)
 	const n = 500
@@ -44,7 +45,7 @@ func TestHandOffWithinALoopIsDrainedInTheSameIteration(t *testing.T) {
 		pushRetry(t, qa, tk)
 	}
 	// Waiting on a counter, not a barrier: a barrier's own tasks would wake B and C.
-	waitFor(t, func() bool { return handled.Load() == n && l.Stats().Tasks == 3*n }, "tasks lost")
+	pctest.WaitFor(t, func() bool { return handled.Load() == n && l.Stats().Tasks == 3*n }, "tasks lost")
 	assert.Equal(t, atA, atC, "a task left A and reached C in different iterations")
 	st := l.Stats()
 	require.Len(t, st.Stages, 3)
@@ -62,7 +63,7 @@ func TestHandOffWithinALoopIsDrainedInTheSameIteration(t *testing.T) {
 // whose queue it was; OnStopRequest for every stage. The loop runs only once every stage has
 // started.
 func TestStagesOfOneLoopKeepTheirOwnHooks(t *testing.T) {
-	l, err := New(Config{Name: "shared", Logger: testLogger(t), PipelineClose: true})
+	l, err := New(Config{Name: "shared", Logger: pctest.Logger(t), PipelineClose: true})
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var events []string
@@ -98,11 +99,11 @@ func TestStagesOfOneLoopKeepTheirOwnHooks(t *testing.T) {
 	boom := task.Get()
 	boom.ReqID = 1
 	require.NoError(t, queues["y"].Push(boom))
-	require.NoError(t, l.Barrier(testCtx(t)))
+	require.NoError(t, l.Barrier(pctest.Context(t)))
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop(testCtx(t)) }()
-	require.NoError(t, queues["x"].Close(testCtx(t)))
-	require.NoError(t, queues["y"].Close(testCtx(t)))
+	go func() { stopped <- l.Stop(pctest.Context(t)) }()
+	require.NoError(t, queues["x"].Close(pctest.Context(t)))
+	require.NoError(t, queues["y"].Close(pctest.Context(t)))
 	require.NoError(t, <-stopped)
 
 	mu.Lock()
@@ -123,7 +124,7 @@ func TestStagesOfOneLoopKeepTheirOwnHooks(t *testing.T) {
 // waiting would stall B, the only consumer, on the same goroutine. B gets every task, and the
 // loop ends once B has seen its poison pill.
 func TestFinishingStageHandsItsLastTasksToAStageOfItsOwnLoop(t *testing.T) {
-	l, err := New(Config{Name: "a+b", Logger: testLogger(t), PipelineClose: true, Batch: 4})
+	l, err := New(Config{Name: "a+b", Logger: pctest.Logger(t), PipelineClose: true, Batch: 4})
 	require.NoError(t, err)
 	aIn, bIn := newTestQueue(t, "a.in", 1024), newTestQueue(t, "b.in", 2)
 	var out *Outbox
@@ -150,8 +151,8 @@ func TestFinishingStageHandsItsLastTasksToAStageOfItsOwnLoop(t *testing.T) {
 		pushRetry(t, aIn, task.Get())
 	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop(testCtx(t)) }()
-	require.NoError(t, aIn.Close(testCtx(t)))
+	go func() { stopped <- l.Stop(pctest.Context(t)) }()
+	require.NoError(t, aIn.Close(pctest.Context(t)))
 	require.NoError(t, <-stopped)
 	assert.Equal(t, n*fanOut, handled, "B lost tasks A handed it while finishing")
 	assert.NotZero(t, out.Stuck(), "the test meant B's queue to be full at times")
@@ -160,7 +161,7 @@ func TestFinishingStageHandsItsLastTasksToAStageOfItsOwnLoop(t *testing.T) {
 // TestCloseQueueWaitsForRoomWithoutBlocking: closing a full queue from a loop is retried on
 // the loop's timer while its consumer makes room; the loop does not end in between.
 func TestCloseQueueWaitsForRoomWithoutBlocking(t *testing.T) {
-	l, err := New(Config{Name: "closer", Logger: testLogger(t), PipelineClose: true})
+	l, err := New(Config{Name: "closer", Logger: pctest.Logger(t), PipelineClose: true})
 	require.NoError(t, err)
 	in, full := newTestQueue(t, "in", 16), newTestQueue(t, "full", 2)
 	require.NoError(t, full.Push(task.Get()))
@@ -170,9 +171,9 @@ func TestCloseQueueWaitsForRoomWithoutBlocking(t *testing.T) {
 	require.NoError(t, st.AddQueue(in, task.Put))
 	require.NoError(t, st.Start())
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop(testCtx(t)) }()
-	require.NoError(t, in.Close(testCtx(t)))
-	waitFor(t, func() bool { return l.Stats().Iterations > 3 }, "the loop did not go on while the close waited")
+	go func() { stopped <- l.Stop(pctest.Context(t)) }()
+	require.NoError(t, in.Close(pctest.Context(t)))
+	pctest.WaitFor(t, func() bool { return l.Stats().Iterations > 3 }, "the loop did not go on while the close waited")
 	assert.False(t, full.Closed(), "a full queue cannot be closed yet")
 	select {
 	case err := <-stopped:
