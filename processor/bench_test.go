@@ -174,6 +174,52 @@ func BenchmarkZSetRangeByScore(b *testing.B) {
 	}
 }
 
+// BenchmarkEncodingOf is the full check of a value alone, without building the live value:
+// what the type op costs, and the part of BenchmarkZSetDecode that refuses forged values
+// (issue 23, item 15).
+func BenchmarkEncodingOf(b *testing.B) {
+	hash, err := EncodeHash(nil, benchFields(10_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	list, err := EncodeList(nil, benchElems(10_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	values := map[string][]byte{"hash/10000": hash, "list/10000": list}
+	for _, n := range sizes {
+		values[fmt.Sprintf("zset/%d", n)], _ = benchZSet(b, n)
+	}
+	for _, name := range []string{"zset/100", "zset/10000", "zset/100000", "hash/10000", "list/10000"} {
+		b.Run(name, func(b *testing.B) {
+			v, want := values[name], name[:4]
+			b.ReportAllocs()
+			for b.Loop() {
+				if got := EncodingOf(v); got != want {
+					b.Fatalf("EncodingOf says %q", got)
+				}
+			}
+			b.ReportMetric(float64(len(v)), "value-B")
+		})
+	}
+}
+
+func benchFields(n int) []Field {
+	fs := make([]Field, n)
+	for i := range fs {
+		fs[i] = Field{Name: fmt.Sprintf("field:%06d", i), Value: []byte("value")}
+	}
+	return fs
+}
+
+func benchElems(n int) [][]byte {
+	es := make([][]byte, n)
+	for i := range es {
+		es[i] = fmt.Appendf(nil, "event:%06d", i)
+	}
+	return es
+}
+
 // BenchmarkZSetClientSide is the update the way a client does it without processors: decode
 // the whole value, change one score, encode it again (then CAS it, not measured here).
 func BenchmarkZSetClientSide(b *testing.B) {

@@ -82,6 +82,20 @@ func TestCorruptValues(t *testing.T) {
 		{"zset: score order not ascending, top", ZSet, func(tb testing.TB) []byte {
 			return put(put(zset(tb), zmid, 2), zmid+8, 0) // the score order claims cy < bob < ann
 		}, ZTopArgs(3)},
+		{"zset: a -0 score (stored as +0), top", ZSet, forgedZSet(math.Copysign(0, -1), 2, 3), ZTopArgs(3)},
+		{"zset: a -Inf score in order, add several", ZSet, forgedZSet(math.Inf(-1), 2, 3), ZAddManyArgs(0, Member{"dan", 4})},
+		{"zset: a NaN score, range", ZSet, forgedZSet(1, 2, math.NaN()), ZRangeArgs(math.Inf(-1), math.Inf(1), 0, 0, 0)},
+		{"zset: a truncated entry, rank", ZSet, func(tb testing.TB) []byte {
+			b := zset(tb)
+			return b[:len(b)-4] // cy's entry: 6 bytes, no room for its score
+		}, ZRankArgs("ann", false)},
+		{"zset: a count over the bytes, card", ZSet, func(tb testing.TB) []byte { return put(zset(tb), 1, 1<<20) }, ZCardArgs()},
+		{"zset: a count under the entries, top", ZSet, func(tb testing.TB) []byte { return put(zset(tb), 1, 2) }, ZTopArgs(3)},
+		{"hash: a field twice, set", Hash, func(tb testing.TB) []byte {
+			b := encoded(tb)(EncodeHash(nil, fields("a", "1", "b", "2")))
+			b[len(b)-2] = 'a' // "b" becomes "a"
+			return b
+		}, HashSetArgs(fields("c", "3")...)},
 		{"hash: fields out of order, get", Hash, func(tb testing.TB) []byte {
 			b := encoded(tb)(EncodeHash(nil, fields("a", "1", "b", "2")))
 			b[len(b)-2] = 'A' // "b" becomes "A", before "a"
@@ -98,6 +112,9 @@ func TestCorruptValues(t *testing.T) {
 			typ := map[byte]Type{FormatHash: HashType, FormatList: ListType, FormatZSet: ZSetType}[k.value[0]]
 			if _, err := typ.Decode(k.value); !errors.Is(err, ErrWrongType) {
 				t.Fatalf("the live decoder says %v; want ErrWrongType", err)
+			}
+			if name := EncodingOf(k.value); name != "" {
+				t.Fatalf("EncodingOf says %q of a value its processor refuses", name)
 			}
 		})
 	}
@@ -140,4 +157,21 @@ func TestBuiltinBudgets(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestEncodingOf: the type op's check names a canonical value's built-in and allocates nothing,
+// however large the value (it runs on CachePrc's loop for any key a client asks about).
+func TestEncodingOf(t *testing.T) {
+	zset := encoded(t)(EncodeZSet(nil, []Member{{"ann", 1}, {"bob", 2}, {"cy", 3}}))
+	for want, v := range map[string][]byte{
+		"hash": encoded(t)(EncodeHash(nil, fields("a", "1", "b", "2"))), "list": encoded(t)(EncodeList(nil, elems("a b"))),
+		"zset": zset, "": []byte("plain"),
+	} {
+		if got := EncodingOf(v); got != want {
+			t.Errorf("EncodingOf(%x) = %q, want %q", v, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { EncodingOf(zset) }); n != 0 {
+		t.Errorf("EncodingOf allocates %v times", n)
+	}
 }

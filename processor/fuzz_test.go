@@ -62,6 +62,36 @@ func FuzzDecodeZSet(f *testing.F) {
 	})
 }
 
+// FuzzDecodersAgree: the full decoders (DecodeHash...), the live values' decoders (HashType...)
+// and EncodingOf (the type op) accept the same values, so that no value is named a zset by
+// type and refused by the zset processor, or answered by a processor and refused by a client's
+// decoder (issue 23, item 15).
+func FuzzDecodersAgree(f *testing.F) {
+	seedValues(f)
+	negZero, _ := EncodeZSet(nil, []Member{{"ann", 1}})
+	copy(negZero[len(negZero)-11:], []byte{0x80, 0, 0, 0, 0, 0, 0, 0}) // ann's score: -0
+	f.Add(negZero)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		full := map[string]func([]byte) error{
+			"hash": func(b []byte) error { _, err := DecodeHash(b); return err },
+			"list": func(b []byte) error { _, err := DecodeList(b); return err },
+			"zset": func(b []byte) error { _, err := DecodeZSet(b); return err },
+		}
+		live := map[string]Type{"hash": HashType, "list": ListType, "zset": ZSetType}
+		for name, decode := range full {
+			fullErr := decode(b)
+			_, liveErr := live[name].Decode(b)
+			named := len(b) == 0 || EncodingOf(b) == name
+			if (fullErr == nil) != (liveErr == nil) || (fullErr == nil) != named {
+				t.Fatalf("%x as a %s: the full decoder says %v, the live one %v, EncodingOf %q", b, name, fullErr, liveErr, EncodingOf(b))
+			}
+			if fullErr != nil && !errors.Is(fullErr, ErrWrongType) || liveErr != nil && !errors.Is(liveErr, ErrWrongType) {
+				t.Fatalf("%x as a %s: %v, %v; want ErrWrongType", b, name, fullErr, liveErr)
+			}
+		}
+	})
+}
+
 // fuzzProcessor runs fn on an arbitrary value and arguments. decode is the value's full
 // decoder.
 func fuzzProcessor[T any](f *testing.F, fn Func, decode func([]byte) (T, error), args ...[]byte) {

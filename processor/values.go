@@ -47,27 +47,33 @@ func checkTable(t *table, what string) error {
 
 // DecodeHash decodes a hash value into its fields, in ascending byte order of their names.
 func DecodeHash(b []byte) ([]Field, error) {
-	t, err := parseTable(b, FormatHash, 0, "hash")
-	if err == nil {
-		err = checkTable(&t, "hash")
-	}
+	t, err := parseCanonical(b, FormatHash)
 	if err != nil {
 		return nil, err
 	}
 	fields := make([]Field, 0, t.n)
-	var prev []byte
 	for i := 0; i < t.n; i++ {
-		f, v, err := t.hashEntry(i)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 && bytes.Compare(prev, f) >= 0 {
-			return nil, wrongType("hash value: field %d is not after field %d", i, i-1)
-		}
-		prev = f
+		f, v, _ := t.hashEntry(i) // checked by checkFields
 		fields = append(fields, Field{Name: string(f), Value: v})
 	}
 	return fields, nil
+}
+
+// checkFields checks that every entry holds a field name and that the names are in strictly
+// ascending order (so none is there twice).
+func checkFields(t *table) error {
+	var prev []byte
+	for i := 0; i < t.n; i++ {
+		f, _, err := t.hashEntry(i)
+		if err != nil {
+			return err
+		}
+		if i > 0 && bytes.Compare(prev, f) >= 0 {
+			return wrongType("hash value: field %d is not after field %d", i, i-1)
+		}
+		prev = f
+	}
+	return nil
 }
 
 // EncodeHash appends to dst the hash value holding fields, in any order; two fields of one
@@ -86,19 +92,13 @@ func EncodeHash(dst []byte, fields []Field) ([]byte, error) {
 
 // DecodeList decodes a list value into its elements, head first.
 func DecodeList(b []byte) ([][]byte, error) {
-	t, err := parseTable(b, FormatList, 0, "list")
-	if err == nil {
-		err = checkTable(&t, "list")
-	}
+	t, err := parseCanonical(b, FormatList)
 	if err != nil {
 		return nil, err
 	}
 	elems := make([][]byte, 0, t.n)
 	for i := 0; i < t.n; i++ {
-		e, err := t.entry(i)
-		if err != nil {
-			return nil, err
-		}
+		e, _ := t.entry(i) // checked by checkTable
 		elems = append(elems, e)
 	}
 	return elems, nil
@@ -113,35 +113,19 @@ func EncodeList(dst []byte, elems [][]byte) ([]byte, error) {
 
 // DecodeZSet decodes a sorted-set value into its members, in ascending (score, member) order.
 func DecodeZSet(b []byte) ([]Member, error) {
-	t, err := parseTable(b, FormatZSet, 4, "zset")
-	if err == nil {
-		err = checkTable(&t, "zset")
-	}
+	t, err := parseCanonical(b, FormatZSet)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMembers(&t); err != nil {
-		return nil, err
-	}
 	members := make([]Member, 0, t.n)
-	var prevM []byte
-	var prevS float64
 	for p := 0; p < t.n; p++ {
-		_, m, s, err := t.atPos(p)
-		if err != nil {
-			return nil, err
-		}
-		if p > 0 && cmpScored(prevS, prevM, s, m) >= 0 {
-			return nil, wrongType("zset value: score position %d is not after %d", p, p-1)
-		}
-		prevM, prevS = m, s
+		_, m, s, _ := t.atPos(p) // checked by checkMembers and checkScoreOrder
 		members = append(members, Member{Name: string(m), Score: s})
 	}
 	return members, nil
 }
 
-// checkMembers checks that the members are in strictly ascending order with finite scores.
-// The score order, strictly ascending too, then names each member exactly once.
+// checkMembers checks that the members are in strictly ascending order with canonical scores.
 func checkMembers(t *table) error {
 	var prev []byte
 	for i := 0; i < t.n; i++ {
@@ -149,13 +133,40 @@ func checkMembers(t *table) error {
 		if err != nil {
 			return err
 		}
-		if !finite(s) {
-			return wrongType("zset value: member %d has the score %v", i, s)
+		if err := checkScore(i, s); err != nil {
+			return err
 		}
 		if i > 0 && bytes.Compare(prev, m) >= 0 {
 			return wrongType("zset value: member %d is not after member %d", i, i-1)
 		}
 		prev = m
+	}
+	return nil
+}
+
+// checkScoreOrder checks that the score order names members (checkMembers has checked them)
+// in strictly ascending order of (score, member), so that it names each member exactly once.
+func checkScoreOrder(t *table) error {
+	var prevM []byte
+	var prevS float64
+	for p := 0; p < t.n; p++ {
+		_, m, s, err := t.atPos(p)
+		if err != nil {
+			return err
+		}
+		if p > 0 && cmpScored(prevS, prevM, s, m) >= 0 {
+			return wrongType("zset value: score position %d is not after %d", p, p-1)
+		}
+		prevM, prevS = m, s
+	}
+	return nil
+}
+
+// checkScore checks that member i's score is one the processors store: finite, and not -0
+// (they store +0).
+func checkScore(i int, s float64) error {
+	if !finite(s) || (s == 0 && math.Signbit(s)) {
+		return wrongType("zset value: member %d has the score %v", i, s)
 	}
 	return nil
 }
@@ -167,6 +178,9 @@ func EncodeZSet(dst []byte, members []Member) ([]byte, error) {
 	for i := range sorted {
 		if !finite(sorted[i].Score) {
 			return dst, fmt.Errorf("processor: zset member %q has the score %v", sorted[i].Name, sorted[i].Score)
+		}
+		if sorted[i].Score == 0 {
+			sorted[i].Score = 0 // -0 is stored as +0
 		}
 		if i > 0 && sorted[i].Name == sorted[i-1].Name {
 			return dst, fmt.Errorf("processor: zset member %q given twice", sorted[i].Name)
@@ -211,23 +225,42 @@ func encodeTable(dst []byte, format byte, n int, mid []byte, entry func(area []b
 }
 
 // EncodingOf names the built-in processor whose encoding b is: "hash", "list" or "zset" if its
-// format byte says so and its table is well formed (the check a processor makes before reading
-// it: O(entries)), else "" (a plain value, or one a custom processor wrote).
+// format byte says so and all of it is canonical (the checks a processor makes when it decodes
+// it, parseCanonical: O(entries), allocating nothing), else "" (a plain value, one a custom
+// processor wrote, or one the built-in would refuse with ErrWrongType).
 func EncodingOf(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	for _, e := range []struct {
-		format  byte
-		midSize int
-		name    string
-	}{{FormatHash, 0, "hash"}, {FormatList, 0, "list"}, {FormatZSet, 4, "zset"}} {
-		if b[0] == e.format {
-			if _, err := parseChecked(b, e.format, e.midSize, e.name); err == nil {
-				return e.name
-			}
-			return ""
-		}
+	if _, err := parseCanonical(b, b[0]); err != nil {
+		return ""
 	}
-	return ""
+	return formatNames[b[0]]
+}
+
+// formatNames names the built-ins' format bytes.
+var formatNames = map[byte]string{FormatHash: "hash", FormatList: "list", FormatZSet: "zset"}
+
+// parseCanonical reads b, a value of the built-in whose format byte is format, and checks all
+// of it: the table (checkTable) and what the built-in's invariants rely on (checkFields,
+// checkMembers, checkScoreOrder). It allocates nothing.
+func parseCanonical(b []byte, format byte) (t table, err error) {
+	switch format {
+	case FormatHash:
+		if t, err = parseChecked(b, format, 0, "hash"); err == nil {
+			err = checkFields(&t)
+		}
+	case FormatList:
+		t, err = parseChecked(b, format, 0, "list")
+	case FormatZSet:
+		if t, err = parseChecked(b, format, 4, "zset"); err == nil {
+			err = checkMembers(&t)
+		}
+		if err == nil {
+			err = checkScoreOrder(&t)
+		}
+	default:
+		err = wrongType("not a built-in value (format byte 0x%02x)", format)
+	}
+	return t, err
 }

@@ -80,10 +80,10 @@ func (zsetType) Decode(b []byte) (Value, error) {
 		}
 		m := &ms[i]
 		m.name, m.score = e[zEntryMin:], math.Float64frombits(binary.BigEndian.Uint64(e))
-		switch {
-		case !finite(m.score):
-			return nil, wrongType("zset value: member %d has the score %v", i, m.score)
-		case i > 0 && bytes.Compare(ms[i-1].name, m.name) >= 0:
+		if err := checkScore(i, m.score); err != nil {
+			return nil, err
+		}
+		if i > 0 && bytes.Compare(ms[i-1].name, m.name) >= 0 {
 			return nil, wrongType("zset value: member %d is not after member %d", i, i-1)
 		}
 		z.byMember.Load(m)

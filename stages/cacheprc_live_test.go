@@ -2,6 +2,8 @@ package stages
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"sync/atomic"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipecache/pipecache/internal/pctest"
+	"github.com/pipecache/pipecache/nameservice"
 	"github.com/pipecache/pipecache/processor"
 	"github.com/pipecache/pipecache/task"
 )
@@ -149,4 +152,66 @@ func TestAForgedZSetIsRefused(t *testing.T) {
 	}
 	get := r.wait(t, r.send(t, task.OpGet, "f", nil))
 	assert.True(t, bytes.Equal(forged, get.Value))
+}
+
+// TestForgedValuesFromTheStoreAreRefused: values already in the store (written by an older
+// server, another tool or a plain set), laid out as a built-in's but not canonical, are refused
+// with wrong_type by every sub-command of their processor when they are loaded and decoded
+// (issue 23, item 15); nothing is written, the value stays as it was, and `type` does not name
+// a processor that refuses the value.
+func TestForgedValuesFromTheStoreAreRefused(t *testing.T) {
+	r, _ := liveRig(t)
+	zset := func(scores ...float64) []byte {
+		b, err := processor.EncodeZSet(nil, []processor.Member{{Name: "ann", Score: 1}, {Name: "bob", Score: 2}})
+		require.NoError(t, err)
+		for i, s := range scores { // entries of 11 bytes, after the 21 of header, offsets and order
+			binary.BigEndian.PutUint64(b[21+11*i:], math.Float64bits(s))
+		}
+		return b
+	}
+	hash, err := processor.EncodeHash(nil, []processor.Field{{Name: "a", Value: []byte("1")}, {Name: "b", Value: []byte("2")}})
+	require.NoError(t, err)
+	hash[len(hash)-2] = 'a' // field "b" becomes a second "a"
+	list, err := processor.EncodeList(nil, [][]byte{[]byte("x"), []byte("y")})
+	require.NoError(t, err)
+	binary.BigEndian.PutUint32(list[9:], 9) // the second element past the end
+	forged := map[string][]byte{
+		"nan": zset(math.NaN(), 2), "inf": zset(1, math.Inf(1)), "negzero": zset(math.Copysign(0, -1), 2),
+		"unsorted": append(zset(1, 2)[:len(zset(1, 2))-3:len(zset(1, 2))-3], "aaa"...), // bob becomes aaa, before ann
+		"hash":     hash, "list": list,
+	}
+	r.store.mu.Lock()
+	for k, v := range forged {
+		r.store.data[k] = nameservice.Record{Value: v, Version: 7}
+	}
+	r.store.mu.Unlock()
+	calls := map[string][][]byte{
+		"zset": {processor.ZTopArgs(2), processor.ZRankArgs("ann", true), processor.ZIncrArgs("ann", 1),
+			processor.ZAddArgs("cy", 3, 0), processor.ZAddManyArgs(0, processor.Member{Name: "cy", Score: 3}),
+			processor.ZRemArgs("ann"), processor.ZRangeArgs(math.Inf(-1), math.Inf(1), 0, 0, 0), processor.ZCardArgs()},
+		"hash": {processor.HashGetArgs("a"), processor.HashSetArgs(processor.Field{Name: "c"}), processor.HashDelArgs("a"),
+			processor.HashGetAllArgs(), processor.HashLenArgs()},
+		"list": {processor.ListRangeArgs(0, -1), processor.ListPushArgs(true, 0, []byte("z")), processor.ListTrimArgs(0, 0),
+			processor.ListLenArgs()},
+	}
+	for key, value := range forged {
+		proc := map[string]string{"hash": "hash", "list": "list"}[key]
+		if proc == "" {
+			proc = "zset"
+		}
+		for _, args := range calls[proc] {
+			res := r.wait(t, r.send(t, task.OpExec, key, func(tk *task.Task) {
+				tk.Proc, tk.Value = append(tk.Proc, proc...), append(tk.Value, args...)
+			}))
+			assert.Equal(t, task.CodeWrongType, res.Code, "%s: %s %x answered %x", key, proc, args, res.Value)
+		}
+		typ := r.wait(t, r.send(t, task.OpType, key, nil))
+		assert.Equal(t, "string", string(typ.Value), "%s: type", key)
+		get := r.wait(t, r.send(t, task.OpGet, key, nil))
+		assert.True(t, bytes.Equal(value, get.Value), "%s: the value is as it was", key)
+		assert.Equal(t, uint64(7), get.Version, key)
+	}
+	r.store.mu.Lock()
+	defer r.store.mu.Unlock()
+	assert.Empty(t, r.store.commits, "nothing was written")
 }

@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -142,6 +144,49 @@ func TestExecZSet(t *testing.T) {
 	assert.Len(t, members, 3)
 	assert.Equal(t, uint64(1), z.count(processor.ZRemArgs("cid", "nobody")))
 	assert.Equal(t, uint64(2), z.count(processor.ZCardArgs()))
+}
+
+// TestExecRefusesAForgedZSet (issue 23, item 15): a value written with a plain set in the zset
+// layout but not canonical (a NaN, infinite or -0 score, members out of order or twice) is
+// refused with wrong_type by every zset sub-command, not answered from (top used to return a
+// NaN); the value stays as it was, and type calls it a string, not a zset.
+func TestExecRefusesAForgedZSet(t *testing.T) {
+	d := startWithProcs(t, pipecached.Config{}, nil)
+	c := dialT(t, d.Addr().String())
+	ctx := pctest.Context(t)
+	forge := func(edit func(b []byte)) []byte {
+		b, err := processor.EncodeZSet(nil, []processor.Member{{Name: "ann", Score: 1}, {Name: "bob", Score: 2}})
+		require.NoError(t, err)
+		edit(b)
+		return b
+	}
+	score := func(i int, s float64) func([]byte) { // entries of 11 bytes after 21 of header, offsets, order
+		return func(b []byte) { binary.BigEndian.PutUint64(b[21+11*i:], math.Float64bits(s)) }
+	}
+	forged := map[string][]byte{
+		"nan": forge(score(0, math.NaN())), "inf": forge(score(1, math.Inf(1))),
+		"negzero":  forge(score(0, math.Copysign(0, -1))),
+		"unsorted": forge(func(b []byte) { copy(b[len(b)-3:], "aaa") }), // bob becomes aaa, before ann
+		"twice":    forge(func(b []byte) { copy(b[len(b)-3:], "ann") }),
+	}
+	calls := [][]byte{processor.ZTopArgs(2), processor.ZRankArgs("ann", true), processor.ZIncrArgs("ann", 1),
+		processor.ZAddArgs("cy", 3, 0), processor.ZAddManyArgs(0, processor.Member{Name: "cy", Score: 3}),
+		processor.ZRemArgs("ann"), processor.ZRangeArgs(math.Inf(-1), math.Inf(1), 0, 0, 0), processor.ZCardArgs()}
+	for key, value := range forged {
+		v1, err := c.Set(ctx, key, value)
+		require.NoError(t, err)
+		for _, args := range calls {
+			res, _, err := c.Exec(ctx, key, "zset", args)
+			assert.ErrorIs(t, err, client.ErrWrongType, "%s: zset %x answered %x", key, args, res)
+		}
+		it, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		assert.Equal(t, value, it.Value, key)
+		assert.Equal(t, v1, it.Version, key)
+		typ, err := c.Type(ctx, key)
+		require.NoError(t, err)
+		assert.Equal(t, "string", typ, key)
+	}
 }
 
 // TestExecCustomProcessorAndItsFailures: a custom processor runs like a built-in; an unknown
