@@ -45,9 +45,9 @@ func (c *CachePrc) inspect(i uint32, t *task.Task, now int64) {
 	c.reply(t)
 }
 
-// KindOf names what a value holds, for the type op: "hash", "list" or "zset" if it is a
-// well-formed encoding of that built-in processor (its format byte and table check out;
-// processor.EncodingOf), else "string".
+// KindOf names what a value holds, for the type op: "hash", "list" or "zset" if that built-in
+// processor accepts it (its format byte and every check of its decoding: processor.EncodingOf,
+// O(entries), no allocation), else "string".
 func KindOf(value []byte) string {
 	if name := processor.EncodingOf(value); name != "" {
 		return name
