@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +54,7 @@ func TestInfo(t *testing.T) {
 
 	one, err := c.Info(ctx, "KeySpace")
 	require.NoError(t, err)
-	assert.Equal(t, []string{"keyspace"}, keysOfInfo(client.ParseInfo(one)), one)
+	assert.Equal(t, []string{"keyspace"}, slices.Collect(maps.Keys(client.ParseInfo(one))), one)
 
 	_, err = c.Info(ctx, "replication")
 	require.ErrorIs(t, err, client.ErrBadRequest)
@@ -64,12 +66,4 @@ func atoi(t *testing.T, s string) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err, "%q", s)
 	return n
-}
-
-func keysOfInfo(m map[string]map[string]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	return ks
 }
