@@ -403,7 +403,7 @@ func (c *Client) roundTrip(ctx context.Context, h *wire.Header, value []byte) (r
 // nothing.
 func retriable(op task.Op) bool {
 	switch op {
-	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats, task.OpSlowLog,
+	case task.OpGet, task.OpMGet, task.OpPing, task.OpEcho, task.OpStats, task.OpSlowLog, task.OpInfo,
 		task.OpScan, task.OpTTL, task.OpType, task.OpExists:
 		return true
 	}

@@ -5,7 +5,8 @@ import "context"
 // Call is one call of the SDK as a Hook sees it.
 type Call struct {
 	// Op names the operation as the protocol does: "get", "mget", "set", "add", "replace",
-	// "cas", "delete", "incr", "touch", "exec", "ping", "echo", "stats", "subscribe", "unsubscribe".
+	// "cas", "delete", "incr", "touch", "exec", "ping", "echo", "stats", "slowlog", "info", "subscribe",
+	// "unsubscribe".
 	Op string
 	// Key is the call's key (a subscription's key or prefix); "" for mget, ping, echo, stats.
 	Key string

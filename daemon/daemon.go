@@ -102,17 +102,19 @@ func (cfg *Config) check() error {
 //	clients ⇄ Incoming → CachePrc → Outgoing ⇄ nameservice
 //	                  ←          ←
 type Daemon struct {
-	log      *slog.Logger
-	store    nameservice.Store
-	p        Pipeline
-	limits   admin.Limits // resolved at start
-	leave    func()       // leaves the member set; nil without a shared store
-	fsync    nameservice.Fsync
-	version  string
-	started  time.Time
-	stopping atomic.Bool // Stop has begun (Ready reports it)
-	stopOnce sync.Once
-	stopErr  error
+	log       *slog.Logger
+	store     nameservice.Store
+	p         Pipeline
+	limits    admin.Limits // resolved at start
+	leave     func()       // leaves the member set; nil without a shared store
+	fsync     nameservice.Fsync
+	version   string
+	started   time.Time
+	storeKind string      // the info op's store: pebble (the embedded store), etcd, or own (Config.OwnStore)
+	cluster   bool        // the store keeps a member set (etcd): nodes form a cluster
+	stopping  atomic.Bool // Stop has begun (Ready reports it)
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // Start opens the store (OpenStore), wires the stages and starts them; ctx bounds the wait for
@@ -144,11 +146,13 @@ func (d *Daemon) start(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	d.store = st
+	d.storeKind = storeKind(cfg)
+	_, d.cluster = st.(Registrar)
 	startVersion, err := d.store.MaxVersion()
 	if err != nil {
 		return err
 	}
-	if err = d.p.wire(cfg, d.store, startVersion, d.serverInfo); err != nil {
+	if err = d.p.wire(cfg, d.store, startVersion, d.serverInfo, d.Info); err != nil {
 		return err
 	}
 	d.limits = d.p.limits()

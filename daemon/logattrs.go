@@ -13,10 +13,10 @@ import (
 // (data_dir), or the shared store given in its place (store: its URL, or "own" for
 // Config.OwnStore).
 func storeAttr(cfg Config) slog.Attr {
-	switch {
-	case cfg.OwnStore != nil:
+	switch storeKind(cfg) {
+	case "own":
 		return slog.String("store", "own")
-	case strings.HasPrefix(cfg.Store, "etcd://"):
+	case "etcd":
 		return slog.String("store", cfg.Store)
 	}
 	dir := cfg.Store
@@ -27,6 +27,18 @@ func storeAttr(cfg Config) slog.Attr {
 		dir = abs
 	}
 	return slog.String("data_dir", dir)
+}
+
+// storeKind names the store the daemon runs on, as the info op says it: pebble (the embedded
+// store), etcd, or own (Config.OwnStore).
+func storeKind(cfg Config) string {
+	switch {
+	case cfg.OwnStore != nil:
+		return "own"
+	case strings.HasPrefix(cfg.Store, "etcd://"):
+		return "etcd"
+	}
+	return "pebble"
 }
 
 // mib writes a size in bytes in MiB ("256 MiB", "1.5 MiB"), or in bytes under 1 MiB.

@@ -187,7 +187,8 @@ var (
 // Outgoing, SessionMgr, Incoming. On a loop that hosts several, a request that Incoming takes
 // from the socket is handled by CachePrc (or SessionMgr) and its reply by Incoming in the same
 // iteration, and the reply leaves in that iteration's flush.
-func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64, info func() stages.ServerInfo) (err error) {
+func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64, info func() stages.ServerInfo,
+	infoText func(string) ([]byte, error)) (err error) {
 	if p.Mapping, err = chooseMapping(&cfg); err != nil {
 		return err
 	}
@@ -200,6 +201,7 @@ func (p *Pipeline) wire(cfg Config, store nameservice.Store, startVersion uint64
 	cfg.Incoming.MaxKey, cfg.Incoming.MaxValue = cfg.MaxKey, cfg.MaxValue
 	cfg.Cache.MaxKey, cfg.Cache.MaxValue = cfg.MaxKey, cfg.MaxValue
 	cfg.Cache.Processors, cfg.Cache.Info = cfg.Processors, info
+	cfg.Incoming.Info = infoText // answered on Incoming's loop, never CachePrc's
 	if len(cfg.CryptKey) > 0 {
 		newCrypt := kcp.NewAESGCMCrypt
 		if cfg.CryptLegacyCFB {

@@ -92,7 +92,10 @@ func (b *commitBatch) reset() {
 type CommitPort struct {
 	next atomic.Pointer[commitBatch] // the open batch, published: the committer takes it when free
 	wake chan struct{}               // one signal: next may hold a batch
-	stop chan struct{}               // closed when Outgoing finishes
+	// committing is how many writes the committer holds: taken from the slot, not yet
+	// committed (Committing). Written by the committer goroutine, read by anyone.
+	committing atomic.Int64
+	stop       chan struct{} // closed when Outgoing finishes
 	// MaxWrites bounds the writes in one commit (OutgoingConfig.MaxBatch).
 	MaxWrites int
 	// Serial: a key has at most one change at the store at a time, and requests that would
@@ -114,6 +117,10 @@ func (p *CommitPort) publish(b *commitBatch) {
 	default:
 	}
 }
+
+// Committing returns how many writes the store is committing now: those of the commit under
+// way, 0 between commits. Safe for concurrent use.
+func (p *CommitPort) Committing() int64 { return p.committing.Load() }
 
 // takeBack empties the slot and returns the batch it held: nil if the committer took it.
 // CachePrc's loop only.
@@ -141,7 +148,9 @@ func (o *Outgoing) committer() {
 				return // CachePrc had nothing in flight when it closed Outgoing's queue
 			}
 		}
+		p.committing.Store(int64(len(b.writes)))
 		b.errs = append(b.errs[:0], o.commit(b.writes)...)
+		p.committing.Store(0)
 		committedOn()
 		t := task.Get()
 		t.Op, t.Ctx = task.OpStore, b

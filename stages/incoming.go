@@ -40,7 +40,12 @@ type IncomingConfig struct {
 	// no slow log. SlowLogLen 0: 128.
 	SlowLog    time.Duration
 	SlowLogLen int
-	Logger     *slog.Logger
+	// Info, if set, answers the info op (Redis's INFO) on Incoming's loop: the text of section
+	// (empty: every section), or an error naming the sections there are (answered code 6). It
+	// must be safe to call on Incoming's loop and brief: it reads counters other stages publish
+	// atomically, never a stage's own state. Without it, info is answered code 7 (unknown_op).
+	Info   func(section string) ([]byte, error)
+	Logger *slog.Logger
 }
 
 // Incoming is the network stage: it owns the UDP socket and every KCP conversation (package
@@ -231,6 +236,9 @@ func (in *Incoming) Frame(c *transport.Conn, body []byte) {
 		return
 	case task.OpSlowLog:
 		in.replySlowLog(c, h)
+		return
+	case task.OpInfo:
+		in.replyInfo(c, st, h, value)
 		return
 	}
 	q := in.cfg.Routes[h.Op]

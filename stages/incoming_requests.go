@@ -172,6 +172,24 @@ func (in *Incoming) SlowLog(ctx context.Context) ([]wire.SlowRequest, error) {
 	return out, err
 }
 
+// replyInfo answers the info op with cfg.Info's text for the section the request's value names.
+// Answered here, on Incoming's loop, as the slow log is: the text is made of counters the
+// stages publish atomically, so no stage's loop (CachePrc's least) is asked for anything.
+func (in *Incoming) replyInfo(c *transport.Conn, st *connState, req *wire.Header, section []byte) {
+	if in.cfg.Info == nil {
+		in.refuse(c, st, req, task.CodeUnknownOp, "operation info is not served by this server")
+		return
+	}
+	text, err := in.cfg.Info(string(section))
+	if err != nil {
+		in.refuse(c, st, req, task.CodeBadRequest, err.Error())
+		return
+	}
+	h := wire.Header{V: wire.Version, Op: req.Op, ID: req.ID}
+	in.send(c, &h, text)
+	in.reqs.observe(req.Op, task.CodeOK, 0)
+}
+
 // replySlowLog answers the slowlog op from the loop's own slow log.
 func (in *Incoming) replySlowLog(c *transport.Conn, req *wire.Header) {
 	b, err := json.Marshal(in.slow.entries())

@@ -9,12 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/xtaci/kcp-go/v5"
+	"golang.org/x/sys/unix"
 
 	"github.com/pipecache/pipecache/client"
 	"github.com/pipecache/pipecache/internal/pctest"
@@ -362,4 +364,33 @@ func TestIncomingManyConversationsFromOneAddress(t *testing.T) {
 		assert.Equal(t, fmt.Sprint("conv ", conv), v)
 	}
 	assert.Equal(t, convs, in.Stats().Transport.Conns)
+}
+
+// TestIncomingAnswersInfoItself (#27 item 1): the info op is answered on Incoming's loop with
+// IncomingConfig.Info's text for the section the request names, with no route to any stage; an
+// error of Info is bad_request with its message; without Info the op is unknown_op.
+func TestIncomingAnswersInfoItself(t *testing.T) {
+	var infoTid atomic.Int64 // the thread Info ran on; the loop's goroutine is locked to its own
+	in := startIncoming(t, IncomingConfig{Info: func(section string) ([]byte, error) {
+		infoTid.Store(int64(unix.Gettid()))
+		if section == "bad" {
+			return nil, errors.New("no section \"bad\"")
+		}
+		return []byte("# " + section + "\nk:v\n"), nil
+	}})
+	c := dial(t, in.Addr().String())
+	ctx := pctest.Context(t)
+	text, err := c.Info(ctx, "Memory")
+	require.NoError(t, err)
+	assert.Equal(t, "# Memory\nk:v\n", text)
+	var loopTid int64
+	require.NoError(t, in.loop.Run(ctx, func() { loopTid = int64(unix.Gettid()) }))
+	assert.Equal(t, loopTid, infoTid.Load(), "Info runs on Incoming's loop")
+	_, err = c.Info(ctx, "bad")
+	assert.ErrorIs(t, err, client.ErrBadRequest)
+	assert.ErrorContains(t, err, `no section "bad"`)
+
+	bare := dial(t, startIncoming(t, IncomingConfig{}).Addr().String())
+	_, err = bare.Info(ctx, "")
+	assert.ErrorIs(t, err, client.ErrUnknownOp)
 }

@@ -45,6 +45,7 @@ const (
 
 	// Requests the network stage answers itself.
 	OpSlowLog // the slowest recent requests (the slow log, owned by Incoming)
+	OpInfo    // the server's state as text sections, Redis's INFO (the daemon's Snapshot, read on Incoming's loop)
 
 	// Server-initiated and internal operations. Every operation a client may send comes before
 	// OpPush (Incoming's per-op counters rely on it).
@@ -70,7 +71,7 @@ var opNames = [numOps]string{
 	OpCAS: "cas", OpDelete: "delete", OpIncr: "incr", OpTouch: "touch", OpStats: "stats", OpExec: "exec",
 	OpScan: "scan", OpTTL: "ttl", OpType: "type", OpExists: "exists",
 	OpHello: "hello", OpHeartbeat: "heartbeat", OpGoodbye: "goodbye",
-	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack", OpSlowLog: "slowlog",
+	OpSubscribe: "subscribe", OpUnsubscribe: "unsubscribe", OpAck: "ack", OpSlowLog: "slowlog", OpInfo: "info",
 	OpPush: "push", OpLoad: "load", OpStore: "store", OpChanged: "changed",
 	OpFeedResync: "feed-resync", OpFeedState: "feed-state", OpLease: "lease", OpDrop: "drop",
 	OpStop: "stop", OpBarrier: "barrier",

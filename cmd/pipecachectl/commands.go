@@ -94,6 +94,8 @@ var commands = []*command{
 	{name: "type", args: "KEY", summary: "what KEY holds: string, hash, list, zset, or none",
 		min: 1, max: 1, value: -1, needs: needsNode, run: runType},
 	{name: "stats", summary: "the server's build (version) and counters", min: 0, max: 0, value: -1, needs: needsNode, run: runStats},
+	{name: "info", args: "[SECTION]", summary: "the server's state as Redis's INFO: server, clients, memory, persistence, keyspace, stats",
+		doc: infoDoc, min: 0, max: 1, value: -1, needs: needsNode, run: runInfo},
 	{name: "ping", summary: "check that the server answers (PONG)", min: 0, max: 0, value: -1, needs: needsNode, run: runPing},
 	{name: "slowlog", summary: "the server's slowest recent requests (op, key, time, client)", doc: slowlogDoc,
 		min: 0, max: 0, value: -1, needs: needsNode, run: runSlowLog},

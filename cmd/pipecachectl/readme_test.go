@@ -47,3 +47,25 @@ func keysOf(m map[string]any) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// TestREADMEListsEveryCommand: README's table of pipecachectl's commands names every command
+// of the command table, and no command that is not in it.
+func TestREADMEListsEveryCommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	m := regexp.MustCompile("(?s)Every command `pipecachectl` offers.*?\n\n(\\|.*?)\n\n").FindSubmatch(readme)
+	require.NotNil(t, m, "README no longer has the table of pipecachectl's commands")
+	var listed []string
+	for _, row := range regexp.MustCompile(`(?m)^\| (.*?) \| .* \|$`).FindAllSubmatch(m[1], -1) {
+		for _, code := range regexp.MustCompile("`([a-z]+)[ `]").FindAllSubmatch(row[1], -1) {
+			listed = append(listed, string(code[1]))
+		}
+	}
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	slices.Sort(listed)
+	slices.Sort(names)
+	assert.Equal(t, names, slices.Compact(listed))
+}

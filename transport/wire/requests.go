@@ -61,6 +61,7 @@ var requests = map[task.Op]Request{
 	task.OpUnsubscribe: {Key: keyOrPrefix, Flags: task.FlagPrefix | task.FlagWithValue}, // the values bit is ignored
 	task.OpAck:         {},
 	task.OpSlowLog:     {},
+	task.OpInfo:        {Value: true}, // the value: a section's name, or empty for every section
 	task.OpScan:        {Value: true},
 	task.OpTTL:         {Key: keyRequired},
 	task.OpType:        {Key: keyRequired},
@@ -123,7 +124,7 @@ func ReplyFlags(op task.Op, flags uint32) uint32 {
 // ReplyHasValue reports whether a successful reply of op carries a value.
 func ReplyHasValue(op task.Op) bool {
 	switch op {
-	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec, task.OpSlowLog,
+	case task.OpHello, task.OpEcho, task.OpGet, task.OpMGet, task.OpIncr, task.OpStats, task.OpPush, task.OpExec, task.OpSlowLog, task.OpInfo,
 		task.OpScan, task.OpType:
 		return true
 	}
