@@ -38,8 +38,13 @@ func rawRequest(t *testing.T, addr string, h *wire.Header, value []byte) wire.He
 // default 3 s) and says hello again on a fresh conversation: on a loaded machine the server may
 // answer the first one later still, and the session it opened for it stays behind until its
 // lease ends, one more session (or refusal) for a test that counts them (doc.go).
+// dial dials with the tests' bounds instead of the SDK's wall-clock defaults: the dial timeout,
+// and WithUnreachableAfter (1 s of silence by default: a one-loop daemon under the race detector
+// on a loaded machine can be silent longer and still be alive). Options given win; the tests of
+// the silence itself set their own (lostserver_test.go).
 func dial(addr string, opts ...client.Option) (*client.Client, error) {
-	return client.Dial(addr, append([]client.Option{client.WithDialTimeout(pctest.Timeout)}, opts...)...)
+	base := []client.Option{client.WithDialTimeout(pctest.Timeout), client.WithUnreachableAfter(pctest.Timeout / 2)}
+	return client.Dial(addr, append(base, opts...)...)
 }
 
 func dialT(tb testing.TB, addr string) *client.Client {

@@ -65,13 +65,15 @@ func TestStoppedServerIsUnavailableAtOnce(t *testing.T) {
 func TestSilentServerIsUnavailable(t *testing.T) {
 	d := testdaemon.Start(t, pipecached.Config{})
 	relay := newPausableRelay(t, d.Addr().String(), 0)
-	c := dialT(t, relay.addr())
+	c, err := dial(relay.addr(), client.WithUnreachableAfter(time.Second)) // the SDK's default
+	require.NoError(t, err)
+	defer c.Close()
 	ctx := pctest.Context(t)
 	require.NoError(t, c.Ping(ctx))
 	session := c.Session()
 
 	relay.pause(true)
-	_, err := c.Get(ctx, "k")
+	_, err = c.Get(ctx, "k")
 	require.ErrorIs(t, err, client.ErrUnavailable)
 	assert.NotErrorIs(t, err, client.ErrTimeout, "waited for its context")
 	assert.ErrorContains(t, err, "nothing heard from the server")
